@@ -1,0 +1,1 @@
+"""Generic infrastructure of the engine: it knows nothing of trading."""

@@ -1,0 +1,79 @@
+"""A typed, synchronous, in-process message bus drained FIFO to quiescence.
+
+Handlers are subscribed by message *type*, in the order the composition root chooses, and never call each
+other: a handler only publishes, and `drain` delivers. A handler exception aborts the drain with the
+message and the handler that failed, because a backtest that keeps going after a bug reports wrong P&L.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+M = TypeVar("M")
+Handler = Callable[[Any], None]
+
+
+class BusError(RuntimeError):
+    pass
+
+
+class StepLimitExceeded(BusError):
+    pass
+
+
+class HandlerFailed(BusError):
+    """A handler raised; `message` is what it was handling."""
+
+    def __init__(self, handler: Handler, message: object, cause: BaseException) -> None:
+        name = getattr(handler, "__qualname__", repr(handler))
+        super().__init__(
+            f"{name} failed on {type(message).__name__}: {type(cause).__name__}: {cause}\n"
+            f"  message: {message!r}"
+        )
+        self.handler_name = name
+        self.message = message
+
+
+class MessageBus:
+    __slots__ = ("_handlers", "_queue", "max_steps")
+
+    def __init__(self, max_steps: int = 100_000) -> None:
+        self._handlers: dict[type, tuple[Handler, ...]] = {}
+        self._queue: deque[object] = deque()
+        self.max_steps = max_steps
+
+    def subscribe(self, message_type: type[M], handler: Callable[[M], None]) -> None:
+        self._handlers[message_type] = (*self._handlers.get(message_type, ()), handler)
+
+    def publish(self, message: object) -> None:
+        self._queue.append(message)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def drain(self) -> int:
+        """Deliver queued messages, and those they cause, until none is left. Returns the step count."""
+        queue = self._queue
+        handlers = self._handlers
+        steps = 0
+        while queue:
+            message = queue.popleft()
+            steps += 1
+            if steps > self.max_steps:
+                queue.clear()
+                raise StepLimitExceeded(
+                    f"drain exceeded {self.max_steps} steps (last: {type(message).__name__}); "
+                    "a handler is probably re-publishing what it receives"
+                )
+            for handler in handlers.get(type(message), ()):
+                try:
+                    handler(message)
+                except BusError:
+                    raise
+                except Exception as exc:
+                    queue.clear()
+                    raise HandlerFailed(handler, message, exc) from exc
+        return steps

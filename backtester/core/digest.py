@@ -1,0 +1,34 @@
+"""Content digests that prove two results identical, bit for bit."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+
+class Digest:
+    """Incremental sha256 over typed arrays and strings, each framed by its kind and length."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def add_array(self, name: str, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values)
+        if data.dtype.kind == "f":
+            data = data.astype("<f8")
+        elif data.dtype.kind in "iu":
+            data = data.astype("<i8")
+        else:
+            raise TypeError(f"cannot digest array {name} of dtype {data.dtype}")
+        self._frame(name, data.tobytes())
+
+    def add_strings(self, name: str, values: list[str]) -> None:
+        self._frame(name, "\x1f".join(values).encode())
+
+    def _frame(self, name: str, payload: bytes) -> None:
+        self._h.update(name.encode() + b"\x00" + len(payload).to_bytes(8, "little"))
+        self._h.update(payload)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()

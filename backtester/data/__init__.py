@@ -1,0 +1,1 @@
+"""Market data: loading, validation and repair of bar series."""

@@ -1,0 +1,136 @@
+"""Every message on the bus: one tagged union of frozen msgspec Structs.
+
+Commands are imperative (`SubmitOrder`), events past tense (`OrderFilled`). Each carries `ts_event` (when it
+happened in the simulation) and `ts_init` (when the engine created it), both int64 UTC nanoseconds. Fields
+are only ever added with defaults, so encoded messages stay decodable.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from backtester.domain.enums import Liquidity, OrderType, Side, TimeInForce
+
+
+class Message(msgspec.Struct, frozen=True, gc=False, tag_field="kind", tag=True):
+    """Base of the union; the tag is the class name."""
+
+
+class Bar(Message, frozen=True, gc=False):
+    """One OHLCV bar. `ts_event` is the bar's open time; `index` its row in its own stream."""
+
+    instrument: str
+    index: int
+    ts_event: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+class SubmitOrder(Message, frozen=True, gc=False):
+    """Ask for an order. Exactly one of `quantity` and `fraction` is set.
+
+    `fraction` sizes the order when it fills: for a buy, that share of the cash available then (fees
+    included); for a sell, that share of the position held then. `ref_price` is the last price the
+    strategy saw, which Risk uses to estimate notional before the fill price is known.
+    """
+
+    order_id: int
+    instrument: str
+    side: Side
+    order_type: OrderType
+    ts_init: int
+    ref_price: float
+    quantity: float | None = None
+    fraction: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    tag: str = ""
+
+
+class CancelOrder(Message, frozen=True, gc=False):
+    order_id: int
+    ts_init: int
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+class OrderAccepted(Message, frozen=True, gc=False):
+    """Risk passed the order; `order` is as accepted (quantity and prices already on the grids)."""
+
+    order: SubmitOrder
+    ts_event: int
+    ts_init: int
+
+
+class OrderDenied(Message, frozen=True, gc=False):
+    order_id: int
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+class OrderFilled(Message, frozen=True, gc=False):
+    order_id: int
+    instrument: str
+    side: Side
+    price: float
+    quantity: float
+    fee: float
+    liquidity: Liquidity
+    leaves_quantity: float
+    ts_event: int
+    ts_init: int
+
+
+class OrderCanceled(Message, frozen=True, gc=False):
+    order_id: int
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+class OrderExpired(Message, frozen=True, gc=False):
+    """An IOC order's unfilled remainder, dropped after its only eligible bar."""
+
+    order_id: int
+    ts_event: int
+    ts_init: int
+
+
+class OrderCancelRejected(Message, frozen=True, gc=False):
+    order_id: int
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+class PositionChanged(Message, frozen=True, gc=False):
+    instrument: str
+    quantity: float
+    avg_price: float
+    realized_pnl: float
+    ts_event: int
+    ts_init: int
+
+
+class AccountState(Message, frozen=True, gc=False):
+    """Cash of one quote currency after a booking; `fill` is the fill that caused it, if any."""
+
+    currency: str
+    cash: float
+    fees_paid: float
+    realized_pnl: float
+    ts_event: int
+    ts_init: int
+    fill: OrderFilled | None = None
+
+
+TERMINAL_EVENTS = (OrderDenied, OrderCanceled, OrderExpired)
