@@ -1,0 +1,46 @@
+"""Command-line entry point: argument parsing and logging setup only; the work lives elsewhere.
+
+Each command group registers its own subparser and sets `handler` (args -> exit code). A user error is a
+`UserError` (or a `ValueError` subclass from the data layer): one line on stderr and exit code 2, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+class UserError(Exception):
+    """An error the user can fix (bad config, missing file): shown as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m backtester",
+        description="Deterministic, event-driven backtests of crypto markets.",
+    )
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from backtester.data.commands import register as register_data
+
+    register_data(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from backtester.logs import configure_logging
+
+    configure_logging(json=args.log_json)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (UserError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code
