@@ -13,4 +13,6 @@ import numpy as np
 
 def module_rng(seed: int, module: str) -> np.random.Generator:
     key = int.from_bytes(hashlib.sha256(module.encode()).digest()[:8], "little")
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=seed, spawn_key=(key,))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(entropy=seed, spawn_key=(key,)))
+    )

@@ -78,9 +78,7 @@ def _canonical(raw: pl.DataFrame, label: str) -> pl.DataFrame:
     if missing:
         raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
     ts = _timestamp_ns(raw, columns, label)
-    values = [
-        pl.col(columns[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV
-    ]
+    values = [pl.col(columns[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV]
     reserved = {"timestamp", "timestamp_ms", "ts", "date", "datetime", *OHLCV}
     extras = [pl.col(c) for c in raw.columns if c.lower() not in reserved]
     return raw.select(ts.alias("ts"), *values, *extras)
@@ -95,15 +93,17 @@ def _timestamp_ns(raw: pl.DataFrame, columns: dict[str, str], label: str) -> pl.
         col = columns[key]
         dtype = raw.schema[col]
         if isinstance(dtype, pl.Datetime):
-            unit = dtype.time_unit or "us"
+            unit = dtype.time_unit
             if dtype.time_zone not in (None, "UTC"):
-                return (
-                    pl.col(col).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-                ).cast(pl.Int64) * _NS_PER[unit]
+                return (pl.col(col).dt.convert_time_zone("UTC").dt.replace_time_zone(None)).cast(
+                    pl.Int64
+                ) * _NS_PER[unit]
             return pl.col(col).cast(pl.Int64) * _NS_PER[unit]
         if dtype.is_integer():
             return pl.col(col).cast(pl.Int64) * _NS_PER[_integer_unit(raw[col])]
-        raise DataError(f"{label}: column {col!r} must be an integer epoch or a datetime, not {dtype}")
+        raise DataError(
+            f"{label}: column {col!r} must be an integer epoch or a datetime, not {dtype}"
+        )
     raise DataError(f"{label}: no timestamp column (expected timestamp_ms or timestamp)")
 
 
@@ -143,9 +143,12 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
         raise DataError(f"{label}: no bars")
     ts = pl.col("ts")
     checks: list[tuple[str, pl.Expr]] = [
-        ("null or NaN value", pl.any_horizontal(
-            ts.is_null(), *[pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV]
-        )),
+        (
+            "null or NaN value",
+            pl.any_horizontal(
+                ts.is_null(), *[pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV]
+            ),
+        ),
         ("timestamp not after the previous row (unsorted or duplicate)", ts.diff() <= 0),
         ("non-positive price", pl.min_horizontal("open", "high", "low", "close") <= 0),
         ("negative volume", pl.col("volume") < 0),
@@ -153,7 +156,10 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
         ("low above min(open, close)", pl.col("low") > pl.min_horizontal("open", "close")),
     ]
     flags = frame.select(
-        *[expr.fill_null(False).arg_true().first().alias(str(i)) for i, (_, expr) in enumerate(checks)]
+        *[
+            expr.fill_null(False).arg_true().first().alias(str(i))
+            for i, (_, expr) in enumerate(checks)
+        ]
     ).row(0)
     failures = [(row, checks[i][0]) for i, row in enumerate(flags) if row is not None]
     if not failures:

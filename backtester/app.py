@@ -1,0 +1,127 @@
+"""Composition root: the one place that builds the clock, bus and modules and fixes their wiring order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from backtester.account.ledger import AccountLedger
+from backtester.config import FillConfig, RiskConfig
+from backtester.core.bus import MessageBus
+from backtester.core.clock import SimClock
+from backtester.core.loop import gc_paused, tick_and_drain
+from backtester.core.rng import module_rng
+from backtester.data.bars import RepairReport
+from backtester.domain.instrument import Instrument
+from backtester.domain.models import FeeModel, SlippageModel
+from backtester.execution.venue import SimulatedVenue
+from backtester.feed import Feed
+from backtester.recorder import Recorder
+from backtester.results import RunResult, build_result
+from backtester.risk.engine import RiskEngine
+from backtester.strategy.base import Strategy
+from backtester.strategy.context import StrategyContext
+from backtester.strategy.module import StrategyModule
+
+
+class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    initial_cash: float = 10_000.0
+    fill: FillConfig = FillConfig()
+    risk: RiskConfig = RiskConfig()
+    seed: int = 0
+    max_steps_per_tick: int = 100_000
+
+
+class SetupError(ValueError):
+    pass
+
+
+def run_engine(
+    data: dict[str, pl.DataFrame],
+    instruments: dict[str, Instrument],
+    strategy_type: type[Strategy[Any]],
+    params: msgspec.Struct,
+    fees: FeeModel,
+    slippage: SlippageModel,
+    setup: EngineSetup,
+    repairs: list[RepairReport] | None = None,
+) -> RunResult:
+    """Run one backtest over validated frames (`ts` in ns, OHLCV) keyed by instrument symbol."""
+    quotes = sorted({instruments[s].quote for s in data})
+    if len(quotes) != 1:
+        raise SetupError(f"all instruments of a run must share one quote currency, got {quotes}")
+    if setup.initial_cash <= 0:
+        raise SetupError(f"initial cash must be positive, got {setup.initial_cash}")
+    clock = SimClock(start_ns=min(int(f["ts"][0]) for f in data.values()))
+    bus = MessageBus(max_steps=setup.max_steps_per_tick)
+    symbols = tuple(data)
+
+    ctx = StrategyContext(clock, bus.publish, data, quotes[0], setup.initial_cash)
+    strategy = strategy_type(ctx, params)
+    strategy_module = StrategyModule(strategy, ctx)
+    risk = RiskEngine(bus, clock, instruments, fees, setup.risk, setup.initial_cash)
+    venue = SimulatedVenue(
+        bus,
+        clock,
+        instruments,
+        fees,
+        slippage,
+        setup.fill,
+        module_rng(setup.seed, "execution"),
+        setup.initial_cash,
+    )
+    ledger = AccountLedger(bus, clock, symbols, quotes[0], setup.initial_cash)
+    recorder = Recorder()
+
+    # Delivery order within one message type is subscription order. The venue sees each bar before the
+    # strategy, so orders resting from earlier bars fill before the strategy reacts to the bar; the
+    # recorder subscribes first so the history is complete even if a later handler fails.
+    recorder.subscribe(bus)
+    venue.subscribe(bus)
+    strategy_module.subscribe(bus)
+    risk.subscribe(bus)
+    ledger.subscribe(bus)
+
+    feed = Feed(data)
+    strategy_module.start()
+    bus.drain()
+    with gc_paused():
+        tick_and_drain(clock, bus, feed.timestamps(), feed.bars())
+    strategy_module.stop()
+    bus.drain()
+    venue.cancel_all("end of data")
+    bus.drain()
+
+    timeline = feed.timeline()
+    cash, positions = ledger.sample(timeline)
+    closes = _closes_on(timeline, data)
+    return build_result(
+        strategy=strategy_type.__name__,
+        params=params,
+        seed=setup.seed,
+        recorder=recorder,
+        timeline=timeline,
+        cash=cash,
+        positions=positions,
+        closes=closes,
+        initial_cash=setup.initial_cash,
+        fees_paid=ledger.fees_paid,
+        repairs=repairs or [],
+    )
+
+
+def _closes_on(timeline: np.ndarray, data: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:
+    """Each instrument's latest close at every timeline point (before its first bar: its first close)."""
+    closes: dict[str, np.ndarray] = {}
+    for symbol, frame in data.items():
+        ts = frame["ts"].to_numpy()
+        close = frame["close"].to_numpy()
+        if len(ts) == len(timeline) and np.array_equal(ts, timeline):
+            closes[symbol] = close
+            continue
+        at = np.searchsorted(ts, timeline, side="right") - 1
+        closes[symbol] = close[np.maximum(at, 0)]
+    return closes

@@ -1,0 +1,102 @@
+"""The notebook API: `Backtest(data, Strategy, cash=..., fee_rate=...).run(**params)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from backtester.app import EngineSetup, run_engine
+from backtester.config import FillConfig, IntrabarPath, RiskConfig
+from backtester.data.bars import BarData, load_bars
+from backtester.domain.instrument import Instrument, default_instrument
+from backtester.domain.models import FeeModel, SlippageModel
+from backtester.execution.fees import FixedRateFee
+from backtester.execution.slippage import NoSlippage
+from backtester.results import RunResult
+from backtester.strategy.base import Strategy
+
+DataSource = pl.DataFrame | str | Path
+
+
+class Backtest:
+    """One dataset (or several, keyed by symbol), one strategy class, the simulation knobs.
+
+    data        a polars DataFrame, or a path to a .parquet or .csv file, with columns
+                timestamp_ms (or timestamp), open, high, low, close, volume; or a dict symbol -> such
+    strategy    a `Strategy` subclass
+    cash        starting cash in the quote currency
+    fee_rate    a fixed fee rate on every fill's notional (0.001 = 0.1%); or pass `fees=` a model
+    slippage    a slippage model (default: none)
+    instrument  an `Instrument` with tick/lot sizes and notional limits (default: no rounding)
+    trade_on_close  fill market orders at the close of the bar that placed them
+    intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
+    repair      drop identical duplicate bars and keep the last of conflicting ones (reported)
+    seed        seeds every random draw of the run (stochastic models); same seed, same result
+    """
+
+    def __init__(
+        self,
+        data: DataSource | dict[str, DataSource],
+        strategy: type[Strategy[Any]],
+        *,
+        cash: float = 10_000.0,
+        fee_rate: float = 0.0,
+        fees: FeeModel | None = None,
+        slippage: SlippageModel | None = None,
+        instrument: Instrument | dict[str, Instrument] | None = None,
+        symbol: str = "BTC/USDT",
+        trade_on_close: bool = False,
+        intrabar: IntrabarPath | str = IntrabarPath.OHLC,
+        max_position_quantity: float | None = None,
+        max_position_notional: float | None = None,
+        repair: bool = False,
+        seed: int = 0,
+    ) -> None:
+        sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
+        loaded: dict[str, BarData] = {
+            name: load_bars(source, repair=repair) for name, source in sources.items()
+        }
+        self.data = {name: bars.frame for name, bars in loaded.items()}
+        self.repairs = [bars.repair for bars in loaded.values() if bars.repair is not None]
+        self.instruments = _instruments_for(list(self.data), instrument)
+        self.strategy = strategy
+        self.fees: FeeModel = fees if fees is not None else FixedRateFee(rate=fee_rate)
+        self.slippage: SlippageModel = slippage if slippage is not None else NoSlippage()
+        self.setup = EngineSetup(
+            initial_cash=float(cash),
+            fill=FillConfig(trade_on_close=trade_on_close, intrabar=IntrabarPath(intrabar)),
+            risk=RiskConfig(
+                max_position_quantity=max_position_quantity,
+                max_position_notional=max_position_notional,
+            ),
+            seed=seed,
+        )
+
+    def run(self, **params: Any) -> RunResult:
+        """Run with the strategy's parameters (validated against its `Params`)."""
+        typed = self.strategy.make_params(params)
+        return run_engine(
+            self.data,
+            self.instruments,
+            self.strategy,
+            typed,
+            self.fees,
+            self.slippage,
+            self.setup,
+            self.repairs,
+        )
+
+
+def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:
+    return instrument.symbol if isinstance(instrument, Instrument) else default
+
+
+def _instruments_for(
+    symbols: list[str], given: Instrument | dict[str, Instrument] | None
+) -> dict[str, Instrument]:
+    if isinstance(given, Instrument):
+        given = {given.symbol: given}
+    given = given or {}
+    return {s: given.get(s) or default_instrument(s) for s in symbols}

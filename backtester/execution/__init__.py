@@ -1,0 +1,1 @@
+"""The simulated venue: resting orders, bar fill rules, fee and slippage models."""

@@ -1,0 +1,44 @@
+"""Fee models. Any object with `fee` and `affordable_quantity` (see `domain.models.FeeModel`) plugs in."""
+
+from __future__ import annotations
+
+import msgspec
+
+from backtester.domain.enums import Liquidity
+
+
+class FixedRateFee(msgspec.Struct, frozen=True):
+    """The same rate on the notional of every fill (0.001 = 0.1%)."""
+
+    rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rate < 0:
+            raise ValueError(f"fee rate must be >= 0, got {self.rate}")
+
+    def fee(self, notional: float, liquidity: Liquidity) -> float:
+        return notional * self.rate
+
+    def affordable_quantity(self, budget: float, price: float, liquidity: Liquidity) -> float:
+        return budget / (price * (1.0 + self.rate))
+
+
+class MakerTakerFee(msgspec.Struct, frozen=True):
+    """Separate rates for fills that rested on the book (maker) and fills that took liquidity (taker).
+
+    A negative maker rate (a rebate) is not supported: fees are never negative in this engine.
+    """
+
+    maker: float = 0.0
+    taker: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.maker < 0 or self.taker < 0:
+            raise ValueError(f"fee rates must be >= 0, got maker={self.maker} taker={self.taker}")
+
+    def fee(self, notional: float, liquidity: Liquidity) -> float:
+        return notional * (self.maker if liquidity is Liquidity.MAKER else self.taker)
+
+    def affordable_quantity(self, budget: float, price: float, liquidity: Liquidity) -> float:
+        rate = self.maker if liquidity is Liquidity.MAKER else self.taker
+        return budget / (price * (1.0 + rate))

@@ -1,0 +1,74 @@
+"""Bar fill rules as pure functions: when, along a bar's assumed price path, an order fills, and at what price.
+
+A bar is read as a path through four points, open -> first extreme -> second extreme -> close, with price
+moving linearly between them. An order's trigger is the first time on that path its condition holds:
+  market      at the open;
+  limit buy   price <= limit: at the open if it gaps through (fills at the open), else at the limit;
+  stop buy    price >= stop:  at the open if it gaps through (fills at the open), else at the stop;
+  stop-limit  once the stop triggers it is a limit from that moment on: it fills at once if the trigger
+              price is within the limit, else when the rest of the path reaches the limit.
+Sells mirror buys. Times order the fills of several orders in one bar; ties keep submission order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from backtester.domain.enums import Liquidity, OrderType, Side
+from backtester.domain.messages import Bar, SubmitOrder
+
+Path = tuple[float, float, float, float]
+
+
+class Trigger(NamedTuple):
+    time: float
+    price: float
+    liquidity: Liquidity
+    slips: bool
+
+
+def bar_path(bar: Bar, low_first: bool) -> Path:
+    if low_first:
+        return (bar.open, bar.low, bar.high, bar.close)
+    return (bar.open, bar.high, bar.low, bar.close)
+
+
+def touch(path: Path, level: float, below: bool, start: float = 0.0) -> tuple[float, float] | None:
+    """First (time, price) at or after `start` where price <= level (`below`) or >= level."""
+    segment = min(int(start), 2)
+    a, b = path[segment], path[segment + 1]
+    here = a + (b - a) * (start - segment)
+    if (here <= level) if below else (here >= level):
+        return start, here
+    for k in range(segment, 3):
+        a, b = path[k], path[k + 1]
+        if (b <= level) if below else (b >= level):
+            # `a` is on the far side of the level here, so the crossing lies inside this segment.
+            t = k + (a - level) / (a - b) if a != b else float(k)
+            return max(t, start), level
+    return None
+
+
+def trigger(order: SubmitOrder, path: Path) -> Trigger | None:
+    buy = order.side is Side.BUY
+    kind = order.order_type
+    if kind is OrderType.MARKET:
+        return Trigger(0.0, path[0], Liquidity.TAKER, True)
+    if kind is OrderType.LIMIT:
+        assert order.limit_price is not None
+        hit = touch(path, order.limit_price, below=buy)
+        return None if hit is None else Trigger(hit[0], hit[1], Liquidity.MAKER, False)
+    assert order.stop_price is not None
+    stop_hit = touch(path, order.stop_price, below=not buy)
+    if stop_hit is None:
+        return None
+    if kind is OrderType.STOP:
+        return Trigger(stop_hit[0], stop_hit[1], Liquidity.TAKER, True)
+    assert order.limit_price is not None
+    limit_hit = touch(path, order.limit_price, below=buy, start=stop_hit[0])
+    if limit_hit is None:
+        return None
+    at_trigger = limit_hit[0] == stop_hit[0]
+    return Trigger(
+        limit_hit[0], limit_hit[1], Liquidity.TAKER if at_trigger else Liquidity.MAKER, False
+    )

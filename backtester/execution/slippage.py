@@ -1,0 +1,65 @@
+"""Slippage models for taker fills. Any object with `capacity` and `fill_price` (see
+`domain.models.SlippageModel`) plugs in; limit (maker) fills never slip."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+import numpy as np
+
+from backtester.domain.enums import Side
+from backtester.domain.messages import Bar
+
+
+class NoSlippage(msgspec.Struct, frozen=True):
+    def capacity(self, bar: Bar, already_filled: float) -> float:
+        return math.inf
+
+    def fill_price(
+        self, side: Side, price: float, quantity: float, bar: Bar, rng: np.random.Generator
+    ) -> float:
+        return price
+
+
+class FixedBpsSlippage(msgspec.Struct, frozen=True):
+    """Every taker fill pays `bps` basis points worse than the reference price."""
+
+    bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bps < 0:
+            raise ValueError(f"slippage bps must be >= 0, got {self.bps}")
+
+    def capacity(self, bar: Bar, already_filled: float) -> float:
+        return math.inf
+
+    def fill_price(
+        self, side: Side, price: float, quantity: float, bar: Bar, rng: np.random.Generator
+    ) -> float:
+        return price * (1.0 + side.sign * self.bps * 1e-4)
+
+
+class VolumeShareSlippage(msgspec.Struct, frozen=True):
+    """A bar fills at most `volume_limit` of its volume (the rest waits for later bars: partial fills),
+    and the price moves against the taker by `price_impact * (quantity / volume) ** 2`, as in zipline."""
+
+    volume_limit: float = 0.025
+    price_impact: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.volume_limit <= 1.0:
+            raise ValueError(f"volume_limit must be in (0, 1], got {self.volume_limit}")
+        if self.price_impact < 0:
+            raise ValueError(f"price_impact must be >= 0, got {self.price_impact}")
+
+    def capacity(self, bar: Bar, already_filled: float) -> float:
+        return max(self.volume_limit * bar.volume - already_filled, 0.0)
+
+    def fill_price(
+        self, side: Side, price: float, quantity: float, bar: Bar, rng: np.random.Generator
+    ) -> float:
+        if bar.volume <= 0:
+            return price
+        share = min(quantity / bar.volume, self.volume_limit)
+        return price * (1.0 + side.sign * self.price_impact * share * share)

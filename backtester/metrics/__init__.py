@@ -1,0 +1,1 @@
+"""Performance statistics and round-trip trades, as pure functions over polars frames."""

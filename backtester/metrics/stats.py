@@ -1,0 +1,126 @@
+"""Run statistics from the equity curve and the trades. Crypto trades every day: a year is 365 days."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+NS_PER_DAY = 86_400 * 10**9
+NS_PER_YEAR = 365 * NS_PER_DAY
+
+
+class Stats(dict[str, Any]):
+    """A dict of statistics that reads well in a terminal and a notebook."""
+
+    def __repr__(self) -> str:
+        width = max(map(len, self), default=0)
+        return "\n".join(f"{key:<{width}}  {_fmt(value)}" for key, value in self.items())
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><th>{k}</th><td>{_fmt(v)}</td></tr>" for k, v in self.items())
+        return f"<table>{rows}</table>"
+
+    def to_frame(self) -> pl.DataFrame:
+        return pl.DataFrame({"stat": list(self), "value": [_fmt(v) for v in self.values()]})
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def bar_interval_ns(timestamps: np.ndarray) -> int:
+    """The bar interval, as the most common step between timestamps (gaps do not distort it)."""
+    if len(timestamps) < 2:
+        return NS_PER_DAY
+    steps, counts = np.unique(np.diff(timestamps), return_counts=True)
+    return int(steps[np.argmax(counts)])
+
+
+def compute_stats(
+    equity: pl.DataFrame,
+    trades: pl.DataFrame,
+    *,
+    initial_cash: float,
+    fees_paid: float,
+    first_close: float,
+    last_close: float,
+    exposure: np.ndarray,
+) -> Stats:
+    """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held."""
+    ts = equity["ts"].dt.epoch("ns").to_numpy()
+    values = equity["equity"].to_numpy()
+    interval = bar_interval_ns(ts)
+    periods_per_year = NS_PER_YEAR / interval
+    span = int(ts[-1] - ts[0]) + interval
+    final = float(values[-1])
+    total_return = final / initial_cash - 1.0
+    years = span / NS_PER_YEAR
+    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if final > 0 else -1.0
+
+    returns = np.diff(values) / values[:-1] if len(values) > 1 else np.zeros(0)
+    mean = float(returns.mean()) if len(returns) else 0.0
+    std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
+    downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))) if len(returns) else 0.0
+    annual = math.sqrt(periods_per_year)
+    sharpe = mean / std * annual if std > 0 else math.nan
+    sortino = mean / downside * annual if downside > 0 else math.nan
+
+    peaks = np.maximum.accumulate(values)
+    drawdown = values / peaks - 1.0
+    max_drawdown = float(drawdown.min())
+    dd_duration = _longest_drawdown_ns(ts, values, peaks)
+    calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
+
+    closed = trades.filter(~pl.col("is_open"))
+    pnl = closed["pnl"].to_numpy()
+    wins = pnl[pnl > 0]
+    losses = pnl[pnl < 0]
+    gross_loss = -float(losses.sum())
+    durations = closed["duration"].dt.total_seconds().to_numpy() if closed.height else np.zeros(0)
+
+    return Stats(
+        start=str(equity["ts"][0]),
+        end=str(equity["ts"][-1]),
+        bars=len(values),
+        bar_interval_s=interval / 1e9,
+        initial_equity=initial_cash,
+        final_equity=final,
+        peak_equity=float(peaks[-1]),
+        total_return_pct=100.0 * total_return,
+        buy_and_hold_return_pct=100.0 * (last_close / first_close - 1.0),
+        cagr_pct=100.0 * cagr,
+        volatility_ann_pct=100.0 * std * annual,
+        sharpe=sharpe,
+        sortino=sortino,
+        calmar=calmar,
+        max_drawdown_pct=100.0 * max_drawdown,
+        max_drawdown_duration_days=dd_duration / NS_PER_DAY,
+        exposure_time_pct=100.0 * float(exposure.mean()) if len(exposure) else 0.0,
+        trades=int(closed.height),
+        open_trades=int(trades.height - closed.height),
+        win_rate_pct=100.0 * len(wins) / len(pnl) if len(pnl) else math.nan,
+        best_trade_pct=float(closed["return_pct"].max()) if closed.height else math.nan,  # type: ignore[arg-type]
+        worst_trade_pct=float(closed["return_pct"].min()) if closed.height else math.nan,  # type: ignore[arg-type]
+        avg_trade_pct=float(closed["return_pct"].mean()) if closed.height else math.nan,  # type: ignore[arg-type]
+        profit_factor=float(wins.sum()) / gross_loss if gross_loss > 0 else math.nan,
+        expectancy=float(pnl.mean()) if len(pnl) else math.nan,
+        avg_trade_duration_hours=float(durations.mean()) / 3600 if len(durations) else math.nan,
+        fees_paid=fees_paid,
+    )
+
+
+def _longest_drawdown_ns(ts: np.ndarray, values: np.ndarray, peaks: np.ndarray) -> int:
+    """Longest time from a peak to recovery (or to the end, if never recovered)."""
+    underwater = (values < peaks).astype(np.int8)
+    if not underwater.any():
+        return 0
+    edges = np.diff(np.concatenate(([0], underwater, [0])))
+    starts = np.flatnonzero(edges == 1)  # the first bar is its own peak, so starts >= 1
+    ends = np.flatnonzero(edges == -1)
+    recovered = np.where(ends < len(ts), ts[np.minimum(ends, len(ts) - 1)], ts[-1])
+    return int((recovered - ts[starts - 1]).max())

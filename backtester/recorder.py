@@ -1,0 +1,73 @@
+"""Keeps the run's order and fill history for the results, by listening to the bus like any module."""
+
+from __future__ import annotations
+
+import msgspec
+
+from backtester.core.bus import MessageBus
+from backtester.domain.enums import OrderStatus
+from backtester.domain.messages import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    SubmitOrder,
+)
+
+
+class OrderRecord(msgspec.Struct):
+    order: SubmitOrder
+    status: OrderStatus
+    reason: str = ""
+    filled_quantity: float = 0.0
+    filled_notional: float = 0.0
+    ts_closed: int | None = None
+    terminal_events: int = 0
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.orders: dict[int, OrderRecord] = {}
+        self.fills: list[OrderFilled] = []
+
+    def subscribe(self, bus: MessageBus) -> None:
+        bus.subscribe(SubmitOrder, self.on_submit)
+        bus.subscribe(OrderAccepted, self.on_accepted)
+        bus.subscribe(OrderDenied, self.on_denied)
+        bus.subscribe(OrderFilled, self.on_filled)
+        bus.subscribe(OrderCanceled, self.on_canceled)
+        bus.subscribe(OrderExpired, self.on_expired)
+
+    def on_submit(self, order: SubmitOrder) -> None:
+        self.orders[order.order_id] = OrderRecord(order=order, status=OrderStatus.ACCEPTED)
+
+    def on_accepted(self, event: OrderAccepted) -> None:
+        record = self.orders[event.order.order_id]
+        record.order = event.order
+
+    def on_denied(self, event: OrderDenied) -> None:
+        self._terminal(event.order_id, OrderStatus.DENIED, event.ts_event, event.reason)
+
+    def on_filled(self, fill: OrderFilled) -> None:
+        self.fills.append(fill)
+        record = self.orders[fill.order_id]
+        record.filled_quantity += fill.quantity
+        record.filled_notional += fill.quantity * fill.price
+        if fill.leaves_quantity == 0.0:
+            self._terminal(fill.order_id, OrderStatus.FILLED, fill.ts_event, "")
+        else:
+            record.status = OrderStatus.PARTIALLY_FILLED
+
+    def on_canceled(self, event: OrderCanceled) -> None:
+        self._terminal(event.order_id, OrderStatus.CANCELED, event.ts_event, event.reason)
+
+    def on_expired(self, event: OrderExpired) -> None:
+        self._terminal(event.order_id, OrderStatus.EXPIRED, event.ts_event, "time in force")
+
+    def _terminal(self, order_id: int, status: OrderStatus, ts: int, reason: str) -> None:
+        record = self.orders[order_id]
+        record.status = status
+        record.reason = reason
+        record.ts_closed = ts
+        record.terminal_events += 1

@@ -1,0 +1,209 @@
+"""A run's results: polars frames, statistics and a digest that proves two runs identical."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+from polars._typing import PolarsDataType
+
+from backtester.core.digest import Digest
+from backtester.data.bars import RepairReport
+from backtester.domain.messages import OrderFilled
+from backtester.metrics.stats import Stats, compute_stats
+from backtester.metrics.trades import round_trips
+from backtester.recorder import Recorder
+
+UTC_NS = pl.Datetime("ns", "UTC")
+
+
+class RunResult:
+    """What `Backtest.run` returns. Frames are polars; `stats` is a dict with a readable repr."""
+
+    def __init__(
+        self,
+        *,
+        strategy: str,
+        params: dict[str, Any],
+        seed: int,
+        trades: pl.DataFrame,
+        fills: pl.DataFrame,
+        orders: pl.DataFrame,
+        equity: pl.DataFrame,
+        stats: Stats,
+        digest: str,
+        repairs: list[RepairReport],
+    ) -> None:
+        self.strategy = strategy
+        self.params = params
+        self.seed = seed
+        self.trades = trades
+        self.fills = fills
+        self.orders = orders
+        self.equity = equity
+        self.stats = stats
+        self.digest = digest
+        self.repairs = repairs
+
+    def __repr__(self) -> str:
+        s = self.stats
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return (
+            f"<RunResult {self.strategy}({params}) seed={self.seed} bars={s['bars']} "
+            f"trades={s['trades']} return={s['total_return_pct']:.2f}% "
+            f"sharpe={s['sharpe']:.3f} max_dd={s['max_drawdown_pct']:.2f}% "
+            f"digest={self.digest[:12]}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<p><code>{self.__repr__()[1:-1]}</code></p>{self.stats._repr_html_()}"
+
+
+FILL_SCHEMA: dict[str, PolarsDataType] = {
+    "ts": UTC_NS,
+    "order_id": pl.Int64,
+    "instrument": pl.String,
+    "side": pl.String,
+    "price": pl.Float64,
+    "quantity": pl.Float64,
+    "fee": pl.Float64,
+    "liquidity": pl.String,
+    "leaves_quantity": pl.Float64,
+}
+
+
+def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": [f.ts_event for f in fills],
+            "order_id": [f.order_id for f in fills],
+            "instrument": [f.instrument for f in fills],
+            "side": [f.side.value for f in fills],
+            "price": [f.price for f in fills],
+            "quantity": [f.quantity for f in fills],
+            "fee": [f.fee for f in fills],
+            "liquidity": [f.liquidity.value for f in fills],
+            "leaves_quantity": [f.leaves_quantity for f in fills],
+        },
+        schema={**FILL_SCHEMA, "ts": pl.Int64},
+    ).with_columns(pl.col("ts").cast(UTC_NS))
+
+
+def orders_frame(recorder: Recorder) -> pl.DataFrame:
+    records = list(recorder.orders.values())
+    return pl.DataFrame(
+        {
+            "order_id": [r.order.order_id for r in records],
+            "ts_submitted": [r.order.ts_init for r in records],
+            "instrument": [r.order.instrument for r in records],
+            "side": [r.order.side.value for r in records],
+            "type": [r.order.order_type.value for r in records],
+            "time_in_force": [r.order.time_in_force.value for r in records],
+            "quantity": [r.order.quantity for r in records],
+            "fraction": [r.order.fraction for r in records],
+            "limit_price": [r.order.limit_price for r in records],
+            "stop_price": [r.order.stop_price for r in records],
+            "tag": [r.order.tag for r in records],
+            "status": [r.status.value for r in records],
+            "reason": [r.reason for r in records],
+            "filled_quantity": [r.filled_quantity for r in records],
+            "avg_fill_price": [
+                r.filled_notional / r.filled_quantity if r.filled_quantity else None
+                for r in records
+            ],
+            "ts_closed": [r.ts_closed for r in records],
+        },
+        schema_overrides={
+            "ts_submitted": pl.Int64,
+            "ts_closed": pl.Int64,
+            "quantity": pl.Float64,
+            "fraction": pl.Float64,
+            "limit_price": pl.Float64,
+            "stop_price": pl.Float64,
+            "avg_fill_price": pl.Float64,
+        },
+    ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))
+
+
+def equity_frame(
+    timeline: np.ndarray, cash: np.ndarray, position_value: np.ndarray
+) -> pl.DataFrame:
+    equity = cash + position_value
+    peaks = np.maximum.accumulate(equity)
+    return pl.DataFrame(
+        {
+            "ts": timeline,
+            "cash": cash,
+            "position_value": position_value,
+            "equity": equity,
+            "drawdown_pct": 100.0 * (equity / peaks - 1.0),
+        }
+    ).with_columns(pl.col("ts").cast(UTC_NS))
+
+
+def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:
+    """sha256 over the ordered fills and the equity curve, bit for bit."""
+    digest = Digest()
+    digest.add_array("fill.ts", fills["ts"].dt.epoch("ns").to_numpy())
+    digest.add_array("fill.order_id", fills["order_id"].to_numpy())
+    digest.add_strings("fill.instrument", fills["instrument"].to_list())
+    digest.add_strings("fill.side", fills["side"].to_list())
+    digest.add_array("fill.price", fills["price"].to_numpy())
+    digest.add_array("fill.quantity", fills["quantity"].to_numpy())
+    digest.add_array("fill.fee", fills["fee"].to_numpy())
+    digest.add_array("equity.ts", equity["ts"].dt.epoch("ns").to_numpy())
+    digest.add_array("equity.equity", equity["equity"].to_numpy())
+    return digest.hexdigest()
+
+
+def build_result(
+    *,
+    strategy: str,
+    params: msgspec.Struct,
+    seed: int,
+    recorder: Recorder,
+    timeline: np.ndarray,
+    cash: np.ndarray,
+    positions: dict[str, np.ndarray],
+    closes: dict[str, np.ndarray],
+    initial_cash: float,
+    fees_paid: float,
+    repairs: list[RepairReport],
+) -> RunResult:
+    position_value = np.zeros(len(timeline))
+    for symbol, held in positions.items():
+        position_value += held * closes[symbol]
+    equity = equity_frame(timeline, cash, position_value)
+    fills = fills_frame(recorder.fills)
+    last_close = {s: (int(timeline[-1]), float(c[-1])) for s, c in closes.items()}
+    trades = round_trips(fills, last_close)
+    exposure = np.zeros(len(timeline), dtype=bool)
+    for held in positions.values():
+        exposure |= held != 0.0
+    primary = next(iter(closes.values()))
+    stats = compute_stats(
+        equity,
+        trades,
+        initial_cash=initial_cash,
+        fees_paid=fees_paid,
+        first_close=float(primary[0]),
+        last_close=float(primary[-1]),
+        exposure=exposure,
+    )
+    orders = orders_frame(recorder)
+    stats["orders"] = orders.height
+    stats["fills"] = fills.height
+    return RunResult(
+        strategy=strategy,
+        params=msgspec.structs.asdict(params),
+        seed=seed,
+        trades=trades,
+        fills=fills,
+        orders=orders,
+        equity=equity,
+        stats=stats,
+        digest=result_digest(fills, equity),
+        repairs=repairs,
+    )

@@ -1,0 +1,1 @@
+"""Pre-trade risk: every SubmitOrder is answered with OrderAccepted or OrderDenied(reason)."""

@@ -1,0 +1,78 @@
+"""Pre-trade rules as small pure functions: each returns a denial reason, or None to pass."""
+
+from __future__ import annotations
+
+import math
+
+from backtester.domain.enums import OrderType, Side
+from backtester.domain.instrument import Instrument
+from backtester.domain.messages import SubmitOrder
+
+
+def check_shape(order: SubmitOrder) -> str | None:
+    if (order.quantity is None) == (order.fraction is None):
+        return "exactly one of quantity and fraction must be set"
+    if order.quantity is not None and not (math.isfinite(order.quantity) and order.quantity > 0):
+        return f"quantity must be a positive number, got {order.quantity}"
+    if order.fraction is not None and not (0.0 < order.fraction <= 1.0):
+        return f"fraction must be in (0, 1], got {order.fraction}"
+    needs_limit = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    if needs_limit != (order.limit_price is not None):
+        return (
+            f"{order.order_type.value} order {'needs' if needs_limit else 'takes no'} limit price"
+        )
+    if needs_stop != (order.stop_price is not None):
+        return f"{order.order_type.value} order {'needs' if needs_stop else 'takes no'} stop price"
+    for name, price in (("limit", order.limit_price), ("stop", order.stop_price)):
+        if price is not None and not (math.isfinite(price) and price > 0):
+            return f"{name} price must be a positive number, got {price}"
+    return None
+
+
+def expected_price(order: SubmitOrder) -> float:
+    """The best pre-fill guess of the fill price: the order's own price, else the last price seen."""
+    if order.limit_price is not None:
+        return order.limit_price
+    if order.stop_price is not None:
+        return order.stop_price
+    return order.ref_price
+
+
+def check_quantity_bounds(quantity: float, instrument: Instrument) -> str | None:
+    if quantity <= 0:
+        return f"quantity rounds to zero on lot size {instrument.lot_size}"
+    if instrument.min_quantity is not None and quantity < instrument.min_quantity:
+        return f"quantity {quantity} below minimum {instrument.min_quantity}"
+    if instrument.max_quantity is not None and quantity > instrument.max_quantity:
+        return f"quantity {quantity} above maximum {instrument.max_quantity}"
+    return None
+
+
+def check_notional(notional: float, instrument: Instrument) -> str | None:
+    if instrument.min_notional is not None and notional < instrument.min_notional:
+        return f"notional {notional:.8g} below minimum {instrument.min_notional}"
+    if instrument.max_notional is not None and notional > instrument.max_notional:
+        return f"notional {notional:.8g} above maximum {instrument.max_notional}"
+    return None
+
+
+def check_spot_balance(
+    side: Side, quantity: float, cost: float, available_cash: float, position: float
+) -> str | None:
+    """Spot: a buy must be paid from cash on hand, a sell from the position held (no shorting)."""
+    if side is Side.BUY and cost > available_cash:
+        return f"insufficient cash: needs {cost:.8g}, available {available_cash:.8g}"
+    if side is Side.SELL and quantity > position:
+        return f"insufficient position: sell {quantity:.8g}, held {position:.8g} (spot: no short)"
+    return None
+
+
+def check_max_position(
+    projected: float, price: float, max_quantity: float | None, max_notional: float | None
+) -> str | None:
+    if max_quantity is not None and abs(projected) > max_quantity:
+        return f"position would be {projected:.8g}, above max {max_quantity}"
+    if max_notional is not None and abs(projected) * price > max_notional:
+        return f"position notional would be {abs(projected) * price:.8g}, above max {max_notional}"
+    return None

@@ -1,0 +1,147 @@
+"""The class users subclass to write a strategy."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+import msgspec
+
+from backtester.domain.enums import OrderType, Side, TimeInForce
+from backtester.domain.messages import Bar, OrderFilled
+from backtester.strategy.context import OpenOrder, StrategyContext
+
+
+class NoParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class Strategy(Generic[P]):
+    """Subclass, set `Params` to a frozen msgspec Struct of typed parameters, override the hooks.
+
+    Hooks run inside the engine's drain loop: `on_start` once before the first bar (precompute vectorized
+    indicators here), `on_bar` for every bar, `on_fill` after each fill has been booked, `on_stop` after
+    the last bar. Orders placed in `on_bar` are eligible from the next bar on (unless trade_on_close).
+    """
+
+    Params: ClassVar[type[msgspec.Struct]] = NoParams
+
+    def __init__(self, ctx: StrategyContext, params: P) -> None:
+        self.ctx = ctx
+        self.params = params
+
+    @classmethod
+    def make_params(cls, values: dict[str, Any]) -> msgspec.Struct:
+        """Typed parameters from plain values; unknown names and wrong types raise `ParamsError`."""
+        try:
+            return msgspec.convert(values, type=cls.Params, strict=False)
+        except msgspec.ValidationError as exc:
+            declared = ", ".join(f.name for f in msgspec.structs.fields(cls.Params)) or "none"
+            raise ParamsError(
+                f"{cls.__name__} parameters: {exc} (declared parameters: {declared})"
+            ) from exc
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        pass
+
+    def on_bar(self, bar: Bar) -> None:
+        pass
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        pass
+
+    def on_stop(self) -> None:
+        pass
+
+    # --- conveniences over the context ---------------------------------------------------------
+
+    @property
+    def position(self) -> float:
+        return self.ctx.positions[self.ctx.primary]
+
+    @property
+    def cash(self) -> float:
+        return self.ctx.cash
+
+    @property
+    def equity(self) -> float:
+        return self.ctx.equity
+
+    @property
+    def open_orders(self) -> list[OpenOrder]:
+        return list(self.ctx.open_orders.values())
+
+    def buy(
+        self,
+        quantity: float | None = None,
+        *,
+        fraction: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        instrument: str | None = None,
+        tag: str = "",
+    ) -> int:
+        """Buy `quantity`, or `fraction` of available cash sized at the fill price, fees included."""
+        return self.ctx.submit(
+            Side.BUY,
+            instrument=instrument,
+            quantity=quantity,
+            fraction=fraction,
+            order_type=_order_type(limit, stop),
+            limit_price=limit,
+            stop_price=stop,
+            time_in_force=time_in_force,
+            tag=tag,
+        )
+
+    def sell(
+        self,
+        quantity: float | None = None,
+        *,
+        fraction: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        instrument: str | None = None,
+        tag: str = "",
+    ) -> int:
+        """Sell `quantity`, or `fraction` of the position held when the order fills."""
+        return self.ctx.submit(
+            Side.SELL,
+            instrument=instrument,
+            quantity=quantity,
+            fraction=fraction,
+            order_type=_order_type(limit, stop),
+            limit_price=limit,
+            stop_price=stop,
+            time_in_force=time_in_force,
+            tag=tag,
+        )
+
+    def close(self, instrument: str | None = None, tag: str = "close") -> int | None:
+        """Market-sell the whole position, if there is one."""
+        if self.ctx.position(instrument) <= 0:
+            return None
+        return self.sell(fraction=1.0, instrument=instrument, tag=tag)
+
+    def cancel(self, order_id: int) -> None:
+        self.ctx.cancel(order_id)
+
+
+class ParamsError(ValueError):
+    pass
+
+
+def _order_type(limit: float | None, stop: float | None) -> OrderType:
+    if limit is not None and stop is not None:
+        return OrderType.STOP_LIMIT
+    if limit is not None:
+        return OrderType.LIMIT
+    if stop is not None:
+        return OrderType.STOP
+    return OrderType.MARKET

@@ -1,0 +1,170 @@
+"""What a strategy sees and can do: time, position, cash, open orders, past bars, indicators, orders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from backtester.core.clock import SimClock
+from backtester.domain.enums import OrderType, Side, TimeInForce
+from backtester.domain.messages import Bar, CancelOrder, SubmitOrder
+
+
+class StrategyError(RuntimeError):
+    """A strategy asked for something impossible (look-ahead, unknown instrument or order)."""
+
+
+class OpenOrder(msgspec.Struct):
+    """The strategy's view of an order that is live at the venue."""
+
+    order_id: int
+    instrument: str
+    side: Side
+    order_type: OrderType
+    quantity: float | None
+    fraction: float | None
+    limit_price: float | None
+    stop_price: float | None
+    tag: str
+    filled_quantity: float = 0.0
+
+
+class StrategyContext:
+    """Built by the composition root. Reads are as of the bar being handled; there is no look-ahead.
+
+    `data[instrument]` is the whole input frame, but only `window()` and `indicator()` are meant for use
+    inside `on_bar`: they stop at the current bar. Full columns are for vectorized precomputation in
+    `on_start`, whose results the strategy must then read only up to the current index.
+    """
+
+    def __init__(
+        self,
+        clock: SimClock,
+        publish: Callable[[object], None],
+        data: dict[str, pl.DataFrame],
+        quote_currency: str,
+        initial_cash: float,
+    ) -> None:
+        self._clock = clock
+        self._publish = publish
+        self.data = data
+        self.instruments: tuple[str, ...] = tuple(data)
+        self.primary = self.instruments[0]
+        self.quote_currency = quote_currency
+        self.cash = initial_cash
+        self.fees_paid = 0.0
+        self.realized_pnl = 0.0
+        self.positions: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
+        self.avg_prices: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
+        self.open_orders: dict[int, OpenOrder] = {}
+        self.last_bar: dict[str, Bar] = {}
+        self._indicators: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
+        self._next_order_id = 1
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """Simulation time, int64 UTC nanoseconds."""
+        return self._clock.now
+
+    def index(self, instrument: str | None = None) -> int:
+        """Row of the latest bar seen for the instrument (-1 before its first bar)."""
+        bar = self.last_bar.get(instrument or self.primary)
+        return -1 if bar is None else bar.index
+
+    def position(self, instrument: str | None = None) -> float:
+        return self.positions[instrument or self.primary]
+
+    @property
+    def equity(self) -> float:
+        """Cash plus every position marked at its latest close."""
+        total = self.cash
+        for symbol, quantity in self.positions.items():
+            if quantity:
+                total += quantity * self.last_bar[symbol].close
+        return total
+
+    def window(self, n: int, instrument: str | None = None) -> pl.DataFrame:
+        """The last `n` bars up to and including the current one (fewer at the start)."""
+        symbol = instrument or self.primary
+        end = self.index(symbol) + 1
+        return self.data[symbol].slice(max(0, end - n), min(n, end))
+
+    def register_indicator(
+        self, name: str, values: np.ndarray, instrument: str | None = None
+    ) -> None:
+        symbol = instrument or self.primary
+        if len(values) != self.data[symbol].height:
+            raise StrategyError(
+                f"indicator {name!r} has {len(values)} values for {self.data[symbol].height} bars"
+            )
+        self._indicators[symbol][name] = np.asarray(values)
+
+    def indicator(self, name: str, instrument: str | None = None, lag: int = 0) -> float:
+        """Value of a registered indicator or extra data column at the current bar (or `lag` bars ago)."""
+        symbol = instrument or self.primary
+        i = self.index(symbol) - lag
+        if lag < 0:
+            raise StrategyError("indicator lag must be >= 0: reading ahead is look-ahead")
+        if i < 0:
+            return float("nan")
+        column = self._indicators[symbol].get(name)
+        if column is None:
+            column = self._column(symbol, name)
+        return float(column[i])
+
+    def _column(self, symbol: str, name: str) -> np.ndarray:
+        frame = self.data[symbol]
+        if name not in frame.columns:
+            known = sorted([*self._indicators[symbol], *frame.columns])
+            raise StrategyError(f"unknown indicator {name!r}; known: {', '.join(known)}")
+        column = frame[name].to_numpy()
+        self._indicators[symbol][name] = column
+        return column
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        side: Side,
+        *,
+        instrument: str | None = None,
+        quantity: float | None = None,
+        fraction: float | None = None,
+        order_type: OrderType = OrderType.MARKET,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        tag: str = "",
+    ) -> int:
+        """Send an order to Risk; returns its id. The outcome arrives as events, never as a return."""
+        symbol = instrument or self.primary
+        last = self.last_bar.get(symbol)
+        if last is None:
+            raise StrategyError(f"no bar seen yet for {symbol!r}: cannot price an order")
+        order_id = self._next_order_id
+        self._next_order_id += 1
+        self._publish(
+            SubmitOrder(
+                order_id=order_id,
+                instrument=symbol,
+                side=side,
+                order_type=order_type,
+                ts_init=self._clock.now,
+                ref_price=last.close,
+                quantity=quantity,
+                fraction=fraction,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                time_in_force=time_in_force,
+                tag=tag,
+            )
+        )
+        return order_id
+
+    def cancel(self, order_id: int) -> None:
+        self._publish(CancelOrder(order_id=order_id, ts_init=self._clock.now))

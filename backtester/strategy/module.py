@@ -1,0 +1,82 @@
+"""Connects a user's Strategy to the bus: it feeds the hooks and keeps the context's view current."""
+
+from __future__ import annotations
+
+from backtester.core.bus import MessageBus
+from backtester.domain.messages import (
+    AccountState,
+    Bar,
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    PositionChanged,
+)
+from backtester.strategy.base import Strategy
+from backtester.strategy.context import OpenOrder, StrategyContext
+
+
+class StrategyModule:
+    def __init__(self, strategy: Strategy[object], ctx: StrategyContext) -> None:  # type: ignore[type-var]
+        self.strategy = strategy
+        self.ctx = ctx
+        # Bound once: the per-bar path should not look up attributes it can hold.
+        self._on_bar = strategy.on_bar
+        self._last_bar = ctx.last_bar
+
+    def subscribe(self, bus: MessageBus) -> None:
+        bus.subscribe(Bar, self.on_bar)
+        bus.subscribe(OrderAccepted, self.on_accepted)
+        bus.subscribe(OrderFilled, self.on_filled)
+        bus.subscribe(OrderDenied, self.on_closed)
+        bus.subscribe(OrderCanceled, self.on_closed)
+        bus.subscribe(OrderExpired, self.on_closed)
+        bus.subscribe(PositionChanged, self.on_position)
+        bus.subscribe(AccountState, self.on_account)
+
+    def start(self) -> None:
+        self.strategy.on_start()
+
+    def stop(self) -> None:
+        self.strategy.on_stop()
+
+    def on_bar(self, bar: Bar) -> None:
+        self._last_bar[bar.instrument] = bar
+        self._on_bar(bar)
+
+    def on_accepted(self, event: OrderAccepted) -> None:
+        order = event.order
+        self.ctx.open_orders[order.order_id] = OpenOrder(
+            order_id=order.order_id,
+            instrument=order.instrument,
+            side=order.side,
+            order_type=order.order_type,
+            quantity=order.quantity,
+            fraction=order.fraction,
+            limit_price=order.limit_price,
+            stop_price=order.stop_price,
+            tag=order.tag,
+        )
+
+    def on_filled(self, fill: OrderFilled) -> None:
+        live = self.ctx.open_orders.get(fill.order_id)
+        if live is None:
+            return
+        live.filled_quantity += fill.quantity
+        if fill.leaves_quantity == 0.0:
+            del self.ctx.open_orders[fill.order_id]
+
+    def on_closed(self, event: OrderDenied | OrderCanceled | OrderExpired) -> None:
+        self.ctx.open_orders.pop(event.order_id, None)
+
+    def on_position(self, event: PositionChanged) -> None:
+        self.ctx.positions[event.instrument] = event.quantity
+        self.ctx.avg_prices[event.instrument] = event.avg_price
+
+    def on_account(self, event: AccountState) -> None:
+        self.ctx.cash = event.cash
+        self.ctx.fees_paid = event.fees_paid
+        self.ctx.realized_pnl = event.realized_pnl
+        if event.fill is not None:
+            self.strategy.on_fill(event.fill)
