@@ -46,7 +46,10 @@ class Feed:
 
     def timeline(self) -> np.ndarray:
         """Distinct timestamps, ascending: the points where equity is sampled."""
-        return np.unique(self._merged["ts"].to_numpy())
+        ts = self._merged["ts"].to_numpy()
+        if len(self.symbols) == 1:
+            return ts
+        return ts[np.concatenate(([True], ts[1:] != ts[:-1]))]
 
     def bars(self) -> Iterator[Bar]:
         m = self._merged

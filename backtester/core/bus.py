@@ -37,11 +37,19 @@ class HandlerFailed(BusError):
 
 
 class MessageBus:
-    __slots__ = ("_handlers", "_queue", "max_steps")
+    """FIFO delivery to every subscriber of a message's type, plus a deferred lane.
+
+    `defer(handler, message)` schedules one handler for when the queue is empty: a module that must act
+    on the settled state (a strategy reading its position after the bar's fills were booked) waits
+    there, behind everything the current message caused, instead of seeing half-booked state.
+    """
+
+    __slots__ = ("_deferred", "_handlers", "_queue", "max_steps")
 
     def __init__(self, max_steps: int = 100_000) -> None:
         self._handlers: dict[type, tuple[Handler, ...]] = {}
         self._queue: deque[object] = deque()
+        self._deferred: deque[tuple[Handler, object]] = deque()
         self.max_steps = max_steps
 
     def subscribe(self, message_type: type[M], handler: Callable[[M], None]) -> None:
@@ -50,8 +58,12 @@ class MessageBus:
     def publish(self, message: object) -> None:
         self._queue.append(message)
 
+    def defer(self, handler: Callable[[M], None], message: M) -> None:
+        self._deferred.append((handler, message))
+
     @property
     def pending(self) -> int:
+        """Messages queued and not yet delivered (the deferred lane not included)."""
         return len(self._queue)
 
     def deliver(self, message: object) -> None:
@@ -60,7 +72,7 @@ class MessageBus:
         Handing the message straight to its handlers skips a queue round trip on the hot path; what they
         publish is drained as usual, so the order of delivery is the same as publish-then-drain.
         """
-        if self._queue:
+        if self._queue or self._deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
         for handler in self._handlers.get(type(message), ()):
             try:
@@ -68,31 +80,43 @@ class MessageBus:
             except BusError:
                 raise
             except Exception as exc:
-                self._queue.clear()
+                self._clear()
                 raise HandlerFailed(handler, message, exc) from exc
-        if self._queue:
+        if self._queue or self._deferred:
             self.drain()
 
     def drain(self) -> int:
-        """Deliver queued messages, and those they cause, until none is left. Returns the step count."""
+        """Deliver queued messages, and those they cause, until none is left; a deferred handler runs
+        only when the queue is empty. Returns the step count."""
         queue = self._queue
+        deferred = self._deferred
         handlers = self._handlers
         steps = 0
-        while queue:
-            message = queue.popleft()
+        while queue or deferred:
             steps += 1
             if steps > self.max_steps:
-                queue.clear()
+                culprit = queue[0] if queue else deferred[0][1]
+                self._clear()
                 raise StepLimitExceeded(
-                    f"drain exceeded {self.max_steps} steps (last: {type(message).__name__}); "
+                    f"drain exceeded {self.max_steps} steps (last: {type(culprit).__name__}); "
                     "a handler is probably re-publishing what it receives"
                 )
-            for handler in handlers.get(type(message), ()):
+            if queue:
+                message = queue.popleft()
+                targets = handlers.get(type(message), ())
+            else:
+                handler, message = deferred.popleft()
+                targets = (handler,)
+            for handler in targets:
                 try:
                     handler(message)
                 except BusError:
                     raise
                 except Exception as exc:
-                    queue.clear()
+                    self._clear()
                     raise HandlerFailed(handler, message, exc) from exc
         return steps
+
+    def _clear(self) -> None:
+        self._queue.clear()
+        self._deferred.clear()

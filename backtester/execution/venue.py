@@ -197,7 +197,7 @@ class SimulatedVenue:
         resting.remaining = remaining
         shortfall = ""
         if buy:
-            affordable = self._affordable(instrument, price, hit.liquidity)
+            affordable = self._affordable(instrument, price, hit.liquidity, self.cash)
             if affordable < quantity:
                 quantity, shortfall = affordable, "insufficient cash at fill"
         else:
@@ -244,20 +244,22 @@ class SimulatedVenue:
         assert order.fraction is not None
         if order.side is Side.SELL:
             return instrument.floor_quantity(order.fraction * self.positions[order.instrument])
-        quantity = self._fees.affordable_quantity(order.fraction * self.cash, price, liquidity)
-        return instrument.floor_quantity(quantity)
+        return self._affordable(instrument, price, liquidity, order.fraction * self.cash)
 
-    def _affordable(self, instrument: Instrument, price: float, liquidity: Liquidity) -> float:
-        """Largest quantity on the lot grid whose cost does not exceed cash, exactly in floats."""
-        if self.cash <= 0.0:
+    def _affordable(
+        self, instrument: Instrument, price: float, liquidity: Liquidity, budget: float
+    ) -> float:
+        """Largest quantity on the lot grid whose cost (notional + fee) does not exceed `budget`,
+        exactly in floats: budget / (price * (1 + fee)) can overshoot by an ulp, and spot cash must
+        never go negative, so step down until the booked cost fits."""
+        if budget <= 0.0:
             return 0.0
         quantity = instrument.floor_quantity(
-            self._fees.affordable_quantity(self.cash, price, liquidity)
+            self._fees.affordable_quantity(budget, price, liquidity)
         )
-        # Division then multiplication can overshoot by an ulp; step down until the cost fits.
         while quantity > 0.0:
             notional = quantity * price
-            if notional + self._fees.fee(notional, liquidity) <= self.cash:
+            if notional + self._fees.fee(notional, liquidity) <= budget:
                 return quantity
             step = instrument.lot_size
             quantity = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from backtester.core.bus import MessageBus
 from backtester.domain.messages import (
     AccountState,
@@ -18,9 +20,10 @@ from backtester.strategy.context import OpenOrder, StrategyContext
 
 
 class StrategyModule:
-    def __init__(self, strategy: Strategy[object], ctx: StrategyContext) -> None:  # type: ignore[type-var]
+    def __init__(self, strategy: Strategy[Any], ctx: StrategyContext, bus: MessageBus) -> None:
         self.strategy = strategy
         self.ctx = ctx
+        self._bus = bus
         # Bound once: the per-bar path should not look up attributes it can hold.
         self._on_bar = strategy.on_bar
         self._last_bar = ctx.last_bar
@@ -43,7 +46,11 @@ class StrategyModule:
 
     def on_bar(self, bar: Bar) -> None:
         self._last_bar[bar.instrument] = bar
-        self._on_bar(bar)
+        if self._bus.pending:
+            # The venue filled orders on this bar: let the fills be booked before the strategy looks.
+            self._bus.defer(self._on_bar, bar)
+        else:
+            self._on_bar(bar)
 
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order
