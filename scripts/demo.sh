@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up .venv (if needed) and runs the demo backtest on the sample data shipped in the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_venv.sh
+"$VENV/bin/python" scripts/demo.py "$@"
