@@ -61,7 +61,7 @@ def run_engine(
 
     ctx = StrategyContext(clock, bus.publish, data, quotes[0], setup.initial_cash)
     strategy = strategy_type(ctx, params)
-    strategy_module = StrategyModule(strategy, ctx, bus)
+    strategy_module = StrategyModule(strategy, ctx)
     risk = RiskEngine(bus, clock, instruments, fees, setup.risk, setup.initial_cash)
     venue = SimulatedVenue(
         bus,

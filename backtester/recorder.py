@@ -15,6 +15,11 @@ from backtester.domain.messages import (
     SubmitOrder,
 )
 
+# Module constants: reading a member through its Enum class runs a descriptor on Python 3.11.
+_ACCEPTED, _DENIED, _FILLED = OrderStatus.ACCEPTED, OrderStatus.DENIED, OrderStatus.FILLED
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_CANCELED, _EXPIRED = OrderStatus.CANCELED, OrderStatus.EXPIRED
+
 
 class OrderRecord(msgspec.Struct):
     order: SubmitOrder
@@ -40,14 +45,14 @@ class Recorder:
         bus.subscribe(OrderExpired, self.on_expired)
 
     def on_submit(self, order: SubmitOrder) -> None:
-        self.orders[order.order_id] = OrderRecord(order=order, status=OrderStatus.ACCEPTED)
+        self.orders[order.order_id] = OrderRecord(order=order, status=_ACCEPTED)
 
     def on_accepted(self, event: OrderAccepted) -> None:
         record = self.orders[event.order.order_id]
         record.order = event.order
 
     def on_denied(self, event: OrderDenied) -> None:
-        self._terminal(event.order_id, OrderStatus.DENIED, event.ts_event, event.reason)
+        self._terminal(event.order_id, _DENIED, event.ts_event, event.reason)
 
     def on_filled(self, fill: OrderFilled) -> None:
         self.fills.append(fill)
@@ -55,15 +60,15 @@ class Recorder:
         record.filled_quantity += fill.quantity
         record.filled_notional += fill.quantity * fill.price
         if fill.leaves_quantity == 0.0:
-            self._terminal(fill.order_id, OrderStatus.FILLED, fill.ts_event, "")
+            self._terminal(fill.order_id, _FILLED, fill.ts_event, "")
         else:
-            record.status = OrderStatus.PARTIALLY_FILLED
+            record.status = _PARTIALLY_FILLED
 
     def on_canceled(self, event: OrderCanceled) -> None:
-        self._terminal(event.order_id, OrderStatus.CANCELED, event.ts_event, event.reason)
+        self._terminal(event.order_id, _CANCELED, event.ts_event, event.reason)
 
     def on_expired(self, event: OrderExpired) -> None:
-        self._terminal(event.order_id, OrderStatus.EXPIRED, event.ts_event, "time in force")
+        self._terminal(event.order_id, _EXPIRED, event.ts_event, "time in force")
 
     def _terminal(self, order_id: int, status: OrderStatus, ts: int, reason: str) -> None:
         record = self.orders[order_id]

@@ -10,7 +10,7 @@ import numpy as np
 
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
-from backtester.domain.enums import Side
+from backtester.domain.enums import BUY
 from backtester.domain.messages import AccountState, OrderFilled, PositionChanged
 
 
@@ -46,7 +46,7 @@ class AccountLedger:
         quantity = fill.quantity
         held = self.positions[symbol]
         notional = quantity * fill.price
-        if fill.side is Side.BUY:
+        if fill.side is BUY:
             self.cash -= notional + fill.fee
             new_position = held + quantity
             self.avg_prices[symbol] = (self.avg_prices[symbol] * held + notional) / new_position

@@ -36,30 +36,67 @@ class HandlerFailed(BusError):
         self.message = message
 
 
-class MessageBus:
-    """FIFO delivery to every subscriber of a message's type, plus a deferred lane.
+class Subscription:
+    """One handler's subscription to one message type. A paused subscription keeps its place in the
+    delivery order, so a module can stop being called while it has nothing to do (the venue with no
+    resting order) and resume later without changing who is called first."""
 
-    `defer(handler, message)` schedules one handler for when the queue is empty: a module that must act
-    on the settled state (a strategy reading its position after the bar's fills were booked) waits
-    there, behind everything the current message caused, instead of seeing half-booked state.
+    __slots__ = ("_bus", "active", "handler", "message_type", "settled")
+
+    def __init__(
+        self, bus: MessageBus, message_type: type, handler: Handler, settled: bool
+    ) -> None:
+        self._bus = bus
+        self.message_type = message_type
+        self.handler = handler
+        self.settled = settled
+        self.active = True
+
+    def pause(self) -> None:
+        if self.active:
+            self.active = False
+            self._bus._refresh(self.message_type)
+
+    def resume(self) -> None:
+        if not self.active:
+            self.active = True
+            self._bus._refresh(self.message_type)
+
+
+class MessageBus:
+    """FIFO delivery to every subscriber of a message's type, plus a lane for *settled* subscribers.
+
+    A settled subscriber gets a message only once everything published before it, and everything that
+    caused, has been delivered: a strategy reads its position after the bar's fills were booked, not
+    half-way through. When nothing is pending it is called at once, like any other subscriber.
     """
 
-    __slots__ = ("_deferred", "_handlers", "_queue", "max_steps")
+    __slots__ = ("_deferred", "_handlers", "_queue", "_settled", "_subscriptions", "max_steps")
 
     def __init__(self, max_steps: int = 100_000) -> None:
+        self._subscriptions: dict[type, list[Subscription]] = {}
+        # Active handlers per type, rebuilt on every (un)pause: delivery reads a ready tuple.
         self._handlers: dict[type, tuple[Handler, ...]] = {}
+        self._settled: dict[type, tuple[Handler, ...]] = {}
         self._queue: deque[object] = deque()
         self._deferred: deque[tuple[Handler, object]] = deque()
         self.max_steps = max_steps
 
-    def subscribe(self, message_type: type[M], handler: Callable[[M], None]) -> None:
-        self._handlers[message_type] = (*self._handlers.get(message_type, ()), handler)
+    def subscribe(
+        self, message_type: type[M], handler: Callable[[M], None], *, settled: bool = False
+    ) -> Subscription:
+        subscription = Subscription(self, message_type, handler, settled)
+        self._subscriptions.setdefault(message_type, []).append(subscription)
+        self._refresh(message_type)
+        return subscription
+
+    def _refresh(self, message_type: type) -> None:
+        active = [s for s in self._subscriptions[message_type] if s.active]
+        self._handlers[message_type] = tuple(s.handler for s in active if not s.settled)
+        self._settled[message_type] = tuple(s.handler for s in active if s.settled)
 
     def publish(self, message: object) -> None:
         self._queue.append(message)
-
-    def defer(self, handler: Callable[[M], None], message: M) -> None:
-        self._deferred.append((handler, message))
 
     @property
     def pending(self) -> int:
@@ -72,18 +109,36 @@ class MessageBus:
         Handing the message straight to its handlers skips a queue round trip on the hot path; what they
         publish is drained as usual, so the order of delivery is the same as publish-then-drain.
         """
-        if self._queue or self._deferred:
+        queue = self._queue
+        if queue or self._deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
-        for handler in self._handlers.get(type(message), ()):
+        kind = type(message)
+        for handler in self._handlers.get(kind, ()):
             try:
                 handler(message)
             except BusError:
                 raise
             except Exception as exc:
-                self._clear()
-                raise HandlerFailed(handler, message, exc) from exc
-        if self._queue or self._deferred:
+                raise self._failed(handler, message, exc) from exc
+        settled = self._settled.get(kind)
+        if settled:
+            if queue:
+                self._deferred.extend((handler, message) for handler in settled)
+            else:
+                for handler in settled:
+                    try:
+                        handler(message)
+                    except BusError:
+                        raise
+                    except Exception as exc:
+                        raise self._failed(handler, message, exc) from exc
+        if queue or self._deferred:
             self.drain()
+
+    def _failed(self, handler: Handler, message: object, cause: Exception) -> HandlerFailed:
+        """Abandon the drain: nothing queued may run after a failure."""
+        self._clear()
+        return HandlerFailed(handler, message, cause)
 
     def drain(self) -> int:
         """Deliver queued messages, and those they cause, until none is left; a deferred handler runs
@@ -104,6 +159,9 @@ class MessageBus:
             if queue:
                 message = queue.popleft()
                 targets = handlers.get(type(message), ())
+                settled = self._settled.get(type(message))
+                if settled:
+                    deferred.extend((handler, message) for handler in settled)
             else:
                 handler, message = deferred.popleft()
                 targets = (handler,)
@@ -113,8 +171,7 @@ class MessageBus:
                 except BusError:
                     raise
                 except Exception as exc:
-                    self._clear()
-                    raise HandlerFailed(handler, message, exc) from exc
+                    raise self._failed(handler, message, exc) from exc
         return steps
 
     def _clear(self) -> None:

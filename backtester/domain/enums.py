@@ -45,3 +45,16 @@ class OrderStatus(StrEnum):
 
 
 _TERMINAL = (OrderStatus.DENIED, OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
+
+
+# Reading a member through its class (`Side.BUY`) runs a descriptor on Python 3.11; the per-order path
+# reads these module constants instead.
+BUY, SELL = Side.BUY, Side.SELL
+MARKET, LIMIT, STOP, STOP_LIMIT = (
+    OrderType.MARKET,
+    OrderType.LIMIT,
+    OrderType.STOP,
+    OrderType.STOP_LIMIT,
+)
+GTC, IOC = TimeInForce.GTC, TimeInForce.IOC
+MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER

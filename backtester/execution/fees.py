@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from backtester.domain.enums import Liquidity
+from backtester.domain.enums import MAKER, Liquidity
 
 
 class FixedRateFee(msgspec.Struct, frozen=True):
@@ -37,8 +37,8 @@ class MakerTakerFee(msgspec.Struct, frozen=True):
             raise ValueError(f"fee rates must be >= 0, got maker={self.maker} taker={self.taker}")
 
     def fee(self, notional: float, liquidity: Liquidity) -> float:
-        return notional * (self.maker if liquidity is Liquidity.MAKER else self.taker)
+        return notional * (self.maker if liquidity is MAKER else self.taker)
 
     def affordable_quantity(self, budget: float, price: float, liquidity: Liquidity) -> float:
-        rate = self.maker if liquidity is Liquidity.MAKER else self.taker
+        rate = self.maker if liquidity is MAKER else self.taker
         return budget / (price * (1.0 + rate))

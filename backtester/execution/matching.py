@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from backtester.domain.enums import Liquidity, OrderType, Side
+from backtester.domain.enums import (
+    BUY,
+    LIMIT,
+    MAKER,
+    MARKET,
+    STOP,
+    TAKER,
+    Liquidity,
+)
 from backtester.domain.messages import Bar, SubmitOrder
 
 Path = tuple[float, float, float, float]
@@ -50,25 +58,23 @@ def touch(path: Path, level: float, below: bool, start: float = 0.0) -> tuple[fl
 
 
 def trigger(order: SubmitOrder, path: Path) -> Trigger | None:
-    buy = order.side is Side.BUY
+    buy = order.side is BUY
     kind = order.order_type
-    if kind is OrderType.MARKET:
-        return Trigger(0.0, path[0], Liquidity.TAKER, True)
-    if kind is OrderType.LIMIT:
+    if kind is MARKET:
+        return Trigger(0.0, path[0], TAKER, True)
+    if kind is LIMIT:
         assert order.limit_price is not None
         hit = touch(path, order.limit_price, below=buy)
-        return None if hit is None else Trigger(hit[0], hit[1], Liquidity.MAKER, False)
+        return None if hit is None else Trigger(hit[0], hit[1], MAKER, False)
     assert order.stop_price is not None
     stop_hit = touch(path, order.stop_price, below=not buy)
     if stop_hit is None:
         return None
-    if kind is OrderType.STOP:
-        return Trigger(stop_hit[0], stop_hit[1], Liquidity.TAKER, True)
+    if kind is STOP:
+        return Trigger(stop_hit[0], stop_hit[1], TAKER, True)
     assert order.limit_price is not None
     limit_hit = touch(path, order.limit_price, below=buy, start=stop_hit[0])
     if limit_hit is None:
         return None
     at_trigger = limit_hit[0] == stop_hit[0]
-    return Trigger(
-        limit_hit[0], limit_hit[1], Liquidity.TAKER if at_trigger else Liquidity.MAKER, False
-    )
+    return Trigger(limit_hit[0], limit_hit[1], TAKER if at_trigger else MAKER, False)

@@ -13,9 +13,16 @@ import math
 import numpy as np
 
 from backtester.config import FillConfig, IntrabarPath
-from backtester.core.bus import MessageBus
+from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
-from backtester.domain.enums import Liquidity, OrderType, Side, TimeInForce
+from backtester.domain.enums import (
+    BUY,
+    IOC,
+    MARKET,
+    SELL,
+    TAKER,
+    Liquidity,
+)
 from backtester.domain.instrument import Instrument
 from backtester.domain.messages import (
     Bar,
@@ -60,18 +67,25 @@ class SimulatedVenue:
         self._fees = fees
         self._slippage = slippage
         self._fill = fill
+        self._pessimistic = fill.intrabar is IntrabarPath.PESSIMISTIC
         self._rng = rng
         self.cash = initial_cash
         self.positions: dict[str, float] = dict.fromkeys(instruments, 0.0)
         self._books: dict[str, list[_Resting]] = {symbol: [] for symbol in instruments}
         self._last_bar: dict[str, Bar] = {}
         self._bar_volume_used: dict[str, tuple[int, float]] = {}
-        self._resting = 0  # orders in all books: lets a bar skip matching at the cost of one test
+        self._resting = 0
+        self._bar_subscription: Subscription | None = None
         self._seq = 0
         self.path_decided_bars = 0
 
     def subscribe(self, bus: MessageBus) -> None:
-        bus.subscribe(Bar, self.on_bar_on_close if self._fill.trade_on_close else self.on_bar)
+        if self._fill.trade_on_close:
+            bus.subscribe(Bar, self.on_bar_on_close)
+        else:
+            # Called for bars only while some order rests: most bars have nothing to match.
+            self._bar_subscription = bus.subscribe(Bar, self.on_bar)
+            self._bar_subscription.pause()
         bus.subscribe(OrderAccepted, self.on_accepted)
         bus.subscribe(CancelOrder, self.on_cancel)
 
@@ -93,12 +107,14 @@ class SimulatedVenue:
         self._seq += 1
         resting = _Resting(order, self._seq, self._clock.now)
         last = self._last_bar.get(order.instrument)
-        if self._fill.trade_on_close and order.order_type is OrderType.MARKET and last is not None:
-            if not self._execute(resting, Trigger(1.0, last.close, Liquidity.TAKER, True), last):
+        if self._fill.trade_on_close and order.order_type is MARKET and last is not None:
+            if not self._execute(resting, Trigger(1.0, last.close, TAKER, True), last):
                 self._close(resting, "not filled on close")
             return
         self._books[order.instrument].append(resting)
         self._resting += 1
+        if self._bar_subscription is not None:
+            self._bar_subscription.resume()
 
     def on_cancel(self, command: CancelOrder) -> None:
         now = self._clock.now
@@ -128,6 +144,8 @@ class SimulatedVenue:
                 self._close(resting, reason)
             self._resting -= len(book)
             book.clear()
+        if self._bar_subscription is not None:
+            self._bar_subscription.pause()
 
     # --- matching ------------------------------------------------------------------------------
 
@@ -149,7 +167,7 @@ class SimulatedVenue:
             if self._execute(resting, hit, bar):
                 self._remove(book, resting)
         for resting in eligible:
-            if resting.order.time_in_force is TimeInForce.IOC and resting in book:
+            if resting.order.time_in_force is IOC and resting in book:
                 self._remove(book, resting)
                 now = self._clock.now
                 self._bus.publish(
@@ -159,9 +177,11 @@ class SimulatedVenue:
     def _remove(self, book: list[_Resting], resting: _Resting) -> None:
         book.remove(resting)
         self._resting -= 1
+        if not self._resting and self._bar_subscription is not None:
+            self._bar_subscription.pause()
 
     def _low_first(self, bar: Bar) -> bool:
-        if self._fill.intrabar is IntrabarPath.PESSIMISTIC:
+        if self._pessimistic:
             return self.positions[bar.instrument] > 0
         return bar.close >= bar.open
 
@@ -171,7 +191,7 @@ class SimulatedVenue:
         Returns True when the order is done (filled, or its remainder canceled)."""
         order = resting.order
         instrument = self._instruments[order.instrument]
-        buy = order.side is Side.BUY
+        buy = order.side is BUY
         price = hit.price
         sized_now = resting.remaining is None
         remaining = (
@@ -242,7 +262,7 @@ class SimulatedVenue:
         self, order: SubmitOrder, instrument: Instrument, price: float, liquidity: Liquidity
     ) -> float:
         assert order.fraction is not None
-        if order.side is Side.SELL:
+        if order.side is SELL:
             return instrument.floor_quantity(order.fraction * self.positions[order.instrument])
         return self._affordable(instrument, price, liquidity, order.fraction * self.cash)
 

@@ -35,10 +35,16 @@ def round_trips(fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]) -
     """`fills` as in RunResult.fills; `last_close` marks still-open trades: instrument -> (ts, close)."""
     rows: list[dict[str, object]] = []
     open_trades: dict[str, _Open] = {}
-    columns = ("instrument", "ts_ns", "side", "price", "quantity", "fee")
-    for symbol, ts, side, price, quantity, fee in fills.select(
-        "instrument", pl.col("ts").dt.epoch("ns").alias("ts_ns"), *columns[2:]
-    ).iter_rows():
+    columns = zip(
+        fills["instrument"].to_list(),
+        fills["ts"].dt.epoch("ns").to_list(),
+        fills["side"].to_list(),
+        fills["price"].to_list(),
+        fills["quantity"].to_list(),
+        fills["fee"].to_list(),
+        strict=True,
+    )
+    for symbol, ts, side, price, quantity, fee in columns:
         trade = open_trades.get(symbol)
         if trade is None:
             trade = open_trades[symbol] = _Open(ts)

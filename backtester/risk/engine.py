@@ -7,7 +7,7 @@ import msgspec
 from backtester.config import RiskConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
-from backtester.domain.enums import Liquidity, Side
+from backtester.domain.enums import BUY, TAKER
 from backtester.domain.instrument import Instrument
 from backtester.domain.messages import (
     AccountState,
@@ -41,6 +41,9 @@ class RiskEngine:
         self._instruments = instruments
         self._fees = fees
         self._config = config
+        self._limits_position = (
+            config.max_position_quantity is not None or config.max_position_notional is not None
+        )
         self._cash = initial_cash
         self._positions: dict[str, float] = dict.fromkeys(instruments, 0.0)
         self._reserved: dict[int, float] = {}
@@ -80,13 +83,11 @@ class RiskEngine:
         if order.quantity is not None:
             quantity = order.quantity
             reason = rules.check_quantity_bounds(quantity, instrument)
-        elif order.side is Side.BUY:
+        elif order.side is BUY:
             if available <= 0:
                 return f"insufficient cash: available {available:.8g}", None
             assert order.fraction is not None
-            quantity = self._fees.affordable_quantity(
-                order.fraction * available, price, Liquidity.TAKER
-            )
+            quantity = self._fees.affordable_quantity(order.fraction * available, price, TAKER)
         else:
             if position <= 0:
                 return "insufficient position: nothing to sell (spot: no short)", None
@@ -95,28 +96,28 @@ class RiskEngine:
         if reason:
             return reason, None
         notional = quantity * price
-        if order.fraction is not None and order.side is Side.BUY:
+        if order.fraction is not None and order.side is BUY:
             # Sized from available cash by construction; a cost check would only see float rounding.
             cost = order.fraction * available
             balance_reason = None
         else:
-            cost = notional + self._fees.fee(notional, Liquidity.TAKER)
+            cost = notional + self._fees.fee(notional, TAKER)
             balance_reason = rules.check_spot_balance(
                 order.side, quantity, cost, available, position
             )
-        reason = (
-            rules.check_notional(notional, instrument)
-            or balance_reason
-            or rules.check_max_position(
-                position + self._pending_quantity(order.instrument) + order.side.sign * quantity,
+        reason = rules.check_notional(notional, instrument) or balance_reason
+        if reason:
+            return reason, None
+        if self._limits_position and order.side is BUY:
+            reason = rules.check_max_position(
+                position + self._pending_quantity(order.instrument) + quantity,
                 price,
                 self._config.max_position_quantity,
                 self._config.max_position_notional,
             )
-        )
-        if reason:
-            return reason, None
-        if order.side is Side.BUY:
+            if reason:
+                return reason, None
+        if order.side is BUY:
             self._reserved[order.order_id] = cost
             self._pending_buys[order.order_id] = (order.instrument, quantity)
         return None, order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from backtester.domain.enums import OrderType, Side
+from backtester.domain.enums import BUY, LIMIT, SELL, STOP, STOP_LIMIT, Side
 from backtester.domain.instrument import Instrument
 from backtester.domain.messages import SubmitOrder
 
@@ -16,8 +16,8 @@ def check_shape(order: SubmitOrder) -> str | None:
         return f"quantity must be a positive number, got {order.quantity}"
     if order.fraction is not None and not (0.0 < order.fraction <= 1.0):
         return f"fraction must be in (0, 1], got {order.fraction}"
-    needs_limit = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-    needs_stop = order.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    needs_limit = order.order_type in (LIMIT, STOP_LIMIT)
+    needs_stop = order.order_type in (STOP, STOP_LIMIT)
     if needs_limit != (order.limit_price is not None):
         return (
             f"{order.order_type.value} order {'needs' if needs_limit else 'takes no'} limit price"
@@ -61,9 +61,9 @@ def check_spot_balance(
     side: Side, quantity: float, cost: float, available_cash: float, position: float
 ) -> str | None:
     """Spot: a buy must be paid from cash on hand, a sell from the position held (no shorting)."""
-    if side is Side.BUY and cost > available_cash:
+    if side is BUY and cost > available_cash:
         return f"insufficient cash: needs {cost:.8g}, available {available_cash:.8g}"
-    if side is Side.SELL and quantity > position:
+    if side is SELL and quantity > position:
         return f"insufficient position: sell {quantity:.8g}, held {position:.8g} (spot: no short)"
     return None
 

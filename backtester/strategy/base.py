@@ -6,7 +6,17 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from backtester.domain.enums import OrderType, Side, TimeInForce
+from backtester.domain.enums import (
+    BUY,
+    GTC,
+    LIMIT,
+    MARKET,
+    SELL,
+    STOP,
+    STOP_LIMIT,
+    OrderType,
+    TimeInForce,
+)
 from backtester.domain.messages import Bar, OrderFilled
 from backtester.strategy.context import OpenOrder, StrategyContext
 
@@ -82,13 +92,13 @@ class Strategy(Generic[P]):
         fraction: float | None = None,
         limit: float | None = None,
         stop: float | None = None,
-        time_in_force: TimeInForce = TimeInForce.GTC,
+        time_in_force: TimeInForce = GTC,
         instrument: str | None = None,
         tag: str = "",
     ) -> int:
         """Buy `quantity`, or `fraction` of available cash sized at the fill price, fees included."""
         return self.ctx.submit(
-            Side.BUY,
+            BUY,
             instrument=instrument,
             quantity=quantity,
             fraction=fraction,
@@ -106,13 +116,13 @@ class Strategy(Generic[P]):
         fraction: float | None = None,
         limit: float | None = None,
         stop: float | None = None,
-        time_in_force: TimeInForce = TimeInForce.GTC,
+        time_in_force: TimeInForce = GTC,
         instrument: str | None = None,
         tag: str = "",
     ) -> int:
         """Sell `quantity`, or `fraction` of the position held when the order fills."""
         return self.ctx.submit(
-            Side.SELL,
+            SELL,
             instrument=instrument,
             quantity=quantity,
             fraction=fraction,
@@ -139,9 +149,9 @@ class ParamsError(ValueError):
 
 def _order_type(limit: float | None, stop: float | None) -> OrderType:
     if limit is not None and stop is not None:
-        return OrderType.STOP_LIMIT
+        return STOP_LIMIT
     if limit is not None:
-        return OrderType.LIMIT
+        return LIMIT
     if stop is not None:
-        return OrderType.STOP
-    return OrderType.MARKET
+        return STOP
+    return MARKET

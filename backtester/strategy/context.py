@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from backtester.core.clock import SimClock
-from backtester.domain.enums import OrderType, Side, TimeInForce
+from backtester.domain.enums import GTC, MARKET, OrderType, Side, TimeInForce
 from backtester.domain.messages import Bar, CancelOrder, SubmitOrder
 
 
@@ -135,10 +135,10 @@ class StrategyContext:
         instrument: str | None = None,
         quantity: float | None = None,
         fraction: float | None = None,
-        order_type: OrderType = OrderType.MARKET,
+        order_type: OrderType = MARKET,
         limit_price: float | None = None,
         stop_price: float | None = None,
-        time_in_force: TimeInForce = TimeInForce.GTC,
+        time_in_force: TimeInForce = GTC,
         tag: str = "",
     ) -> int:
         """Send an order to Risk; returns its id. The outcome arrives as events, never as a return."""

@@ -20,16 +20,16 @@ from backtester.strategy.context import OpenOrder, StrategyContext
 
 
 class StrategyModule:
-    def __init__(self, strategy: Strategy[Any], ctx: StrategyContext, bus: MessageBus) -> None:
+    def __init__(self, strategy: Strategy[Any], ctx: StrategyContext) -> None:
         self.strategy = strategy
         self.ctx = ctx
-        self._bus = bus
         # Bound once: the per-bar path should not look up attributes it can hold.
         self._on_bar = strategy.on_bar
         self._last_bar = ctx.last_bar
 
     def subscribe(self, bus: MessageBus) -> None:
-        bus.subscribe(Bar, self.on_bar)
+        # Settled: the strategy sees a bar after the fills that bar caused are booked.
+        bus.subscribe(Bar, self.on_bar, settled=True)
         bus.subscribe(OrderAccepted, self.on_accepted)
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(OrderDenied, self.on_closed)
@@ -46,11 +46,7 @@ class StrategyModule:
 
     def on_bar(self, bar: Bar) -> None:
         self._last_bar[bar.instrument] = bar
-        if self._bus.pending:
-            # The venue filled orders on this bar: let the fills be booked before the strategy looks.
-            self._bus.defer(self._on_bar, bar)
-        else:
-            self._on_bar(bar)
+        self._on_bar(bar)
 
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order

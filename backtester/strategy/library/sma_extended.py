@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
-from backtester.domain.enums import Side
+from backtester.domain.enums import BUY, SELL
 from backtester.domain.messages import Bar, OrderFilled
 from backtester.strategy.base import Strategy
 from backtester.strategy.library.sma_cross import sma_cross_signals
@@ -93,13 +93,9 @@ class SmaExtended(Strategy[SmaExtendedParams]):
 
     def on_fill(self, fill: OrderFilled) -> None:
         held = self.ctx.positions[self._symbol]
-        if (
-            fill.side is Side.BUY
-            and fill.order_id == self._entry_id
-            and fill.leaves_quantity == 0.0
-        ):
+        if fill.side is BUY and fill.order_id == self._entry_id and fill.leaves_quantity == 0.0:
             self._protect(self.ctx.avg_prices[self._symbol])
-        elif fill.side is Side.SELL and held == 0.0:
+        elif fill.side is SELL and held == 0.0:
             self._cancel_protective()
             self._last_exit_index = self.ctx.index(self._symbol)
 
