@@ -370,6 +370,30 @@ def test_volume_share_ioc_order_on_a_zero_volume_bar_expires_unfilled() -> None:
     assert order(result, 1)["status"] == "expired"
 
 
+@pytest.mark.parametrize("fill_price", [125.0, 80.0])
+def test_fraction_buy_blocked_by_a_zero_volume_bar_is_sized_at_the_bar_where_it_fills(
+    fill_price: float,
+) -> None:
+    rows = [
+        THIN,
+        (100.0, 100.0, 100.0, 100.0, 0.0),
+        (fill_price, fill_price, fill_price, fill_price, 1000.0),
+    ]
+    result = run_script(
+        rows,
+        {0: [lambda s: s.buy(fraction=1.0)]},
+        cash=1000,
+        slippage=VolumeShareSlippage(volume_limit=1.0, price_impact=0.0),
+    )
+    fill = single_fill(result)
+    assert (fill["price"], fill["quantity"], fill["leaves_quantity"]) == (
+        fill_price,
+        1000 / fill_price,
+        0.0,
+    )
+    assert order(result, 1)["status"] == "filled"
+
+
 # --- trade on close -------------------------------------------------------------------------------
 
 
