@@ -16,6 +16,8 @@ from unittest import mock
 import polars as pl
 
 from backtester import Backtest, RunResult, Strategy, app
+from backtester.account.ledger import AccountLedger
+from backtester.core.bus import MessageBus
 from backtester.domain.messages import (
     Bar,
     OrderCanceled,
@@ -24,6 +26,8 @@ from backtester.domain.messages import (
     OrderExpired,
     OrderFilled,
 )
+from backtester.execution.venue import SimulatedVenue
+from backtester.recorder import Recorder
 
 T0_MS = 1_700_000_000_000
 BAR_MS = 60_000
@@ -105,26 +109,27 @@ def observed_run() -> Iterator[Observed]:
     """
     seen = Observed()
 
-    class CountingBus(app.MessageBus):
+    class CountingBus(MessageBus):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             seen.buses.append(self)
-            for kind in (OrderDenied, OrderCanceled, OrderExpired):
-                self.subscribe(kind, seen.count_terminal)
+            self.subscribe(OrderDenied, seen.count_terminal)
+            self.subscribe(OrderCanceled, seen.count_terminal)
+            self.subscribe(OrderExpired, seen.count_terminal)
             self.subscribe(OrderFilled, seen.count_fill)
             self.subscribe(OrderCancelRejected, seen.cancel_rejections.append)
 
-    class KeptVenue(app.SimulatedVenue):
+    class KeptVenue(SimulatedVenue):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             seen.venues.append(self)
 
-    class KeptLedger(app.AccountLedger):
+    class KeptLedger(AccountLedger):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             seen.ledgers.append(self)
 
-    class KeptRecorder(app.Recorder):
+    class KeptRecorder(Recorder):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             seen.recorders.append(self)

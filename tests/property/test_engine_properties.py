@@ -78,7 +78,7 @@ def submit_actions(draw: st.DrawFn) -> Action:
     stop = draw(half_units) if kind in ("stop", "stop_limit") else None
     tif = draw(st.sampled_from([TimeInForce.GTC, TimeInForce.IOC]))
     if draw(st.booleans()):
-        sizing: dict[str, float] = {"fraction": draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))}
+        sizing: dict[str, Any] = {"fraction": draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))}
     else:
         sizing = {"quantity": draw(st.sampled_from([0.004, 0.3, 1.0, 2.5, 4.0, 12.0]))}
 
@@ -301,7 +301,7 @@ def _message_types() -> list[type[Message]]:
 
 
 MESSAGE_TYPES = _message_types()
-ANY_MESSAGE = Union[tuple(MESSAGE_TYPES)]  # noqa: UP007 - a runtime union of the classes found
+ANY_MESSAGE = Union[tuple(MESSAGE_TYPES)]  # type: ignore[valid-type]  # noqa: UP007 - built at runtime
 JSON_ENCODER, MSGPACK_ENCODER = msgspec.json.Encoder(), msgspec.msgpack.Encoder()
 JSON_DECODER = msgspec.json.Decoder(ANY_MESSAGE)
 MSGPACK_DECODER = msgspec.msgpack.Decoder(ANY_MESSAGE)

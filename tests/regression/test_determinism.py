@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,10 +119,10 @@ def test_distinct_configurations_have_distinct_digests(
 )
 def test_digest_changes_when_a_parameter_changes(
     digests_by_hash_seed: dict[str, dict[str, list[object]]],
-    changed_options: dict[str, float],
+    changed_options: dict[str, Any],
     changed_params: dict[str, int],
 ) -> None:
-    options = {"cash": 100_000, "fee_rate": 0.001}
+    options: dict[str, Any] = {"cash": 100_000, "fee_rate": 0.001}
     params = {"fast": 10, "slow": 30}
     base = digests_by_hash_seed["0"]["sma_cross"][0]
     changed = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -77,8 +78,12 @@ def test_messages_published_before_drain_are_delivered_in_publish_order() -> Non
 def test_subscription_order_is_delivery_order() -> None:
     log: list[str] = []
     bus = MessageBus()
+
+    def recorder(name: str) -> Callable[[Ping], None]:
+        return lambda _: log.append(name)
+
     for name in ("c", "a", "b"):
-        bus.subscribe(Ping, lambda m, name=name: log.append(name))
+        bus.subscribe(Ping, recorder(name))
     bus.publish(Ping(0))
     bus.drain()
     assert log == ["c", "a", "b"]
