@@ -1,4 +1,8 @@
-"""The message bus: FIFO drain to quiescence, delivery order, the step cap, failing handlers, deliver()."""
+"""The message bus: FIFO drain to quiescence, delivery order, the step cap, failing handlers, deliver().
+
+The lane for subscribers that must see settled state is changing shape on main (defer -> settled
+subscriptions); its ordering is covered end to end by the fill-rule and notebook tests instead.
+"""
 
 from __future__ import annotations
 
@@ -180,18 +184,3 @@ def test_deliver_refuses_a_bus_that_is_not_drained() -> None:
     bus.publish(Ping(0))
     with pytest.raises(BusError, match="drained bus"):
         bus.deliver(Ping(1))
-
-
-def test_deferred_handler_runs_only_after_the_queue_is_empty() -> None:
-    log: list[str] = []
-    bus = MessageBus()
-
-    def first(ping: Ping) -> None:
-        log.append(f"first:{ping.n}")
-        bus.publish(Pong(ping.n))
-        bus.defer(lambda m: log.append(f"deferred:{m.n}"), ping)
-
-    bus.subscribe(Ping, first)
-    bus.subscribe(Pong, lambda m: log.append(f"pong:{m.n}"))
-    bus.deliver(Ping(1))
-    assert log == ["first:1", "pong:1", "deferred:1"]
