@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
+import msgspec
 import polars as pl
 import pytest
 
-from backtester import Backtest, RunResult
+from backtester import Backtest, Bar, RunResult, Strategy
 from backtester.strategies import SmaCross
 from backtester.strategy.base import ParamsError
 from backtester.strategy.library.sma_cross import sma_cross_signals
@@ -122,3 +124,46 @@ def test_plain_python_smacross_reproduces_the_engine_exactly(result: RunResult) 
     assert result.stats["final_equity"] == final_equity
     assert result.stats["fees_paid"] == pytest.approx(sum(f[4] for f in expected), rel=1e-12)
     assert result.stats["trades"] == sum(1 for f in expected if f[1] == "sell")
+
+
+# --- the README's custom strategy -----------------------------------------------------------------
+
+
+class Breakout(Strategy[Any]):
+    """The README's example: buy half the cash on a breakout above the previous `lookback` highs, close
+    on a 2% drop below the entry."""
+
+    class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        lookback: int = 20
+
+    def on_start(self) -> None:
+        high = self.ctx.data[self.ctx.primary]["high"]
+        lookback = self.params.lookback
+        self.ctx.register_indicator("hh", high.rolling_max(lookback).shift(1).to_numpy())
+
+    def on_bar(self, bar: Bar) -> None:
+        if self.position == 0 and bar.close > self.ctx.indicator("hh"):
+            self.buy(fraction=0.5)
+        elif self.position > 0 and bar.close < self.ctx.avg_prices[bar.instrument] * 0.98:
+            self.close()
+
+
+def test_readme_custom_strategy_trades_with_typed_params() -> None:
+    bt = Backtest(GOLDEN, Breakout, cash=100_000, fee_rate=0.001)
+    result = bt.run(lookback=60)
+    assert result.params == {"lookback": 60}
+    assert len(result.trades) > 0
+    assert set(result.orders["status"]) <= {"filled", "canceled", "denied", "expired"}
+    # Each entry spends half the cash held before it, sized at the fill price with the fee reserved.
+    cash_before = dict(
+        zip(result.equity["ts"].shift(-1).to_list(), result.equity["cash"].to_list(), strict=True)
+    )
+    buys = result.fills.filter(side="buy")
+    assert buys.height > 0
+    for ts, price, quantity, fee in buys.select("ts", "price", "quantity", "fee").iter_rows():
+        notional = price * quantity
+        assert fee == notional * 0.001
+        assert notional + fee == pytest.approx(cash_before[ts] / 2, rel=1e-12)
+        assert notional + fee <= cash_before[ts] / 2
+    with pytest.raises(ParamsError, match="declared parameters: lookback"):
+        bt.run(window=60)
