@@ -35,7 +35,15 @@ from backtester import (
 )
 from backtester.domain.enums import Liquidity, OrderStatus
 from backtester.domain.messages import Message
-from tests.engine_support import Action, bars_frame, observed_run, scripted
+from tests.engine_support import (
+    BAR_MS,
+    NS_PER_MS,
+    T0_MS,
+    Action,
+    bars_frame,
+    observed_run,
+    scripted,
+)
 
 PROPERTY_SETTINGS = settings(
     max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -262,6 +270,22 @@ def test_random_order_streams_keep_books_balanced_and_answer_every_order_once(
         limit = limits[fill["order_id"]]
         assert limit is not None
         assert fill["price"] <= limit if fill["side"] == "buy" else fill["price"] >= limit
+
+    # No look-ahead: an order fills on a later bar than the one that placed it (trade-on-close market
+    # orders: at the close of that bar); without slippage, inside the range of the bar it fills on.
+    orders = result.orders.with_columns(pl.col("ts_submitted").dt.epoch("ns"))
+    placed = dict(orders.select("order_id", "ts_submitted").iter_rows())
+    kinds = dict(orders.select("order_id", "type").iter_rows())
+    for fill in fills.iter_rows(named=True):
+        bar = rows[(fill["ts"] // NS_PER_MS - T0_MS) // BAR_MS]
+        same_bar_close = case["trade_on_close"] and kinds[fill["order_id"]] == "market"
+        if same_bar_close and fill["ts"] == placed[fill["order_id"]]:
+            if isinstance(case["slippage"], NoSlippage):
+                assert fill["price"] == bar[3]
+        else:
+            assert fill["ts"] > placed[fill["order_id"]]
+            if isinstance(case["slippage"], NoSlippage):
+                assert bar[2] <= fill["price"] <= bar[1]
 
 
 @settings(max_examples=25, deadline=None)
