@@ -60,24 +60,27 @@ print(json.dumps(digests))
 )
 
 
-def _digests_in_subprocess(hash_seed: str) -> dict[str, list[object]]:
-    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    done = subprocess.run(
+def _start_child(hash_seed: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-c", CHILD],
         cwd=ROOT,
-        env=env,
-        capture_output=True,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
 def digests_by_hash_seed() -> dict[str, dict[str, list[object]]]:
-    return {seed: _digests_in_subprocess(seed) for seed in ("0", "12345")}
+    """The child's digests under each hash seed; the two processes run side by side."""
+    children = {seed: _start_child(seed) for seed in ("0", "12345")}
+    digests = {}
+    for seed, child in children.items():
+        stdout, stderr = child.communicate(timeout=300)
+        assert child.returncode == 0, stderr
+        digests[seed] = json.loads(stdout)
+    return digests
 
 
 def test_runs_in_processes_with_different_hash_seeds_give_identical_digests(
