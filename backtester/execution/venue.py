@@ -204,7 +204,7 @@ class SimulatedVenue:
             return True
         quantity = min(remaining, self._capacity(bar))
         if quantity <= 0.0:
-            resting.remaining = remaining
+            # Nothing fills on this bar: a fraction order stays unsized until the bar where it fills.
             return False
         if hit.slips:
             price = instrument.round_price(

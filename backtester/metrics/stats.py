@@ -60,7 +60,7 @@ def compute_stats(
     final = float(values[-1])
     total_return = final / initial_cash - 1.0
     years = span / NS_PER_YEAR
-    cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if final > 0 else -1.0
+    cagr = _cagr(final / initial_cash, years)
 
     returns = np.diff(values) / values[:-1] if len(values) > 1 else np.zeros(0)
     mean = float(returns.mean()) if len(returns) else 0.0
@@ -112,6 +112,16 @@ def compute_stats(
         avg_trade_duration_hours=float(durations.mean()) / 3600 if len(durations) else math.nan,
         fees_paid=fees_paid,
     )
+
+
+def _cagr(growth: float, years: float) -> float:
+    """Annualized growth; a gain over a few minutes annualizes past the float range: +inf, not a crash."""
+    if growth <= 0:
+        return -1.0
+    try:
+        return float(growth ** (1.0 / years) - 1.0)
+    except OverflowError:
+        return math.inf
 
 
 def _longest_drawdown_ns(ts: np.ndarray, values: np.ndarray, peaks: np.ndarray) -> int:
