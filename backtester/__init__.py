@@ -16,7 +16,7 @@ from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.metrics.stats import Stats
 from backtester.results import RunResult
-from backtester.strategy.base import Strategy
+from backtester.strategy.base import ParamsError, Strategy
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,7 @@ __all__ = [
     "NoSlippage",
     "OrderFilled",
     "OrderType",
+    "ParamsError",
     "RiskConfig",
     "RunResult",
     "Side",

@@ -109,6 +109,7 @@ def run_engine(
         closes=closes,
         initial_cash=setup.initial_cash,
         fees_paid=ledger.fees_paid,
+        intrabar_decisions=venue.path_decided_bars,
         repairs=repairs or [],
     )
 

@@ -170,6 +170,7 @@ def build_result(
     closes: dict[str, np.ndarray],
     initial_cash: float,
     fees_paid: float,
+    intrabar_decisions: int,
     repairs: list[RepairReport],
 ) -> RunResult:
     position_value = np.zeros(len(timeline))
@@ -195,6 +196,8 @@ def build_result(
     orders = orders_frame(recorder)
     stats["orders"] = orders.height
     stats["fills"] = fills.height
+    # Bars where the assumed intrabar path decided which of several orders filled first.
+    stats["intrabar_path_decisions"] = intrabar_decisions
     return RunResult(
         strategy=strategy,
         params=msgspec.structs.asdict(params),

@@ -149,7 +149,8 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
                 ts.is_null(), *[pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV]
             ),
         ),
-        ("timestamp not after the previous row (unsorted or duplicate)", ts.diff() <= 0),
+        ("duplicate timestamp", ts.diff() == 0),
+        ("timestamp before the previous row (unsorted)", ts.diff() < 0),
         ("non-positive price", pl.min_horizontal("open", "high", "low", "close") <= 0),
         ("negative volume", pl.col("volume") < 0),
         ("high below max(open, close)", pl.col("high") < pl.max_horizontal("open", "close")),
@@ -167,5 +168,5 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
     row, problem = min(failures)
     values = frame.row(row, named=True)
     shown = ", ".join(f"{k}={values[k]}" for k in ("ts", *OHLCV))
-    hint = " (pass repair=True to drop or resolve duplicates)" if "duplicate" in problem else ""
+    hint = " (pass repair=True to drop or resolve duplicates)" if problem == "duplicate timestamp" else ""
     raise DataError(f"{label}: row {row}: {problem}: {shown}{hint}")
