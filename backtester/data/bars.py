@@ -168,5 +168,9 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
     row, problem = min(failures)
     values = frame.row(row, named=True)
     shown = ", ".join(f"{k}={values[k]}" for k in ("ts", *OHLCV))
-    hint = " (pass repair=True to drop or resolve duplicates)" if problem == "duplicate timestamp" else ""
+    hint = (
+        " (pass repair=True to drop or resolve duplicates)"
+        if problem == "duplicate timestamp"
+        else ""
+    )
     raise DataError(f"{label}: row {row}: {problem}: {shown}{hint}")

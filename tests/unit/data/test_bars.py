@@ -95,12 +95,12 @@ def test_missing_file_and_unsupported_suffix_are_data_errors(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("bad", "row", "problem"),
     [
-        (replaced("timestamp_ms", 3, T0 + 90_000), 3, "timestamp not after the previous row"),
         (
-            replaced("timestamp_ms", 2, T0 + 60_000),
-            2,
-            "timestamp not after the previous row (unsorted or duplicate)",
+            replaced("timestamp_ms", 3, T0 + 90_000),
+            3,
+            "timestamp before the previous row (unsorted)",
         ),
+        (replaced("timestamp_ms", 2, T0 + 60_000), 2, "duplicate timestamp"),
         (replaced("close", 4, math.nan), 4, "null or NaN value"),
         (replaced("low", 1, 0.0), 1, "non-positive price"),
         (replaced("low", 2, -1.0), 2, "non-positive price"),
@@ -136,6 +136,12 @@ def test_of_several_bad_rows_the_earliest_is_named() -> None:
 def test_duplicate_timestamp_error_suggests_repair() -> None:
     with pytest.raises(DataError, match=r"pass repair=True"):
         load_bars(replaced("timestamp_ms", 2, T0 + 60_000))
+
+
+def test_unsorted_timestamp_error_does_not_suggest_repair() -> None:
+    with pytest.raises(DataError) as caught:
+        load_bars(replaced("timestamp_ms", 3, T0 + 90_000))
+    assert "repair" not in str(caught.value)
 
 
 def test_error_shows_the_values_of_the_bad_row() -> None:
