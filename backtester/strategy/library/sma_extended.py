@@ -1,6 +1,7 @@
 """SmaExtended: SmaCross with the controls a live desk would add.
 
-- cooldown: after an exit, no new entry for `cooldown_bars` bars;
+- cooldown: the signals of the `cooldown_bars` bars starting with the bar an exit filled on are
+  ignored (0: none);
 - daily loss limit: once equity falls `daily_loss_limit_pct` below its value at the day's first bar,
   no new entries for the rest of that UTC day (open positions are still managed);
 - sizing: each entry commits `position_fraction` of equity;
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 
 from backtester.domain.enums import BUY, SELL
 from backtester.domain.messages import Bar, OrderFilled
@@ -46,8 +48,11 @@ class SmaExtended(Strategy[SmaExtendedParams]):
     Params = SmaExtendedParams
 
     def on_start(self) -> None:
-        close = self.ctx.data[self.ctx.primary]["close"].to_numpy()
-        self.signal = sma_cross_signals(close, self.params.fast, self.params.slow)
+        frame = self.ctx.data[self.ctx.primary]
+        self.signal = sma_cross_signals(
+            frame["close"].to_numpy(), self.params.fast, self.params.slow
+        )
+        self._bar_times = frame["ts"].to_numpy()
         self._signal = self.signal.tolist()
         self._symbol = self.ctx.primary
         self._entry_id: int | None = None
@@ -89,7 +94,7 @@ class SmaExtended(Strategy[SmaExtendedParams]):
             return False
         if self._entry_id is not None and self._entry_id in self.ctx.open_orders:
             return False
-        return index - self._last_exit_index > self.params.cooldown_bars
+        return index - self._last_exit_index >= self.params.cooldown_bars
 
     def on_fill(self, fill: OrderFilled) -> None:
         held = self.ctx.positions[self._symbol]
@@ -97,7 +102,8 @@ class SmaExtended(Strategy[SmaExtendedParams]):
             self._protect(self.ctx.avg_prices[self._symbol])
         elif fill.side is SELL and held == 0.0:
             self._cancel_protective()
-            self._last_exit_index = self.ctx.index(self._symbol)
+            # The bar the exit filled on (on_fill runs before that bar reaches on_bar).
+            self._last_exit_index = int(np.searchsorted(self._bar_times, fill.ts_event))
 
     def _protect(self, entry_price: float) -> None:
         if self.params.stop_loss_pct is not None:

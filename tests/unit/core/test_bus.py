@@ -184,3 +184,54 @@ def test_deliver_refuses_a_bus_that_is_not_drained() -> None:
     bus.publish(Ping(0))
     with pytest.raises(BusError, match="drained bus"):
         bus.deliver(Ping(1))
+
+
+def test_settled_subscriber_runs_after_everything_the_message_caused() -> None:
+    log: list[str] = []
+    bus = chain_bus(log, depth=1)
+    bus.subscribe(Ping, lambda ping: log.append(f"settled:{ping.n}"), settled=True)
+    bus.deliver(Ping(0))
+    assert log == [
+        "first:0",
+        "second:0",
+        "pong:0",
+        "first:1",
+        "second:1",
+        "pong:1",
+        "settled:0",
+        "settled:1",
+    ]
+
+
+def test_settled_subscriber_is_called_at_once_when_nothing_is_pending() -> None:
+    log: list[str] = []
+    bus = MessageBus()
+    bus.subscribe(Ping, lambda ping: log.append(f"plain:{ping.n}"))
+    bus.subscribe(Ping, lambda ping: log.append(f"settled:{ping.n}"), settled=True)
+    bus.deliver(Ping(0))
+    assert log == ["plain:0", "settled:0"]
+
+
+def test_paused_subscription_is_skipped_and_resumes_in_its_original_place() -> None:
+    log: list[str] = []
+    bus = MessageBus()
+    first = bus.subscribe(Ping, lambda ping: log.append(f"a:{ping.n}"))
+    bus.subscribe(Ping, lambda ping: log.append(f"b:{ping.n}"))
+    first.pause()
+    bus.deliver(Ping(0))
+    first.resume()
+    bus.deliver(Ping(1))
+    assert log == ["b:0", "a:1", "b:1"]
+
+
+def test_settled_handler_failure_is_reported_with_context() -> None:
+    bus = MessageBus()
+
+    def broken(ping: Ping) -> None:
+        raise ValueError("boom")
+
+    bus.subscribe(Ping, lambda ping: bus.publish(Pong(ping.n)))
+    bus.subscribe(Ping, broken, settled=True)
+    with pytest.raises(HandlerFailed, match="broken failed on Ping: ValueError: boom"):
+        bus.deliver(Ping(3))
+    assert bus.pending == 0
