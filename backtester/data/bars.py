@@ -1,8 +1,9 @@
-"""Bar series into the engine: read a DataFrame, Parquet or CSV file, validate it, optionally repair it.
+"""Bar series into the engine: read a DataFrame, Parquet or CSV file, validate it, maybe repair it.
 
-The engine works on one canonical frame: `ts` (int64 UTC nanoseconds, the bar's open time) and float64
-`open, high, low, close, volume`. Any extra columns are kept: the strategy sees them as precomputed
-indicator columns.
+The engine works on one canonical frame: `ts` (int64 UTC nanoseconds, the bar's open time) and
+float64 `open, high, low, close, volume`. Any extra columns are kept: the strategy sees them as
+precomputed indicator columns. Catalog series (`backtester.data.catalog.read_series`) come in with
+`timestamp_ms` and are converted here like any other frame.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from pathlib import Path
 import msgspec
 import polars as pl
 
+from backtester.data.errors import DataError
+
+__all__ = ["OHLCV", "BarData", "DataError", "RepairReport", "load_bars", "validate_bars"]
+
 OHLCV = ("open", "high", "low", "close", "volume")
 _NS_PER = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the source and, where there is one, the first bad row."""
 
 
 class RepairReport(msgspec.Struct, frozen=True):
@@ -43,8 +44,9 @@ class BarData(msgspec.Struct, frozen=True):
 def load_bars(
     source: pl.DataFrame | str | Path, *, repair: bool = False, name: str | None = None
 ) -> BarData:
-    """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows are
-    dropped; of conflicting rows the last is kept, as an exchange's final candle follows its partial one)."""
+    """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows
+    are dropped; of conflicting rows the last is kept, as an exchange's final candle follows its
+    partial one)."""
     label = name or (str(source) if not isinstance(source, pl.DataFrame) else "<DataFrame>")
     raw = _read(source, label)
     frame = _canonical(raw, label)
@@ -78,9 +80,7 @@ def _canonical(raw: pl.DataFrame, label: str) -> pl.DataFrame:
     if missing:
         raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
     ts = _timestamp_ns(raw, columns, label)
-    values = [
-        pl.col(columns[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV
-    ]
+    values = [pl.col(columns[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV]
     reserved = {"timestamp", "timestamp_ms", "ts", "date", "datetime", *OHLCV}
     extras = [pl.col(c) for c in raw.columns if c.lower() not in reserved]
     return raw.select(ts.alias("ts"), *values, *extras)
@@ -95,15 +95,17 @@ def _timestamp_ns(raw: pl.DataFrame, columns: dict[str, str], label: str) -> pl.
         col = columns[key]
         dtype = raw.schema[col]
         if isinstance(dtype, pl.Datetime):
-            unit = dtype.time_unit or "us"
+            unit = dtype.time_unit
             if dtype.time_zone not in (None, "UTC"):
-                return (
-                    pl.col(col).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-                ).cast(pl.Int64) * _NS_PER[unit]
+                return (pl.col(col).dt.convert_time_zone("UTC").dt.replace_time_zone(None)).cast(
+                    pl.Int64
+                ) * _NS_PER[unit]
             return pl.col(col).cast(pl.Int64) * _NS_PER[unit]
         if dtype.is_integer():
             return pl.col(col).cast(pl.Int64) * _NS_PER[_integer_unit(raw[col])]
-        raise DataError(f"{label}: column {col!r} must be an integer epoch or a datetime, not {dtype}")
+        raise DataError(
+            f"{label}: column {col!r} must be an integer epoch or a datetime, not {dtype}"
+        )
     raise DataError(f"{label}: no timestamp column (expected timestamp_ms or timestamp)")
 
 
@@ -126,7 +128,7 @@ def _repair_duplicates(frame: pl.DataFrame, label: str) -> tuple[pl.DataFrame, R
     identical = rows_in - deduped.height
     resolved = deduped.unique(subset="ts", keep="last", maintain_order=True)
     conflicting = deduped.height - resolved.height
-    # keep="last" keeps the position of the last occurrence too, which is where the final candle sits.
+    # keep="last" keeps the position of the last occurrence too: where the final candle sits.
     report = RepairReport(
         source=label,
         rows_in=rows_in,
@@ -143,18 +145,22 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
         raise DataError(f"{label}: no bars")
     ts = pl.col("ts")
     checks: list[tuple[str, pl.Expr]] = [
-        ("null or NaN value", pl.any_horizontal(
-            ts.is_null(), *[pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV]
-        )),
+        (
+            "null or NaN value",
+            pl.any_horizontal(
+                ts.is_null(), *[pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV]
+            ),
+        ),
         ("timestamp not after the previous row (unsorted or duplicate)", ts.diff() <= 0),
         ("non-positive price", pl.min_horizontal("open", "high", "low", "close") <= 0),
         ("negative volume", pl.col("volume") < 0),
         ("high below max(open, close)", pl.col("high") < pl.max_horizontal("open", "close")),
         ("low above min(open, close)", pl.col("low") > pl.min_horizontal("open", "close")),
     ]
-    flags = frame.select(
-        *[expr.fill_null(False).arg_true().first().alias(str(i)) for i, (_, expr) in enumerate(checks)]
-    ).row(0)
+    firsts = [
+        expr.fill_null(False).arg_true().first().alias(str(i)) for i, (_, expr) in enumerate(checks)
+    ]
+    flags = frame.select(*firsts).row(0)
     failures = [(row, checks[i][0]) for i, row in enumerate(flags) if row is not None]
     if not failures:
         return
