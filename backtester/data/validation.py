@@ -236,7 +236,7 @@ def describe(report: ValidationReport, *, limit: int = 10) -> list[str]:
         lines.append(f"  row {problem.row} ({when}): {problem.problem}")
     for gap in report.gaps[:limit]:
         lines.append(
-            f"  gap: {format_ms(gap.start_ms)} .. {format_ms(gap.end_ms)} ({gap.missing} missing)"
+            f"  gap [{format_ms(gap.start_ms)}, {format_ms(gap.end_ms)}): {gap.missing} missing"
         )
     if len(report.gaps) > limit:
         lines.append(f"  ... {len(report.gaps) - limit} more gaps")
