@@ -4,7 +4,8 @@ A target bar opening at T aggregates exactly the source bars with T <= ts < T + 
 first, highest high, lowest low, close of the last, summed volume. No source bar at or after T +
 target can change it. A bucket missing some bars inside the series (an exchange gap) is kept, as the
 exchange would report it; a bucket cut by the start or end of the data is dropped, since its full
-bar is not known.
+bar is not known. Volume is summed in time order, so a resampled bar is bit-identical whatever
+window it was read in.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ _AGGREGATES = {
     "high": pl.col("high").max(),
     "low": pl.col("low").min(),
     "close": pl.col("close").last(),
-    "volume": pl.col("volume").sum(),
+    "volume": pl.col("volume").last(),  # of the running sum, see below
 }
 
 
@@ -30,9 +31,14 @@ def resample(frame: pl.DataFrame, source_ms: int, target_ms: int) -> pl.DataFram
         return frame
     ts = pl.col("timestamp_ms")
     values = [_AGGREGATES[c] for c in frame.columns if c in _AGGREGATES]
+    bucketed = frame.with_columns(bucket=ts - ts % target_ms)
+    if "volume" in frame.columns:
+        # polars' float sum picks a kernel by frame size, so a bucket could sum differently
+        # depending on how much data surrounds it; a running sum is strictly left to right in
+        # time, as a live aggregator adds the bars, so it is the same in every run and window.
+        bucketed = bucketed.with_columns(pl.col("volume").cum_sum().over("bucket"))
     grouped = (
-        frame.with_columns(bucket=ts - ts % target_ms)
-        .group_by("bucket", maintain_order=True)
+        bucketed.group_by("bucket", maintain_order=True)
         .agg(*values)
         .rename({"bucket": "timestamp_ms"})
     )

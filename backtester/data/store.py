@@ -70,6 +70,7 @@ def write_series(
     by default the span of the rows written is taken as covered (an import).
     """
     name = label or key.label()
+    _check_interval(load_manifest(root, key), key, interval_ms)
     rows, report = clean(
         frame,
         kind=key.kind,
@@ -85,10 +86,7 @@ def write_series(
     directory = series_dir(root, key)
     with exclusive_lock(directory / LOCK_NAME, key.label()):
         old = load_manifest(root, key)
-        if old is not None and old.interval_ms != interval_ms:
-            raise CatalogError(
-                f"{key.label()}: stored with interval {old.interval_ms} ms, not {interval_ms} ms"
-            )
+        _check_interval(old, key, interval_ms)
         files = {_year(f): f for f in (old.files if old else ())}
         replaced = 0
         for year, part in _by_year(rows):
@@ -110,6 +108,13 @@ def write_series(
         write_manifest(root, manifest)
         remove_unreferenced(directory, manifest)
     return manifest, report
+
+
+def _check_interval(stored: SeriesManifest | None, key: SeriesKey, interval_ms: int) -> None:
+    if stored is not None and stored.interval_ms != interval_ms:
+        raise CatalogError(
+            f"{key.label()}: stored with interval {stored.interval_ms} ms, not {interval_ms} ms"
+        )
 
 
 def _year(entry: FileEntry) -> int:

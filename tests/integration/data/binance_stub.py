@@ -1,7 +1,7 @@
-"""A loopback stand-in for Binance's public REST API, serving real recorded data, with fault injection.
+"""A loopback stand-in for Binance's public REST API: real recorded data, injectable faults.
 
-ccxt's own `binance` class talks to it over HTTP (every `urls['api']` entry redirected, which is what
-`--api-url` does). Served: spot, USD-M and COIN-M `exchangeInfo`, spot and USD-M `klines` and USD-M
+ccxt's own `binance` class talks to it over HTTP (every `urls['api']` entry redirected, which is
+what `--api-url` does). Served: spot, USD-M and COIN-M `exchangeInfo`, spot and USD-M `klines` and USD-M
 `fundingRate`, with Binance's documented paging semantics (rows with startTime <= t <= endTime, the
 first `limit` of them). Faults are queued in `faults` and consumed one per data request.
 """
@@ -9,6 +9,7 @@ first `limit` of them). Faults are queued in `faults` and consumed one per data 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import threading
 import time
@@ -24,8 +25,21 @@ import polars as pl
 DATA = Path(__file__).resolve().parents[2] / "data"
 STEP_MS = {"1m": 60_000}
 FAULTS = (
-    "429", "418", "500", "502-html", "503", "504", "timeout", "truncated", "empty-body",
-    "html-body", "drop", "overlap", "stale", "bad-symbol", "auth",
+    "429",
+    "418",
+    "500",
+    "502-html",
+    "503",
+    "504",
+    "timeout",
+    "truncated",
+    "empty-body",
+    "html-body",
+    "drop",
+    "overlap",
+    "stale",
+    "bad-symbol",
+    "auth",
 )
 _LOT = {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"}
 
@@ -44,13 +58,25 @@ def load_funding(
 
 def _spot_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
     return {
-        "symbol": symbol, "status": "TRADING", "baseAsset": base, "quoteAsset": quote,
-        "baseAssetPrecision": 8, "quotePrecision": 8, "quoteAssetPrecision": 8,
-        "orderTypes": ["LIMIT", "MARKET"], "isSpotTradingAllowed": True,
-        "isMarginTradingAllowed": False, "permissions": [], "permissionSets": [["SPOT"]],
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "MARKET"],
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000",
-             "tickSize": "0.01"},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.01",
+                "maxPrice": "1000000",
+                "tickSize": "0.01",
+            },
             _LOT,
             {"filterType": "NOTIONAL", "minNotional": "5"},
         ],
@@ -59,14 +85,29 @@ def _spot_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
 
 def _perp_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
     return {
-        "symbol": symbol, "pair": symbol, "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
-        "baseAsset": base, "quoteAsset": quote, "marginAsset": quote, "pricePrecision": 4,
-        "quantityPrecision": 1, "baseAssetPrecision": 8, "quotePrecision": 8,
-        "underlyingType": "COIN", "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC"],
+        "symbol": symbol,
+        "pair": symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "status": "TRADING",
+        "baseAsset": base,
+        "quoteAsset": quote,
+        "marginAsset": quote,
+        "pricePrecision": 4,
+        "quantityPrecision": 1,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "orderTypes": ["LIMIT", "MARKET"],
+        "timeInForce": ["GTC"],
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "0.0001", "maxPrice": "100000",
-             "tickSize": "0.0001"},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": "0.0001",
+                "maxPrice": "100000",
+                "tickSize": "0.0001",
+            },
             _LOT,
         ],
     }
@@ -74,16 +115,25 @@ def _perp_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
 
 EXCHANGE_INFO = {
     "/api/v3/exchangeInfo": {
-        "timezone": "UTC", "serverTime": 1711105200000, "rateLimits": [], "exchangeFilters": [],
+        "timezone": "UTC",
+        "serverTime": 1711105200000,
+        "rateLimits": [],
+        "exchangeFilters": [],
         "symbols": [_spot_symbol("BTCUSDT", "BTC", "USDT")],
     },
     "/fapi/v1/exchangeInfo": {
-        "timezone": "UTC", "serverTime": 1711105200000, "rateLimits": [], "exchangeFilters": [],
-        "assets": [], "symbols": [_perp_symbol("XRPUSDT", "XRP", "USDT"),
-                                  _perp_symbol("BTCUSDT", "BTC", "USDT")],
+        "timezone": "UTC",
+        "serverTime": 1711105200000,
+        "rateLimits": [],
+        "exchangeFilters": [],
+        "assets": [],
+        "symbols": [_perp_symbol("XRPUSDT", "XRP", "USDT"), _perp_symbol("BTCUSDT", "BTC", "USDT")],
     },
     "/dapi/v1/exchangeInfo": {
-        "timezone": "UTC", "serverTime": 1711105200000, "rateLimits": [], "exchangeFilters": [],
+        "timezone": "UTC",
+        "serverTime": 1711105200000,
+        "rateLimits": [],
+        "exchangeFilters": [],
         "symbols": [],
     },
 }
@@ -139,8 +189,20 @@ class BinanceStub:
                 start -= 2 * limit * step
         rows = _select(self.klines, self.kline_times, start, end, limit)
         return [
-            [int(t), str(o), str(h), str(lo), str(c), str(v), int(t) + step - 1, "0", 0, "0", "0",
-             "0"]
+            [
+                int(t),
+                str(o),
+                str(h),
+                str(lo),
+                str(c),
+                str(v),
+                int(t) + step - 1,
+                "0",
+                0,
+                "0",
+                "0",
+                "0",
+            ]
             for t, o, h, lo, c, v in rows
         ]
 
@@ -150,8 +212,12 @@ class BinanceStub:
         end = int(query["endTime"]) if "endTime" in query else None
         rows = _select(self.funding, self.funding_times, start, end, limit)
         return [
-            {"symbol": query.get("symbol", ""), "fundingTime": int(t), "fundingRate": repr(rate),
-             "markPrice": ""}
+            {
+                "symbol": query.get("symbol", ""),
+                "fundingTime": int(t),
+                "fundingRate": repr(rate),
+                "markPrice": "",
+            }
             for t, rate in rows
         ]
 
@@ -160,7 +226,7 @@ def _select(
     rows: list[tuple[Any, ...]], keys: list[int], start: int | None, end: int | None, limit: int
 ) -> list[tuple[Any, ...]]:
     if start is not None:
-        chosen = rows[bisect.bisect_left(keys, start):]
+        chosen = rows[bisect.bisect_left(keys, start) :]
         if end is not None:
             chosen = chosen[: bisect.bisect_right(keys, end) - bisect.bisect_left(keys, start)]
         return chosen[:limit]
@@ -263,10 +329,8 @@ def main() -> None:
     """Serve until interrupted, for trying the command line by hand."""
     with BinanceStub() as stub:
         print(stub.url, flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":
