@@ -1,9 +1,9 @@
 """A loopback stand-in for Binance's public REST API: real recorded data, injectable faults.
 
 ccxt's own `binance` class talks to it over HTTP (every `urls['api']` entry redirected, which is
-what `--api-url` does). Served: spot, USD-M and COIN-M `exchangeInfo`, spot and USD-M `klines` and USD-M
-`fundingRate`, with Binance's documented paging semantics (rows with startTime <= t <= endTime, the
-first `limit` of them). Faults are queued in `faults` and consumed one per data request.
+what `--api-url` does). Served: spot, USD-M and COIN-M `exchangeInfo`, spot and USD-M `klines`
+and USD-M `fundingRate`, with Binance's documented paging semantics (rows with startTime <= t <=
+endTime, the first `limit` of them). Faults are queued in `faults`, one per data request.
 """
 
 from __future__ import annotations
