@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlparse
 import polars as pl
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-STEP_MS = {"1m": 60_000}
+STEP_MS = {"1m": 60_000, "1h": 3_600_000}
 FAULTS = (
     "429",
     "418",
@@ -38,6 +38,8 @@ FAULTS = (
     "drop",
     "overlap",
     "stale",
+    "repeat",
+    "partial",
     "bad-symbol",
     "auth",
 )
@@ -149,10 +151,12 @@ class BinanceStub:
         self.kline_times = [int(r[0]) for r in self.klines]
         self.funding = list(funding if funding is not None else load_funding())
         self.funding_times = [int(r[0]) for r in self.funding]
-        self.faults: deque[str] = deque()
+        # One entry per data request; None serves that request normally.
+        self.faults: deque[str | None] = deque()
         self.delay_s = 0.0
         self.timeout_sleep_s = 1.0
         self.overlap_rows = 7
+        self.retry_after = "0"
         self.requests: list[str] = []
         self.data_requests = 0
         self.lock = threading.Lock()
@@ -188,23 +192,12 @@ class BinanceStub:
             elif fault == "stale":
                 start -= 2 * limit * step
         rows = _select(self.klines, self.kline_times, start, end, limit)
-        return [
-            [
-                int(t),
-                str(o),
-                str(h),
-                str(lo),
-                str(c),
-                str(v),
-                int(t) + step - 1,
-                "0",
-                0,
-                "0",
-                "0",
-                "0",
-            ]
-            for t, o, h, lo, c, v in rows
-        ]
+        if fault == "repeat" and rows:
+            rows = rows + rows[:5]  # re-sent rows, as a client re-fetching a page boundary sees
+        elif fault == "partial" and rows:
+            first = rows[0]
+            rows = [(*first[:5], first[5] / 2), *rows]  # the still-open candle, then the final one
+        return [kline_row(row, step) for row in rows]
 
     def funding_body(self, query: dict[str, str]) -> list[dict[str, Any]]:
         limit = min(int(query.get("limit", 100)), 1000)
@@ -220,6 +213,13 @@ class BinanceStub:
             }
             for t, rate in rows
         ]
+
+
+def kline_row(row: Sequence[Any], step_ms: int) -> list[Any]:
+    """Binance's 12-field kline: prices and volumes as decimal strings, as the real API sends."""
+    t, o, h, lo, c, v = row[:6]
+    return [int(t), str(o), str(h), str(lo), str(c), str(v), int(t) + step_ms - 1, "0", 0, "0",
+            "0", "0"]  # fmt: skip
 
 
 def _select(
@@ -283,7 +283,7 @@ def _handler_for(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
             """Answer with the fault and return True, or return False to serve (changed) data."""
             if fault in ("429", "418"):
                 body = b'{"code": -1003, "msg": "Too many requests; current limit exceeded."}'
-                self._send(int(fault), body, {"Retry-After": "0"})
+                self._send(int(fault), body, {"Retry-After": stub.retry_after})
             elif fault in ("500", "503", "504"):
                 self._send(int(fault), b"")
             elif fault == "502-html":
