@@ -133,32 +133,32 @@ def _from_table(raw: pl.DataFrame, path: Path, kind: Kind) -> pl.DataFrame:
             pl.col(names[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV_COLUMNS[1:]
         ]
         wanted = OHLCV_COLUMNS
-    return raw.select(ts.alias("timestamp_ms"), *values).select(wanted)
+    return raw.select(*values).insert_column(0, ts.alias("timestamp_ms")).select(wanted)
 
 
-def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Expr:
-    dtype = raw.schema[column]
-    col = pl.col(column)
+def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Series:
+    # Eager on purpose: parsing offsets needs the data (a lazy plan must fix the dtype first).
+    values = raw[column]
+    dtype = values.dtype
     if dtype.is_integer():
-        multiply, divide = _TO_MS[_epoch_unit(raw[column])]
-        return col.cast(pl.Int64) * multiply // divide
-    if isinstance(dtype, pl.Datetime):
-        return _datetime_ms(col, dtype)
+        multiply, divide = _TO_MS[_epoch_unit(values)]
+        return values.cast(pl.Int64) * multiply // divide
     if dtype == pl.String:
-        parsed = raw.select(col.str.to_datetime(time_unit="ms", strict=False)).to_series()
-        if parsed.null_count() > raw[column].null_count():
-            row = int(parsed.is_null().arg_true()[0])
-            raise DataError(f"{path}: row {row}: {column}={raw[column][row]!r} is not a date-time")
-        if not isinstance(parsed.dtype, pl.Datetime):
-            raise DataError(f"{path}: column {column!r} does not parse as date-times")
-        return _datetime_ms(col.str.to_datetime(time_unit="ms", strict=False), parsed.dtype)
+        try:
+            parsed = values.str.to_datetime(time_unit="ms", strict=False)
+        except pl.exceptions.ComputeError as exc:
+            raise DataError(
+                f"{path}: row 0: {column}={values[0]!r} is not a date-time ({exc})"
+            ) from exc
+        if parsed.null_count() > values.null_count():
+            row = int((parsed.is_null() & values.is_not_null()).arg_true()[0])
+            raise DataError(f"{path}: row {row}: {column}={values[row]!r} is not a date-time")
+        values, dtype = parsed, parsed.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            values = values.dt.convert_time_zone("UTC")
+        return values.dt.epoch("ms")
     raise DataError(f"{path}: column {column!r} must hold epochs or date-times, not {dtype}")
-
-
-def _datetime_ms(expr: pl.Expr, dtype: pl.Datetime) -> pl.Expr:
-    if dtype.time_zone is not None:
-        expr = expr.dt.convert_time_zone("UTC")
-    return expr.dt.epoch("ms")
 
 
 def _epoch_unit(values: pl.Series) -> str:
