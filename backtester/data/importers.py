@@ -147,8 +147,10 @@ def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Series:
         try:
             parsed = values.str.to_datetime(time_unit="ms", strict=False)
         except pl.exceptions.ComputeError as exc:
+            # The format is inferred from the first value present, so that one is the culprit.
+            row = int(values.is_not_null().arg_true()[0])
             raise DataError(
-                f"{path}: row 0: {column}={values[0]!r} is not a date-time ({exc})"
+                f"{path}: row {row}: {column}={values[row]!r} is not a date-time ({exc})"
             ) from exc
         if parsed.null_count() > values.null_count():
             row = int((parsed.is_null() & values.is_not_null()).arg_true()[0])
