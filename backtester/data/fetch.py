@@ -148,13 +148,14 @@ def fetch(
         "fetch plan",
         series=key.label(),
         window=f"{format_ms(window[0])} .. {format_ms(window[1])}",
-        missing=[f"{format_ms(a)} .. {format_ms(b)}" for a, b in todo],
+        missing=[f"{format_ms(a)} .. {format_ms(b)}" for a, b in todo] or "nothing",
     )
-    try:
-        for start, end in todo:
-            job.fetch_range(start, end, progress)
-    finally:
-        progress.close()
+    if todo:
+        try:
+            for start, end in todo:
+                job.fetch_range(start, end, progress)
+        finally:
+            progress.close()
     final = load_manifest(root, key)
     return FetchSummary(
         series=key.label(),

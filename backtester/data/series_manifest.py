@@ -87,7 +87,9 @@ def load_manifest(root: Path, key: SeriesKey) -> SeriesManifest | None:
 
 
 def write_manifest(root: Path, manifest: SeriesManifest) -> None:
-    atomic_write_bytes(manifest_path(root, manifest.key), _encoder.encode(manifest) + b"\n")
+    # Indented: people read manifests; the format is still canonical (keys in field order).
+    text = msgspec.json.format(_encoder.encode(manifest), indent=1)
+    atomic_write_bytes(manifest_path(root, manifest.key), text + b"\n")
 
 
 def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
