@@ -4,6 +4,8 @@
     read = read_series("data", "binance", "BTC/USDT", "1h", start="2024-01-01", end="2024-03-01")
     bars = load_bars(read.frame)          # timestamp_ms int64 + open/high/low/close/volume float64
     read.partitions                       # ((path from root, sha256 of the file, rows), ...)
+    rates = read_series("data", "binance", "BTC/USDT:USDT", "funding", market="swap").frame
+    # funding: timestamp_ms int64 + funding_rate float64
 
 `read_series(root, exchange, symbol, timeframe, *, market="spot", start=None, end=None,
 columns=None)` reads rows with start <= timestamp_ms < end (epoch ms, or an ISO date/time in UTC).

@@ -66,6 +66,8 @@ class ExchangeClient:
         if rate_limit_ms is not None:
             config["rateLimit"] = rate_limit_ms
         if api_url:
+            if urlsplit(api_url).scheme not in ("http", "https") or not urlsplit(api_url).netloc:
+                raise FetchError(f"api_url {api_url!r} must look like http(s)://host[:port][/path]")
             config["urls"] = {"api": redirect_urls(prototype.urls["api"], api_url)}
         listed = prototype.options.get("fetchMarkets")
         if isinstance(listed, Mapping) and isinstance(listed.get("types"), list):
