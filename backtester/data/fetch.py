@@ -118,6 +118,11 @@ def fetch(
     for name in ("page_limit", "flush_rows"):
         if getattr(options, name) < 1:
             raise DataError(f"{name} must be at least 1")
+    if options.kind == "funding" and options.market != "swap":
+        raise FetchError("funding rates exist for perpetual swaps only: pass --market swap")
+    interval = options.timeframe if options.kind == "ohlcv" else options.funding_interval
+    step = timeframe_ms(interval)
+    window = _window(options, step, now)  # bad dates fail here, before any request
     client = client or ExchangeClient(
         options.exchange,
         options.market,
@@ -129,14 +134,9 @@ def fetch(
     symbol = retry(lambda: client.resolve_symbol(options.symbol))
     if options.kind == "ohlcv":
         client.check_timeframe(options.timeframe)
-        step = timeframe_ms(options.timeframe)
         key = SeriesKey(options.exchange, options.market, symbol, options.timeframe)
     else:
-        if options.market != "swap":
-            raise FetchError("funding rates exist for perpetual swaps only: pass --market swap")
-        step = timeframe_ms(options.funding_interval)
         key = SeriesKey(options.exchange, options.market, symbol, FUNDING)
-    window = _window(options, step, now)
     root = Path(options.root)
     stored = load_manifest(root, key)
     todo = missing_ranges(window, stored.coverage if stored else ())

@@ -267,6 +267,19 @@ def test_kill_9_mid_fetch_then_resume_equals_a_clean_fetch(
     assert catalog_state(root) == catalog_state(clean_root)
 
 
+def test_a_range_without_data_is_recorded_as_covered(stub: BinanceStub, tmp_path: Path) -> None:
+    opts = options(stub, tmp_path, since="2024-04-01", until="2024-04-02")
+    assert fetch(opts, interactive=False).requests == 1
+    (manifest,) = list_series(tmp_path)
+    assert (manifest.rows, manifest.files, manifest.coverage) == (
+        0,
+        (),
+        ((1_711_929_600_000, 1_712_016_000_000),),
+    )
+    assert read_series(tmp_path, "binance", "BTC/USDT", "1m").frame.height == 0
+    assert fetch(opts, interactive=False).requests == 0
+
+
 def test_funding_rate_history_is_stored_like_candles(stub: BinanceStub, tmp_path: Path) -> None:
     opts = options(
         stub, tmp_path, symbol="XRP/USDT", market="swap", kind="funding", since="2021-11-01",
