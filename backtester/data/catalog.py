@@ -70,13 +70,31 @@ def read_series(
     lo = parse_utc_ms(start) if isinstance(start, str) else start
     hi = parse_utc_ms(end) if isinstance(end, str) else end
     wanted = _columns(key, columns)
+    try:
+        return _read(root, key, start=lo, end=hi, columns=wanted, verify=verify)
+    except FileNotFoundError:
+        # A writer committed between our manifest read and the scan and removed a file it
+        # replaced; the new manifest names its successor.
+        return _read(root, key, start=lo, end=hi, columns=wanted, verify=verify)
+
+
+def _read(
+    root: Path,
+    key: SeriesKey,
+    *,
+    start: int | None,
+    end: int | None,
+    columns: list[str] | None,
+    verify: bool,
+) -> SeriesRead:
+    lo, hi, wanted, timeframe = start, end, columns, key.timeframe
     manifest = _find_manifest(root, key)
     if manifest is not None:
         lazy, parts = scan(root, manifest, start=lo, end=hi, columns=wanted, verify=verify)
         return SeriesRead(key, timeframe, lazy.collect(), parts, manifest)
     source = _resample_source(root, key)
     target_ms = timeframe_ms(timeframe)
-    # Whole target bars only: widen the window to bucket edges, then cut partial edge buckets.
+    # Whole target bars inside [start, end) only: round the window inwards to bucket edges.
     lazy, parts = scan(
         root,
         source,

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from catalog_helpers import KEY, MINUTE, minute_bars, write
 
+from backtester.data import catalog
 from backtester.data.atomic import sha256_file
 from backtester.data.bars import load_bars
 from backtester.data.catalog import list_series, read_series
@@ -105,3 +106,16 @@ def test_list_series_returns_every_manifest(two_years: Path) -> None:
         ("ETH/USDT", 5),
     ]
     assert list_series(two_years)[0].key == KEY
+
+
+def test_a_read_racing_a_write_rereads_the_new_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale, _ = write(tmp_path, minute_bars(NEW_YEAR_2024, 60))
+    fresh, _ = write(tmp_path, minute_bars(NEW_YEAR_2024 + HOUR, 60))  # replaces the year file
+    answers = [stale, fresh]
+    monkeypatch.setattr(catalog, "_find_manifest", lambda root, key: answers.pop(0))
+    read = read_series(tmp_path, "binance", "BTC/USDT", "1m")
+    assert answers == []
+    assert read.frame.height == 120
+    assert read.manifest == fresh
