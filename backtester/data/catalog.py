@@ -87,20 +87,19 @@ def _read(
     columns: list[str] | None,
     verify: bool,
 ) -> SeriesRead:
-    lo, hi, wanted, timeframe = start, end, columns, key.timeframe
     manifest = _find_manifest(root, key)
     if manifest is not None:
-        lazy, parts = scan(root, manifest, start=lo, end=hi, columns=wanted, verify=verify)
-        return SeriesRead(key, timeframe, lazy.collect(), parts, manifest)
+        lazy, parts = scan(root, manifest, start=start, end=end, columns=columns, verify=verify)
+        return SeriesRead(key, key.timeframe, lazy.collect(), parts, manifest)
     source = _resample_source(root, key)
-    target_ms = timeframe_ms(timeframe)
+    target_ms = timeframe_ms(key.timeframe)
     # Whole target bars inside [start, end) only: round the window inwards to bucket edges.
     lazy, parts = scan(
         root,
         source,
-        start=None if lo is None else ceil_to(lo, target_ms),
-        end=None if hi is None else floor_to(hi, target_ms),
-        columns=wanted,
+        start=None if start is None else ceil_to(start, target_ms),
+        end=None if end is None else floor_to(end, target_ms),
+        columns=columns,
         verify=verify,
     )
     frame = resample(lazy.collect(), source.interval_ms, target_ms)
