@@ -87,6 +87,9 @@ def _add_fetch(commands: Any) -> None:
     parser.add_argument("--spike-threshold", type=float, help="relative move reported as spike")
     parser.add_argument("--funding-interval", help="nominal funding interval (default 8h)")
     parser.add_argument(
+        "--close-margin-ms", type=int, help="keep bars closed at least this long (default 5000)"
+    )
+    parser.add_argument(
         "--drop-invalid", action="store_true", default=None, help="drop bad rows, report them"
     )
     parser.set_defaults(handler=run_fetch)

@@ -60,6 +60,7 @@ class FetchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
     drop_invalid: bool = False
     funding_interval: str = "8h"
+    close_margin_ms: int = 5_000
 
 
 class FetchSummary(msgspec.Struct, frozen=True):
@@ -174,8 +175,10 @@ def _window(options: FetchOptions, step: int, now: int) -> Range:
     since = parse_utc_ms(str(options.since))
     until = now if options.until is None else min(parse_utc_ms(str(options.until)), now)
     if options.kind == "ohlcv":
-        # Only bars that have closed: the one opening at floor(now) is still forming.
-        start, end = ceil_to(since, step), min(floor_to(until, step), floor_to(now, step))
+        # Only bars that have closed: the one opening at floor(now) is still forming. The margin
+        # covers a local clock running a little ahead of the exchange's.
+        closed = floor_to(now - options.close_margin_ms, step)
+        start, end = ceil_to(since, step), min(floor_to(until, step), closed)
     else:
         start, end = since, until
     if start >= end:

@@ -198,6 +198,12 @@ def test_the_still_open_candle_is_never_stored(stub: BinanceStub, tmp_path: Path
     assert kline_starts(stub)[0] == T0 + 1_500 * MINUTE
     (manifest,) = list_series(tmp_path)
     assert manifest.last_ms == T0 + 1_509 * MINUTE
+    # A bar that closed less than close_margin_ms ago waits for the next fetch: the local clock
+    # may run ahead of the exchange's.
+    just_closed = T0 + 1_520 * MINUTE + 2_000
+    fetch(options(stub, tmp_path, until=None), now_ms=just_closed, interactive=False)
+    (manifest,) = list_series(tmp_path)
+    assert manifest.last_ms == T0 + 1_518 * MINUTE
 
 
 class InterruptedClient(ExchangeClient):
