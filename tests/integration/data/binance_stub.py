@@ -40,6 +40,7 @@ FAULTS = (
     "stale",
     "repeat",
     "partial",
+    "weight-exceeded",
     "bad-symbol",
     "auth",
 )
@@ -158,6 +159,7 @@ class BinanceStub:
         self.overlap_rows = 7
         self.retry_after = "0"
         self.requests: list[str] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each data request
         self.data_requests = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -179,6 +181,7 @@ class BinanceStub:
     def next_fault(self) -> str | None:
         with self.lock:
             self.data_requests += 1
+            self.arrivals.append(time.monotonic())
             return self.faults.popleft() if self.faults else None
 
     def kline_body(self, query: dict[str, str], *, fault: str | None) -> list[list[Any]]:
@@ -284,6 +287,10 @@ def _handler_for(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
             if fault in ("429", "418"):
                 body = b'{"code": -1003, "msg": "Too many requests; current limit exceeded."}'
                 self._send(int(fault), body, {"Retry-After": stub.retry_after})
+            elif fault == "weight-exceeded":
+                # Binance's "too much request weight" code on a non-429 status.
+                body = b'{"code": -1003, "msg": "Too much request weight used."}'
+                self._send(400, body)
             elif fault in ("500", "503", "504"):
                 self._send(int(fault), b"")
             elif fault == "502-html":
