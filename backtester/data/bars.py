@@ -1,9 +1,8 @@
-"""Bar series into the engine: read a DataFrame, Parquet or CSV file, validate it, maybe repair it.
+"""Bar series into the engine: read a DataFrame, Parquet or CSV file, validate it, optionally repair it.
 
-The engine works on one canonical frame: `ts` (int64 UTC nanoseconds, the bar's open time) and
-float64 `open, high, low, close, volume`. Any extra columns are kept: the strategy sees them as
-precomputed indicator columns. Catalog series (`backtester.data.catalog.read_series`) come in with
-`timestamp_ms` and are converted here like any other frame.
+The engine works on one canonical frame: `ts` (int64 UTC nanoseconds, the bar's open time) and float64
+`open, high, low, close, volume`. Any extra columns are kept: the strategy sees them as precomputed
+indicator columns.
 """
 
 from __future__ import annotations
@@ -44,9 +43,8 @@ class BarData(msgspec.Struct, frozen=True):
 def load_bars(
     source: pl.DataFrame | str | Path, *, repair: bool = False, name: str | None = None
 ) -> BarData:
-    """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows
-    are dropped; of conflicting rows the last is kept, as an exchange's final candle follows its
-    partial one)."""
+    """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows are
+    dropped; of conflicting rows the last is kept, as an exchange's final candle follows its partial one)."""
     label = name or (str(source) if not isinstance(source, pl.DataFrame) else "<DataFrame>")
     raw = _read(source, label)
     frame = _canonical(raw, label)
@@ -128,7 +126,7 @@ def _repair_duplicates(frame: pl.DataFrame, label: str) -> tuple[pl.DataFrame, R
     identical = rows_in - deduped.height
     resolved = deduped.unique(subset="ts", keep="last", maintain_order=True)
     conflicting = deduped.height - resolved.height
-    # keep="last" keeps the position of the last occurrence too: where the final candle sits.
+    # keep="last" keeps the position of the last occurrence too, which is where the final candle sits.
     report = RepairReport(
         source=label,
         rows_in=rows_in,
@@ -157,10 +155,12 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
         ("high below max(open, close)", pl.col("high") < pl.max_horizontal("open", "close")),
         ("low above min(open, close)", pl.col("low") > pl.min_horizontal("open", "close")),
     ]
-    firsts = [
-        expr.fill_null(False).arg_true().first().alias(str(i)) for i, (_, expr) in enumerate(checks)
-    ]
-    flags = frame.select(*firsts).row(0)
+    flags = frame.select(
+        *[
+            expr.fill_null(False).arg_true().first().alias(str(i))
+            for i, (_, expr) in enumerate(checks)
+        ]
+    ).row(0)
     failures = [(row, checks[i][0]) for i, row in enumerate(flags) if row is not None]
     if not failures:
         return
