@@ -68,7 +68,9 @@ def _add_fetch(commands: Any) -> None:
         help="download candles or funding rates through ccxt (resumes what is missing)",
         argument_default=None,
     )
-    parser.add_argument("--config", type=Path, help="TOML file with fetch options")
+    parser.add_argument(
+        "--config", type=Path, help="TOML file with these options ([fetch] table, api_url = ...)"
+    )
     parser.add_argument("--exchange", help="ccxt exchange id, e.g. binance")
     parser.add_argument("--symbol", help="ccxt symbol, e.g. BTC/USDT (BTC/USDT:USDT for a swap)")
     parser.add_argument("--timeframe", help="bar length, e.g. 1m (default 1m)")
@@ -78,7 +80,9 @@ def _add_fetch(commands: Any) -> None:
     parser.add_argument("--kind", choices=("ohlcv", "funding"), help="candles or funding rates")
     _add_root(parser)
     parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
-    parser.add_argument("--rate-limit-ms", type=int, help="ms between requests (ccxt rateLimit)")
+    parser.add_argument(
+        "--rate-limit-ms", type=int, help="ccxt rateLimit: ms between requests of unit cost"
+    )
     parser.add_argument("--timeout-ms", type=int, help="HTTP timeout per request")
     parser.add_argument("--max-retries", type=int, help="retries per request (default 8)")
     parser.add_argument("--retry-base-ms", type=int, help="first backoff delay, doubled each retry")
