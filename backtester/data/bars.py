@@ -12,12 +12,12 @@ from pathlib import Path
 import msgspec
 import polars as pl
 
+from backtester.data.errors import DataError
+
+__all__ = ["OHLCV", "BarData", "DataError", "RepairReport", "load_bars", "validate_bars"]
+
 OHLCV = ("open", "high", "low", "close", "volume")
 _NS_PER = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the source and, where there is one, the first bad row."""
 
 
 class RepairReport(msgspec.Struct, frozen=True):

@@ -1,0 +1,286 @@
+"""Download candles or funding rates through ccxt into the catalog, resuming whatever is missing.
+
+The catalog itself is the checkpoint. Each series manifest records the ranges already known
+complete (`coverage`); a fetch requests only the parts of [since, until) outside them, pages forward
+with since/limit (never ccxt's `paginate`, which is anchored to the wall clock without `until`),
+and commits every `flush_rows` rows through `write_series`, which extends the coverage in the same
+atomic manifest update. So a second fetch of the same range makes no request, and after Ctrl-C, a
+crash or kill -9 the next run starts at the last commit (Ctrl-C commits what it holds first).
+Overlapping or repeated rows are de-duplicated by the write (the later row wins).
+
+Bars whose period has not ended (open time + timeframe after now) are still open and never stored;
+this and reading the wall clock for "now" are why this module is exempt from the wall-clock ban.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+import polars as pl
+import structlog
+
+from backtester.data.errors import DataError, FetchError
+from backtester.data.fetch_exchange import ExchangeClient, TransientError
+from backtester.data.fetch_progress import FetchProgress
+from backtester.data.layout import DEFAULT_ROOT, FUNDING, SeriesKey
+from backtester.data.series_manifest import Range, SourceEntry, load_manifest, missing_ranges
+from backtester.data.store import write_series
+from backtester.data.timeframes import ceil_to, floor_to, format_ms, parse_utc_ms, timeframe_ms
+from backtester.data.validation import DEFAULT_SPIKE_THRESHOLD, FUNDING_COLUMNS, OHLCV_COLUMNS
+
+T = TypeVar("T")
+log = structlog.get_logger("backtester.data.fetch")
+
+
+class FetchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Everything a fetch needs; the command-line flags and a TOML `[fetch]` table map onto it."""
+
+    exchange: str
+    symbol: str
+    since: str | int
+    until: str | int | None = None
+    timeframe: str = "1m"
+    market: Literal["spot", "swap"] = "spot"
+    kind: Literal["ohlcv", "funding"] = "ohlcv"
+    root: str = DEFAULT_ROOT
+    api_url: str | None = None
+    rate_limit_ms: int | None = None
+    timeout_ms: int = 10_000
+    max_retries: int = 8
+    retry_base_ms: int = 500
+    retry_max_ms: int = 60_000
+    max_retry_after_s: float = 900.0
+    page_limit: int = 1000
+    flush_rows: int = 50_000
+    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
+    drop_invalid: bool = False
+    funding_interval: str = "8h"
+    close_margin_ms: int = 5_000
+
+
+class FetchSummary(msgspec.Struct, frozen=True):
+    series: str
+    ranges_requested: tuple[Range, ...]
+    requests: int
+    retries: int
+    rows_received: int
+    rows_stored: int
+    first_ms: int | None
+    last_ms: int | None
+    gaps: int
+
+
+class Retrier:
+    """Exponential backoff for `TransientError` failures, honouring the server's Retry-After."""
+
+    def __init__(self, options: FetchOptions, sleep: Callable[[float], None]) -> None:
+        self.options = options
+        self.sleep = sleep
+        self.retries = 0
+
+    def __call__(self, attempt_once: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return attempt_once()
+            except TransientError as exc:
+                if attempt >= self.options.max_retries:
+                    raise FetchError(f"giving up after {attempt + 1} attempts: {exc}") from exc
+                base = self.options.retry_base_ms * 2**attempt / 1000
+                delay = min(base, self.options.retry_max_ms / 1000)
+                if exc.retry_after_s is not None:
+                    if exc.retry_after_s > self.options.max_retry_after_s:
+                        raise FetchError(
+                            f"the exchange asks to wait {exc.retry_after_s:.0f} s "
+                            f"(more than max_retry_after_s): {exc}"
+                        ) from exc
+                    delay = max(delay, exc.retry_after_s)
+                attempt += 1
+                self.retries += 1
+                log.warning("fetch retry", attempt=attempt, delay_s=round(delay, 3), error=str(exc))
+                self.sleep(delay)
+
+
+def fetch(
+    options: FetchOptions,
+    *,
+    client: ExchangeClient | None = None,
+    now_ms: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    interactive: bool | None = None,
+) -> FetchSummary:
+    """Bring the catalog series up to date for [since, until) (until defaults to now)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    for name in ("page_limit", "flush_rows"):
+        if getattr(options, name) < 1:
+            raise DataError(f"{name} must be at least 1")
+    if options.kind == "funding" and options.market != "swap":
+        raise FetchError("funding rates exist for perpetual swaps only: pass --market swap")
+    interval = options.timeframe if options.kind == "ohlcv" else options.funding_interval
+    step = timeframe_ms(interval)
+    window = _window(options, step, now)  # bad dates fail here, before any request
+    client = client or ExchangeClient(
+        options.exchange,
+        options.market,
+        api_url=options.api_url,
+        rate_limit_ms=options.rate_limit_ms,
+        timeout_ms=options.timeout_ms,
+    )
+    retry = Retrier(options, sleep)
+    symbol = retry(lambda: client.resolve_symbol(options.symbol))
+    if options.kind == "ohlcv":
+        client.check_timeframe(options.timeframe)
+        key = SeriesKey(options.exchange, options.market, symbol, options.timeframe)
+    else:
+        key = SeriesKey(options.exchange, options.market, symbol, FUNDING)
+    root = Path(options.root)
+    stored = load_manifest(root, key)
+    todo = missing_ranges(window, stored.coverage if stored else ())
+    job = _SeriesFetch(
+        options=options, client=client, retry=retry, key=key, symbol=symbol, step=step, root=root
+    )
+    progress = FetchProgress(key.label(), sum(b - a for a, b in todo), interactive=interactive)
+    log.info(
+        "fetch plan",
+        series=key.label(),
+        window=f"{format_ms(window[0])} .. {format_ms(window[1])}",
+        missing=[f"{format_ms(a)} .. {format_ms(b)}" for a, b in todo] or "nothing",
+    )
+    if todo:
+        try:
+            for start, end in todo:
+                job.fetch_range(start, end, progress)
+        finally:
+            progress.close()
+    final = load_manifest(root, key)
+    return FetchSummary(
+        series=key.label(),
+        ranges_requested=tuple(todo),
+        requests=job.requests,
+        retries=retry.retries,
+        rows_received=job.rows_received,
+        rows_stored=final.rows if final else 0,
+        first_ms=final.first_ms if final else None,
+        last_ms=final.last_ms if final else None,
+        gaps=len(final.gaps) if final else 0,
+    )
+
+
+def _window(options: FetchOptions, step: int, now: int) -> Range:
+    since = parse_utc_ms(str(options.since))
+    until = now if options.until is None else min(parse_utc_ms(str(options.until)), now)
+    if options.kind == "ohlcv":
+        # Only bars that have closed: the one opening at floor(now) is still forming. The margin
+        # covers a local clock running a little ahead of the exchange's.
+        closed = floor_to(now - options.close_margin_ms, step)
+        start, end = ceil_to(since, step), min(floor_to(until, step), closed)
+    else:
+        start, end = since, until
+    if start >= end:
+        raise DataError(
+            f"nothing to fetch between {format_ms(since)} and {format_ms(until)} "
+            "(since must be before until and before now)"
+        )
+    return start, end
+
+
+class _SeriesFetch:
+    """Pages through one missing range and commits as it goes."""
+
+    def __init__(
+        self,
+        *,
+        options: FetchOptions,
+        client: ExchangeClient,
+        retry: Retrier,
+        key: SeriesKey,
+        symbol: str,
+        step: int,
+        root: Path,
+    ) -> None:
+        self.options = options
+        self.client = client
+        self.retry = retry
+        self.key = key
+        self.symbol = symbol
+        self.step = step
+        self.root = root
+        self.requests = 0
+        self.rows_received = 0
+        self.source = SourceEntry(kind="ccxt", detail=client.describe())
+
+    def fetch_range(self, start: int, end: int, progress: FetchProgress) -> None:
+        cursor = committed = start
+        pending: list[Any] = []
+        try:
+            while cursor < end:
+                rows = self.retry(functools.partial(self._page, cursor, end))
+                self.requests += 1
+                if not rows:
+                    break
+                after = self._next_cursor(rows)
+                progress.update(
+                    rows=len(rows), advanced_ms=after - cursor, first_ms=start, cursor_ms=after
+                )
+                self.rows_received += len(rows)
+                pending.extend(rows)
+                cursor = after
+                if len(pending) >= self.options.flush_rows:
+                    self._commit(pending, (committed, cursor))
+                    committed, pending = cursor, []
+        except KeyboardInterrupt:
+            # Keep what arrived: the next run resumes from here instead of the last flush.
+            if pending:
+                self._commit(pending, (committed, cursor))
+            raise
+        self._commit(pending, (committed, end))
+        progress.update(rows=0, advanced_ms=end - cursor, first_ms=start, cursor_ms=end)
+
+    def _page(self, cursor: int, end: int) -> list[Any]:
+        if self.key.kind == "ohlcv":
+            raw: list[Any] = self.client.ohlcv_page(
+                self.symbol, self.options.timeframe, cursor, end - 1, self.options.page_limit
+            )
+        else:
+            raw = self.client.funding_page(self.symbol, cursor, end - 1, self.options.page_limit)
+        rows = [r for r in raw if r[0] is not None and r[0] < end]
+        # A page that ends before it was asked to start cannot advance the cursor: a stale or
+        # misrouted response. Retrying is safe; accepting it would loop forever.
+        if rows and max(r[0] for r in rows) < cursor:
+            raise TransientError(f"stale page: asked from {cursor}, rows end at {rows[-1][0]}")
+        return rows
+
+    def _next_cursor(self, rows: list[Any]) -> int:
+        last = int(max(r[0] for r in rows))
+        return last + (self.step if self.key.kind == "ohlcv" else 1)
+
+    def _commit(self, rows: list[Any], covered: Range) -> None:
+        columns = OHLCV_COLUMNS if self.key.kind == "ohlcv" else FUNDING_COLUMNS
+        schema = {c: pl.Int64 if c == "timestamp_ms" else pl.Float64 for c in columns}
+        frame = pl.DataFrame(
+            [list(r)[: len(columns)] for r in rows], schema=schema, orient="row", strict=False
+        )
+        manifest, report = write_series(
+            self.root,
+            self.key,
+            frame,
+            interval_ms=self.step,
+            source=self.source,
+            covered=[covered],
+            spike_threshold=self.options.spike_threshold,
+            drop_invalid=self.options.drop_invalid,
+            label=f"{self.key.label()} from {self.client.id}",
+        )
+        log.info(
+            "fetch committed",
+            series=self.key.label(),
+            rows=frame.height,
+            covered_to=format_ms(covered[1]),
+            stored=manifest.rows,
+            duplicates=report.identical_duplicates + report.conflicting_duplicates,
+        )

@@ -1,0 +1,176 @@
+"""Read candle and funding files people already have into the catalog's columns.
+
+Formats (`auto` picks one from the suffix and, for CSV, the first line):
+- `csv`: a header row; a time column (`timestamp_ms`, `timestamp`, `open_time`, `date`, `datetime`,
+  `time`) holding integer epochs (s, ms, us or ns, told apart by magnitude) or ISO date-times (UTC
+  unless they name an offset), and `open, high, low, close, volume` in any letter case. Funding
+  files need a `funding_rate` column.
+- `binance-klines`: Binance's 12-column kline CSV (data.binance.vision), with or without header.
+- `freqtrade-json`: freqtrade's `[[ts_ms, open, high, low, close, volume], ...]`.
+- `feather`: freqtrade's feather files (`date` as a timestamp, then the OHLCV columns), read
+  through pyarrow.
+freqtrade stores funding rates in the `open` column of its candle files; as funding they are read
+from there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from pyarrow import feather
+
+from backtester.data.errors import DataError
+from backtester.data.validation import FUNDING_COLUMNS, OHLCV_COLUMNS, Kind
+
+Format = Literal["csv", "binance-klines", "freqtrade-json", "feather"]
+FORMATS: tuple[Format, ...] = ("csv", "binance-klines", "freqtrade-json", "feather")
+BINANCE_KLINE_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+    "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+)  # fmt: skip
+_TIME_NAMES = ("timestamp_ms", "timestamp", "open_time", "date", "datetime", "time", "ts")
+_TO_MS = {"s": (1_000, 1), "ms": (1, 1), "us": (1, 1_000), "ns": (1, 1_000_000)}
+
+
+def read_file(path: Path, kind: Kind, fmt: Format | Literal["auto"] = "auto") -> pl.DataFrame:
+    """The file's rows as `timestamp_ms` + float columns of `kind`, in file order, unvalidated."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    chosen = detect_format(path) if fmt == "auto" else fmt
+    try:
+        if chosen == "csv":
+            frame = _from_table(pl.read_csv(path, infer_schema_length=10_000), path, kind)
+        elif chosen == "binance-klines":
+            frame = _binance_klines(path, kind)
+        elif chosen == "freqtrade-json":
+            frame = _freqtrade_json(path, kind)
+        else:
+            frame = _from_table(_feather(path), path, kind)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: cannot read as {chosen}: {exc}") from exc
+    return frame
+
+
+def detect_format(path: Path) -> Format:
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "freqtrade-json"
+    if suffix in (".feather", ".arrow", ".ipc"):
+        return "feather"
+    if suffix not in (".csv", ".txt"):
+        raise DataError(f"{path}: cannot tell the format from {suffix!r}; pass --format")
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = handle.readline().strip().split(",")
+    if len(first) == len(BINANCE_KLINE_COLUMNS) and (
+        _is_number(first[0]) or first[0].lower() == "open_time"
+    ):
+        return "binance-klines"
+    if _is_number(first[0]):
+        raise DataError(f"{path}: CSV without a header row (and not Binance's 12-column layout)")
+    return "csv"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _binance_klines(path: Path, kind: Kind) -> pl.DataFrame:
+    with path.open(encoding="utf-8") as handle:
+        has_header = not _is_number(handle.readline().split(",")[0])
+    raw = pl.read_csv(
+        path,
+        has_header=False,
+        skip_rows=1 if has_header else 0,
+        new_columns=list(BINANCE_KLINE_COLUMNS),
+        schema_overrides={"open_time": pl.Int64},
+    )
+    return _from_table(raw, path, kind)
+
+
+def _feather(path: Path) -> pl.DataFrame:
+    table = pl.from_arrow(feather.read_table(path))
+    if not isinstance(table, pl.DataFrame):
+        raise DataError(f"{path}: feather file holds a single column, not a table")
+    return table
+
+
+def _freqtrade_json(path: Path, kind: Kind) -> pl.DataFrame:
+    # The json module, not msgspec: freqtrade writes NaN as a bare token, which only it accepts.
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) < 6 for r in rows):
+        raise DataError(f"{path}: expected a JSON array of [ts_ms, open, high, low, close, volume]")
+    schema = {c: pl.Int64 if c == "timestamp_ms" else pl.Float64 for c in OHLCV_COLUMNS}
+    frame = pl.DataFrame([r[:6] for r in rows], schema=schema, orient="row", strict=False)
+    return _from_table(frame, path, kind)
+
+
+def _from_table(raw: pl.DataFrame, path: Path, kind: Kind) -> pl.DataFrame:
+    names = {c.lower(): c for c in raw.columns}
+    time_col = next((names[n] for n in _TIME_NAMES if n in names), None)
+    if time_col is None:
+        raise DataError(f"{path}: no time column (one of {', '.join(_TIME_NAMES)})")
+    ts = _timestamp_ms(raw, time_col, path)
+    if kind == "funding":
+        source = names.get("funding_rate") or names.get("fundingrate") or names.get("open")
+        if source is None:
+            raise DataError(f"{path}: no funding_rate column")
+        values = [pl.col(source).cast(pl.Float64, strict=False).alias("funding_rate")]
+        wanted: tuple[str, ...] = FUNDING_COLUMNS
+    else:
+        missing = [c for c in OHLCV_COLUMNS[1:] if c not in names]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+        values = [
+            pl.col(names[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV_COLUMNS[1:]
+        ]
+        wanted = OHLCV_COLUMNS
+    return raw.select(*values).insert_column(0, ts.alias("timestamp_ms")).select(wanted)
+
+
+def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Series:
+    # Eager on purpose: parsing offsets needs the data (a lazy plan must fix the dtype first).
+    values = raw[column]
+    dtype = values.dtype
+    if dtype.is_integer():
+        multiply, divide = _TO_MS[_epoch_unit(values)]
+        return values.cast(pl.Int64) * multiply // divide
+    if dtype == pl.String:
+        try:
+            parsed = values.str.to_datetime(time_unit="ms", strict=False)
+        except pl.exceptions.ComputeError as exc:
+            # The format is inferred from the first value present, so that one is the culprit.
+            row = int(values.is_not_null().arg_true()[0])
+            raise DataError(
+                f"{path}: row {row}: {column}={values[row]!r} is not a date-time ({exc})"
+            ) from exc
+        if parsed.null_count() > values.null_count():
+            row = int((parsed.is_null() & values.is_not_null()).arg_true()[0])
+            raise DataError(f"{path}: row {row}: {column}={values[row]!r} is not a date-time")
+        values, dtype = parsed, parsed.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            values = values.dt.convert_time_zone("UTC")
+        return values.dt.epoch("ms")
+    raise DataError(f"{path}: column {column!r} must hold epochs or date-times, not {dtype}")
+
+
+def _epoch_unit(values: pl.Series) -> str:
+    """Any time after 1973 exceeds 1e11 in ms, 1e14 in us and 1e17 in ns."""
+    peak = values.abs().max()
+    magnitude = int(peak) if isinstance(peak, int) else 0
+    if magnitude >= 10**17:
+        return "ns"
+    if magnitude >= 10**14:
+        return "us"
+    if magnitude >= 10**11:
+        return "ms"
+    return "s"

@@ -1,0 +1,247 @@
+"""Validation of a bar or funding series before it enters the catalog, and of the catalog itself.
+
+Policy, the same for downloads, imports and `data validate`:
+- identical duplicate rows are dropped; of rows sharing a timestamp with different values the last
+  one in arrival order is kept (an exchange sends the still-open candle first, the final one later);
+- out-of-order rows are counted and sorted;
+- rows that break a rule (null or NaN, high < low, high < max(open, close), low > min(open, close),
+  price <= 0, volume < 0, timestamp off the timeframe grid) stop the write with a `DataError` naming
+  the first bad row (0-based data row as read), unless the caller asked to drop them (reported);
+- gaps are reported with their ranges and never filled;
+- single-bar spikes are reported: a bar whose high (low) is more than `spike_threshold` above
+  (below) the previous close while the next close is back within the threshold of that close.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+import polars as pl
+
+from backtester.data.errors import DataError
+from backtester.data.timeframes import format_ms
+
+OHLCV_COLUMNS = ("timestamp_ms", "open", "high", "low", "close", "volume")
+FUNDING_COLUMNS = ("timestamp_ms", "funding_rate")
+DEFAULT_SPIKE_THRESHOLD = 0.15
+_MAX_EXAMPLES = 20
+_ROW = "_row"
+
+Kind = Literal["ohlcv", "funding"]
+
+
+class Gap(msgspec.Struct, frozen=True):
+    """Missing bars: `start_ms` is the first missing open time, `end_ms` the next present one."""
+
+    start_ms: int
+    end_ms: int
+    missing: int
+
+
+class Spike(msgspec.Struct, frozen=True):
+    timestamp_ms: int
+    side: Literal["high", "low"]
+    move: float
+
+
+class RowProblem(msgspec.Struct, frozen=True):
+    row: int
+    timestamp_ms: int | None
+    problem: str
+
+
+class ValidationReport(msgspec.Struct, frozen=True):
+    """What validation found and changed. `problems` lists the first offending rows only."""
+
+    source: str
+    rows_in: int
+    rows_out: int
+    identical_duplicates: int = 0
+    conflicting_duplicates: int = 0
+    out_of_order: int = 0
+    invalid_rows: int = 0
+    replaced_stored: int = 0
+    problem_counts: dict[str, int] = {}
+    problems: tuple[RowProblem, ...] = ()
+    gaps: tuple[Gap, ...] = ()
+    spikes: tuple[Spike, ...] = ()
+
+    @property
+    def missing_bars(self) -> int:
+        return sum(g.missing for g in self.gaps)
+
+    def summary(self) -> str:
+        parts = [f"{self.rows_out} rows"]
+        counts = {
+            "identical duplicates dropped": self.identical_duplicates,
+            "conflicting duplicates resolved (last kept)": self.conflicting_duplicates,
+            "out-of-order rows sorted": self.out_of_order,
+            "invalid rows dropped": self.invalid_rows,
+            "stored rows replaced by different values": self.replaced_stored,
+        }
+        parts += [f"{n} {what}" for what, n in counts.items() if n]
+        parts.append(f"{len(self.gaps)} gaps ({self.missing_bars} missing bars)")
+        parts.append(f"{len(self.spikes)} spikes")
+        return ", ".join(parts)
+
+
+def conform(frame: pl.DataFrame, kind: Kind, source: str) -> pl.DataFrame:
+    """Exactly the catalog columns, in order, with the catalog dtypes."""
+    columns = OHLCV_COLUMNS if kind == "ohlcv" else FUNDING_COLUMNS
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}")
+    try:
+        return frame.select(
+            pl.col("timestamp_ms").cast(pl.Int64),
+            *[pl.col(c).cast(pl.Float64) for c in columns[1:]],
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(f"{source}: columns cannot be read as numbers: {exc}") from exc
+
+
+def clean(
+    frame: pl.DataFrame,
+    *,
+    kind: Kind,
+    timeframe_ms: int,
+    source: str,
+    spike_threshold: float = DEFAULT_SPIKE_THRESHOLD,
+    drop_invalid: bool = False,
+) -> tuple[pl.DataFrame, ValidationReport]:
+    """De-duplicate, sort and check rows; return the clean frame and what was found.
+
+    For funding series `timeframe_ms` is the nominal funding interval; funding timestamps are not
+    held to a grid (exchanges stamp them a few milliseconds after the hour).
+    """
+    data = conform(frame, kind, source).with_row_index(_ROW)
+    columns = list(OHLCV_COLUMNS if kind == "ohlcv" else FUNDING_COLUMNS)
+    rows_in = data.height
+    distinct = data.unique(subset=columns, keep="last", maintain_order=True)
+    resolved = distinct.unique(subset="timestamp_ms", keep="last", maintain_order=True)
+    ts = pl.col("timestamp_ms")
+    out_of_order = resolved.select((ts < ts.cum_max().shift(1)).sum()).item()
+    ordered = resolved.sort("timestamp_ms")
+
+    flags = _row_checks(kind, timeframe_ms)
+    flagged = ordered.with_columns(
+        [expr.fill_null(False).alias(f"_bad{i}") for i, (_, expr) in enumerate(flags)]
+    )
+    bad_any = pl.any_horizontal([f"_bad{i}" for i in range(len(flags))])
+    bad = flagged.filter(bad_any).sort(_ROW)
+    counts: dict[str, int] = {}
+    problems: list[RowProblem] = []
+    if bad.height:
+        for i, (name, _) in enumerate(flags):
+            hits = bad.filter(pl.col(f"_bad{i}"))
+            if hits.height:
+                counts[name] = hits.height
+        for row in bad.head(_MAX_EXAMPLES).iter_rows(named=True):
+            names = [name for i, (name, _) in enumerate(flags) if row[f"_bad{i}"]]
+            problems.append(RowProblem(row[_ROW], row["timestamp_ms"], "; ".join(names)))
+        if not drop_invalid:
+            first = bad.row(0, named=True)
+            raise DataError(_first_problem_message(source, first, problems[0], counts))
+    kept = flagged.filter(~bad_any).select(columns)
+
+    if kind == "ohlcv":
+        gaps = find_gaps(kept["timestamp_ms"], timeframe_ms)
+        spikes = find_spikes(kept, spike_threshold)
+    else:
+        gaps = find_gaps(kept["timestamp_ms"], timeframe_ms, tolerance=timeframe_ms // 2)
+        spikes = ()
+    report = ValidationReport(
+        source=source,
+        rows_in=rows_in,
+        rows_out=kept.height,
+        identical_duplicates=rows_in - distinct.height,
+        conflicting_duplicates=distinct.height - resolved.height,
+        out_of_order=int(out_of_order or 0),
+        invalid_rows=bad.height,
+        problem_counts=counts,
+        problems=tuple(problems),
+        gaps=gaps,
+        spikes=spikes,
+    )
+    return kept, report
+
+
+def _row_checks(kind: Kind, timeframe_ms: int) -> list[tuple[str, pl.Expr]]:
+    ts = pl.col("timestamp_ms")
+    if kind == "funding":
+        rate = pl.col("funding_rate")
+        return [("null or NaN value", ts.is_null() | rate.is_null() | rate.is_nan())]
+    values = [pl.col(n).is_null() | pl.col(n).is_nan() for n in OHLCV_COLUMNS[1:]]
+    o, h, low, c, v = (pl.col(n) for n in OHLCV_COLUMNS[1:])
+    return [
+        ("null or NaN value", pl.any_horizontal(ts.is_null(), *values)),
+        ("high below low", h < low),
+        ("high below max(open, close)", h < pl.max_horizontal(o, c)),
+        ("low above min(open, close)", low > pl.min_horizontal(o, c)),
+        ("non-positive price", pl.min_horizontal(o, h, low, c) <= 0),
+        ("negative volume", v < 0),
+        ("timestamp off the timeframe grid", ts % timeframe_ms != 0),
+    ]
+
+
+def _first_problem_message(
+    source: str, values: dict[str, object], first: RowProblem, counts: dict[str, int]
+) -> str:
+    shown = ", ".join(f"{k}={values[k]}" for k in values if not k.startswith("_"))
+    total = ", ".join(f"{n} x {name}" for name, n in counts.items())
+    return (
+        f"{source}: row {first.row}: {first.problem}: {shown} "
+        f"(in all: {total}; rows are 0-based data rows as read)"
+    )
+
+
+def find_gaps(timestamps: pl.Series, step_ms: int, *, tolerance: int = 0) -> tuple[Gap, ...]:
+    """Ranges where consecutive timestamps are more than one step (+ tolerance) apart."""
+    frame = pl.DataFrame({"ts": timestamps}).with_columns(prev=pl.col("ts").shift(1))
+    holes = frame.filter(pl.col("ts") - pl.col("prev") > step_ms + tolerance)
+    gaps = []
+    for ts, prev in holes.select("ts", "prev").iter_rows():
+        missing = round((ts - prev) / step_ms) - 1
+        gaps.append(Gap(start_ms=prev + step_ms, end_ms=ts, missing=max(missing, 1)))
+    return tuple(gaps)
+
+
+def find_spikes(frame: pl.DataFrame, threshold: float) -> tuple[Spike, ...]:
+    ref = pl.col("close").shift(1)
+    reverted = (pl.col("close").shift(-1) / ref - 1).abs() <= threshold
+    up = pl.col("high") / ref - 1
+    down = 1 - pl.col("low") / ref
+    found = frame.select(
+        "timestamp_ms",
+        up=pl.when(reverted & (up > threshold)).then(up),
+        down=pl.when(reverted & (down > threshold)).then(down),
+    ).filter(pl.col("up").is_not_null() | pl.col("down").is_not_null())
+    spikes = []
+    for ts, move_up, move_down in found.iter_rows():
+        if move_up is not None:
+            spikes.append(Spike(timestamp_ms=ts, side="high", move=round(move_up, 6)))
+        if move_down is not None:
+            spikes.append(Spike(timestamp_ms=ts, side="low", move=round(-move_down, 6)))
+    return tuple(spikes)
+
+
+def describe(report: ValidationReport, *, limit: int = 10) -> list[str]:
+    """Human-readable lines for the command line."""
+    lines = [f"{report.source}: {report.summary()}"]
+    for name, n in report.problem_counts.items():
+        lines.append(f"  invalid: {n} x {name}")
+    for problem in report.problems[:limit]:
+        when = format_ms(problem.timestamp_ms) if problem.timestamp_ms is not None else "?"
+        lines.append(f"  row {problem.row} ({when}): {problem.problem}")
+    for gap in report.gaps[:limit]:
+        lines.append(
+            f"  gap [{format_ms(gap.start_ms)}, {format_ms(gap.end_ms)}): {gap.missing} missing"
+        )
+    if len(report.gaps) > limit:
+        lines.append(f"  ... {len(report.gaps) - limit} more gaps")
+    for spike in report.spikes[:limit]:
+        lines.append(f"  spike: {format_ms(spike.timestamp_ms)} {spike.side} {spike.move:+.2%}")
+    if len(report.spikes) > limit:
+        lines.append(f"  ... {len(report.spikes) - limit} more spikes")
+    return lines
