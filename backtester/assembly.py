@@ -22,12 +22,13 @@ from backtester.config import (
     StrategySpec,
     VolumeShareSlippageSpec,
 )
+from backtester.config_file import translate
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.strategies import BUILTIN
-from backtester.strategy.base import ParamsError, Strategy
+from backtester.strategy.base import Strategy
 
 
 def fee_model(spec: Fees) -> FeeModel:
@@ -82,9 +83,10 @@ def strategy_params(strategy: type[Strategy[Any]], spec: StrategySpec) -> msgspe
                 f"(declared: {', '.join(declared) or 'none'})",
             )
     try:
-        return strategy.make_params(spec.params)
-    except ParamsError as exc:
-        raise ConfigError("strategy.params", str(exc)) from None
+        # Lenient like `Strategy.make_params`, so a notebook and a config accept the same values.
+        return msgspec.convert(spec.params, type=strategy.Params, strict=False)
+    except msgspec.ValidationError as exc:
+        raise translate(str(exc), under="strategy.params") from None
 
 
 def instruments(cfg: RunConfig) -> dict[str, Instrument]:

@@ -180,6 +180,21 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
                     f"instruments[{i}].symbol: {instrument.symbol!r} has no data source "
                     f"(data symbols: {', '.join(symbols)})"
                 )
+            # The domain type leaves these unchecked; a zero step would divide by zero mid-run.
+            for name in _POSITIVE_INSTRUMENT_FIELDS:
+                value = getattr(instrument, name)
+                if value is not None and not value > 0:
+                    raise ValueError(f"instruments[{i}].{name}: must be > 0, got {value}")
+
+
+_POSITIVE_INSTRUMENT_FIELDS = (
+    "tick_size",
+    "lot_size",
+    "min_quantity",
+    "max_quantity",
+    "min_notional",
+    "max_notional",
+)
 
 
 # Where the run's files go does not change its result, so it stays out of the id: the same config

@@ -64,11 +64,12 @@ def decode_config(raw: dict[str, Any], source: str) -> RunConfig:
         raise translate(str(exc), source) from None
 
 
-def translate(error: str, source: str) -> ConfigError:
-    """A msgspec validation message (`... - at `$.a[0].b``) as a ConfigError with a dotted key."""
+def translate(error: str, source: str | None = None, *, under: str = "") -> ConfigError:
+    """A msgspec validation message (`... - at `$.a[0].b``) as a ConfigError with a dotted key;
+    `under` is the key of the table that was decoded, when it was not the whole file."""
     match = _AT.match(error)
     assert match is not None  # the pattern matches any text
-    message, path = match["message"], (match["path"] or "").lstrip(".")
+    message, path = match["message"], _join(under, (match["path"] or "").lstrip("."))
     if found := re.fullmatch(r"Object contains unknown field `(.+)`", message):
         return ConfigError(_join(path, found[1]), "unknown key", source=source)
     if found := re.fullmatch(r"Object missing required field `(.+)`", message):
@@ -85,7 +86,9 @@ def translate(error: str, source: str) -> ConfigError:
 
 
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    if not key:
+        return path
+    return f"{path}.{key}" if path and not key.startswith("[") else path + key
 
 
 # --- --set key.path=value ----------------------------------------------------------------------

@@ -97,7 +97,7 @@ def _verify(args: argparse.Namespace) -> int:
     if verdict.passed:
         print("PASSED: the digest reproduces from the recorded config and data")
         return 0
-    causes = ", ".join(check.name for check in verdict.causes) or "unknown (nondeterminism?)"
+    causes = ", ".join(check.label for check in verdict.causes) or "unknown (nondeterminism?)"
     if verdict.digest_ok:
         print(f"FAILED: the digest reproduces, but the recorded inputs changed: {causes}")
     else:

@@ -35,6 +35,11 @@ class Check:
     ok: bool
     detail: str
     fails_run: bool = True  # False: reported, and named as a cause, but a reproduced digest passes
+    subject: str = ""  # what changed, for the one-line summary (e.g. the data file)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.subject})" if self.subject else self.name
 
 
 @dataclass
@@ -126,10 +131,15 @@ def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
             continue
         current = _fingerprint(source, index)
         if current is None:
-            checks.append(Check(name, False, f"{entry.path}: missing"))
+            checks.append(Check(name, False, f"{entry.path}: missing", subject=entry.path))
         elif current != entry.sha256:
             checks.append(
-                Check(name, False, f"{entry.path}: sha256 recorded {entry.sha256}, now {current}")
+                Check(
+                    name,
+                    False,
+                    f"{entry.path}: sha256 recorded {entry.sha256}, now {current}",
+                    subject=entry.path,
+                )
             )
         else:
             checks.append(Check(name, True, f"{entry.path}: {entry.sha256}"))
