@@ -38,12 +38,15 @@ def load_data(cfg: RunConfig) -> LoadedData:
     return LoadedData(frames, repairs, inputs)
 
 
-def load_source(source: Source, index: int) -> tuple[pl.DataFrame, DataInput]:
+def load_source(
+    source: Source, index: int, *, rehash: bool = False
+) -> tuple[pl.DataFrame, DataInput]:
+    """`rehash`: hash catalog partition files again instead of trusting the catalog's manifest."""
     match source:
         case FileSource():
             return _load_file(source)
         case CatalogSource():
-            return _load_catalog(source, index)
+            return _load_catalog(source, index, rehash)
 
 
 def file_sha256(source: FileSource) -> str | None:
@@ -63,8 +66,10 @@ def _load_file(source: FileSource) -> tuple[pl.DataFrame, DataInput]:
     )
 
 
-def _load_catalog(source: CatalogSource, index: int) -> tuple[pl.DataFrame, DataInput]:
-    raw, partitions = read_catalog(source, index)
+def _load_catalog(
+    source: CatalogSource, index: int, rehash: bool
+) -> tuple[pl.DataFrame, DataInput]:
+    raw, partitions = read_catalog(source, index, rehash=rehash)
     label = f"{source.root}:{source.exchange}/{source.market}/{source.symbol}/{source.timeframe}"
     bars = load_bars(raw, repair=source.repair, name=label)
     listing = msgspec.json.encode([[p.path, p.sha256, p.rows] for p in partitions])
@@ -80,7 +85,9 @@ def _load_catalog(source: CatalogSource, index: int) -> tuple[pl.DataFrame, Data
     return bars.frame, msgspec.structs.replace(entry, partitions=partitions)
 
 
-def read_catalog(source: CatalogSource, index: int) -> tuple[pl.DataFrame, list[Partition]]:
+def read_catalog(
+    source: CatalogSource, index: int, *, rehash: bool = False
+) -> tuple[pl.DataFrame, list[Partition]]:
     """The one place a catalog source is read. The catalog reader is an optional part of the package;
     without it, catalog sources fail with a config error instead of an import traceback."""
     try:
@@ -101,6 +108,7 @@ def read_catalog(source: CatalogSource, index: int) -> tuple[pl.DataFrame, list[
         market=source.market,
         start=source.start,
         end=source.end,
+        verify=rehash,
     )
     partitions = [Partition(path=p.path, sha256=p.sha256, rows=p.rows) for p in read.partitions]
     return read.frame, partitions

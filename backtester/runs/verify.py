@@ -129,9 +129,9 @@ def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
         if entry is None:
             checks.append(Check(name, False, "not an input of the recorded run"))
             continue
-        current = _fingerprint(source, index)
+        current, problem = _fingerprint(source, index)
         if current is None:
-            checks.append(Check(name, False, f"{entry.path}: missing", subject=entry.path))
+            checks.append(Check(name, False, f"{entry.path}: {problem}", subject=entry.path))
         elif current != entry.sha256:
             checks.append(
                 Check(
@@ -146,15 +146,17 @@ def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
     return checks
 
 
-def _fingerprint(source: FileSource | CatalogSource, index: int) -> str | None:
-    """A file is hashed without parsing it, so a file that no longer validates still shows as changed."""
+def _fingerprint(source: FileSource | CatalogSource, index: int) -> tuple[str | None, str]:
+    """The input's current hash, or None and why not. A file is hashed without parsing it, so a file
+    that no longer validates still shows as changed; catalog partitions are hashed again."""
     if isinstance(source, FileSource):
-        return file_sha256(source)
+        sha256 = file_sha256(source)
+        return sha256, "" if sha256 is not None else "missing"
     try:
-        _, entry = load_source(source, index)
-    except (ConfigError, DataError):
-        return None
-    return entry.sha256
+        _, entry = load_source(source, index, rehash=True)
+    except (ConfigError, DataError) as exc:
+        return None, str(exc)
+    return entry.sha256, ""
 
 
 def _code(recorded: CodeVersion, current: CodeVersion) -> Check:
