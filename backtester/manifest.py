@@ -135,8 +135,10 @@ def _outside_source_sha256(strategy: type[Any]) -> str | None:
 
 
 def _git_state(directory: Path) -> tuple[str | None, bool | None]:
+    # A package installed into a venv that sits inside some checkout is not that checkout's code:
+    # only a package git tracks gets its SHA.
     sha = _git(directory, "rev-parse", "HEAD")
-    if sha is None:
+    if sha is None or not _git(directory, "ls-files", "--", "__init__.py"):
         return None, None
     status = _git(directory, "status", "--porcelain")
     return sha, None if status is None else status != ""
