@@ -11,11 +11,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run_cli(
-    *args: str, cwd: Path = REPO, hash_seed: str = "0", timeout: float = 120
+    *args: str,
+    cwd: Path = REPO,
+    hash_seed: str = "0",
+    extra_path: tuple[Path, ...] = (),
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (REPO, *extra_path)),
         "PYTHONHASHSEED": hash_seed,
         "NO_COLOR": "1",
     }

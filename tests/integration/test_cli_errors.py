@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.cli_support import REPO, run_cli
+from tests.cli_support import run_cli
 
 GOOD = """\
 cash = 10000.0
@@ -113,11 +113,10 @@ def test_bad_override_is_reported_as_coming_from_set() -> None:
     assert_user_error(done, "--set: data[2].path: no such list element")
 
 
-def test_no_partial_run_directory_is_left_after_an_error(tmp_path: Path) -> None:
+def test_parameter_value_the_strategy_rejects(tmp_path: Path) -> None:
     done, _ = run_config_text(tmp_path, GOOD.replace("fast = 10", "fast = 50"))
     assert_user_error(
         done,
         f"{tmp_path / 'bad.toml'}: strategy.params: need 1 <= fast < slow, got fast=50 slow=30",
     )
     assert not (tmp_path / "runs").exists()
-    assert REPO.is_dir()

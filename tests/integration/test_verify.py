@@ -106,3 +106,38 @@ def test_a_directory_without_manifest_is_a_user_error(tmp_path: Path) -> None:
     done = run_cli("verify", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {tmp_path}: not a run directory (no manifest.json)"
+
+
+USER_STRATEGY = """
+from backtester.strategies import SmaCross
+
+
+class Patient(SmaCross):
+    def on_bar(self, bar):
+        if bar.index % {every} == 0:
+            super().on_bar(bar)
+"""
+
+
+def test_edited_user_strategy_is_named_as_the_code_change(tmp_path: Path) -> None:
+    module = tmp_path / "user_strategies.py"
+    module.write_text(USER_STRATEGY.format(every=2))
+    path = (tmp_path,)
+    done = run_cli(
+        "run",
+        "configs/sma_cross.toml",
+        "--out",
+        str(tmp_path / "runs"),
+        "--set",
+        "strategy.name=user_strategies:Patient",
+        extra_path=path,
+    )
+    assert done.returncode == 0, done.stderr
+    run_dir = run_dir_of(done.stdout)
+    assert run_cli("verify", str(run_dir), extra_path=path).returncode == 0
+
+    module.write_text(USER_STRATEGY.format(every=3))
+    done = run_cli("verify", str(run_dir), extra_path=path)
+    assert done.returncode == 1
+    assert re.search(r"^  code +CHANGED +strategy_sha256 [0-9a-f]{64} -> ", done.stdout, re.M)
+    assert "FAILED: the digest does not reproduce; changed: code" in done.stdout
