@@ -78,7 +78,8 @@ def publish(parent: Path, name: str, fill: Callable[[Path], None]) -> Path:
     """Write a directory through `fill` under a temporary name, then rename it into place.
 
     On any failure (an interrupt included) the temporary directory is removed. An existing directory of
-    the same name is swapped out by two renames, so a reader never sees a half-written one.
+    the same name is swapped out by two renames, so a reader never sees a half-written one; if another
+    process publishes the same name concurrently, the first one in stays.
     """
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / name
@@ -91,7 +92,14 @@ def publish(parent: Path, name: str, fill: Callable[[Path], None]) -> Path:
         fill(staging)
         if final.exists():
             final.rename(retired)
-        staging.rename(final)
+        try:
+            staging.rename(final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            # Another process published the same name in between. Names derive from content, so its
+            # directory holds the same run: keep it and drop ours.
+            shutil.rmtree(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if retired.exists() and not final.exists():

@@ -26,7 +26,7 @@ from backtester.runs.runner import replay
 
 
 class VerifyError(ValueError):
-    """The directory is not a run directory (no readable manifest or config)."""
+    """The directory is not a run directory (no readable manifest)."""
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,21 @@ def test_stats_document_keeps_finite_floats_and_names_non_finite_ones() -> None:
         "ret": 0.30000000000000004,
         "start": "2024-03-01",
     }
+
+
+def test_concurrent_publisher_of_the_same_name_wins_and_ours_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_rename = Path.rename
+
+    def racing_rename(self: Path, target: Path) -> Path:
+        # Another process finishes the same run just before our final rename.
+        if self.name.endswith(".tmp") and not target.exists():
+            target.mkdir()
+            (target / "theirs.txt").write_text("theirs")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", racing_rename)
+    final = publish(tmp_path, "r1", lambda d: (d / "ours.txt").write_text("ours"))
+    assert [p.name for p in tmp_path.iterdir()] == ["r1"]
+    assert [p.name for p in final.iterdir()] == ["theirs.txt"]
