@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import platform
+import re
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,9 +24,10 @@ import backtester
 from backtester.data.bars import RepairReport
 
 MANIFEST_VERSION = 1
-# Keep in step with [project.dependencies] in pyproject.toml (a unit test checks it).
-RUNTIME_DEPENDENCIES = ("msgspec", "numpy", "polars", "pyarrow", "structlog")
+# What the engine imports; recorded when neither package metadata nor pyproject.toml is at hand.
+CORE_DEPENDENCIES = ("msgspec", "numpy", "polars", "pyarrow", "structlog")
 _PACKAGE_DIR = Path(backtester.__file__).resolve().parent
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class Partition(msgspec.Struct, frozen=True):
@@ -162,9 +165,27 @@ def environment() -> dict[str, Any]:
     }
 
 
+def runtime_dependencies() -> list[str]:
+    """The package's declared runtime dependencies: from its installed metadata, else from the
+    pyproject.toml of the checkout it runs from."""
+    try:
+        requirements = metadata.requires("backtester") or []
+    except metadata.PackageNotFoundError:
+        pyproject = _PACKAGE_DIR.parent / "pyproject.toml"
+        if not pyproject.is_file():
+            return list(CORE_DEPENDENCIES)
+        requirements = tomllib.loads(pyproject.read_text())["project"].get("dependencies", [])
+    names = set()
+    for requirement in requirements:
+        found = _REQUIREMENT_NAME.match(requirement)
+        if found and "extra ==" not in requirement:
+            names.add(found[0].lower())
+    return sorted(names)
+
+
 def dependency_versions() -> dict[str, str]:
     versions = {}
-    for name in RUNTIME_DEPENDENCIES:
+    for name in runtime_dependencies():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

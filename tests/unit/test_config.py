@@ -17,7 +17,6 @@ from backtester.config import (
     config_id,
 )
 from backtester.config_file import apply_override, decode_config, dump_config, load_config
-from backtester.manifest import RUNTIME_DEPENDENCIES
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted([*REPO.glob("configs/*.toml"), *REPO.glob("golden/*/config.toml")])
@@ -214,12 +213,6 @@ def test_dumped_config_escapes_strings_and_keeps_floats_exact() -> None:
     again = decode_config(tomllib.loads(dump_config(cfg)), "dumped")
     assert again == cfg
     assert again.strategy.params["stop_loss_pct"] == 0.30000000000000004
-
-
-def test_runtime_dependencies_match_pyproject() -> None:
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    names = sorted(dep.split(">")[0].split("=")[0].split("<")[0] for dep in project["dependencies"])
-    assert list(RUNTIME_DEPENDENCIES) == names
 
 
 def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:

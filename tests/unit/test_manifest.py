@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import Path
 
 import msgspec
 
@@ -8,11 +10,15 @@ from backtester.manifest import (
     CodeVersion,
     DataInput,
     code_version,
+    dependency_versions,
     derive_run_id,
     package_sha256,
+    runtime_dependencies,
     utc_now,
 )
 from backtester.strategies import SmaCross
+
+REPO = Path(__file__).resolve().parents[2]
 
 CODE = CodeVersion(
     package_version="0.1.0",
@@ -68,3 +74,11 @@ def test_strategy_outside_the_package_is_hashed() -> None:
 
 def test_wall_clock_stamps_are_utc_iso() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", utc_now())
+
+
+def test_recorded_dependencies_are_the_declared_runtime_ones() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = sorted(re.match(r"[A-Za-z0-9._-]+", dep)[0] for dep in project["dependencies"])
+    assert runtime_dependencies() == declared
+    assert set(dependency_versions()) == set(declared)
+    assert "pytest" not in dependency_versions()
