@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -95,7 +96,9 @@ def test_edited_config_fails_and_names_the_config(run_copy: Path) -> None:
 
 def test_tampered_output_fails_even_though_the_digest_reproduces(run_copy: Path) -> None:
     stats = run_copy / "stats.json"
-    stats.write_text(stats.read_text().replace('"trades": 606', '"trades": 1'))
+    document = json.loads(stats.read_text())
+    document["trades"] += 1
+    stats.write_text(json.dumps(document, indent=2))
     done = run_cli("verify", str(run_copy))
     assert done.returncode == 1
     assert "stats.json modified" in done.stdout
