@@ -8,8 +8,9 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from backtester import assembly
 from backtester.account.ledger import AccountLedger
-from backtester.config import FillConfig, RiskConfig
+from backtester.config import FillConfig, RiskConfig, RunConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
 from backtester.core.loop import gc_paused, tick_and_drain
@@ -111,6 +112,23 @@ def run_engine(
         fees_paid=ledger.fees_paid,
         intrabar_decisions=venue.path_decided_bars,
         repairs=repairs or [],
+    )
+
+
+def run_config(
+    cfg: RunConfig, data: dict[str, pl.DataFrame], repairs: list[RepairReport] | None = None
+) -> RunResult:
+    """Run a decoded config over its loaded data (`backtester.runs.inputs.load_data`)."""
+    strategy = assembly.strategy_class(cfg.strategy.name)
+    return run_engine(
+        data,
+        assembly.instruments(cfg),
+        strategy,
+        assembly.strategy_params(strategy, cfg.strategy),
+        assembly.fee_model(cfg.fees),
+        assembly.slippage_model(cfg.slippage),
+        EngineSetup(initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed),
+        repairs,
     )
 
 

@@ -1,10 +1,19 @@
-"""Engine settings shared by the modules: frozen msgspec Structs, validated when decoded."""
+"""Engine settings and run configs: frozen msgspec Structs, validated when decoded.
+
+A run config is what a `configs/*.toml` file decodes into (`config_file.load_config`). Model and data
+source specs are tagged unions on `kind`; turning a spec into a model object is the composition root's
+job (`backtester.assembly`), so this module stays free of the execution package.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
+from typing import Annotated, Any
 
 import msgspec
+
+from backtester.domain.instrument import Instrument
 
 
 class IntrabarPath(StrEnum):
@@ -29,3 +38,177 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     max_position_quantity: float | None = None
     max_position_notional: float | None = None
+
+
+class ConfigError(ValueError):
+    """A config that cannot run, named by file and dotted key path: one line for the user."""
+
+    def __init__(self, key: str, message: str, *, source: str | None = None) -> None:
+        self.key = key
+        self.message = message
+        self.source = source
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        where = ": ".join(part for part in (self.source, self.key) if part)
+        return f"{where}: {self.message}" if where else self.message
+
+    def in_file(self, source: str) -> ConfigError:
+        """The same error, attributed to the config file it came from."""
+        return ConfigError(self.key, self.message, source=source)
+
+
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+# --- fee and slippage model specs --------------------------------------------------------------
+
+
+class FeeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    pass
+
+
+class FixedFeeSpec(FeeSpec, frozen=True, tag="fixed"):
+    """One rate on the notional of every fill (0.001 = 0.1%)."""
+
+    rate: NonNegative = 0.0
+
+
+class MakerTakerFeeSpec(FeeSpec, frozen=True, tag="maker_taker"):
+    maker: NonNegative = 0.0
+    taker: NonNegative = 0.0
+
+
+class SlippageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    pass
+
+
+class NoSlippageSpec(SlippageSpec, frozen=True, tag="none"):
+    pass
+
+
+class FixedBpsSlippageSpec(SlippageSpec, frozen=True, tag="fixed_bps"):
+    bps: NonNegative = 0.0
+
+
+class VolumeShareSlippageSpec(SlippageSpec, frozen=True, tag="volume_share"):
+    volume_limit: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.025
+    price_impact: NonNegative = 0.1
+
+
+Fees = FixedFeeSpec | MakerTakerFeeSpec
+Slippage = NoSlippageSpec | FixedBpsSlippageSpec | VolumeShareSlippageSpec
+
+# --- data sources ------------------------------------------------------------------------------
+
+
+class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    pass
+
+
+class FileSource(DataSpec, frozen=True, tag="file"):
+    """A Parquet or CSV file; a relative path is relative to the working directory, like every
+    path a command takes, so configs in a repository name data by their repository path."""
+
+    path: str
+    symbol: str
+    repair: bool = False
+
+
+class CatalogSource(DataSpec, frozen=True, tag="catalog"):
+    """A series of the Parquet catalog; `start` (inclusive) and `end` (exclusive) are epoch ms or
+    ISO dates/times in UTC."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    market: str = "spot"
+    start: str | int | None = None
+    end: str | int | None = None
+    root: str = "data"
+    repair: bool = False
+
+
+Source = FileSource | CatalogSource
+
+# union member types by config key, for "valid kinds" in error messages
+KINDS: dict[str, tuple[type[msgspec.Struct], ...]] = {
+    "fees": (FixedFeeSpec, MakerTakerFeeSpec),
+    "slippage": (NoSlippageSpec, FixedBpsSlippageSpec, VolumeShareSlippageSpec),
+    "data": (FileSource, CatalogSource),
+}
+
+
+def kinds_of(key: str) -> list[str]:
+    """The valid `kind` tags of the union at config key `key` (`data[0]` counts as `data`)."""
+    members = KINDS.get(key.split("[", 1)[0], ())
+    return [str(m.__struct_config__.tag) for m in members]
+
+
+# --- the run config ----------------------------------------------------------------------------
+
+
+class StrategySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`name` is a built-in strategy (`SmaCross`) or an import path (`package.module:Class`);
+    `params` are checked against the strategy's own `Params` when the run is built."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+
+class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Everything that decides a run's result, plus where to write it (`output_dir`)."""
+
+    data: Annotated[list[Source], msgspec.Meta(min_length=1)]
+    strategy: StrategySpec
+    instruments: list[Instrument] = []
+    cash: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    fees: Fees = FixedFeeSpec()
+    slippage: Slippage = NoSlippageSpec()
+    fill: FillConfig = FillConfig()
+    risk: RiskConfig = RiskConfig()
+    output_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        symbols = [source.symbol for source in self.data]
+        repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+        if repeated:
+            raise ValueError(f"data: symbol {repeated[0]!r} has more than one source")
+        for i, instrument in enumerate(self.instruments):
+            if instrument.symbol not in symbols:
+                raise ValueError(
+                    f"instruments[{i}].symbol: {instrument.symbol!r} has no data source "
+                    f"(data symbols: {', '.join(symbols)})"
+                )
+            # The domain type leaves these unchecked; a zero step would divide by zero mid-run.
+            for name in _POSITIVE_INSTRUMENT_FIELDS:
+                value = getattr(instrument, name)
+                if value is not None and not value > 0:
+                    raise ValueError(f"instruments[{i}].{name}: must be > 0, got {value}")
+
+
+_POSITIVE_INSTRUMENT_FIELDS = (
+    "tick_size",
+    "lot_size",
+    "min_quantity",
+    "max_quantity",
+    "min_notional",
+    "max_notional",
+)
+
+
+# Where the run's files go does not change its result, so it stays out of the id: the same config
+# written to two output directories is the same run.
+_NOT_IDENTITY = ("output_dir",)
+
+
+def canonical_json(cfg: RunConfig) -> bytes:
+    """The decoded config as JSON with sorted keys, defaults filled in, output location left out."""
+    plain = msgspec.to_builtins(cfg)
+    for key in _NOT_IDENTITY:
+        plain.pop(key)
+    return msgspec.json.encode(plain, order="sorted")
+
+
+def config_id(cfg: RunConfig) -> str:
+    return hashlib.sha256(canonical_json(cfg)).hexdigest()

@@ -1,0 +1,227 @@
+"""Run configs on disk: TOML in (with `--set` overrides), one-line errors out, TOML back out.
+
+Decoding goes TOML text -> plain tables (tomllib, which knows lines) -> overrides -> `RunConfig`
+(msgspec, which knows key paths), so an override that breaks the config is reported exactly like the
+same mistake in the file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from backtester.config import ConfigError, RunConfig, kinds_of
+
+_KIND_LABELS = {"fees": "fee model", "slippage": "slippage model", "data": "data source kind"}
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def load_config(
+    path: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    output_dir: str | None = None,
+) -> RunConfig:
+    """Read, override and decode a config file; every problem is a `ConfigError` naming file and key."""
+    label = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {label}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read config file: {exc}", source=label) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc).replace("at end of document", f"at end of file, line {_lines(text)}")
+        raise ConfigError("", f"TOML syntax error: {message}", source=label) from None
+    for override in overrides:
+        apply_override(raw, override)
+    if seed is not None:
+        raw["seed"] = seed
+    if output_dir is not None:
+        raw["output_dir"] = output_dir
+    return decode_config(raw, label)
+
+
+def _lines(text: str) -> int:
+    return text.count("\n") + (0 if text.endswith("\n") else 1)
+
+
+def decode_config(raw: dict[str, Any], source: str) -> RunConfig:
+    try:
+        return msgspec.convert(raw, type=RunConfig)
+    except msgspec.ValidationError as exc:
+        raise translate(str(exc), source) from None
+
+
+def translate(error: str, source: str | None = None, *, under: str = "") -> ConfigError:
+    """A msgspec validation message (`... - at `$.a[0].b``) as a ConfigError with a dotted key;
+    `under` is the key of the table that was decoded, when it was not the whole file."""
+    match = _AT.match(error)
+    assert match is not None  # the pattern matches any text
+    message, path = match["message"], _join(under, (match["path"] or "").lstrip("."))
+    if found := re.fullmatch(r"Object contains unknown field `(.+)`", message):
+        return ConfigError(_join(path, found[1]), "unknown key", source=source)
+    if found := re.fullmatch(r"Object missing required field `(.+)`", message):
+        key = _join(path, found[1])
+        valid = f" (valid: {', '.join(kinds_of(path))})" if found[1] == "kind" else ""
+        return ConfigError(key, f"missing required key{valid}", source=source)
+    if path.endswith("kind") and (found := re.fullmatch(r"Invalid value (.+)", message)):
+        parent = path.rsplit(".", 1)[0]
+        label = _KIND_LABELS.get(parent.split("[", 1)[0], "kind")
+        valid = ", ".join(kinds_of(parent))
+        return ConfigError(path, f"unknown {label} {found[1]} (valid: {valid})", source=source)
+    text = message.replace("`", "")
+    return ConfigError(path, text[:1].lower() + text[1:], source=source)
+
+
+def _join(path: str, key: str) -> str:
+    if not key:
+        return path
+    return f"{path}.{key}" if path and not key.startswith("[") else path + key
+
+
+# --- --set key.path=value ----------------------------------------------------------------------
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `key.path=value` in the plain tables; the value is read as a TOML value, else as text."""
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError("", f"--set expects key.path=value, got {override!r}")
+    parts = _parse_key(key)
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, parts[i + 1], key)
+    last = parts[-1]
+    value = _parse_value(text.strip())
+    if isinstance(last, int):
+        if not isinstance(node, list) or not 0 <= last < len(node):
+            raise ConfigError(key, "no such list element", source="--set")
+        node[last] = value
+    else:
+        if not isinstance(node, dict):
+            raise ConfigError(key, "not inside a table", source="--set")
+        node[last] = value
+
+
+def _parse_key(key: str) -> list[str | int]:
+    parts: list[str | int] = []
+    position = 0
+    for found in _PATH_PART.finditer(key):
+        between = key[position : found.start()]
+        if between not in ("", "."):
+            raise ConfigError(key, "malformed key path", source="--set")
+        parts.append(int(found[2]) if found[2] is not None else found[1])
+        position = found.end()
+    if not parts or position != len(key):
+        raise ConfigError(key, "malformed key path", source="--set")
+    return parts
+
+
+def _child(node: Any, part: str | int, following: str | int, key: str) -> Any:
+    if isinstance(part, int):
+        if not isinstance(node, list) or not 0 <= part < len(node):
+            raise ConfigError(key, "no such list element", source="--set")
+        return node[part]
+    if not isinstance(node, dict):
+        raise ConfigError(key, "not inside a table", source="--set")
+    if part not in node:
+        # A missing table is created, so `--set strategy.params.fast=5` works without [strategy.params].
+        node[part] = [] if isinstance(following, int) else {}
+    return node[part]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+# --- TOML out ----------------------------------------------------------------------------------
+
+_HEADER = (
+    "# A run config as decoded: every default filled in. It decodes back to the same config_id.\n"
+)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """TOML text that decodes to `cfg` again. TOML has no null: keys whose value is None are left out,
+    which decodes back to the same None default."""
+    lines: list[str] = []
+    _emit_table(lines, [], msgspec.to_builtins(cfg))
+    return _HEADER + "\n".join(lines).strip("\n") + "\n"
+
+
+def _emit_table(lines: list[str], path: list[str], table: dict[str, Any]) -> None:
+    nested: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) or _is_table_array(value):
+            nested.append((key, value))
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in nested:
+        sub = [*path, key]
+        header = ".".join(_key(part) for part in sub)
+        if isinstance(value, dict):
+            lines.extend(("", f"[{header}]"))
+            _emit_table(lines, sub, value)
+        else:
+            for item in value:
+                lines.extend(("", f"[[{header}]]"))
+                _emit_table(lines, sub, item)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _string(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None)
+        return "{" + items + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

@@ -1,0 +1,143 @@
+"""The data a run config names: loaded into validated frames and fingerprinted for the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import polars as pl
+
+from backtester.config import CatalogSource, ConfigError, FileSource, RunConfig, Source
+from backtester.data.bars import DataError, RepairReport, load_bars
+from backtester.manifest import DataInput, Partition, sha256_file
+
+CATALOG_MODULE = "backtester.data.catalog"
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    frames: dict[str, pl.DataFrame]
+    repairs: list[RepairReport]
+    inputs: list[DataInput]
+
+
+def load_data(cfg: RunConfig) -> LoadedData:
+    frames: dict[str, pl.DataFrame] = {}
+    repairs: list[RepairReport] = []
+    inputs: list[DataInput] = []
+    for index, source in enumerate(cfg.data):
+        frame, entry = load_source(source, index)
+        frames[source.symbol] = frame
+        inputs.append(entry)
+        if entry.repair is not None:
+            repairs.append(entry.repair)
+    return LoadedData(frames, repairs, inputs)
+
+
+def load_source(
+    source: Source, index: int, *, rehash: bool = False
+) -> tuple[pl.DataFrame, DataInput]:
+    """`rehash`: hash catalog partition files again instead of trusting the catalog's manifest."""
+    match source:
+        case FileSource():
+            return _load_file(source)
+        case CatalogSource():
+            return _load_catalog(source, index, rehash)
+
+
+def file_sha256(source: FileSource) -> str | None:
+    """The file's content hash, or None when it is missing; reads no more than the bytes."""
+    path = Path(source.path)
+    return sha256_file(path) if path.is_file() else None
+
+
+def _load_file(source: FileSource) -> tuple[pl.DataFrame, DataInput]:
+    sha256 = file_sha256(source)
+    if sha256 is None:
+        raise DataError(f"{source.path}: data file not found")
+    bars = load_bars(source.path, repair=source.repair, name=source.path)
+    rows = bars.repair.rows_in if bars.repair is not None else bars.frame.height
+    return bars.frame, _entry(
+        source.symbol, "file", source.path, sha256, rows, bars.frame, bars.repair
+    )
+
+
+def _load_catalog(
+    source: CatalogSource, index: int, rehash: bool
+) -> tuple[pl.DataFrame, DataInput]:
+    raw, partitions = read_catalog(source, index, rehash=rehash)
+    label = f"{source.root}:{source.exchange}/{source.market}/{source.symbol}/{source.timeframe}"
+    bars = load_bars(raw, repair=source.repair, name=label)
+    listing = msgspec.json.encode([[p.path, p.sha256, p.rows] for p in partitions])
+    entry = _entry(
+        source.symbol,
+        "catalog",
+        label,
+        hashlib.sha256(listing).hexdigest(),
+        raw.height,
+        bars.frame,
+        bars.repair,
+    )
+    return bars.frame, msgspec.structs.replace(entry, partitions=partitions)
+
+
+def read_catalog(
+    source: CatalogSource, index: int, *, rehash: bool = False
+) -> tuple[pl.DataFrame, list[Partition]]:
+    """The one place a catalog source is read. The catalog reader is an optional part of the package;
+    without it, catalog sources fail with a config error instead of an import traceback."""
+    try:
+        catalog = importlib.import_module(CATALOG_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != CATALOG_MODULE:
+            raise
+        raise ConfigError(
+            f"data[{index}].kind",
+            f"catalog sources need {CATALOG_MODULE}, which this installation does not include "
+            '(use kind = "file")',
+        ) from None
+    read = catalog.read_series(
+        source.root,
+        source.exchange,
+        source.symbol,
+        source.timeframe,
+        market=source.market,
+        start=source.start,
+        end=source.end,
+        verify=rehash,
+    )
+    partitions = [Partition(path=p.path, sha256=p.sha256, rows=p.rows) for p in read.partitions]
+    return read.frame, partitions
+
+
+def _entry(
+    symbol: str,
+    kind: str,
+    path: str,
+    sha256: str,
+    rows: int,
+    frame: pl.DataFrame,
+    repair: RepairReport | None,
+) -> DataInput:
+    ts = frame["ts"]
+    return DataInput(
+        symbol=symbol,
+        source=kind,
+        path=path,
+        sha256=sha256,
+        rows=rows,
+        first_ts=_iso(int(ts[0])),
+        last_ts=_iso(int(ts[-1])),
+        repair=repair,
+    )
+
+
+def _iso(ns: int) -> str:
+    """A bar timestamp as ISO 8601 UTC, to the nanosecond when it has one."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}Z" if rest == 0 else f"{stamp}.{rest:09d}Z"

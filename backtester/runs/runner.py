@@ -1,0 +1,143 @@
+"""`run`: a config file in, a run directory `<output_dir>/<run_id>/` with its manifest out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from backtester import assembly
+from backtester.app import run_config
+from backtester.config import ConfigError, RunConfig, config_id
+from backtester.config_file import dump_config, load_config
+from backtester.manifest import (
+    CodeVersion,
+    Manifest,
+    code_version,
+    derive_run_id,
+    encode_manifest,
+    environment,
+    read_manifest,
+    sha256_file,
+    utc_now,
+)
+from backtester.results import RunResult
+from backtester.runs.artifacts import MANIFEST, output_names, publish, write_outputs
+from backtester.runs.inputs import LoadedData, load_data
+
+log = structlog.get_logger("backtester.runs")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A config run in memory, with everything the manifest needs to say what produced it."""
+
+    config: RunConfig
+    config_id: str
+    code: CodeVersion
+    data: LoadedData
+    result: RunResult
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    directory: Path
+    result: RunResult
+    kept_existing: bool
+
+
+def replay(cfg: RunConfig, source: str) -> Replay:
+    """Build and run a decoded config; config problems are attributed to `source` (the file)."""
+    try:
+        strategy = assembly.strategy_class(cfg.strategy.name)
+        assembly.strategy_params(strategy, cfg.strategy)  # fail on bad params before loading data
+        data = load_data(cfg)
+    except ConfigError as exc:
+        raise exc.in_file(source) from None
+    cid = config_id(cfg)
+    code = code_version(strategy)
+    run_id = derive_run_id(cid, data.inputs, code)
+    for entry in data.inputs:
+        log.info(
+            "data.loaded",
+            symbol=entry.symbol,
+            path=entry.path,
+            rows=entry.rows,
+            sha256=entry.sha256[:16],
+            repaired=entry.repair is not None,
+        )
+    log.info(
+        "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
+    )
+    result = run_config(cfg, data.frames, data.repairs)
+    log.info(
+        "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
+    )
+    return Replay(cfg, cid, code, data, result, run_id)
+
+
+def execute(
+    config_path: str | Path,
+    *,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    output_dir: str | None = None,
+) -> RunOutcome:
+    source = str(config_path)
+    cfg = load_config(source, overrides=overrides, seed=seed, output_dir=output_dir)
+    started_at = utc_now()
+    run = replay(cfg, source)
+    parent = Path(cfg.output_dir)
+    existing = parent / run.run_id / MANIFEST
+    if existing.is_file() and _digest_of(existing) == run.result.digest:
+        log.info("run.kept", run_id=run.run_id, reason="exists with the same digest")
+        return RunOutcome(run.run_id, parent / run.run_id, run.result, kept_existing=True)
+    if existing.is_file():
+        log.warning("run.replacing", run_id=run.run_id, reason="exists with a different digest")
+
+    def fill(directory: Path) -> None:
+        write_outputs(directory, run.result, dump_config(cfg))
+        finished_at = utc_now()
+        outputs = {name: sha256_file(directory / name) for name in output_names()}
+        manifest = build_manifest(run, started_at, finished_at, outputs)
+        (directory / MANIFEST).write_bytes(encode_manifest(manifest))
+
+    directory = publish(parent, run.run_id, fill)
+    log.info("run.written", run_id=run.run_id, directory=str(directory))
+    return RunOutcome(run.run_id, directory, run.result, kept_existing=False)
+
+
+def _digest_of(manifest_path: Path) -> str | None:
+    try:
+        return read_manifest(manifest_path).digest
+    except (OSError, ValueError):
+        return None  # unreadable: treated as absent, so the run directory is rewritten
+
+
+def build_manifest(
+    run: Replay, started_at: str, finished_at: str, outputs: dict[str, str]
+) -> Manifest:
+    env = environment()
+    return Manifest(
+        run_id=run.run_id,
+        config_id=run.config_id,
+        seed=run.config.seed,
+        strategy=run.config.strategy.name,
+        git_sha=run.code.git_sha,
+        git_dirty=run.code.git_dirty,
+        package_version=run.code.package_version,
+        code_sha256=run.code.code_sha256,
+        strategy_sha256=run.code.strategy_sha256,
+        python=env["python"],
+        platform=env["platform"],
+        dependencies=env["dependencies"],
+        data=run.data.inputs,
+        started_at=started_at,
+        finished_at=finished_at,
+        digest=run.result.digest,
+        outputs=outputs,
+    )

@@ -1,0 +1,190 @@
+"""`verify`: replay a run directory from its manifest and config, and say what, if anything, changed.
+
+A run verifies when its files are intact, its config and data are the ones recorded, and the replay
+reproduces the recorded digest. Changed code or dependencies alone do not fail it when the digest
+still reproduces; they are reported, and named as the likely cause when it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backtester.config import CatalogSource, ConfigError, FileSource, RunConfig, config_id
+from backtester.config_file import load_config
+from backtester.data.bars import DataError
+from backtester.manifest import (
+    CodeVersion,
+    Manifest,
+    dependency_versions,
+    read_manifest,
+    sha256_file,
+)
+from backtester.runs.artifacts import CONFIG, MANIFEST
+from backtester.runs.inputs import file_sha256, load_source
+from backtester.runs.runner import replay
+
+
+class VerifyError(ValueError):
+    """The directory is not a run directory (no readable manifest)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fails_run: bool = True  # False: reported, and named as a cause, but a reproduced digest passes
+    subject: str = ""  # what changed, for the one-line summary (e.g. the data file)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.subject})" if self.subject else self.name
+
+
+@dataclass
+class Verdict:
+    run_id: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def digest_ok(self) -> bool:
+        return any(c.name == "digest" and c.ok for c in self.checks)
+
+    @property
+    def passed(self) -> bool:
+        return self.digest_ok and all(c.ok or not c.fails_run for c in self.checks)
+
+    @property
+    def causes(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.name != "digest"]
+
+
+def verify_run(directory: str | Path) -> Verdict:
+    root = Path(directory)
+    manifest = _manifest(root)
+    verdict = Verdict(manifest.run_id)
+    verdict.checks.extend(_outputs(root, manifest))
+    cfg = _config(root, manifest, verdict)
+    if cfg is None:
+        return verdict
+    verdict.checks.extend(_data(cfg, manifest))
+    try:
+        run = replay(cfg, str(root / CONFIG))
+    except (ConfigError, DataError) as exc:
+        verdict.checks.append(Check("digest", False, f"cannot replay: {exc}"))
+        return verdict
+    verdict.checks.append(_code(manifest.code, run.code))
+    verdict.checks.append(_dependencies(manifest.dependencies))
+    same = manifest.digest == run.result.digest
+    detail = (
+        run.result.digest if same else f"recorded {manifest.digest}, replayed {run.result.digest}"
+    )
+    verdict.checks.append(Check("digest", same, detail))
+    return verdict
+
+
+def _manifest(root: Path) -> Manifest:
+    path = root / MANIFEST
+    if not path.is_file():
+        raise VerifyError(f"{root}: not a run directory (no {MANIFEST})")
+    try:
+        return read_manifest(path)
+    except ValueError as exc:
+        raise VerifyError(f"{path}: unreadable manifest: {exc}") from None
+
+
+def _outputs(root: Path, manifest: Manifest) -> list[Check]:
+    problems = []
+    for name, recorded in manifest.outputs.items():
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{name} missing")
+        elif sha256_file(path) != recorded:
+            problems.append(f"{name} modified")
+    return [
+        Check("outputs", not problems, "; ".join(problems) or f"{len(manifest.outputs)} intact")
+    ]
+
+
+def _config(root: Path, manifest: Manifest, verdict: Verdict) -> RunConfig | None:
+    try:
+        cfg = load_config(root / CONFIG)
+    except ConfigError as exc:
+        verdict.checks.append(Check("config", False, f"cannot be read: {exc}"))
+        return None
+    current = config_id(cfg)
+    same = current == manifest.config_id
+    detail = current if same else f"config_id recorded {manifest.config_id}, now {current}"
+    verdict.checks.append(Check("config", same, detail))
+    return cfg
+
+
+def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
+    recorded = {entry.symbol: entry for entry in manifest.data}
+    checks = []
+    for index, source in enumerate(cfg.data):
+        entry = recorded.get(source.symbol)
+        name = f"data {source.symbol}"
+        if entry is None:
+            checks.append(Check(name, False, "not an input of the recorded run"))
+            continue
+        current, problem = _fingerprint(source, index)
+        if current is None:
+            checks.append(Check(name, False, f"{entry.path}: {problem}", subject=entry.path))
+        elif current != entry.sha256:
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"{entry.path}: sha256 recorded {entry.sha256}, now {current}",
+                    subject=entry.path,
+                )
+            )
+        else:
+            checks.append(Check(name, True, f"{entry.path}: {entry.sha256}"))
+    return checks
+
+
+def _fingerprint(source: FileSource | CatalogSource, index: int) -> tuple[str | None, str]:
+    """The input's current hash, or None and why not. A file is hashed without parsing it, so a file
+    that no longer validates still shows as changed; catalog partitions are hashed again."""
+    if isinstance(source, FileSource):
+        sha256 = file_sha256(source)
+        return sha256, "" if sha256 is not None else "missing"
+    try:
+        _, entry = load_source(source, index, rehash=True)
+    except (ConfigError, DataError) as exc:
+        return None, str(exc)
+    return entry.sha256, ""
+
+
+def _code(recorded: CodeVersion, current: CodeVersion) -> Check:
+    changes = [
+        f"{label} {old} -> {new}"
+        for label, old, new in (
+            ("package", recorded.package_version, current.package_version),
+            ("code_sha256", recorded.code_sha256, current.code_sha256),
+            ("strategy_sha256", recorded.strategy_sha256, current.strategy_sha256),
+            ("git", recorded.git_sha, current.git_sha),
+        )
+        if old != new
+    ]
+    detail = "; ".join(changes) or f"{current.package_version}, code {current.code_sha256[:16]}"
+    # Only the package and strategy sources decide results; a new commit alone is a note.
+    decisive = (
+        recorded.package_version == current.package_version
+        and recorded.code_sha256 == current.code_sha256
+        and recorded.strategy_sha256 == current.strategy_sha256
+    )
+    return Check("code", decisive, detail, fails_run=False)
+
+
+def _dependencies(recorded: dict[str, str]) -> Check:
+    current = dependency_versions()
+    changes = [
+        f"{name} {recorded.get(name)} -> {current.get(name)}"
+        for name in sorted(set(recorded) | set(current))
+        if recorded.get(name) != current.get(name)
+    ]
+    return Check("dependencies", not changes, "; ".join(changes) or "unchanged", fails_run=False)
