@@ -169,8 +169,6 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
     values = frame.row(row, named=True)
     shown = ", ".join(f"{k}={values[k]}" for k in ("ts", *OHLCV))
     hint = (
-        " (pass repair=True to drop or resolve duplicates)"
-        if problem == "duplicate timestamp"
-        else ""
+        " (enable repair to drop or resolve duplicates)" if problem == "duplicate timestamp" else ""
     )
     raise DataError(f"{label}: row {row}: {problem}: {shown}{hint}")

@@ -31,6 +31,12 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return price
         return snap_to_step(round(price / self.tick_size), self.tick_size)
 
+    def round_quantity(self, quantity: float) -> float:
+        """Nearest quantity on the lot grid (for remainders that are on it up to float error)."""
+        if self.lot_size is None:
+            return quantity
+        return snap_to_step(round(quantity / self.lot_size), self.lot_size)
+
     def floor_quantity(self, quantity: float) -> float:
         """Largest quantity on the lot grid not above `quantity` (never rounds an order up)."""
         if self.lot_size is None:

@@ -202,7 +202,9 @@ class SimulatedVenue:
         if remaining <= 0.0:
             self._close(resting, "order sized to zero at fill")
             return True
-        quantity = min(remaining, self._capacity(bar))
+        capacity = self._capacity(bar)
+        # A partial fill stays on the lot grid, or the position would carry dust no sell could clear.
+        quantity = remaining if remaining <= capacity else instrument.floor_quantity(capacity)
         if quantity <= 0.0:
             # Nothing fills on this bar: a fraction order stays unsized until the bar where it fills.
             return False
@@ -227,6 +229,13 @@ class SimulatedVenue:
         if quantity <= 0.0:
             self._close(resting, shortfall or "order sized to zero at fill")
             return True
+        # Subtracting partial fills accumulates float error; a remainder made only of it is none.
+        leaves = instrument.round_quantity(remaining - quantity)
+        if leaves <= remaining * 1e-12:
+            leaves = 0.0
+        if not buy and leaves == 0.0 and order.fraction == 1.0:
+            # Closing sells exactly what is held, so no float dust of a position outlives it.
+            quantity = self.positions[order.instrument]
         notional = quantity * price
         fee = self._fees.fee(notional, hit.liquidity)
         if buy:
@@ -236,7 +245,6 @@ class SimulatedVenue:
             self.cash += notional - fee
             self.positions[order.instrument] -= quantity
         self._use_volume(bar, quantity)
-        leaves = remaining - quantity
         resting.remaining = leaves
         now = self._clock.now
         self._bus.publish(
@@ -263,7 +271,11 @@ class SimulatedVenue:
     ) -> float:
         assert order.fraction is not None
         if order.side is SELL:
-            return instrument.floor_quantity(order.fraction * self.positions[order.instrument])
+            held = self.positions[order.instrument]
+            # All of it is exactly what is held: flooring a float sum of lots could leave one behind.
+            return (
+                held if order.fraction == 1.0 else instrument.floor_quantity(order.fraction * held)
+            )
         return self._affordable(instrument, price, liquidity, order.fraction * self.cash)
 
     def _affordable(

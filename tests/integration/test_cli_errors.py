@@ -102,9 +102,9 @@ def test_data_failing_validation_names_file_and_first_bad_row(tmp_path: Path) ->
     done, _ = run_config_text(tmp_path, text)
     assert_user_error(
         done,
-        f"{raw}: row 1000: timestamp not after the previous row (unsorted or duplicate): "
+        f"{raw}: row 1000: duplicate timestamp: "
         "ts=1709311140000000000, open=61443.65, high=61444.28, low=61390.0, close=61390.01, "
-        "volume=23.95628 (pass repair=True to drop or resolve duplicates)",
+        "volume=23.95628 (enable repair to drop or resolve duplicates)",
     )
 
 

@@ -134,7 +134,7 @@ def test_of_several_bad_rows_the_earliest_is_named() -> None:
 
 
 def test_duplicate_timestamp_error_suggests_repair() -> None:
-    with pytest.raises(DataError, match=r"pass repair=True"):
+    with pytest.raises(DataError, match=r"enable repair to drop or resolve duplicates"):
         load_bars(replaced("timestamp_ms", 2, T0 + 60_000))
 
 

@@ -725,3 +725,23 @@ def test_every_order_of_a_mixed_script_ends_with_exactly_one_terminal_answer() -
     assert all(OrderStatus(s).is_terminal for s in statuses.values())
     assert dict(seen.terminal_answers) == dict.fromkeys(statuses, 1)
     assert [r.terminal_events for r in seen.recorders[0].orders.values()] == [1] * 7
+
+
+def test_volume_share_partial_fills_stay_on_the_lot_grid_and_exit_leaves_no_dust() -> None:
+    rows: list[Row] = [(100.0, 101.0, 99.0, 100.0, 3.0)] * 14
+    result = run_script(
+        rows,
+        {0: [lambda s: s.buy(fraction=1.0)], 6: [lambda s: s.sell(fraction=1.0)]},
+        cash=1_000.0,
+        slippage=VolumeShareSlippage(volume_limit=0.7, price_impact=0.0),
+        instrument=Instrument("BTC/USDT", lot_size=0.001),
+    )
+    buys = result.fills.filter(pl.col("side") == "buy")["quantity"].to_list()
+    # Capacity 2.1 per bar; 1000 / 100 = 10 units: 2.1 on bars 1-4, then the rest on bar 5.
+    assert buys == pytest.approx([2.1, 2.1, 2.1, 2.1, 1.6])
+    assert all(abs(q / 0.001 - round(q / 0.001)) < 1e-6 for q in buys)
+    sells = result.fills.filter(pl.col("side") == "sell")["quantity"].to_list()
+    assert sum(sells) == pytest.approx(sum(buys))
+    # The exit sells exactly what was bought: no lot-sized dust stays behind to block re-entry.
+    assert result.equity["position_value"][-1] == 0.0
+    assert result.orders["status"].to_list()[-1] == "filled"
