@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-"$VENV/bin/python" scripts/demo.py "$@"
+"$VENV/bin/python" -m backtester run configs/sma_cross.toml "$@"

@@ -90,7 +90,7 @@ def _read(
     manifest = _find_manifest(root, key)
     if manifest is not None:
         lazy, parts = scan(root, manifest, start=start, end=end, columns=columns, verify=verify)
-        return SeriesRead(key, key.timeframe, lazy.collect(), parts, manifest)
+        return SeriesRead(key, key.timeframe, _collect(lazy, root, key), parts, manifest)
     source = _resample_source(root, key)
     target_ms = timeframe_ms(key.timeframe)
     # Whole target bars inside [start, end) only: round the window inwards to bucket edges.
@@ -102,8 +102,19 @@ def _read(
         columns=columns,
         verify=verify,
     )
-    frame = resample(lazy.collect(), source.interval_ms, target_ms)
+    frame = resample(_collect(lazy, root, source.key), source.interval_ms, target_ms)
     return SeriesRead(key, source.timeframe, frame, parts, source)
+
+
+def _collect(lazy: pl.LazyFrame, root: Path, key: SeriesKey) -> pl.DataFrame:
+    try:
+        return lazy.collect()
+    except pl.exceptions.PolarsError as exc:
+        # A partition damaged after it was written: name the series, not a Parquet internal.
+        raise CatalogError(
+            f"{series_dir(root, key)}: a partition cannot be read ({exc}); "
+            "check it with `python -m backtester data validate`"
+        ) from exc
 
 
 def scan(

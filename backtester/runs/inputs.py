@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,11 +10,10 @@ from pathlib import Path
 import msgspec
 import polars as pl
 
-from backtester.config import CatalogSource, ConfigError, FileSource, RunConfig, Source
+from backtester.config import CatalogSource, FileSource, RunConfig, Source
 from backtester.data.bars import DataError, RepairReport, load_bars
+from backtester.data.catalog import read_series
 from backtester.manifest import DataInput, Partition, sha256_file
-
-CATALOG_MODULE = "backtester.data.catalog"
 
 
 @dataclass(frozen=True)
@@ -88,19 +86,8 @@ def _load_catalog(
 def read_catalog(
     source: CatalogSource, index: int, *, rehash: bool = False
 ) -> tuple[pl.DataFrame, list[Partition]]:
-    """The one place a catalog source is read. The catalog reader is an optional part of the package;
-    without it, catalog sources fail with a config error instead of an import traceback."""
-    try:
-        catalog = importlib.import_module(CATALOG_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != CATALOG_MODULE:
-            raise
-        raise ConfigError(
-            f"data[{index}].kind",
-            f"catalog sources need {CATALOG_MODULE}, which this installation does not include "
-            '(use kind = "file")',
-        ) from None
-    read = catalog.read_series(
+    """The one place a catalog source is read; the manifest records every partition file's hash."""
+    read = read_series(
         source.root,
         source.exchange,
         source.symbol,
