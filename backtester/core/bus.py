@@ -91,9 +91,13 @@ class MessageBus:
         return subscription
 
     def _refresh(self, message_type: type) -> None:
-        active = [s for s in self._subscriptions[message_type] if s.active]
-        self._handlers[message_type] = tuple(s.handler for s in active if not s.settled)
-        self._settled[message_type] = tuple(s.handler for s in active if s.settled)
+        plain: list[Handler] = []
+        settled: list[Handler] = []
+        for subscription in self._subscriptions[message_type]:
+            if subscription.active:
+                (settled if subscription.settled else plain).append(subscription.handler)
+        self._handlers[message_type] = tuple(plain)
+        self._settled[message_type] = tuple(settled)
 
     def publish(self, message: object) -> None:
         self._queue.append(message)

@@ -160,9 +160,10 @@ class SimulatedVenue:
             hit = trigger(resting.order, path)
             if hit is not None:
                 hits.append((hit.time, resting.seq, resting, hit))
-        if len(hits) > 1 and bar.high != bar.low:
-            self.path_decided_bars += 1
-        hits.sort(key=lambda h: (h[0], h[1]))
+        if len(hits) > 1:
+            if bar.high != bar.low:
+                self.path_decided_bars += 1
+            hits.sort(key=lambda h: (h[0], h[1]))
         for _, _, resting, hit in hits:
             if self._execute(resting, hit, bar):
                 self._remove(book, resting)
@@ -212,16 +213,18 @@ class SimulatedVenue:
             price = instrument.round_price(
                 self._slippage.fill_price(order.side, price, quantity, bar, self._rng)
             )
-            if sized_now and buy:
+            if sized_now and buy and price != hit.price:
                 # Size the cash fraction at the price actually paid, not the pre-slippage one.
                 remaining = self._size_fraction(order, instrument, price, hit.liquidity)
                 quantity = min(remaining, quantity)
         resting.remaining = remaining
         shortfall = ""
         if buy:
-            affordable = self._affordable(instrument, price, hit.liquidity, self.cash)
-            if affordable < quantity:
-                quantity, shortfall = affordable, "insufficient cash at fill"
+            # A fraction sized just now at this price is affordable by construction.
+            if not sized_now:
+                affordable = self._affordable(instrument, price, hit.liquidity, self.cash)
+                if affordable < quantity:
+                    quantity, shortfall = affordable, "insufficient cash at fill"
         else:
             held = self.positions[order.instrument]
             if held < quantity:
@@ -244,7 +247,8 @@ class SimulatedVenue:
         else:
             self.cash += notional - fee
             self.positions[order.instrument] -= quantity
-        self._use_volume(bar, quantity)
+        if capacity != math.inf:
+            self._use_volume(bar, quantity)
         resting.remaining = leaves
         now = self._clock.now
         self._bus.publish(
