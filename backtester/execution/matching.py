@@ -6,7 +6,8 @@ moving linearly between them. An order's trigger is the first time on that path 
   limit buy   price <= limit: at the open if it gaps through (fills at the open), else at the limit;
   stop buy    price >= stop:  at the open if it gaps through (fills at the open), else at the stop;
   stop-limit  once the stop triggers it is a limit from that moment on: it fills at once if the trigger
-              price is within the limit, else when the rest of the path reaches the limit.
+              price is within the limit, else when the rest of the path, or a later bar, reaches
+              the limit (a triggered stop-limit stays a limit order; the venue remembers it).
 Sells mirror buys. Times order the fills of several orders in one bar; ties keep submission order.
 """
 
@@ -57,12 +58,13 @@ def touch(path: Path, level: float, below: bool, start: float = 0.0) -> tuple[fl
     return None
 
 
-def trigger(order: SubmitOrder, path: Path) -> Trigger | None:
+def trigger(order: SubmitOrder, path: Path, armed: bool = False) -> Trigger | None:
+    """`armed`: a stop-limit whose stop was reached on an earlier bar; it is a plain limit now."""
     buy = order.side is BUY
     kind = order.order_type
     if kind is MARKET:
         return Trigger(0.0, path[0], TAKER, True)
-    if kind is LIMIT:
+    if kind is LIMIT or armed:
         assert order.limit_price is not None
         hit = touch(path, order.limit_price, below=buy)
         return None if hit is None else Trigger(hit[0], hit[1], MAKER, False)
@@ -78,3 +80,9 @@ def trigger(order: SubmitOrder, path: Path) -> Trigger | None:
         return None
     at_trigger = limit_hit[0] == stop_hit[0]
     return Trigger(limit_hit[0], limit_hit[1], TAKER if at_trigger else MAKER, False)
+
+
+def stop_reached(order: SubmitOrder, path: Path) -> bool:
+    """Whether a stop-limit's stop is touched on this bar (it stays a limit from then on)."""
+    assert order.stop_price is not None
+    return touch(path, order.stop_price, below=order.side is not BUY) is not None

@@ -20,6 +20,7 @@ from backtester.domain.enums import (
     IOC,
     MARKET,
     SELL,
+    STOP_LIMIT,
     TAKER,
     Liquidity,
 )
@@ -35,16 +36,18 @@ from backtester.domain.messages import (
     SubmitOrder,
 )
 from backtester.domain.models import FeeModel, SlippageModel
-from backtester.execution.matching import Trigger, bar_path, trigger
+from backtester.execution.matching import Trigger, bar_path, stop_reached, trigger
 
 
 class _Resting:
-    __slots__ = ("accepted_ts", "order", "remaining", "seq")
+    __slots__ = ("accepted_ts", "armed", "order", "remaining", "seq")
 
     def __init__(self, order: SubmitOrder, seq: int, accepted_ts: int) -> None:
         self.order = order
         self.seq = seq
         self.accepted_ts = accepted_ts
+        # A stop-limit whose stop has been reached: a limit order from then on.
+        self.armed = False
         # None until a fraction order is sized at its first fill.
         self.remaining: float | None = order.quantity
 
@@ -157,7 +160,10 @@ class SimulatedVenue:
         path = bar_path(bar, self._low_first(bar))
         hits: list[tuple[float, int, _Resting, Trigger]] = []
         for resting in eligible:
-            hit = trigger(resting.order, path)
+            order = resting.order
+            hit = trigger(order, path, resting.armed)
+            if order.order_type is STOP_LIMIT and not resting.armed:
+                resting.armed = hit is not None or stop_reached(order, path)
             if hit is not None:
                 hits.append((hit.time, resting.seq, resting, hit))
         if len(hits) > 1:

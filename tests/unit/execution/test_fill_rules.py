@@ -182,6 +182,22 @@ def test_stop_limit_buy_triggered_but_limit_never_reached_does_not_fill() -> Non
     assert order(result, 1)["status"] == "canceled"
 
 
+def test_stop_limit_triggered_on_one_bar_stays_a_limit_and_fills_on_a_later_bar() -> None:
+    # Bar 1 reaches the stop (105) but stays above the limit (104); bar 2 never gets back up to the
+    # stop, but dips to the limit: the triggered order is a limit now, and fills there as maker.
+    rows = [FLAT, UP_WIDE, (103.0, 103.5, 101.0, 102.0, 1000.0)]
+    script = {0: [lambda s: s.buy(1.0, stop=105.0, limit=104.0)]}
+    fill = single_fill(run_script(rows, script, cash=1000))
+    assert (fill["price"], fill["liquidity"]) == (103.0, "maker")  # the open of bar 2
+
+
+def test_stop_limit_not_triggered_ignores_its_limit() -> None:
+    # The price passes the limit (104) but never reaches the stop (105): nothing fills.
+    rows = [FLAT, (103.0, 103.5, 101.0, 102.0, 1000.0)]
+    script = {0: [lambda s: s.buy(1.0, stop=105.0, limit=104.0)]}
+    assert run_script(rows, script, cash=1000).fills.height == 0
+
+
 def test_stop_limit_buy_gapped_over_its_limit_fills_when_price_comes_back_to_limit() -> None:
     rows = [FLAT, (107.0, 108.0, 104.0, 107.5, 1000.0)]  # up bar: O=107 -> L=104: passes 106
     script = {0: [lambda s: s.buy(1.0, stop=105.0, limit=106.0)]}
