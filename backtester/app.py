@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -13,12 +15,12 @@ from backtester.account.ledger import AccountLedger
 from backtester.config import FillConfig, RiskConfig, RunConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
-from backtester.core.loop import gc_paused, tick_and_drain
+from backtester.core.loop import gc_paused, tick_and_drain, tick_and_drain_sparse
 from backtester.core.rng import module_rng
 from backtester.data.bars import RepairReport
 from backtester.domain.instrument import Instrument
 from backtester.domain.models import FeeModel, SlippageModel
-from backtester.execution.venue import SimulatedVenue
+from backtester.execution.venue import NEVER, SimulatedVenue
 from backtester.feed import Feed
 from backtester.recorder import Recorder
 from backtester.results import RunResult, build_result
@@ -27,13 +29,20 @@ from backtester.strategy.base import Strategy
 from backtester.strategy.context import StrategyContext
 from backtester.strategy.module import StrategyModule
 
+Mode = Literal["auto", "dense", "signal"]
+
 
 class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`mode`: "dense" visits every bar; "signal" only the bars the strategy declares active
+    (`Strategy.active_bars`) and those where a resting order can fill, with identical results;
+    "auto" takes signal mode when the strategy declares active bars and the run has one stream."""
+
     initial_cash: float = 10_000.0
     fill: FillConfig = FillConfig()
     risk: RiskConfig = RiskConfig()
     seed: int = 0
     max_steps_per_tick: int = 100_000
+    mode: Mode = "auto"
 
 
 class SetupError(ValueError):
@@ -89,8 +98,18 @@ def run_engine(
     feed = Feed(data)
     strategy_module.start()
     bus.drain()
+    active = _active_rows(strategy, setup.mode, len(data))
     with gc_paused():
-        tick_and_drain(clock, bus, feed.timestamps(), feed.bars())
+        if active is None:
+            tick_and_drain(clock, bus, feed.timestamps(), feed.bars())
+        else:
+            (frame,) = data.values()
+            venue.attach_ranges(ctx.primary, frame["low"].to_numpy(), frame["high"].to_numpy())
+            tick_and_drain_sparse(
+                clock, bus, feed.timestamps(), feed.bar_at, _next_row(active, venue.next_wake)
+            )
+            # The end of data is the last bar's time, visited or not (dense mode ends there too).
+            clock.advance_to(feed.timestamps()[-1])
     strategy_module.stop()
     bus.drain()
     venue.cancel_all("end of data")
@@ -130,6 +149,33 @@ def run_config(
         EngineSetup(initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed),
         repairs,
     )
+
+
+def _active_rows(strategy: Strategy[Any], mode: Mode, streams: int) -> np.ndarray | None:
+    """The rows to visit in signal mode, or None for the dense loop."""
+    if mode == "dense":
+        return None
+    active = strategy.active_bars()
+    if active is None or streams != 1:
+        if mode == "signal":
+            why = "declares no active_bars()" if active is None else "runs on several streams"
+            raise SetupError(f"signal mode needs one stream and declared active bars: {why}")
+        return None
+    rows = np.unique(np.asarray(active, dtype=np.int64))  # sorted, as the scheduler needs
+    return rows
+
+
+def _next_row(active: np.ndarray, venue_wake: Callable[[int], int]) -> Callable[[int], int]:
+    """The next row after `i` that the strategy or the venue needs."""
+    rows = active.tolist()
+    count = len(rows)
+
+    def next_row(i: int) -> int:
+        k = bisect_right(rows, i)
+        strategy_row = rows[k] if k < count else NEVER
+        return min(strategy_row, venue_wake(i))
+
+    return next_row
 
 
 def _closes_on(timeline: np.ndarray, data: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from backtester.app import EngineSetup, run_engine
+from backtester.app import EngineSetup, Mode, run_engine
 from backtester.config import FillConfig, IntrabarPath, RiskConfig
 from backtester.data.bars import BarData, load_bars
 from backtester.domain.instrument import Instrument, default_instrument
@@ -34,6 +34,8 @@ class Backtest:
     intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
     repair      drop identical duplicate bars and keep the last of conflicting ones (reported)
     seed        seeds every random draw of the run (stochastic models); same seed, same result
+    mode        "auto" (default), "dense" or "signal": signal mode visits only the bars a strategy
+                declares active and those where a resting order can fill, with identical results
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class Backtest:
         max_position_notional: float | None = None,
         repair: bool = False,
         seed: int = 0,
+        mode: Mode = "auto",
     ) -> None:
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
@@ -72,6 +75,7 @@ class Backtest:
                 max_position_notional=max_position_notional,
             ),
             seed=seed,
+            mode=mode,
         )
 
     def run(self, **params: Any) -> RunResult:

@@ -37,6 +37,7 @@ class Feed:
             self._streams = merged["stream"].to_list()
             self._rows = merged["row"].to_list()
         self._timestamps: list[int] = self._merged["ts"].to_list()
+        self._columns: tuple[np.ndarray, ...] | None = None
 
     def __len__(self) -> int:
         return len(self._timestamps)
@@ -50,6 +51,26 @@ class Feed:
         if len(self.symbols) == 1:
             return ts
         return ts[np.concatenate(([True], ts[1:] != ts[:-1]))]
+
+    def bar_at(self, row: int) -> Bar:
+        """One bar of a single-stream feed, built on demand (signal mode visits few rows)."""
+        columns = self._columns
+        if columns is None:
+            m = self._merged
+            columns = self._columns = tuple(
+                m[c].to_numpy() for c in ("open", "high", "low", "close", "volume")
+            )
+        o, h, low, c, v = columns
+        return Bar(
+            self.symbols[0],
+            row,
+            self._timestamps[row],
+            o.item(row),
+            h.item(row),
+            low.item(row),
+            c.item(row),
+            v.item(row),
+        )
 
     def bars(self) -> Iterator[Bar]:
         m = self._merged

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from backtester.domain.enums import (
     BUY,
     LIMIT,
@@ -86,3 +88,18 @@ def stop_reached(order: SubmitOrder, path: Path) -> bool:
     """Whether a stop-limit's stop is touched on this bar (it stays a limit from then on)."""
     assert order.stop_price is not None
     return touch(path, order.stop_price, below=order.side is not BUY) is not None
+
+
+def first_reach(series: np.ndarray, level: float, below: bool, start: int) -> int:
+    """First row at or after `start` where `series <= level` (`below`) or `>= level`; `len(series)`
+    if none. Scans in growing chunks: a resting order usually triggers soon, sometimes never."""
+    n = len(series)
+    chunk = 64
+    while start < n:
+        window = series[start : start + chunk]
+        found = np.flatnonzero(window <= level if below else window >= level)
+        if len(found):
+            return start + int(found[0])
+        start += chunk
+        chunk *= 4
+    return n

@@ -9,6 +9,7 @@ a test checks that both agree.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from backtester.core.clock import SimClock
 from backtester.domain.enums import (
     BUY,
     IOC,
+    LIMIT,
     MARKET,
     SELL,
     STOP_LIMIT,
@@ -36,11 +38,19 @@ from backtester.domain.messages import (
     SubmitOrder,
 )
 from backtester.domain.models import FeeModel, SlippageModel
-from backtester.execution.matching import Trigger, bar_path, stop_reached, trigger
+from backtester.execution.matching import (
+    Trigger,
+    bar_path,
+    first_reach,
+    stop_reached,
+    trigger,
+)
+
+NEVER = sys.maxsize
 
 
 class _Resting:
-    __slots__ = ("accepted_ts", "armed", "order", "remaining", "seq")
+    __slots__ = ("accepted_ts", "armed", "order", "remaining", "seq", "wake")
 
     def __init__(self, order: SubmitOrder, seq: int, accepted_ts: int) -> None:
         self.order = order
@@ -48,6 +58,8 @@ class _Resting:
         self.accepted_ts = accepted_ts
         # A stop-limit whose stop has been reached: a limit order from then on.
         self.armed = False
+        # Signal mode: the next row whose range can trigger this order (None: not scanned yet).
+        self.wake: int | None = None
         # None until a fraction order is sized at its first fill.
         self.remaining: float | None = order.quantity
 
@@ -79,6 +91,7 @@ class SimulatedVenue:
         self._bar_volume_used: dict[str, tuple[int, float]] = {}
         self._resting = 0
         self._bar_subscription: Subscription | None = None
+        self._ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._seq = 0
         self.path_decided_bars = 0
 
@@ -139,6 +152,36 @@ class SimulatedVenue:
                 ts_init=now,
             )
         )
+
+    def attach_ranges(self, symbol: str, low: np.ndarray, high: np.ndarray) -> None:
+        """Signal mode: the bar ranges that `next_wake` scans to find where resting orders trigger."""
+        self._ranges[symbol] = (low, high)
+
+    def next_wake(self, after: int) -> int:
+        """The first row after `after` on which some resting order can fill (or must expire); a
+        large number when none rests. Bars before it cannot touch any order, so they may be skipped."""
+        best = NEVER
+        for book in self._books.values():
+            for resting in book:
+                wake = resting.wake
+                if wake is None or wake <= after:
+                    wake = resting.wake = self._scan(resting, after + 1)
+                best = min(best, wake)
+        return best
+
+    def _scan(self, resting: _Resting, start: int) -> int:
+        order = resting.order
+        if order.order_type is MARKET or order.time_in_force is IOC:
+            return start
+        low, high = self._ranges[order.instrument]
+        buy = order.side is BUY
+        if order.order_type is LIMIT or resting.armed:
+            assert order.limit_price is not None
+            level, below = order.limit_price, buy
+        else:
+            assert order.stop_price is not None
+            level, below = order.stop_price, not buy
+        return first_reach(low if below else high, level, below, start)
 
     def cancel_all(self, reason: str) -> None:
         """End of data: every order still open gets its terminal answer."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
+import numpy as np
 
 from backtester.domain.enums import (
     BUY,
@@ -60,6 +61,13 @@ class Strategy(Generic[P]):
 
     def on_bar(self, bar: Bar) -> None:
         pass
+
+    def active_bars(self) -> np.ndarray | None:
+        """Rows of the primary instrument's bars where `on_bar` may act, ascending; on every other
+        bar `on_bar` must do nothing. Declaring them lets the engine visit only those bars and the
+        bars where a resting order can fill (signal mode), with results identical to visiting every
+        bar. Called once, after `on_start`. None (the default): every bar matters."""
+        return None
 
     def on_fill(self, fill: OrderFilled) -> None:
         pass

@@ -38,6 +38,9 @@ class SmaCross(Strategy[SmaCrossParams]):
         self._positions = self.ctx.positions
         self._symbol = self.ctx.primary
 
+    def active_bars(self) -> np.ndarray:
+        return np.flatnonzero(self.signal)
+
     def on_bar(self, bar: Bar) -> None:
         signal = self._signal[bar.index]
         if signal == 0 or bar.instrument != self._symbol:

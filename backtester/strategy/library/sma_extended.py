@@ -63,6 +63,12 @@ class SmaExtended(Strategy[SmaExtendedParams]):
         self._halted = False
         self.halted_days: list[int] = []
 
+    def active_bars(self) -> np.ndarray | None:
+        # The daily loss limit watches equity on every bar; without it only crossovers matter.
+        if self.params.daily_loss_limit_pct is not None:
+            return None
+        return np.flatnonzero(self.signal)
+
     def on_bar(self, bar: Bar) -> None:
         if bar.instrument != self._symbol:
             return
