@@ -1,0 +1,70 @@
+"""Down-sampling for charts that must stay small without hiding a spike.
+
+Candles are merged into buckets of a "nice" interval (5m, 1h, 1d...) the way an exchange builds a higher
+timeframe: first open, highest high, lowest low, last close. Lines keep, per bucket, the first, lowest,
+highest and last point (M4), so every peak and trough a pixel could show survives, and so do the first
+and last values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+NS_PER_MINUTE = 60 * 10**9
+# Candle intervals a trader reads without arithmetic; the smallest that fits the budget is chosen.
+NICE_INTERVALS_NS = tuple(
+    minutes * NS_PER_MINUTE
+    for minutes in (1, 3, 5, 15, 30, 60, 120, 240, 360, 720, 1440, 2880, 10080, 20160, 43200)
+)
+MAX_CANDLES = 12_000
+MAX_LINE_BUCKETS = 10_000
+
+
+def candle_interval(ts_ns: np.ndarray, bar_interval_ns: int, max_candles: int = MAX_CANDLES) -> int:
+    """The smallest interval, at least the bar interval, giving at most `max_candles` buckets."""
+    if len(ts_ns) == 0:
+        return bar_interval_ns
+    span = int(ts_ns[-1] - ts_ns[0]) + bar_interval_ns
+    for interval in (bar_interval_ns, *NICE_INTERVALS_NS):
+        if interval >= bar_interval_ns and -(-span // interval) <= max_candles:
+            return interval
+    return -(-span // max_candles)
+
+
+def downsample_ohlc(bars: pl.DataFrame, interval_ns: int) -> pl.DataFrame:
+    """Bars (`ts` int64 ns, open/high/low/close/volume) merged into buckets aligned to epoch multiples
+    of `interval_ns`; `ts` is the bucket's open time. Returns the bars unchanged when they are already
+    that coarse."""
+    frame = bars.select("ts", "open", "high", "low", "close", "volume")
+    if frame.height < 2 or int(np.diff(frame["ts"].to_numpy()).min()) >= interval_ns:
+        return frame
+    return (
+        frame.with_columns((pl.col("ts") // interval_ns * interval_ns).alias("bucket"))
+        .group_by("bucket", maintain_order=True)
+        .agg(
+            pl.col("open").first(),
+            pl.col("high").max(),
+            pl.col("low").min(),
+            pl.col("close").last(),
+            pl.col("volume").sum(),
+        )
+        .rename({"bucket": "ts"})
+    )
+
+
+def m4_indices(values: np.ndarray, max_buckets: int = MAX_LINE_BUCKETS) -> np.ndarray:
+    """Sorted row indices to keep: per bucket of consecutive rows, the first, min, max and last."""
+    n = len(values)
+    if n <= 4 * max_buckets:
+        return np.arange(n)
+    bucket = np.arange(n, dtype=np.int64) * max_buckets // n
+    starts = np.flatnonzero(np.diff(bucket, prepend=-1))
+    ends = np.append(starts[1:], n) - 1
+    frame = pl.DataFrame({"bucket": bucket, "value": values})
+    extremes = frame.group_by("bucket", maintain_order=True).agg(
+        pl.col("value").arg_min().alias("low"), pl.col("value").arg_max().alias("high")
+    )
+    low = starts + extremes["low"].to_numpy()
+    high = starts + extremes["high"].to_numpy()
+    return np.unique(np.concatenate((starts, ends, low, high)))
