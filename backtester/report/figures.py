@@ -114,15 +114,23 @@ def price_figure(
         name=f"price-y-{symbol}",
     )
     fig = time_figure(f"{symbol}: {label} candles", x_range, 420, "price", y_range)
-    source = _candle_source(candles, interval)
-    fig.segment("x", "high", "x", "low", source=source, color="color", name="wicks")
-    bodies = fig.vbar(
-        "x", "width", "open", "close", source=source, fill_color="color", line_color="color"
-    )
-    bodies.name = "candles"
+    # Up and down candles drawn as separate renderers with one colour each: a per-candle colour
+    # column makes the browser restyle the canvas for every candle, which made long charts slow.
+    sources = []
+    bodies = []
+    for rising, color in ((True, UP), (False, DOWN)):
+        part = candles.filter((pl.col("close") >= pl.col("open")) == rising)
+        source = _candle_source(part, interval)
+        direction = "up" if rising else "down"
+        fig.segment("x", "high", "x", "low", source=source, color=color, name=f"wicks-{direction}")
+        body = fig.vbar(
+            "x", "width", "open", "close", source=source, color=color, name=f"candles-{direction}"
+        )
+        sources.append(source)
+        bodies.append(body)
     fig.add_tools(
         HoverTool(
-            renderers=[bodies],
+            renderers=bodies,
             tooltips=[
                 ("time", "@open_time{%F %H:%M}"),
                 ("open", "@open{0,0.00}"),
@@ -137,14 +145,13 @@ def price_figure(
     _add_levels(fig, order_levels(orders.filter(pl.col("instrument") == symbol), _end_of(bars)))
     _add_trade_lines(fig, trades.filter(pl.col("instrument") == symbol))
     _add_fills(fig, fill_markers(fills, orders).filter(pl.col("instrument") == symbol))
-    _fit_y_on_zoom(x_range, y_range, [(source, "low", "high")])
+    _fit_y_on_zoom(x_range, y_range, [(source, "low", "high") for source in sources])
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
     return fig
 
 
 def _candle_source(candles: pl.DataFrame, interval_ns: int) -> ColumnDataSource:
-    up = (candles["close"] >= candles["open"]).to_numpy()
     return ColumnDataSource(
         {
             "x": epoch_ms(candles["ts"]) + interval_ns / 2e6,
@@ -154,7 +161,6 @@ def _candle_source(candles: pl.DataFrame, interval_ns: int) -> ColumnDataSource:
             "low": candles["low"].to_numpy(),
             "close": candles["close"].to_numpy(),
             "volume": candles["volume"].to_numpy(),
-            "color": np.where(up, UP, DOWN),
             "width": np.full(candles.height, 0.8 * interval_ns / 1e6),
         }
     )

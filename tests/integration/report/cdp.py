@@ -119,8 +119,13 @@ class Browser:
     def __init__(self, executable: str, width: int = 1400, height: int = 1000) -> None:
         self.profile = tempfile.mkdtemp(prefix="report-chromium-")
         self.process = subprocess.Popen(
-            [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
-             f"--window-size={width},{height}", "about:blank"],
+            [
+                executable,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -201,7 +206,10 @@ class Browser:
         width = int(self.evaluate("document.documentElement.scrollWidth"))
         self.call(
             "Emulation.setDeviceMetricsOverride",
-            width=width, height=height, deviceScaleFactor=1, mobile=False,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
         )
         time.sleep(0.5)  # let the charts re-layout to the new viewport before the capture
         shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
