@@ -51,7 +51,9 @@ def monthly_heatmap(equity: pl.DataFrame, initial_equity: float) -> Any:
         ]
     )
     values = cells["return_pct"].to_numpy()
-    bound = max(float(np.abs(values).max()) if len(values) else 0.0, 0.01)
+    # Scaled to the months: a year's total would wash them out (it is clamped to the end colours).
+    months = monthly["return_pct"].to_numpy()
+    bound = max(float(np.abs(months).max()) if len(months) else 0.0, 0.01)
     mapper = LinearColorMapper(palette=DIVERGING, low=-bound, high=bound)
     source = ColumnDataSource(
         {

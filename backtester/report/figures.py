@@ -362,7 +362,7 @@ def exposure_figure(equity: pl.DataFrame, stats: Mapping[str, Any], x_range: Ran
     title = f"Exposure (in the market {float(stats.get('exposure_time_pct', 0.0)):.1f}% of bars)"
     fig = time_figure(title, x_range, 160, "% of equity")
     source = line_source(frame, "exposure_pct")
-    fig.varea("x", 0.0, "exposure_pct", source=source, color=EXPOSURE, alpha=0.4, name="exposure")
+    fig.varea("x", 0.0, "exposure_pct", source=source, color=EXPOSURE, alpha=0.5, name="exposure")
     fig.add_tools(
         HoverTool(
             tooltips=[("time", "@x{%F %H:%M}"), ("exposure", "@exposure_pct{0.0}%")],

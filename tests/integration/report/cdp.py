@@ -114,7 +114,7 @@ class WebSocket:
 
 class Browser:
     """One headless Chromium with one page. Console errors and uncaught exceptions are collected in
-    `errors` as they arrive."""
+    `errors`, and the URL of every request the page makes in `requests`, as they arrive."""
 
     def __init__(self, executable: str, width: int = 1400, height: int = 1000) -> None:
         self.profile = tempfile.mkdtemp(prefix="report-chromium-")
@@ -130,11 +130,12 @@ class Browser:
             stderr=subprocess.DEVNULL,
         )
         self.errors: list[str] = []
+        self.requests: list[str] = []
         self._next_id = 0
         try:
             port = self._devtools_port(timeout=30.0)
             self.ws = WebSocket(self._page_url(port), timeout=60.0)
-            for domain in ("Page", "Runtime", "Log"):
+            for domain in ("Page", "Runtime", "Log", "Network"):
                 self.call(f"{domain}.enable")
         except BaseException:
             self.close()
@@ -178,11 +179,16 @@ class Browser:
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             args = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
             self.errors.append(f"console.{params['type']}: {args}")
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(str(params["request"]["url"]))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
             self.errors.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())
 
     def open(self, url: str) -> None:
+        """Navigate, starting the error and request logs afresh for the new page."""
+        self.errors.clear()
+        self.requests.clear()
         self.call("Page.navigate", url=url)
 
     def evaluate(self, expression: str) -> Any:
