@@ -17,7 +17,10 @@ NICE_INTERVALS_NS = tuple(
     minutes * NS_PER_MINUTE
     for minutes in (1, 3, 5, 15, 30, 60, 120, 240, 360, 720, 1440, 2880, 10080, 20160, 43200)
 )
+# Candles drawn at once: more than a screen's width resolves, few enough to redraw instantly.
 MAX_CANDLES = 3_000
+# Candles embedded over all zoom levels (about 64 bytes each in the page).
+MAX_EMBEDDED_CANDLES = 80_000
 MAX_LINE_BUCKETS = 10_000
 
 
@@ -30,6 +33,30 @@ def candle_interval(ts_ns: np.ndarray, bar_interval_ns: int, max_candles: int = 
         if interval >= bar_interval_ns and -(-span // interval) <= max_candles:
             return interval
     return -(-span // max_candles)
+
+
+def candle_levels(
+    bars: pl.DataFrame,
+    bar_interval_ns: int,
+    max_candles: int = MAX_CANDLES,
+    budget: int = MAX_EMBEDDED_CANDLES,
+) -> list[tuple[int, pl.DataFrame]]:
+    """(interval, candles) from the coarsest level, which shows the whole run within `max_candles`,
+    down through finer nice intervals while all levels together stay within `budget`; the bars
+    themselves are the finest level when they fit. The chart shows the finest level whose visible
+    candles fit `max_candles`, so zooming in reveals detail down to what was embedded."""
+    ts = bars["ts"].to_numpy()
+    coarsest = candle_interval(ts, bar_interval_ns, max_candles)
+    levels = [(coarsest, downsample_ohlc(bars, coarsest))]
+    total = levels[0][1].height
+    finer = [i for i in NICE_INTERVALS_NS if bar_interval_ns < i < coarsest]
+    for interval in [*reversed(finer), bar_interval_ns] if coarsest > bar_interval_ns else []:
+        candles = downsample_ohlc(bars, interval)
+        total += candles.height
+        if total > budget:
+            break
+        levels.append((interval, candles))
+    return levels
 
 
 def downsample_ohlc(bars: pl.DataFrame, interval_ns: int) -> pl.DataFrame:

@@ -24,6 +24,7 @@ from bokeh.models.annotations import Label
 from bokeh.plotting import figure
 
 from backtester.metrics.stats import bar_interval_ns
+from backtester.report.candles import add_candles
 from backtester.report.data import (
     buy_and_hold,
     epoch_ms,
@@ -31,9 +32,8 @@ from backtester.report.data import (
     fill_markers,
     order_levels,
 )
-from backtester.report.downsample import candle_interval, downsample_ohlc, m4_indices
+from backtester.report.downsample import m4_indices
 
-UP, DOWN = "#26a69a", "#ef5350"
 BUY, SELL = "#1b9e3e", "#d62728"
 EQUITY, BENCHMARK, UNDERWATER, EXPOSURE = "#1f4e9c", "#9e9e9e", "#c62828", "#6a51a3"
 TOOLS = "xpan,xwheel_zoom,box_zoom,reset,save"
@@ -102,68 +102,23 @@ def price_figure(
     trades: pl.DataFrame,
     x_range: Range1d,
 ) -> Any:
-    """Candles (merged into coarser buckets on long series, extremes kept), every fill as a marker,
-    each trade as a line from entry to exit, and resting stop/limit orders as levels."""
+    """Candles (coarser buckets on long series, refining on zoom, extremes kept), every fill as a
+    marker, each trade as a line from entry to exit, and resting stop/limit orders as levels."""
     ts = bars["ts"].to_numpy()
-    interval = candle_interval(ts, bar_interval_ns(ts))
-    candles = downsample_ohlc(bars, interval)
-    label = _interval_label(interval)
     y_range = _y_range(
-        float(candles["low"].min()),  # type: ignore[arg-type]
-        float(candles["high"].max()),  # type: ignore[arg-type]
+        float(bars["low"].min()),  # type: ignore[arg-type]
+        float(bars["high"].max()),  # type: ignore[arg-type]
         name=f"price-y-{symbol}",
     )
-    fig = time_figure(f"{symbol}: {label} candles", x_range, 420, "price", y_range)
-    # Up and down candles drawn as separate renderers with one colour each: a per-candle colour
-    # column makes the browser restyle the canvas for every candle, which made long charts slow.
-    sources = []
-    bodies = []
-    for rising, color in ((True, UP), (False, DOWN)):
-        part = candles.filter((pl.col("close") >= pl.col("open")) == rising)
-        source = _candle_source(part, interval)
-        direction = "up" if rising else "down"
-        fig.segment("x", "high", "x", "low", source=source, color=color, name=f"wicks-{direction}")
-        body = fig.vbar(
-            "x", "width", "open", "close", source=source, color=color, name=f"candles-{direction}"
-        )
-        sources.append(source)
-        bodies.append(body)
-    fig.add_tools(
-        HoverTool(
-            renderers=bodies,
-            tooltips=[
-                ("time", "@open_time{%F %H:%M}"),
-                ("open", "@open{0,0.00}"),
-                ("high", "@high{0,0.00}"),
-                ("low", "@low{0,0.00}"),
-                ("close", "@close{0,0.00}"),
-                ("volume", "@volume{0,0.000}"),
-            ],
-            formatters=TIME_FORMAT,
-        )
-    )
+    fig = time_figure(symbol, x_range, 420, "price", y_range)
+    fig.name = f"price-{symbol}"
+    add_candles(fig, symbol, bars, bar_interval_ns(ts), x_range, y_range)
     _add_levels(fig, order_levels(orders.filter(pl.col("instrument") == symbol), _end_of(bars)))
     _add_trade_lines(fig, trades.filter(pl.col("instrument") == symbol))
     _add_fills(fig, fill_markers(fills, orders).filter(pl.col("instrument") == symbol))
-    _fit_y_on_zoom(x_range, y_range, [(source, "low", "high") for source in sources])
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
     return fig
-
-
-def _candle_source(candles: pl.DataFrame, interval_ns: int) -> ColumnDataSource:
-    return ColumnDataSource(
-        {
-            "x": epoch_ms(candles["ts"]) + interval_ns / 2e6,
-            "open_time": epoch_ms(candles["ts"]),
-            "open": candles["open"].to_numpy(),
-            "high": candles["high"].to_numpy(),
-            "low": candles["low"].to_numpy(),
-            "close": candles["close"].to_numpy(),
-            "volume": candles["volume"].to_numpy(),
-            "width": np.full(candles.height, 0.8 * interval_ns / 1e6),
-        }
-    )
 
 
 def _add_fills(fig: Any, markers: pl.DataFrame) -> None:
@@ -404,14 +359,3 @@ def _y_range(low: float, high: float, name: str | None = None) -> Range1d:
 
 def _end_of(bars: pl.DataFrame) -> Any:
     return pl.Series([int(bars["ts"][-1])]).cast(pl.Datetime("ns", "UTC"))[0]
-
-
-def _interval_label(interval_ns: int) -> str:
-    minutes = interval_ns / 60e9
-    if minutes >= 1440 and minutes % 1440 == 0:
-        return f"{int(minutes // 1440)}d"
-    if minutes >= 60 and minutes % 60 == 0:
-        return f"{int(minutes // 60)}h"
-    if minutes >= 1 and minutes == int(minutes):
-        return f"{int(minutes)}m"
-    return f"{interval_ns / 1e9:g}s"

@@ -151,6 +151,17 @@ def test_zooming_the_time_axis_refits_the_price_axis_to_the_visible_bars(
     low, high = float(window["low"].min()), float(window["high"].max())
     assert refit[0] <= low and refit[1] >= high
     assert refit[1] - refit[0] < 1.5 * (high - low) + 1e-6
+    # A thousand minutes fit the candle budget, so the bars themselves are shown, one candle each.
+    shown = browser.evaluate(
+        f"""(() => {{
+          const doc = Bokeh.documents[0];
+          const up = doc.get_model_by_name('candles-up').data_source.data;
+          const down = doc.get_model_by_name('candles-down').data_source.data;
+          const inside = d => d.open_time.filter(t => t >= {start} && t <= {end}).length;
+          return [doc.get_model_by_name('price-BTC/USDT').title.text, inside(up) + inside(down)];
+        }})()"""
+    )
+    assert shown == ["BTC/USDT: 1m candles", window.height]
     _assert_offline_and_clean(browser, page)
 
 

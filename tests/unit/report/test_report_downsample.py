@@ -8,8 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtester.report.downsample import (
+    MAX_CANDLES,
+    MAX_EMBEDDED_CANDLES,
     NS_PER_MINUTE,
     candle_interval,
+    candle_levels,
     downsample_ohlc,
     m4_indices,
 )
@@ -34,7 +37,7 @@ def _bars(closes: list[float], spread: list[float], step_ns: int = NS_PER_MINUTE
 prices = st.lists(st.floats(100.0, 200.0), min_size=2, max_size=400)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     prices.flatmap(
         lambda c: st.tuples(
@@ -82,7 +85,7 @@ def test_candle_interval_is_the_smallest_nice_interval_within_the_budget() -> No
     assert candle_interval(year, minute, max_candles=10_000) == 60 * minute
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=3_000), st.integers(1, 50))
 def test_m4_keeps_first_last_min_max_and_stays_within_four_points_per_bucket(
     values: list[float], buckets: int
@@ -106,3 +109,17 @@ def test_m4_keeps_each_buckets_extremes() -> None:
         kept = np.intersect1d(keep, members)
         assert values[kept].max() == values[members].max()
         assert values[kept].min() == values[members].min()
+
+
+def test_levels_refine_from_the_whole_run_down_to_the_bars_within_the_budget() -> None:
+    minute = NS_PER_MINUTE
+    month = _bars([100.0 + (i % 7) for i in range(30_900)], [0.5] * 30_900)
+    intervals = [interval for interval, _ in candle_levels(month, minute)]
+    assert intervals == [15 * minute, 5 * minute, 3 * minute, minute]
+    year = pl.DataFrame({"ts": np.arange(525_600, dtype=np.int64) * minute}).with_columns(
+        open=pl.lit(1.0), high=pl.lit(2.0), low=pl.lit(0.5), close=pl.lit(1.5), volume=pl.lit(1.0)
+    )
+    levels = candle_levels(year, minute)
+    assert [i // minute for i, _ in levels] == [240, 120, 60, 30, 15]
+    assert sum(c.height for _, c in levels) <= MAX_EMBEDDED_CANDLES
+    assert levels[0][1].height <= MAX_CANDLES
