@@ -7,13 +7,14 @@ import hashlib
 import json
 import math
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from backtester import Backtest, RunResult
+from backtester import Backtest, RunResult, load_bars
 from backtester.metrics.stats import compute_stats
 from backtester.metrics.trades import round_trips
 from backtester.report.data import RunData
@@ -49,9 +50,12 @@ def write_run_dir(
     *,
     config: str | None = None,
     git_sha: str = "0" * 40,
+    recorded_path: str | None = None,
 ) -> Path:
     """A run directory as `python -m backtester run` leaves it: manifest.json, stats.json (NaN and
-    infinities as strings), the four frames as Parquet, config.toml."""
+    infinities as strings), the four frames as Parquet, config.toml. The manifest records the data
+    as `recorded_path` (default: `data_path`), the way the run's config named it."""
+    recorded = recorded_path or data_path.as_posix()
     directory = parent / run_id
     directory.mkdir(parents=True)
     for name in ("trades", "fills", "orders", "equity"):
@@ -63,11 +67,11 @@ def write_run_dir(
         config
         or (
             f'cash = 100000.0\nseed = {result.seed}\n\n[[data]]\nkind = "file"\n'
-            f'path = "{data_path.as_posix()}"\nsymbol = "{SYMBOL}"\n\n'
+            f'path = "{recorded}"\nsymbol = "{SYMBOL}"\n\n'
             f'[strategy]\nname = "{result.strategy}"\nparams = {{ {params} }}\n'
         )
     )
-    frame = pl.read_parquet(data_path)
+    bars = load_bars(data_path).frame
     manifest = {
         "manifest_version": 1,
         "run_id": run_id,
@@ -77,7 +81,7 @@ def write_run_dir(
         "git_sha": git_sha,
         "git_dirty": False,
         "package_version": "0.1.0",
-        "code_sha256": "c" * 64,
+        "code_sha256": hashlib.sha256(b"the package source").hexdigest(),
         "strategy_sha256": None,
         "python": "3.11.7",
         "platform": "Linux",
@@ -86,11 +90,11 @@ def write_run_dir(
             {
                 "symbol": SYMBOL,
                 "source": "file",
-                "path": data_path.as_posix(),
+                "path": recorded,
                 "sha256": sha256_file(data_path),
-                "rows": frame.height,
-                "first_ts": "2024-03-01T00:00:00Z",
-                "last_ts": "2024-03-22T10:59:00Z",
+                "rows": bars.height,
+                "first_ts": _iso(int(bars["ts"][0])),
+                "last_ts": _iso(int(bars["ts"][-1])),
                 "repair": None,
                 "partitions": None,
             }
@@ -102,6 +106,10 @@ def write_run_dir(
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return directory
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 10**9, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json_value(value: Any) -> Any:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bokeh.document import Document
 from bokeh.embed import components
 from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.resources import INLINE
@@ -66,7 +65,6 @@ a { color: #1f4e9c; }
 
 def render_page(title: str, subtitle: str, blocks: Sequence[Block]) -> str:
     charts = {block.key: block.model for block in blocks if isinstance(block, Chart)}
-    _one_document(list(charts.values()))
     script, divs = components(charts) if charts else ("", {})
     bundle = bundle_for_objs_and_resources(list(charts.values()), INLINE)
     if bundle.js_files or bundle.css_files:
@@ -83,17 +81,6 @@ def render_page(title: str, subtitle: str, blocks: Sequence[Block]) -> str:
         f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>\n"
         f"<main>\n{sections}\n</main>\n{script}\n</body>\n</html>\n"
     )
-
-
-def _one_document(models: list[Any]) -> None:
-    """Put the charts in one document as its roots, the models' links resolved once: Bokeh otherwise
-    re-walks every model on each root it adds, which dominated the build time of a report."""
-    if not models or any(model.document is not None for model in models):
-        return
-    document = Document()
-    with document.models.freeze():
-        for model in models:
-            document.add_root(model)
 
 
 def _section(block: Block, divs: Mapping[str, str]) -> str:

@@ -95,7 +95,7 @@ def provenance(data: RunData) -> str:
     went through a run directory, what the result itself knows."""
     manifest = data.manifest
     if manifest is None:
-        return key_value_table(data.about.items()) + note(
+        return key_value_table((k, str(v)) for k, v in data.about.items()) + note(
             "Not from a run directory, so there is no manifest: run it from a config to record "
             "the code version and data hashes."
         )
@@ -115,7 +115,7 @@ def provenance(data: RunData) -> str:
         ("finished at", manifest.get("finished_at")),
         ("python", manifest.get("python")),
     ]
-    shown = [(name, value) for name, value in fields if value is not None]
+    shown = [(name, str(value)) for name, value in fields if value is not None]
     rows = [
         [
             html.escape(str(entry.get("symbol", ""))),

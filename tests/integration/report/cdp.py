@@ -208,7 +208,8 @@ class Browser:
 
     def screenshot(self, path: Path) -> Path:
         """The full page, as tall as its content."""
-        height = int(self.evaluate("document.documentElement.scrollHeight"))
+        # The body's own height: the document's scroll height never drops below the viewport.
+        height = int(self.evaluate("Math.ceil(document.body.getBoundingClientRect().bottom)"))
         width = int(self.evaluate("document.documentElement.scrollWidth"))
         self.call(
             "Emulation.setDeviceMetricsOverride",

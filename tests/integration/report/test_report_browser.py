@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,13 @@ CHART_STATE = r"""
 ALL_RENDERED = f"(() => {{ const s = {CHART_STATE.strip()}; return s.finished && s.charts.length > 0 && s.charts.every(c => c.coloured > 0) ? s : null; }})()"
 
 
+def _head_sha() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else "0" * 40
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = find_chromium()
@@ -101,7 +109,18 @@ def test_run_report_of_30k_real_bars_renders_every_chart_without_errors(
 ) -> None:
     result = golden_run()
     assert result.stats["bars"] == 30_900
-    run_dir = write_run_dir(result, tmp_path / "runs", "sma-extended-binance", GOLDEN_BARS)
+    # Laid out like a project: the manifest names the data relative to the root above runs/.
+    relative = GOLDEN_BARS.relative_to(REPO)
+    (tmp_path / relative).parent.mkdir(parents=True)
+    shutil.copyfile(GOLDEN_BARS, tmp_path / relative)
+    run_dir = write_run_dir(
+        result,
+        tmp_path / "runs",
+        "3f9c2a7d51e04b68",
+        tmp_path / relative,
+        recorded_path=relative.as_posix(),
+        git_sha=_head_sha(),
+    )
     assert main(["report", str(run_dir)]) == 0
     page = run_dir / "report.html"
 
