@@ -227,3 +227,42 @@ def _orders_with_stops(fills: pl.DataFrame) -> pl.DataFrame:
         .with_columns(pl.lit(None, pl.Float64).alias("limit_price"))
         .sort("order_id")
     )
+
+
+def make_sweep_dir(root: Path, direction: str = "maximize") -> Path:
+    """A sweep directory as the sweep leaves it: six points over fast x slow (one failed), with the
+    run ids run0..run5."""
+    directory = root / "runs" / "sweeps" / "sw1"
+    directory.mkdir(parents=True)
+    fast = [5, 5, 10, 10, 20, 20]
+    slow = [30, 60, 30, 60, 30, 60]
+    sharpe = [0.2, 1.4, -0.3, 0.8, None, 0.5]
+    pl.DataFrame(
+        {
+            "index": list(range(6)),
+            "param.fast": fast,
+            "param.slow": slow,
+            "param.fees.rate": [0.001] * 6,
+            "seed": pl.Series([11, 12, 13, 14, 15, 16], dtype=pl.UInt64),
+            "run_id": [f"run{i}" for i in range(6)],
+            "status": ["ok", "ok", "ok", "ok", "failed", "ok"],
+            "digest": ["d"] * 4 + [None, "d"],
+            "error": [None] * 4 + ["ValueError: need 1 <= fast < slow", None],
+            "sharpe": sharpe,
+            "total_return_pct": [1.0, 5.0, -2.0, 3.0, None, 2.0],
+            "trades": [10, 8, 12, 6, None, 4],
+        }
+    ).write_parquet(directory / "results.parquet")
+    manifest = {
+        "sweep_id": "sw1",
+        "name": "sma",
+        "seed": 7,
+        "objective": {"stat": "sharpe", "direction": direction},
+        "points": 6,
+        "ok": 5,
+        "failed": 1,
+        "digest": "e" * 64,
+        "data": [{"symbol": "BTC/USDT", "path": "golden/data/x.parquet", "sha256": "f" * 64}],
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory

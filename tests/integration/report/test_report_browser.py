@@ -18,7 +18,14 @@ from backtester.cli import main
 from backtester.report.html import write_html
 from backtester.report.run_page import run_page
 from tests.integration.report.cdp import Browser, find_chromium
-from tests.report_support import GOLDEN_BARS, REPO, golden_run, synthetic_year, write_run_dir
+from tests.report_support import (
+    GOLDEN_BARS,
+    REPO,
+    golden_run,
+    make_sweep_dir,
+    synthetic_year,
+    write_run_dir,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -196,3 +203,21 @@ def test_one_year_1m_report_stays_small_and_opens_quickly(tmp_path: Path, browse
     print(f"one-year report: {size_mb:.1f} MB, rendered in {elapsed:.1f}s")
     assert size_mb < 15
     assert elapsed < 20, f"took {elapsed:.1f}s to render"
+
+
+def test_sweep_and_compare_pages_render_without_errors(tmp_path: Path, browser: Browser) -> None:
+    first = golden_run(rows=2_000)
+    second = golden_run(rows=2_000, seed=8, fast=12)
+    run_a = write_run_dir(first, tmp_path / "runs", "run1", GOLDEN_BARS)
+    run_b = write_run_dir(second, tmp_path / "runs", "run3", GOLDEN_BARS)
+    sweep = make_sweep_dir(tmp_path)
+    assert main(["report", str(sweep), "--top", "1"]) == 0
+    assert main(["compare", str(run_a), str(run_b), "--out", str(tmp_path / "compare.html")]) == 0
+    for page, charts in (
+        (sweep / "report.html", ["heatmap", "scatter-0", "scatter-1", "scatter-2"]),
+        (tmp_path / "compare.html", ["equity-overlay"]),
+    ):
+        state, _ = _load(browser, page)
+        assert [chart["key"] for chart in state["charts"]] == charts
+        _assert_offline_and_clean(browser, page)
+        browser.screenshot(ARTIFACTS / page.name.replace(".html", f"-{page.parent.name}.png"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from backtester import RunResult
 from backtester.cli import main
+from backtester.report.commands import add_report_flag, report_after_run
 from tests.report_support import GOLDEN_BARS, REPO, write_run_dir
 
 
@@ -67,3 +69,16 @@ def test_only_the_report_package_imports_bokeh_or_pandas() -> None:
                 f"{path.name}: {n}" for n in names if n.split(".")[0] in ("bokeh", "pandas")
             ]
     assert offenders == []
+
+
+def test_run_report_flag_writes_the_report_after_a_run(
+    tmp_path: Path, small_run: RunResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    add_report_flag(parser)
+    run_dir = write_run_dir(small_run, tmp_path / "runs", "run-a", GOLDEN_BARS)
+    report_after_run(parser.parse_args([]), run_dir)
+    assert not (run_dir / "report.html").exists()
+    report_after_run(parser.parse_args(["--report"]), run_dir)
+    assert (run_dir / "report.html").is_file()
+    assert capsys.readouterr().out == f"report: {run_dir / 'report.html'}\n"

@@ -3,54 +3,15 @@ the objective heatmap, a scatter per parameter and the top points linked to thei
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from backtester import RunResult
 from backtester.report.run_report import RunDirError
 from backtester.report.sweep_report import load_sweep, write_sweep_report
-from tests.report_support import GOLDEN_BARS, write_run_dir
-
-
-def _sweep_dir(root: Path, direction: str = "maximize") -> Path:
-    directory = root / "runs" / "sweeps" / "sw1"
-    directory.mkdir(parents=True)
-    fast = [5, 5, 10, 10, 20, 20]
-    slow = [30, 60, 30, 60, 30, 60]
-    sharpe = [0.2, 1.4, -0.3, 0.8, None, 0.5]
-    pl.DataFrame(
-        {
-            "index": list(range(6)),
-            "param.fast": fast,
-            "param.slow": slow,
-            "param.fees.rate": [0.001] * 6,
-            "seed": pl.Series([11, 12, 13, 14, 15, 16], dtype=pl.UInt64),
-            "run_id": [f"run{i}" for i in range(6)],
-            "status": ["ok", "ok", "ok", "ok", "failed", "ok"],
-            "digest": ["d"] * 4 + [None, "d"],
-            "error": [None] * 4 + ["ValueError: need 1 <= fast < slow", None],
-            "sharpe": sharpe,
-            "total_return_pct": [1.0, 5.0, -2.0, 3.0, None, 2.0],
-            "trades": [10, 8, 12, 6, None, 4],
-        }
-    ).write_parquet(directory / "results.parquet")
-    manifest = {
-        "sweep_id": "sw1",
-        "name": "sma",
-        "seed": 7,
-        "objective": {"stat": "sharpe", "direction": direction},
-        "points": 6,
-        "ok": 5,
-        "failed": 1,
-        "digest": "e" * 64,
-        "data": [{"symbol": "BTC/USDT", "path": "golden/data/x.parquet", "sha256": "f" * 64}],
-    }
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    return directory
+from tests.report_support import GOLDEN_BARS, make_sweep_dir, write_run_dir
 
 
 def _ranked_run_ids(page: str) -> list[str]:
@@ -61,7 +22,7 @@ def _ranked_run_ids(page: str) -> list[str]:
 
 
 def test_sweep_page_ranks_points_by_the_objective_and_notes_failures(tmp_path: Path) -> None:
-    directory = _sweep_dir(tmp_path)
+    directory = make_sweep_dir(tmp_path)
     page = write_sweep_report(directory, top=3).read_text(encoding="utf-8")
     assert _ranked_run_ids(page) == ["run1", "run3", "run5"]
     assert "1 point(s) failed" in page and "need 1 &lt;= fast &lt; slow" in page
@@ -70,7 +31,7 @@ def test_sweep_page_ranks_points_by_the_objective_and_notes_failures(tmp_path: P
 
 
 def test_minimizing_reverses_the_ranking(tmp_path: Path) -> None:
-    directory = _sweep_dir(tmp_path, direction="minimize")
+    directory = make_sweep_dir(tmp_path, direction="minimize")
     sweep = load_sweep(directory)
     assert not sweep.maximize
     assert sweep.ranked()["run_id"].to_list()[:2] == ["run2", "run0"]
@@ -79,7 +40,7 @@ def test_minimizing_reverses_the_ranking(tmp_path: Path) -> None:
 def test_top_point_with_a_run_directory_links_to_its_report_generated_on_demand(
     tmp_path: Path, small_run: RunResult
 ) -> None:
-    directory = _sweep_dir(tmp_path)
+    directory = make_sweep_dir(tmp_path)
     run_dir = write_run_dir(small_run, tmp_path / "runs", "run1", GOLDEN_BARS)
     page = write_sweep_report(directory, top=2).read_text(encoding="utf-8")
     assert (run_dir / "report.html").is_file()
@@ -88,7 +49,7 @@ def test_top_point_with_a_run_directory_links_to_its_report_generated_on_demand(
 
 
 def test_heatmap_axes_are_chosen_by_parameter_name(tmp_path: Path) -> None:
-    directory = _sweep_dir(tmp_path)
+    directory = make_sweep_dir(tmp_path)
     page = write_sweep_report(directory, x="slow", y="fees.rate", top=1).read_text(encoding="utf-8")
     assert "sharpe: best over the other parameters, by slow and fees.rate" in page
     with pytest.raises(RunDirError, match="no parameter 'slowest'"):
@@ -97,4 +58,4 @@ def test_heatmap_axes_are_chosen_by_parameter_name(tmp_path: Path) -> None:
 
 def test_an_objective_the_results_do_not_have_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="no column 'sortino'"):
-        load_sweep(_sweep_dir(tmp_path), objective="sortino")
+        load_sweep(make_sweep_dir(tmp_path), objective="sortino")
