@@ -213,11 +213,11 @@ def test_sweep_and_compare_pages_render_without_errors(tmp_path: Path, browser: 
     sweep = make_sweep_dir(tmp_path)
     assert main(["report", str(sweep), "--top", "1"]) == 0
     assert main(["compare", str(run_a), str(run_b), "--out", str(tmp_path / "compare.html")]) == 0
-    for page, charts in (
-        (sweep / "report.html", ["heatmap", "scatter-0", "scatter-1", "scatter-2"]),
-        (tmp_path / "compare.html", ["equity-overlay"]),
+    for page, charts, shot in (
+        (sweep / "report.html", ["heatmap", "scatter-0", "scatter-1", "scatter-2"], "sweep.png"),
+        (tmp_path / "compare.html", ["equity-overlay"], "compare.png"),
     ):
         state, _ = _load(browser, page)
         assert [chart["key"] for chart in state["charts"]] == charts
         _assert_offline_and_clean(browser, page)
-        browser.screenshot(ARTIFACTS / page.name.replace(".html", f"-{page.parent.name}.png"))
+        browser.screenshot(ARTIFACTS / shot)
