@@ -45,7 +45,7 @@ def fill_markers(fills: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col("side") == "buy").then(pl.col("quantity")).otherwise(-pl.col("quantity"))
     )
     after = signed.cum_sum().over("instrument")
-    tags = orders.select("order_id", pl.col("type").alias("order_type"), "tag")
+    tags = typed_orders(orders).select("order_id", pl.col("type").alias("order_type"), "tag")
     return (
         fills.with_columns(
             pl.when(after.abs() > (after - signed).abs())
@@ -68,7 +68,8 @@ def order_levels(orders: pl.DataFrame, end: Any) -> pl.DataFrame:
     )
     kind = pl.when(pl.col("type").is_in(STOP_TYPES)).then(pl.lit("stop")).otherwise(pl.lit("limit"))
     return (
-        orders.filter((pl.col("type") != "market") & (pl.col("status") != "denied"))
+        typed_orders(orders)
+        .filter((pl.col("type") != "market") & (pl.col("status") != "denied"))
         .select(
             "instrument",
             "order_id",
@@ -81,6 +82,17 @@ def order_levels(orders: pl.DataFrame, end: Any) -> pl.DataFrame:
             kind.alias("kind"),
         )
         .filter(pl.col("price").is_not_null())
+    )
+
+
+def typed_orders(orders: pl.DataFrame) -> pl.DataFrame:
+    """The orders frame with the dtypes of a run that had orders: a run without any builds its frame
+    from empty lists, whose columns come out typed Null."""
+    return orders.with_columns(
+        pl.col("order_id").cast(pl.Int64),
+        pl.col("instrument", "side", "type", "status", "tag").cast(pl.String),
+        pl.col("stop_price", "limit_price").cast(pl.Float64),
+        pl.col("ts_submitted", "ts_closed").cast(pl.Datetime("ns", "UTC")),
     )
 
 

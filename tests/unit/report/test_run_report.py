@@ -8,11 +8,14 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from backtester import RunResult
+from backtester import Backtest, RunResult
+from backtester.report.notebook import result_data
 from backtester.report.run_page import run_page
 from backtester.report.run_report import RunDirError, load_run, write_run_report
+from backtester.strategies import SmaCross
 from tests.report_support import GOLDEN_BARS, write_run_dir
 
 
@@ -107,3 +110,13 @@ def test_missing_data_file_leaves_out_the_price_chart_and_says_why(
 def test_a_directory_without_a_manifest_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match=re.escape("not a run directory (no manifest.json)")):
         write_run_report(tmp_path)
+
+
+def test_a_run_without_any_order_still_gets_every_chart() -> None:
+    bars = pl.read_parquet(GOLDEN_BARS).head(60)
+    result = Backtest(bars, SmaCross, cash=1_000).run(fast=10, slow=100)
+    assert result.orders.height == 0
+    assert result.bars is not None
+    page = run_page(result_data(result, result.bars))
+    assert page.count('data-chart="') == 7
+    assert "Trade returns (0 closed trades)" in page
