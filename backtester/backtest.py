@@ -81,7 +81,7 @@ class Backtest:
     def run(self, **params: Any) -> RunResult:
         """Run with the strategy's parameters (validated against its `Params`)."""
         typed = self.strategy.make_params(params)
-        return run_engine(
+        result = run_engine(
             self.data,
             self.instruments,
             self.strategy,
@@ -91,6 +91,8 @@ class Backtest:
             self.setup,
             self.repairs,
         )
+        result.bars = self.data
+        return result
 
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:

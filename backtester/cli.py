@@ -15,7 +15,11 @@ from types import ModuleType
 
 # Each module has `register(subparsers)`. A group whose module is not in this installation (an
 # optional part, or one not merged yet) is left out; an import error inside a group still fails.
-COMMAND_GROUPS = ("backtester.runs.commands", "backtester.data.commands")
+COMMAND_GROUPS = (
+    "backtester.runs.commands",
+    "backtester.data.commands",
+    "backtester.report.commands",
+)
 
 
 class UserError(Exception):
@@ -40,7 +44,8 @@ def _command_group(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if exc.name != name:
+        # Missing: the group's module or a package above it (`backtester.runs` for its commands).
+        if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
             raise
         return None
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -35,6 +36,7 @@ class RunResult:
         stats: Stats,
         digest: str,
         repairs: list[RepairReport],
+        bars: dict[str, pl.DataFrame] | None = None,
     ) -> None:
         self.strategy = strategy
         self.params = params
@@ -46,6 +48,9 @@ class RunResult:
         self.stats = stats
         self.digest = digest
         self.repairs = repairs
+        # The input bars by symbol, kept for the price chart of `plot()` (the frames the engine ran on,
+        # not a copy); None when the result was built without them.
+        self.bars = bars
 
     def __repr__(self) -> str:
         s = self.stats
@@ -59,6 +64,36 @@ class RunResult:
 
     def _repr_html_(self) -> str:
         return f"<p><code>{self.__repr__()[1:-1]}</code></p>{self.stats._repr_html_()}"
+
+    def plot(
+        self,
+        bars: dict[str, pl.DataFrame] | None = None,
+        *,
+        filename: str | Path | None = None,
+        show: bool | None = None,
+    ) -> Any:
+        """The report's interactive charts (price with fills, equity, drawdown, exposure, monthly
+        returns, trade distributions) as one Bokeh layout, shown inline in a notebook. `bars` overrides
+        the bars the run kept; `filename` also writes the self-contained HTML report there.
+        Needs the `report` extra (`pip install backtester[report]`)."""
+        from backtester.report.notebook import plot_result
+
+        return plot_result(
+            self, self.bars if bars is None else bars, filename=filename, show_inline=show
+        )
+
+    def to_pandas(self) -> PandasFrames:
+        """Bar returns, trades and equity as pandas objects indexed by UTC time, the shape pandas-based
+        tools (quantstats, pyfolio, empyrical) take. Needs pandas (the `report` extra)."""
+        equity = self.equity.to_pandas().set_index("ts")
+        returns = equity["equity"].pct_change().fillna(0.0).rename("returns")
+        return PandasFrames(returns=returns, trades=self.trades.to_pandas(), equity=equity)
+
+
+class PandasFrames(NamedTuple):
+    returns: Any
+    trades: Any
+    equity: Any
 
 
 FILL_SCHEMA: dict[str, PolarsDataType] = {
