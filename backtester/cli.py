@@ -8,8 +8,18 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+
+# Each module has `register(subparsers)`. A group whose module is not in this installation (an
+# optional part, or one not merged yet) is left out; an import error inside a group still fails.
+COMMAND_GROUPS = (
+    "backtester.runs.commands",
+    "backtester.data.commands",
+    "backtester.sweep.commands",
+)
 
 
 class UserError(Exception):
@@ -23,10 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from backtester.data.commands import register as register_data
-
-    register_data(commands)
+    for name in COMMAND_GROUPS:
+        group = _command_group(name)
+        if group is not None:
+            group.register(commands)
     return parser
+
+
+def _command_group(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # Absent when the module or a package above it is missing (`backtester.runs` for
+        # `backtester.runs.commands`); a missing import inside an existing group still fails.
+        if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+            raise
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
