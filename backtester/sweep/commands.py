@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import signal
@@ -188,7 +189,9 @@ def _run_until_signal(main: Coroutine[Any, Any, T]) -> T:
 
     async def guarded() -> T:
         task = asyncio.ensure_future(main)
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        # Windows has no loop signal handlers; there Ctrl-C alone stops a sweep cleanly.
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
             return await task
         except asyncio.CancelledError:

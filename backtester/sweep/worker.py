@@ -237,7 +237,10 @@ async def run_worker(options: WorkerOptions) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        # Windows has no loop signal handlers; there Ctrl-C ends the worker through
+        # KeyboardInterrupt, and its unacked job is redelivered after ack_wait.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     broker = await Broker.connect(options.url, options.credentials, name="backtester-worker")
     worker = Worker(broker, options, stop)
     log.info("worker.started", worker=worker.name, url=options.url, cache=options.cache_dir)
