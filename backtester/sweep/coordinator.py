@@ -136,8 +136,49 @@ async def run_sweep(
         already_done, sum(isinstance(r, RunFailed) for r in collector.reports.values())
     )
     journal = Journal(directory / JOURNAL)
+    published, seconds = 0, 0.0
+    try:
+        if not collector.complete:
+            published, seconds = await _run_missing(plan, settings, collector, journal, progress)
+    finally:
+        journal.close()
+        progress.close()
+    execution = Execution(
+        workers=settings.workers,
+        nats="embedded" if settings.nats_url is None else _public(settings.nats_url),
+        ack_wait=settings.queue.ack_wait,
+        max_deliver=settings.queue.max_deliver,
+    )
+    table, manifest = write_results(
+        plan,
+        collector.reports,
+        execution=execution,
+        git=git_state(),
+        started_at=started_at,
+        finished_at=utc_now(),
+    )
+    return SweepOutcome(
+        plan=plan,
+        table=table,
+        manifest=manifest,
+        published=published,
+        already_done=already_done,
+        duplicates=collector.duplicates,
+        rejected=collector.rejected,
+        seconds=seconds,
+    )
+
+
+async def _run_missing(
+    plan: SweepPlan,
+    settings: SweepSettings,
+    collector: Collector,
+    journal: Journal,
+    progress: Progress,
+) -> tuple[int, float]:
+    """Publish the points without a result and collect until every point has one: (jobs
+    published, seconds from the first job to the last result)."""
     with contextlib.ExitStack() as stack:
-        stack.callback(journal.close)
         url = settings.nats_url or stack.enter_context(EmbeddedServer()).url
         broker = await Broker.connect(url, settings.credentials, name="backtester-coordinator")
         try:
@@ -151,7 +192,7 @@ async def run_sweep(
                         url,
                         settings.credentials,
                         cache_dir=Path(settings.cache_dir or default_cache_dir()),
-                        log_dir=directory / "workers",
+                        log_dir=plan.output_dir / "workers",
                     )
                 )
             session = _Session(plan, settings, broker, collector, journal, progress)
@@ -177,32 +218,8 @@ async def run_sweep(
             seconds = time.perf_counter() - started
             await feed.close()
         finally:
-            progress.close()
             await broker.close()
-    execution = Execution(
-        workers=settings.workers,
-        nats="embedded" if settings.nats_url is None else _public(settings.nats_url),
-        ack_wait=settings.queue.ack_wait,
-        max_deliver=settings.queue.max_deliver,
-    )
-    table, manifest = write_results(
-        plan,
-        collector.reports,
-        execution=execution,
-        git=git_state(),
-        started_at=started_at,
-        finished_at=utc_now(),
-    )
-    return SweepOutcome(
-        plan=plan,
-        table=table,
-        manifest=manifest,
-        published=published,
-        already_done=already_done,
-        duplicates=collector.duplicates,
-        rejected=collector.rejected,
-        seconds=seconds,
-    )
+    return published, seconds
 
 
 class _Session:
