@@ -27,6 +27,7 @@ import msgspec
 import nats
 import nats.errors
 import nats.js.errors
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import (
@@ -38,6 +39,8 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
+
+log = structlog.get_logger("backtester.sweep.nats")
 
 JOBS_STREAM = "BACKTESTER_JOBS"
 RESULTS_STREAM = "BACKTESTER_RESULTS"
@@ -132,14 +135,35 @@ class Broker:
     async def connect(
         cls, url: str, credentials: Credentials | None = None, *, name: str = "backtester"
     ) -> Broker:
+        """Connect, giving up after a few attempts per server; once connected, reconnect forever,
+        so a worker rides out a server restart or a failover within its cluster."""
         options = _connect_options(url, credentials or Credentials())
+
+        async def error(exc: Exception) -> None:
+            log.warning("nats.error", error=str(exc) or type(exc).__name__)
+
+        async def disconnected() -> None:
+            log.warning("nats.disconnected")
+
+        async def reconnected() -> None:
+            log.info("nats.reconnected")
+
         try:
             nc = await nats.connect(
-                url.split(","), name=name, connect_timeout=5, max_reconnect_attempts=-1, **options
+                url.split(","),
+                name=name,
+                connect_timeout=5,
+                reconnect_time_wait=1,
+                max_reconnect_attempts=3,
+                error_cb=error,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                **options,
             )
         except (OSError, nats.errors.Error) as exc:
             reason = str(exc) or type(exc).__name__
             raise ConnectionError(f"cannot connect to NATS at {url}: {reason}") from None
+        nc.options["max_reconnect_attempts"] = -1
         return cls(nc)
 
     async def wait_for_jetstream(self, timeout: float) -> None:
