@@ -229,6 +229,9 @@ class Broker:
             await self._js.consumer_info(JOBS_STREAM, WORKERS)
         except nats.js.errors.NotFoundError:
             return None
+        except (nats.errors.Error, TimeoutError) as exc:  # e.g. a cluster electing its leader
+            log.warning("queue.unavailable", error=str(exc) or type(exc).__name__)
+            return None
         return JobSource(await self._js.pull_subscribe_bind(WORKERS, stream=JOBS_STREAM))
 
     async def publish_job(self, sweep_id: str, run_id: str, payload: bytes) -> tuple[int, bool]:
