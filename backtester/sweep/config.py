@@ -20,8 +20,8 @@ objective = { stat = "sharpe", direction = "maximize" }
 ```
 
 A parameter name without a dot is a strategy parameter (`strategy.params.<name>`); a dotted name is
-any key path of the run config (`fees.rate`, `fill.intrabar`), except `seed`, which each point
-derives from the sweep seed.
+any key path of the run config (`fees.rate`, `fill.intrabar`), and `run.<key>` names a top-level key
+(`run.cash`). The seed is not a parameter: each point derives its own from the sweep seed.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ class SweepConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         if repeated:
             raise ValueError(f"parameter {repeated[0]!r} is in both [grid] and [random]")
         for name in names:
-            if name in _RESERVED:
-                raise ValueError(f"parameter {name!r}: {_RESERVED[name]}")
+            if target_key(name) in _RESERVED:
+                raise ValueError(f"parameter {name!r}: {_RESERVED[target_key(name)]}")
             if not _NAME.match(name):
                 raise ValueError(f"parameter {name!r}: expected a name or a dotted key path")
 
@@ -194,5 +194,9 @@ def set_key_path(table: dict[str, Any], key: str, value: Any) -> None:
 
 
 def target_key(parameter: str) -> str:
-    """The run config key a sweep parameter sets."""
+    """The run config key a sweep parameter sets: `run.` marks a key path from the root (the only
+    way to name a top-level key such as `run.cash`); any other dotted name is a key path too; a
+    plain name is a strategy parameter."""
+    if parameter.startswith("run."):
+        return parameter.removeprefix("run.")
     return parameter if "." in parameter or "[" in parameter else f"strategy.params.{parameter}"
