@@ -199,9 +199,11 @@ async def _run_missing(
             refs = await session.publish_data()
             feed = await broker.results(plan.sweep_id)
             await session.replay(feed)
-            await broker.on_max_deliveries(session.gave_up)
             started = time.perf_counter()
             published = await session.publish_jobs(refs)
+            # After publishing: a job the server already had answers with its original sequence,
+            # which is how a dead job from before a resume is recognised.
+            await broker.on_max_deliveries(session.gave_up)
             log.info(
                 "sweep.published",
                 sweep_id=plan.sweep_id,

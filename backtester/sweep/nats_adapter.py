@@ -7,7 +7,9 @@ Layout on the server (shared by every sweep that uses it):
   worker binds to (explicit ack, `ack_wait`, `max_deliver`);
 - stream BACKTESTER_RESULTS, limits retention, subject `backtester.results.<sweep_id>`, the same
   message ids, so a result published twice (a redelivered job) is stored once;
-- object store bucket `backtester-data`: input files, named by their sha256.
+- object store bucket `backtester-data`: input files, named by their sha256;
+- stream BACKTESTER_DEAD_JOBS: the server's advisories for jobs it stopped redelivering
+  (`max_deliver` reached), kept so a coordinator that was down at the time still learns of them.
 Message ids carry the sweep id because two sweeps may contain the very same run; with bare run ids
 the second sweep's jobs would be dropped as duplicates of the first's.
 """
@@ -46,6 +48,7 @@ JOBS_STREAM = "BACKTESTER_JOBS"
 RESULTS_STREAM = "BACKTESTER_RESULTS"
 WORKERS = "backtester-workers"
 DATA_BUCKET = "backtester-data"
+DEAD_STREAM = "BACKTESTER_DEAD_JOBS"
 _MAX_DELIVERIES = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.{WORKERS}"
 
 BrokerError = nats.errors.Error
@@ -199,6 +202,15 @@ class Broker:
                 duplicate_window=settings.duplicate_window,
             )
         )
+        await self._upsert_stream(
+            StreamConfig(
+                name=DEAD_STREAM,
+                subjects=[_MAX_DELIVERIES],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=settings.result_max_age,
+            )
+        )
         await self._js.add_consumer(
             JOBS_STREAM,
             ConsumerConfig(
@@ -266,7 +278,8 @@ class Broker:
         return ResultFeed(sub, int(info.num_pending or 0))
 
     async def on_max_deliveries(self, handler: Callable[[int], Awaitable[None]]) -> None:
-        """Call `handler(stream_seq)` for each job the server gave up redelivering."""
+        """Call `handler(stream_seq)` for each job the server gave up redelivering: every one
+        recorded so far, then each new one."""
 
         async def advisory(msg: Msg) -> None:
             try:
@@ -275,7 +288,9 @@ class Broker:
                 return
             await handler(seq)
 
-        await self._nc.subscribe(_MAX_DELIVERIES, cb=advisory)
+        await self._js.subscribe(
+            _MAX_DELIVERIES, stream=DEAD_STREAM, ordered_consumer=True, cb=advisory
+        )
 
     async def delete_job(self, seq: int) -> None:
         # Already gone when acked meanwhile, or deleted by another coordinator.

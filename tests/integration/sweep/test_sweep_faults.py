@@ -183,6 +183,34 @@ def test_a_run_that_raises_is_reported_failed_and_bad_messages_are_rejected(
     assert '"result.rejected"' in coordinator_log
 
 
+def test_a_job_that_kills_every_worker_is_reported_failed_after_max_deliver(
+    tmp_path: Path, data: Path
+) -> None:
+    config = sweep_config(
+        tmp_path / "sweep.toml",
+        data,
+        params={"crash_on_fast": 10},
+        grid={"fast": [5, 10, 15], "slow": [20]},
+    )
+    log = tmp_path / "executions.txt"
+    out = tmp_path / "out"
+    args = ["--workers", "1", "--max-deliver", "2", "--ack-wait", "1"]
+    args += ["--cache-dir", str(tmp_path / "cache")]
+    with Processes(tmp_path / "logs") as procs:
+        coordinator = procs.start(
+            "coordinator", _sweep_args(config, out, None, *args), execution_env(log)
+        )
+        assert coordinator.wait(90) == 0, procs.log("coordinator")
+        coordinator_log = procs.log("coordinator")
+    table = _table(out)
+    assert table["status"].to_list() == ["ok", "failed", "ok"]
+    (error,) = table.filter(pl.col("status") == "failed")["error"]
+    assert error.startswith("no result after 2 deliveries")
+    crashed = table["run_id"][1]
+    assert execution_counts(log)[crashed] == 2
+    assert '"worker.restarted"' in coordinator_log
+
+
 async def _publish_garbage(url: str, out: Path) -> None:
     sweep_id = next(out.glob("sweeps/*")).name
     nc = await nats.connect(url)
