@@ -81,12 +81,13 @@ class DataCache:
         log.info("cache.fetched", sha256=ref.sha256[:16], bytes=ref.size, file=str(target))
         return target
 
-    async def bars(self, ref: DataRef, *, repair: bool, label: str) -> BarData:
+    def bars(self, ref: DataRef, path: Path, *, repair: bool, label: str) -> BarData:
+        """The validated frame of a file `path(ref)` returned; kept in memory for later runs.
+        Synchronous, so it can run on the worker's run thread next to the engine."""
         key = (ref.sha256, repair)
         if key in self._frames:
             self._frames.move_to_end(key)
             return self._frames[key]
-        path = await self.path(ref)
         if path.suffix.lower() == ".parquet":
             frame = pl.from_arrow(pq.read_table(path, memory_map=True))
             assert isinstance(frame, pl.DataFrame)  # a table converts to a frame, never a series

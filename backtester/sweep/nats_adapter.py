@@ -85,7 +85,7 @@ class Delivery:
         self.attempt = msg.metadata.num_delivered
 
     async def ack(self) -> None:
-        await self._msg.ack_sync()
+        await self._msg.ack_sync(timeout=5.0)
 
     async def retry(self, delay: float) -> None:
         await self._msg.nak(delay=delay)
@@ -157,7 +157,7 @@ class Broker:
                 name=name,
                 connect_timeout=5,
                 reconnect_time_wait=1,
-                max_reconnect_attempts=3,
+                max_reconnect_attempts=2,
                 error_cb=error,
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,

@@ -33,6 +33,7 @@ from backtester.sweep.cache import DataCache
 from backtester.sweep.execute import RunOutcome, execute, package_sha256, source_files
 from backtester.sweep.nats_adapter import Broker, Credentials, Delivery, JobSource
 from backtester.sweep.spec import (
+    DataRef,
     ExecuteRun,
     MalformedMessage,
     RunCompleted,
@@ -89,7 +90,12 @@ class Worker:
                         await self._sleep(self.options.poll)
                         continue
                     log.info("worker.ready", worker=self.name)
-                delivery = await source.next(timeout=self.options.poll)
+                try:
+                    delivery = await self._next(source)
+                except Exception as exc:  # e.g. a server restarting: the client reconnects
+                    log.warning("fetch.failed", error=f"{type(exc).__name__}: {exc}")
+                    await self._sleep(self.options.poll)
+                    continue
                 if delivery is None:
                     continue
                 try:
@@ -101,6 +107,19 @@ class Worker:
         finally:
             if source is not None:
                 await source.close()
+
+    async def _next(self, source: JobSource) -> Delivery | None:
+        """The next job, or None after a poll interval or as soon as the worker is stopped."""
+        fetch = asyncio.ensure_future(source.next(timeout=self.options.poll))
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if fetch.done():
+            return fetch.result()
+        fetch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetch
+        return None
 
     def _parent_alive(self) -> bool:
         if self.options.parent_pid is None or os.getppid() == self.options.parent_pid:
@@ -144,14 +163,15 @@ class Worker:
         )
 
     async def _run(self, job: ExecuteRun, delivery: Delivery) -> RunReport | None:
-        """The report to publish, or None when the job was handed back for another delivery."""
+        """The report to publish, or None when the job was handed back for another delivery.
+        The server hears that the job is in progress from the first moment (fetching data can
+        take longer than ack_wait too), until the outcome is known."""
         self._record_execution(job.run_id)
         started = time.perf_counter()
+        beat = asyncio.ensure_future(self._heartbeat(delivery, job.ack_wait / 3))
         try:
-            data = await self._load(job)
-            outcome = await self._with_heartbeat(
-                lambda: execute(job.spec, data), delivery, job.ack_wait / 3
-            )
+            files = await self._fetch(job)
+            outcome = await self._on_thread(lambda: execute(job.spec, self._load(job, files)))
         except Stopped:
             await delivery.retry(0)
             raise
@@ -172,6 +192,8 @@ class Worker:
                 worker=self.name,
                 attempt=delivery.attempt,
             )
+        finally:
+            beat.cancel()
         self.executed += 1
         return RunCompleted(
             sweep_id=job.sweep_id,
@@ -184,24 +206,36 @@ class Worker:
             seconds=time.perf_counter() - started,
         )
 
-    async def _load(self, job: ExecuteRun) -> dict[str, BarData]:
+    async def _heartbeat(self, delivery: Delivery, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await delivery.in_progress()
+            except Exception as exc:  # a missed beat costs at worst a redelivery
+                log.warning("heartbeat.failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _fetch(self, job: ExecuteRun) -> dict[str, tuple[DataRef, Path]]:
+        """Each symbol's input file, local and verified (fetched from the object store if new)."""
         refs = {ref.symbol: ref for ref in job.data}
-        data: dict[str, BarData] = {}
+        files: dict[str, tuple[DataRef, Path]] = {}
         for source in source_files(job.spec):
             ref = refs.get(source.symbol)
             if ref is None:
                 raise MalformedMessage(f"job names no data file for symbol {source.symbol!r}")
-            data[source.symbol] = await self.cache.bars(
-                ref, repair=source.repair, label=source.path
-            )
-        return data
+            files[source.symbol] = (ref, await self.cache.path(ref))
+        return files
 
-    async def _with_heartbeat(
-        self, work: Callable[[], RunOutcome], delivery: Delivery, interval: float
-    ) -> RunOutcome:
-        """Run `work` on a thread, telling the server the job is in progress every `interval`
-        seconds so a long run is not redelivered. A daemon thread, so a stopped worker can exit
-        without waiting for a run it has handed back."""
+    def _load(self, job: ExecuteRun, files: dict[str, tuple[DataRef, Path]]) -> dict[str, BarData]:
+        return {
+            source.symbol: self.cache.bars(
+                *files[source.symbol], repair=source.repair, label=source.path
+            )
+            for source in source_files(job.spec)
+        }
+
+    async def _on_thread(self, work: Callable[[], RunOutcome]) -> RunOutcome:
+        """Run `work` on a daemon thread, so the event loop keeps the heartbeat going and a
+        stopped worker can exit without waiting for a run it has handed back."""
         future: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
 
         def target() -> None:
@@ -217,13 +251,12 @@ class Worker:
         try:
             while True:
                 done, _ = await asyncio.wait(
-                    both, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+                    both, timeout=self.options.poll, return_when=asyncio.FIRST_COMPLETED
                 )
                 if waiting in done:
                     return waiting.result()
                 if stop in done or not self._parent_alive():
                     raise Stopped
-                await delivery.in_progress()
         finally:
             stop.cancel()
 

@@ -41,11 +41,12 @@ def test_a_file_is_fetched_once_then_served_from_disk_and_memory(
     path, ref = parquet
     store = FakeStore(path.read_bytes())
     cache = DataCache(tmp_path / "cache", store.get_file)
-    first = asyncio.run(cache.bars(ref, repair=False, label="bars.parquet"))
-    again = asyncio.run(cache.bars(ref, repair=False, label="bars.parquet"))
+    local = asyncio.run(cache.path(ref))
+    first = cache.bars(ref, local, repair=False, label="bars.parquet")
+    again = cache.bars(ref, asyncio.run(cache.path(ref)), repair=False, label="bars.parquet")
     assert first is again
     other_worker = DataCache(tmp_path / "cache", store.get_file)  # same machine, same directory
-    asyncio.run(other_worker.bars(ref, repair=False, label="bars.parquet"))
+    assert asyncio.run(other_worker.path(ref)) == local
     assert store.fetches == 1
     assert first.frame.equals(load_bars(path).frame)
     assert [p.name for p in (tmp_path / "cache" / "data").iterdir()] == [f"{ref.sha256}.parquet"]
