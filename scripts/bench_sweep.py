@@ -6,7 +6,9 @@ sweep machinery against calling the engine in a loop in one process.
 Workers are started and warmed up (one small sweep) before timing, so start-up is not counted; the
 timed span runs from the first job published to the last result received, and includes fetching
 the data through the object store. The loop baseline loads the data once, then runs the same
-points one after the other.
+points one after the other; it is timed right before and right after each sweep, because on a
+shared machine the load of other processes moves the figures more than the sweep machinery does.
+The last line isolates the machinery: sweep time minus the time the worker spent inside runs.
 """
 
 from __future__ import annotations
@@ -87,8 +89,11 @@ def with_workers(
             wait_until(lambda i=i: "run.reported" in procs.log(f"w{i}"), 60, f"worker {i} warm")
         for repeat in range(repeats):
             plan = plan_for(tmp, data, 1 + repeat, fast, slow, f"out-{count}")
-            loop = loop_seconds(plan)
-            timings.append((loop, *sweep_seconds(url, plan)))
+            before = loop_seconds(plan)
+            sweep, inside = sweep_seconds(url, plan)
+            # Other processes on a shared machine come and go: the loop is timed on both sides
+            # of the sweep and averaged, so both see the same load.
+            timings.append(((before + loop_seconds(plan)) / 2, sweep, inside))
     return timings
 
 
@@ -110,7 +115,7 @@ def main() -> int:
     loop = min(t[0] for t in one + two)
     best_one = min(t[1] for t in one)
     best_two = min(t[1] for t in two)
-    overhead_ms = (best_one - loop) / n * 1000
+    overhead_ms = min((sweep - around) / n * 1000 for around, sweep, _ in one)
     machinery_ms = min((sweep - inside) / n * 1000 for _, sweep, inside in one)
     speedup = best_one / best_two
     print(f"points: {n}, bars per run: {load_bars(data).frame.height}, best of {args.repeats}")
@@ -123,7 +128,10 @@ def main() -> int:
     print(f"1 worker over NATS:       {best_one:7.2f} s  {n / best_one:6.2f} runs/s")
     print(f"2 workers over NATS:      {best_two:7.2f} s  {n / best_two:6.2f} runs/s")
     print(f"speed-up, 2 workers vs 1: {speedup:.2f}x (target >= 1.7x)")
-    print(f"per-run overhead vs the loop: {overhead_ms:.1f} ms (target < 10 ms)")
+    print(
+        f"per-run overhead, 1 worker vs the loop timed around it: {overhead_ms:.1f} ms "
+        "(target < 10 ms)"
+    )
     print(
         f"per-run time outside the engine in the worker (fetch, decode, publish, ack): "
         f"{machinery_ms:.1f} ms"
