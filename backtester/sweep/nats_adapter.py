@@ -133,6 +133,7 @@ class Broker:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
         self._js = nc.jetstream()
+        self.closing = False
 
     @classmethod
     async def connect(
@@ -145,8 +146,11 @@ class Broker:
         async def error(exc: Exception) -> None:
             log.warning("nats.error", error=str(exc) or type(exc).__name__)
 
+        closing: list[Broker] = []
+
         async def disconnected() -> None:
-            log.warning("nats.disconnected")
+            if not closing or not closing[0].closing:
+                log.warning("nats.disconnected")
 
         async def reconnected() -> None:
             log.info("nats.reconnected")
@@ -167,7 +171,9 @@ class Broker:
             reason = str(exc) or type(exc).__name__
             raise ConnectionError(f"cannot connect to NATS at {url}: {reason}") from None
         nc.options["max_reconnect_attempts"] = -1
-        return cls(nc)
+        broker = cls(nc)
+        closing.append(broker)
+        return broker
 
     async def wait_for_jetstream(self, timeout: float) -> None:
         """A fresh cluster answers JetStream requests only once it has elected a metadata leader."""
@@ -319,6 +325,7 @@ class Broker:
             raise FileNotFoundError(f"{name} is not in the {DATA_BUCKET} object store") from None
 
     async def close(self) -> None:
+        self.closing = True
         if not self._nc.is_closed:
             await self._nc.flush(timeout=2)
             await self._nc.close()
