@@ -3,7 +3,8 @@ config, run `python -m backtester run` on it in a fresh process, and compare the
 
     python scripts/check_sweep.py runs/sweeps/<sweep_id> [--every K]
 
-Exit code 0 when every checked row's digest equals its single run's digest.
+Exit code 0 when every checked row's digest equals its single run's digest. Whether the run ids
+agree is printed too; they do when the sweep and the runs use the same code.
 """
 
 from __future__ import annotations
@@ -93,13 +94,22 @@ def main() -> int:
                 ),
                 None,
             )
+            run_id = next(
+                (
+                    Path(line.split(":", 1)[1].split("(")[0].strip()).name
+                    for line in done.stdout.splitlines()
+                    if line.startswith("run directory:")
+                ),
+                None,
+            )
             checked += 1
             same = digest == row["digest"]
             mismatches += not same
             print(
                 f"point {row['index']:>4} {params}: sweep {row['digest'][:16]} "
                 f"run {digest[:16] if digest else done.stderr.strip()[-200:]} "
-                f"{'ok' if same else 'MISMATCH'}"
+                f"{'ok' if same else 'MISMATCH'}; run id "
+                f"{'same' if run_id == row['run_id'] else f'differs ({run_id})'}"
             )
     print(f"{checked} point(s) checked, {mismatches} mismatch(es)")
     return 1 if mismatches or not checked else 0
