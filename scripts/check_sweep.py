@@ -65,6 +65,7 @@ def main() -> int:
     names = cfg.parameters()
     mismatches = checked = 0
     env = dict(os.environ)
+    isolate = ["-P"] if args.pythonpath else []
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,17 +75,23 @@ def main() -> int:
             params = {name: row[f"param.{name}"] for name in names}
             spec = point_spec(cfg.base, params, row["seed"])
             config_file = Path(tmp) / f"point-{row['index']}.toml"
-            plain = spec_to_builtins(spec)
-            for source in plain["data"]:  # the runs start elsewhere, so that -m finds --pythonpath
-                source["path"] = str(Path(source["path"]).resolve())
-            config_file.write_text(toml_text(plain) + "\n")
+            config_file.write_text(toml_text(spec_to_builtins(spec)) + "\n")
             done = subprocess.run(
-                [sys.executable, "-m", "backtester", "run", str(config_file), "--out", tmp],
+                # -P: the working directory must not shadow --pythonpath's package.
+                [
+                    sys.executable,
+                    *isolate,
+                    "-m",
+                    "backtester",
+                    "run",
+                    str(config_file),
+                    "--out",
+                    tmp,
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
                 env=env,
-                cwd=tmp,
             )
             digest = next(
                 (
