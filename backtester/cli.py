@@ -19,6 +19,7 @@ COMMAND_GROUPS = (
     "backtester.runs.commands",
     "backtester.data.commands",
     "backtester.report.commands",
+    "backtester.sweep.commands",
 )
 
 
@@ -44,7 +45,8 @@ def _command_group(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        # Missing: the group's module or a package above it (`backtester.runs` for its commands).
+        # Absent when the module or a package above it is missing (`backtester.runs` for
+        # `backtester.runs.commands`); a missing import inside an existing group still fails.
         if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
             raise
         return None

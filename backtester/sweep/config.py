@@ -1,0 +1,202 @@
+"""Sweep configs: a base run config plus a parameter space, an objective and constraints.
+
+```toml
+name = "sma"
+seed = 7                       # seeds the random sampling and, with each point, every run
+
+[base]                         # a run config, exactly as `python -m backtester run` reads it
+...                            # (or: base = "configs/sma_cross.toml")
+
+[grid]                         # the cartesian product, in the order written
+fast = { start = 5, stop = 50, step = 5 }     # inclusive range
+slow = [20, 40, 60, 80, 120]
+
+[random]                       # n draws for each grid combination
+n = 10
+params = { "fees.rate" = { uniform = [0.0005, 0.002] } }
+
+constraints = ["fast < slow"]
+objective = { stat = "sharpe", direction = "maximize" }
+```
+
+A parameter name without a dot is a strategy parameter (`strategy.params.<name>`); a dotted name is
+any key path of the run config (`fees.rate`, `fill.intrabar`), and `run.<key>` names a top-level key
+(`run.cash`). The seed is not a parameter: each point derives its own from the sweep seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+
+class SweepConfigError(ValueError):
+    pass
+
+
+class RangeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """From `start` to `stop` inclusive, every `step`."""
+
+    start: int | float
+    stop: int | float
+    step: int | float
+
+    def __post_init__(self) -> None:
+        if not self.step > 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
+        if self.stop < self.start:
+            raise ValueError(f"stop {self.stop} is below start {self.start}")
+
+
+GridAxis = Annotated[list[Any], msgspec.Meta(min_length=1)] | RangeSpec
+
+
+class Distribution(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Exactly one of: `uniform = [low, high]`, `loguniform = [low, high]` (low > 0),
+    `randint = [low, high]` (inclusive), `choice = [a, b, ...]`."""
+
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = None
+    choice: Annotated[list[Any], msgspec.Meta(min_length=1)] | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of uniform, loguniform, randint, choice")
+        bounds = self.uniform or self.loguniform or self.randint
+        if bounds is not None and not bounds[0] <= bounds[1]:
+            raise ValueError(f"{given[0]}: low {bounds[0]} is above high {bounds[1]}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError("loguniform: low must be > 0")
+
+
+class RandomSpace(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    n: Annotated[int, msgspec.Meta(ge=1)]
+    params: Annotated[dict[str, Distribution], msgspec.Meta(min_length=1)]
+
+
+class Objective(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    stat: str = "sharpe"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class SweepConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    base: dict[str, Any]
+    name: str = "sweep"
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    grid: dict[str, GridAxis] = {}
+    random: RandomSpace | None = None
+    constraints: list[str] = []
+    objective: Objective = Objective()
+    top: Annotated[int, msgspec.Meta(ge=0)] = 10
+    output_dir: str = "runs"
+
+    def __post_init__(self) -> None:
+        if not self.grid and self.random is None:
+            raise ValueError("a sweep needs a [grid] or a [random] parameter space")
+        names = [*self.grid, *(self.random.params if self.random else {})]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"parameter {repeated[0]!r} is in both [grid] and [random]")
+        for name in names:
+            if target_key(name) in _RESERVED:
+                raise ValueError(f"parameter {name!r}: {_RESERVED[target_key(name)]}")
+            if not _NAME.match(name):
+                raise ValueError(f"parameter {name!r}: expected a name or a dotted key path")
+
+    def parameters(self) -> list[str]:
+        return [*self.grid, *(self.random.params if self.random else {})]
+
+
+_RESERVED = {
+    "seed": "each point's seed derives from the sweep seed; set the sweep's `seed` instead",
+    "output_dir": "where runs are written is not a parameter",
+}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+
+
+def load_sweep_config(path: str | Path, *, output_dir: str | None = None) -> SweepConfig:
+    label = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SweepConfigError(f"sweep config not found: {label}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SweepConfigError(f"{label}: cannot read the sweep config: {exc}") from None
+    if isinstance(raw.get("base"), str):
+        raw["base"] = _read_base(raw["base"], label)
+    if output_dir is not None:
+        raw["output_dir"] = output_dir
+    return decode_sweep_config(raw, label)
+
+
+def decode_sweep_config(raw: dict[str, Any], label: str) -> SweepConfig:
+    try:
+        return msgspec.convert(raw, type=SweepConfig)
+    except msgspec.ValidationError as exc:
+        raise SweepConfigError(f"{label}: {exc}") from None
+
+
+def _read_base(path: str, label: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SweepConfigError(f"{label}: base: run config not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SweepConfigError(f"{label}: base: cannot read {path}: {exc}") from None
+
+
+def canonical_json(cfg: SweepConfig) -> bytes:
+    """Defaults filled in, keys sorted, output location left out: what decides the sweep's results."""
+    plain = msgspec.to_builtins(cfg)
+    plain.pop("output_dir")
+    plain["base"].pop("output_dir", None)
+    return msgspec.json.encode(plain, order="sorted")
+
+
+def config_sha256(cfg: SweepConfig) -> str:
+    return hashlib.sha256(canonical_json(cfg)).hexdigest()
+
+
+def set_key_path(table: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b[0].c` in nested plain tables, creating missing tables on the way."""
+    parts: list[str | int] = []
+    for piece in key.split("."):
+        name, *indices = re.split(r"\[(\d+)\]", piece)
+        parts.append(name)
+        parts.extend(int(i) for i in indices if i != "")
+    node: Any = table
+    for part, following in itertools.pairwise(parts):
+        if isinstance(part, int):
+            if not isinstance(node, list) or not 0 <= part < len(node):
+                raise SweepConfigError(f"parameter {key!r}: no element [{part}] in the base config")
+            node = node[part]
+            continue
+        if not isinstance(node, dict):
+            raise SweepConfigError(f"parameter {key!r}: {part!r} is not inside a table")
+        node = node.setdefault(part, [] if isinstance(following, int) else {})
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not 0 <= last < len(node):
+            raise SweepConfigError(f"parameter {key!r}: no element [{last}] in the base config")
+        node[last] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise SweepConfigError(f"parameter {key!r}: {last!r} is not inside a table")
+
+
+def target_key(parameter: str) -> str:
+    """The run config key a sweep parameter sets: `run.` marks a key path from the root (the only
+    way to name a top-level key such as `run.cash`); any other dotted name is a key path too; a
+    plain name is a strategy parameter."""
+    if parameter.startswith("run."):
+        return parameter.removeprefix("run.")
+    return parameter if "." in parameter or "[" in parameter else f"strategy.params.{parameter}"

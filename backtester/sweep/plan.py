@@ -1,0 +1,227 @@
+"""From a sweep config to its points: each a full run spec with a derived seed and a run id.
+
+Points come in a fixed order (the grid's cartesian product in the order written, then the random
+draws of each grid combination), so a point's index, its seed and the sweep digest never depend on
+how many workers ran it or in which order results arrived.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from backtester.core.rng import module_rng
+from backtester.sweep.config import (
+    Distribution,
+    GridAxis,
+    RangeSpec,
+    SweepConfig,
+    SweepConfigError,
+    canonical_json,
+    config_sha256,
+    set_key_path,
+    target_key,
+)
+from backtester.sweep.constraints import Constraint
+from backtester.sweep.execute import (
+    CodeIdentity,
+    RunSpec,
+    check_param_names,
+    code_identity,
+    decode_spec,
+    run_id,
+    source_files,
+)
+
+# Rejection sampling gives up after this many draws per wanted point: the constraints then leave
+# almost nothing of the space, which is a config mistake worth reporting.
+MAX_DRAWS_PER_POINT = 1000
+
+
+class DataFile(msgspec.Struct, frozen=True):
+    """An input file of the sweep, as published to workers: content hash, size, file name."""
+
+    symbol: str
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    index: int
+    params: dict[str, Any]
+    seed: int
+    spec: RunSpec
+    run_id: str
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    config: SweepConfig
+    sweep_id: str
+    config_sha256: str
+    code: CodeIdentity
+    data: list[DataFile]
+    runs: list[PlannedRun]
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir) / "sweeps" / self.sweep_id
+
+
+def point_seed(sweep_seed: int, params: dict[str, Any]) -> int:
+    """sha256 of the sweep seed and the point's canonical JSON, as a non-negative 63-bit int."""
+    text = str(sweep_seed).encode() + b"\x00" + msgspec.json.encode(params, order="sorted")
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
+
+
+def axis_values(axis: GridAxis) -> list[Any]:
+    if not isinstance(axis, RangeSpec):
+        return list(axis)
+    start, stop, step = (Decimal(repr(v)) for v in (axis.start, axis.stop, axis.step))
+    count = int((stop - start) / step) + 1
+    # Decimal steps keep 0.1 + 0.2 from becoming 0.30000000000000004 at the far end of a range.
+    values = [start + i * step for i in range(count)]
+    if all(isinstance(v, int) for v in (axis.start, axis.stop, axis.step)):
+        return [int(v) for v in values]
+    return [float(v) for v in values]
+
+
+def draw(dist: Distribution, rng: np.random.Generator) -> Any:
+    if dist.uniform is not None:
+        return float(rng.uniform(*dist.uniform))
+    if dist.loguniform is not None:
+        low, high = (math.log(v) for v in dist.loguniform)
+        return float(math.exp(rng.uniform(low, high)))
+    if dist.randint is not None:
+        return int(rng.integers(dist.randint[0], dist.randint[1] + 1))
+    assert dist.choice is not None  # Distribution requires exactly one
+    return dist.choice[int(rng.integers(len(dist.choice)))]
+
+
+def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
+    """Every point's parameter values, in point order, constraints applied, duplicates dropped."""
+    constraints = [Constraint(text) for text in cfg.constraints]
+    known = set(cfg.parameters())
+    for constraint in constraints:
+        unknown = [n for n in constraint.names if n not in known]
+        if unknown:
+            raise SweepConfigError(
+                f"constraint {constraint.text!r}: unknown parameter {unknown[0]!r} "
+                f"(parameters: {', '.join(cfg.parameters())})"
+            )
+    grid_names = list(cfg.grid)
+    on_grid = [c for c in constraints if set(c.names) <= set(grid_names)]
+    others = [c for c in constraints if c not in on_grid]
+    combos = [
+        dict(zip(grid_names, values, strict=True))
+        for values in itertools.product(*(axis_values(cfg.grid[n]) for n in grid_names))
+    ]
+    combos = [c for c in combos if all(check(c) for check in on_grid)]
+    points: list[dict[str, Any]] = []
+    seen: set[bytes] = set()
+
+    def keep(point: dict[str, Any]) -> bool:
+        key = msgspec.json.encode(point, order="sorted")
+        if key in seen:
+            return False
+        seen.add(key)
+        points.append(point)
+        return True
+
+    if cfg.random is None:
+        for combo in combos:
+            keep(combo)
+        return points
+    rng = module_rng(cfg.seed, "sweep.random")
+    for combo in combos:
+        wanted, draws = cfg.random.n, 0
+        while wanted:
+            draws += 1
+            if draws > MAX_DRAWS_PER_POINT * cfg.random.n:
+                raise SweepConfigError(
+                    f"random sampling: the constraints (or duplicates) rejected {draws - 1} draws "
+                    f"in a row for grid point {combo}; widen the distributions or relax constraints"
+                )
+            point = {**combo, **{n: draw(d, rng) for n, d in cfg.random.params.items()}}
+            if all(check(point) for check in others) and keep(point):
+                wanted -= 1
+    return points
+
+
+def point_spec(base: dict[str, Any], params: dict[str, Any], seed: int) -> RunSpec:
+    raw = copy.deepcopy(base)
+    for name, value in params.items():
+        set_key_path(raw, target_key(name), value)
+    raw["seed"] = seed
+    return decode_spec(raw)
+
+
+def build_plan(cfg: SweepConfig) -> SweepPlan:
+    """Decode every point's run spec (so a bad key fails before anything starts) and hash the data."""
+    values = expand(cfg)
+    if not values:
+        raise SweepConfigError("the constraints leave no point of the grid")
+    specs = []
+    for params in values:
+        seed = point_seed(cfg.seed, params)
+        try:
+            specs.append((params, seed, point_spec(cfg.base, params, seed)))
+        except ValueError as exc:
+            raise SweepConfigError(f"point {params}: {exc}") from None
+    check_param_names(specs[0][2])
+    data = _hash_inputs([spec for _, _, spec in specs])
+    hashes = {d.path: d.sha256 for d in data}
+    code = code_identity(specs[0][2].strategy.name)
+    runs = [
+        PlannedRun(
+            index=i,
+            params=params,
+            seed=seed,
+            spec=spec,
+            run_id=run_id(spec, [hashes[s.path] for s in source_files(spec)], code),
+        )
+        for i, (params, seed, spec) in enumerate(specs)
+    ]
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        raise SweepConfigError("two points describe the same run; check the parameter space")
+    identity = {"config": msgspec.json.decode(canonical_json(cfg)), "data": sorted(hashes.values())}
+    sweep_id = hashlib.sha256(msgspec.json.encode(identity, order="sorted")).hexdigest()[:16]
+    return SweepPlan(cfg, sweep_id, config_sha256(cfg), code, data, runs)
+
+
+def _hash_inputs(specs: list[RunSpec]) -> list[DataFile]:
+    found: dict[str, DataFile] = {}
+    for spec in specs:
+        for source in source_files(spec):
+            if source.path in found:
+                continue
+            path = Path(source.path)
+            if not path.is_file():
+                raise SweepConfigError(f"data file not found: {source.path}")
+            found[source.path] = DataFile(
+                symbol=source.symbol,
+                path=source.path,
+                sha256=_sha256_file(path),
+                size=path.stat().st_size,
+            )
+    return list(found.values())
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,285 @@
+"""A sweep worker: take one job at a time from the shared consumer, run it, publish the outcome, ack.
+
+The order is what makes every run count exactly once: the result is published (deduplicated by
+message id) before the job is acked, so a worker that dies in between leaves a job that is
+redelivered and whose second result the server drops. A run that raises is retried on a later
+delivery and reported as failed on the last one. A message that does not decode is terminated with
+the reason logged; nothing a message contains can stop the worker.
+
+Test hook: with `BACKTESTER_SWEEP_EXECUTION_LOG=<file>` set, the worker appends one line
+`<run_id> <worker name>` to that file each time it starts executing a run, so tests can count
+executions without parsing logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from backtester.data.bars import BarData
+from backtester.sweep.cache import DataCache
+from backtester.sweep.execute import RunOutcome, execute, package_sha256, source_files
+from backtester.sweep.nats_adapter import Broker, Credentials, Delivery, JobSource
+from backtester.sweep.spec import (
+    DataRef,
+    ExecuteRun,
+    MalformedMessage,
+    RunCompleted,
+    RunFailed,
+    RunReport,
+    decode_job,
+    encode,
+    plain_stats,
+)
+
+log = structlog.get_logger("backtester.sweep.worker")
+
+EXECUTION_LOG_ENV = "BACKTESTER_SWEEP_EXECUTION_LOG"
+# A worker running other code than the coordinator hands the job back after this delay, leaving it
+# to a worker that runs the same code.
+DECLINE_DELAY = 5.0
+
+
+class WorkerOptions(msgspec.Struct, frozen=True):
+    url: str
+    credentials: Credentials = Credentials()
+    cache_dir: str = ""
+    name: str = ""
+    parent_pid: int | None = None
+    poll: float = 1.0
+
+
+class Stopped(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, broker: Broker, options: WorkerOptions, stop: asyncio.Event) -> None:
+        self.broker = broker
+        self.options = options
+        self.name = options.name or f"{socket.gethostname()}:{os.getpid()}"
+        self.cache = DataCache(Path(options.cache_dir), broker.get_file)
+        self.code_sha256 = package_sha256()
+        self._stop = stop
+        self._execution_log = os.environ.get(EXECUTION_LOG_ENV)
+        self.executed = 0
+
+    async def serve(self) -> None:
+        source: JobSource | None = None
+        waiting_logged = False
+        try:
+            while not self._stop.is_set() and self._parent_alive():
+                if source is None:
+                    source = await self.broker.bind_workers()
+                    if source is None:
+                        if not waiting_logged:
+                            log.info("worker.waiting", reason="no job queue yet (no coordinator)")
+                            waiting_logged = True
+                        await self._sleep(self.options.poll)
+                        continue
+                    log.info("worker.ready", worker=self.name)
+                try:
+                    delivery = await self._next(source)
+                except Exception as exc:  # e.g. a server restarting: the client reconnects
+                    log.warning("fetch.failed", error=f"{type(exc).__name__}: {exc}")
+                    await self._sleep(self.options.poll)
+                    continue
+                if delivery is None:
+                    continue
+                try:
+                    await self.handle(delivery)
+                except Stopped:
+                    break
+                except Exception as exc:  # a broken job or connection must not end the worker
+                    log.exception("job.error", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if source is not None:
+                await source.close()
+
+    async def _next(self, source: JobSource) -> Delivery | None:
+        """The next job, or None after a poll interval or as soon as the worker is stopped."""
+        fetch = asyncio.ensure_future(source.next(timeout=self.options.poll))
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if fetch.done():
+            return fetch.result()
+        fetch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await fetch
+        return None
+
+    def _parent_alive(self) -> bool:
+        if self.options.parent_pid is None or os.getppid() == self.options.parent_pid:
+            return True
+        log.warning("worker.orphaned", reason="the coordinator that started this worker is gone")
+        return False
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def handle(self, delivery: Delivery) -> None:
+        try:
+            job = decode_job(delivery.data)
+        except MalformedMessage as exc:
+            log.warning("job.rejected", reason=str(exc), bytes=len(delivery.data))
+            await delivery.reject()
+            return
+        if job.code_sha256 != self.code_sha256:
+            log.warning(
+                "job.declined",
+                run_id=job.run_id,
+                reason="this worker runs other code than the coordinator planned with",
+                job_code=job.code_sha256[:16],
+                worker_code=self.code_sha256[:16],
+            )
+            await delivery.retry(DECLINE_DELAY)
+            return
+        report = await self._run(job, delivery)
+        if report is None:
+            return
+        duplicate = await self.broker.publish_result(job.sweep_id, job.run_id, encode(report))
+        await delivery.ack()
+        log.info(
+            "run.reported",
+            run_id=job.run_id,
+            index=job.index,
+            status="ok" if isinstance(report, RunCompleted) else "failed",
+            attempt=delivery.attempt,
+            duplicate=duplicate,
+        )
+
+    async def _run(self, job: ExecuteRun, delivery: Delivery) -> RunReport | None:
+        """The report to publish, or None when the job was handed back for another delivery.
+        The server hears that the job is in progress from the first moment (fetching data can
+        take longer than ack_wait too), until the outcome is known."""
+        self._record_execution(job.run_id)
+        started = time.perf_counter()
+        beat = asyncio.ensure_future(self._heartbeat(delivery, job.ack_wait / 3))
+        try:
+            files = await self._fetch(job)
+            outcome = await self._on_thread(lambda: execute(job.spec, self._load(job, files)))
+        except Stopped:
+            await delivery.retry(0)
+            raise
+        except Exception as exc:  # the run's own failure: a result to report, not a worker error
+            error = f"{type(exc).__name__}: {exc}"
+            if delivery.attempt < job.max_deliver:
+                log.warning(
+                    "run.retrying", run_id=job.run_id, attempt=delivery.attempt, error=error
+                )
+                await delivery.retry(0.1 * delivery.attempt)
+                return None
+            log.warning("run.failed", run_id=job.run_id, attempts=delivery.attempt, error=error)
+            return RunFailed(
+                sweep_id=job.sweep_id,
+                index=job.index,
+                run_id=job.run_id,
+                error=error,
+                worker=self.name,
+                attempt=delivery.attempt,
+            )
+        finally:
+            beat.cancel()
+        self.executed += 1
+        return RunCompleted(
+            sweep_id=job.sweep_id,
+            index=job.index,
+            run_id=job.run_id,
+            digest=outcome.digest,
+            stats=plain_stats(outcome.stats),
+            worker=self.name,
+            attempt=delivery.attempt,
+            seconds=time.perf_counter() - started,
+        )
+
+    async def _heartbeat(self, delivery: Delivery, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await delivery.in_progress()
+            except Exception as exc:  # a missed beat costs at worst a redelivery
+                log.warning("heartbeat.failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _fetch(self, job: ExecuteRun) -> dict[str, tuple[DataRef, Path]]:
+        """Each symbol's input file, local and verified (fetched from the object store if new)."""
+        refs = {ref.symbol: ref for ref in job.data}
+        files: dict[str, tuple[DataRef, Path]] = {}
+        for source in source_files(job.spec):
+            ref = refs.get(source.symbol)
+            if ref is None:
+                raise MalformedMessage(f"job names no data file for symbol {source.symbol!r}")
+            files[source.symbol] = (ref, await self.cache.path(ref))
+        return files
+
+    def _load(self, job: ExecuteRun, files: dict[str, tuple[DataRef, Path]]) -> dict[str, BarData]:
+        return {
+            source.symbol: self.cache.bars(
+                *files[source.symbol], repair=source.repair, label=source.path
+            )
+            for source in source_files(job.spec)
+        }
+
+    async def _on_thread(self, work: Callable[[], RunOutcome]) -> RunOutcome:
+        """Run `work` on a daemon thread, so the event loop keeps the heartbeat going and a
+        stopped worker can exit without waiting for a run it has handed back."""
+        future: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
+
+        def target() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=target, name="run", daemon=True).start()
+        waiting: asyncio.Future[RunOutcome] = asyncio.wrap_future(future)
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+        both: set[asyncio.Future[Any]] = {waiting, stop}
+        try:
+            while True:
+                done, _ = await asyncio.wait(
+                    both, timeout=self.options.poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiting in done:
+                    return waiting.result()
+                if stop in done or not self._parent_alive():
+                    raise Stopped
+        finally:
+            stop.cancel()
+
+    def _record_execution(self, run_id: str) -> None:
+        if self._execution_log:
+            with open(self._execution_log, "a", encoding="utf-8") as handle:
+                handle.write(f"{run_id} {self.name}\n")
+
+
+async def run_worker(options: WorkerOptions) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # Windows has no loop signal handlers; there Ctrl-C ends the worker through
+        # KeyboardInterrupt, and its unacked job is redelivered after ack_wait.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    broker = await Broker.connect(options.url, options.credentials, name="backtester-worker")
+    worker = Worker(broker, options, stop)
+    log.info("worker.started", worker=worker.name, url=options.url, cache=options.cache_dir)
+    try:
+        await worker.serve()
+    finally:
+        await broker.close()
+        log.info("worker.stopped", worker=worker.name, runs=worker.executed)
+    return 0

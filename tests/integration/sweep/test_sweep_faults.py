@@ -1,0 +1,239 @@
+"""Faults with a real nats-server: killed workers, a killed coordinator, failing runs, bad messages.
+
+Executions are counted through the worker's test hook (`BACKTESTER_SWEEP_EXECUTION_LOG`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import polars as pl
+import pytest
+
+from backtester.sweep.results import JOURNAL, MANIFEST, RESULTS, read_journal, read_manifest
+from tests.sweep_support import (
+    REPO,
+    Processes,
+    alive,
+    children_of,
+    execution_counts,
+    execution_env,
+    executions,
+    nats_servers,
+    small_data,
+    sweep_config,
+    wait_until,
+)
+
+FAST_REDELIVERY = ["--ack-wait", "2", "--max-deliver", "3"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_data(tmp_path_factory.mktemp("data") / "bars.parquet")
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    with nats_servers(1) as (url,):
+        yield url
+
+
+def _sweep_args(config: Path, out: Path, url: str | None, *extra: str) -> list[str]:
+    args = ["--log-json", "sweep", str(config), "--out", str(out), *FAST_REDELIVERY, *extra]
+    return args + (["--nats", url] if url else [])
+
+
+def _table(out: Path) -> pl.DataFrame:
+    (directory,) = (out / "sweeps").iterdir()
+    return pl.read_parquet(directory / RESULTS)
+
+
+def test_a_worker_killed_mid_job_has_its_job_redelivered_and_every_point_one_result(
+    tmp_path: Path, data: Path, server: str
+) -> None:
+    config = sweep_config(tmp_path / "sweep.toml", data, params={"delay_ms": 400})
+    log = tmp_path / "executions.txt"
+    env = execution_env(log)
+    with Processes(tmp_path / "logs") as procs:
+        victim = procs.worker("victim", server, tmp_path / "cache", env)
+        procs.worker("survivor", server, tmp_path / "cache", env)
+        coordinator = procs.start("coordinator", _sweep_args(config, tmp_path / "out", server), env)
+        # The victim is 400 ms into a run at most 20 ms after its execution line appears.
+        wait_until(lambda: any(w == "victim" for _, w in executions(log)), 60, "a victim run")
+        victim.send_signal(signal.SIGKILL)
+        (in_flight,) = [r for r, w in executions(log) if w == "victim"]
+        assert coordinator.wait(60) == 0, procs.log("coordinator")
+    table = _table(tmp_path / "out")
+    assert table.height == 6
+    assert table["run_id"].n_unique() == 6
+    assert set(table["status"]) == {"ok"}
+    counts = execution_counts(log)
+    assert counts[in_flight] == 2  # once by the victim, once more after ack_wait
+    assert [r for r, w in executions(log) if r == in_flight][1:] == [in_flight]
+    assert all(counts[r] == 1 for r in table["run_id"] if r != in_flight)
+
+
+def test_a_killed_coordinator_resumes_without_running_any_finished_point_again(
+    tmp_path: Path, data: Path, server: str
+) -> None:
+    config = sweep_config(
+        tmp_path / "sweep.toml",
+        data,
+        params={"delay_ms": 250},
+        grid={"fast": [3, 5, 8, 13], "slow": [20, 40, 60]},
+    )
+    log = tmp_path / "executions.txt"
+    env = execution_env(log)
+    out = tmp_path / "out"
+    with Processes(tmp_path / "logs") as procs:
+        for name in ("w1", "w2"):
+            procs.worker(name, server, tmp_path / "cache", env)
+        first = procs.start("first", _sweep_args(config, out, server), env)
+        journal = wait_until(lambda: next(out.glob(f"sweeps/*/{JOURNAL}"), None), 60, "journal")
+        wait_until(lambda: len(read_journal(journal)) >= 3, 60, "three journaled results")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        journaled = {r.run_id for r in read_journal(journal)}
+        sweep_id = journal.parent.name
+        resumed = procs.start(
+            "resumed",
+            ["--log-json", "sweep", "--resume", sweep_id, "--out", str(out), "--nats", server],
+            env,
+        )
+        assert resumed.wait(60) == 0, procs.log("resumed")
+    table = _table(out)
+    assert table.height == 12
+    assert table["run_id"].n_unique() == 12
+    assert set(table["status"]) == {"ok"}
+    counts = execution_counts(log)
+    assert sorted(counts) == sorted(table["run_id"])
+    assert set(counts.values()) == {1}, counts  # no point ran twice, journaled or not
+    assert journaled < set(counts)
+    assert read_manifest(journal.parent / MANIFEST).points == 12
+
+
+def test_a_coordinator_killed_with_its_embedded_server_resumes_from_its_journal(
+    tmp_path: Path, data: Path
+) -> None:
+    config = sweep_config(tmp_path / "sweep.toml", data, params={"delay_ms": 200})
+    log = tmp_path / "executions.txt"
+    env = execution_env(log)
+    out = tmp_path / "out"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    with Processes(tmp_path / "logs") as procs:
+        first = procs.start("first", _sweep_args(config, out, None, "--workers", "1", *cache), env)
+        journal = wait_until(lambda: next(out.glob(f"sweeps/*/{JOURNAL}"), None), 60, "journal")
+        wait_until(lambda: len(read_journal(journal)) >= 2, 60, "two journaled results")
+        helpers = children_of(first.pid)  # the nats-server and the worker
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        journaled = {r.run_id for r in read_journal(journal)}
+        try:
+            wait_until(lambda: not any(alive(p) for p in helpers), 15, "helpers to exit")
+        finally:
+            for pid in helpers:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        assert len(helpers) == 2
+        args = ["--log-json", "sweep", str(config), "--resume", journal.parent.name]
+        resumed = procs.start("resumed", [*args, "--out", str(out), "--workers", "1", *cache], env)
+        assert resumed.wait(60) == 0, procs.log("resumed")
+    table = _table(out)
+    assert table.height == 6
+    assert set(table["status"]) == {"ok"}
+    counts = execution_counts(log)
+    assert all(counts[run_id] == 1 for run_id in journaled)
+    assert set(counts) == set(table["run_id"])
+
+
+def test_a_run_that_raises_is_reported_failed_and_bad_messages_are_rejected(
+    tmp_path: Path, data: Path, server: str
+) -> None:
+    config = sweep_config(
+        tmp_path / "sweep.toml", data, params={"fail_on_fast": 10, "delay_ms": 100}
+    )
+    log = tmp_path / "executions.txt"
+    env = execution_env(log)
+    out = tmp_path / "out"
+    with Processes(tmp_path / "logs") as procs:
+        worker = procs.worker("w1", server, tmp_path / "cache", env)
+        coordinator = procs.start("coordinator", _sweep_args(config, out, server), env)
+        wait_until(lambda: executions(log), 60, "a first execution")
+        asyncio.run(_publish_garbage(server, out))
+        assert coordinator.wait(60) == 0, procs.log("coordinator")
+        assert worker.poll() is None
+        worker_log, coordinator_log = procs.log("w1"), procs.log("coordinator")
+    table = _table(out)
+    failed = table.filter(pl.col("status") == "failed")
+    assert failed["param.fast"].to_list() == [10, 10]
+    assert set(failed["error"]) == {"RuntimeError: failing on purpose at fast=10"}
+    assert failed["digest"].null_count() == 2
+    assert set(table.filter(pl.col("status") == "ok")["param.fast"]) == {5, 15}
+    counts = execution_counts(log)
+    assert [counts[r] for r in failed["run_id"]] == [3, 3]  # --max-deliver 3
+    assert '"job.rejected"' in worker_log
+    assert '"result.rejected"' in coordinator_log
+
+
+def test_a_job_that_kills_every_worker_is_reported_failed_after_max_deliver(
+    tmp_path: Path, data: Path
+) -> None:
+    config = sweep_config(
+        tmp_path / "sweep.toml",
+        data,
+        params={"crash_on_fast": 10},
+        grid={"fast": [5, 10, 15], "slow": [20]},
+    )
+    log = tmp_path / "executions.txt"
+    out = tmp_path / "out"
+    args = ["--workers", "1", "--max-deliver", "2", "--ack-wait", "1"]
+    args += ["--cache-dir", str(tmp_path / "cache")]
+    with Processes(tmp_path / "logs") as procs:
+        coordinator = procs.start(
+            "coordinator", _sweep_args(config, out, None, *args), execution_env(log)
+        )
+        assert coordinator.wait(90) == 0, procs.log("coordinator")
+        coordinator_log = procs.log("coordinator")
+    table = _table(out)
+    assert table["status"].to_list() == ["ok", "failed", "ok"]
+    (error,) = table.filter(pl.col("status") == "failed")["error"]
+    assert error.startswith("no result after 2 deliveries")
+    crashed = table["run_id"][1]
+    assert execution_counts(log)[crashed] == 2
+    assert '"worker.restarted"' in coordinator_log
+
+
+async def _publish_garbage(url: str, out: Path) -> None:
+    sweep_id = next(out.glob("sweeps/*")).name
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.publish(f"backtester.jobs.{sweep_id}", b"\x93not a job")
+        await js.publish(f"backtester.results.{sweep_id}", b"{}")
+    finally:
+        await nc.close()
+
+
+def test_the_worker_refuses_to_start_without_a_server(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "backtester", "worker", "--nats", "nats://127.0.0.1:9"),
+            *("--cache-dir", str(tmp_path)),
+        ],
+        env=execution_env(tmp_path / "x"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot connect to NATS at nats://127.0.0.1:9" in done.stderr
