@@ -35,7 +35,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
 
 # Composition root, public API, entry points and result assembly: they sit on top and may import any
 # component (nothing in ALLOWED_IMPORTS may import them). `runs`, `assembly` and `config_file` are
-# the run-management layer; `sweep` the parameter sweeps.
+# the run-management layer; `sweep` the parameter sweeps; `report` the HTML pages and plots.
 ON_TOP = frozenset(
     {
         "__init__",
@@ -49,6 +49,7 @@ ON_TOP = frozenset(
         "logs",
         "manifest",
         "recorder",
+        "report",
         "results",
         "runs",
         "strategies",
@@ -57,7 +58,7 @@ ON_TOP = frozenset(
 )
 
 # Third-party packages confined to one component.
-CONFINED_THIRD_PARTY = {"ccxt": "data", "nats": "sweep"}
+CONFINED_THIRD_PARTY = {"ccxt": "data", "nats": "sweep", "bokeh": "report"}
 
 # Banned everywhere: the process-global `random` module.
 BANNED_MODULES = frozenset({"random"})

@@ -78,7 +78,7 @@ def test_wall_clock_stamps_are_utc_iso() -> None:
 
 def test_recorded_dependencies_are_the_declared_runtime_ones() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    declared = sorted(re.match(r"[A-Za-z0-9._-]+", dep)[0] for dep in project["dependencies"])
+    declared = sorted({re.match(r"[A-Za-z0-9._-]+", dep)[0] for dep in project["dependencies"]})
     assert runtime_dependencies() == declared
     assert set(dependency_versions()) == set(declared)
     assert "pytest" not in dependency_versions()
