@@ -6,6 +6,7 @@ import argparse
 import math
 from typing import Any
 
+from backtester.report.commands import add_report_flag, report_after_run
 from backtester.runs.runner import execute
 from backtester.runs.verify import verify_run
 
@@ -52,6 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="override one config value, e.g. --set strategy.params.fast=12 (repeatable; the "
         "value is read as TOML, else as text)",
     )
+    add_report_flag(run)
     _log_json_flag(run)
     run.set_defaults(handler=_run)
 
@@ -84,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"run directory: {outcome.directory} (already there with the same digest; kept)")
     else:
         print(f"run directory: {outcome.directory}")
+    report_after_run(args, outcome.directory)
     return 0
 
 
