@@ -3,9 +3,11 @@ plain-Python loop that computes the same trades, measured in the same run.
 
     python scripts/bench.py [--bars 525600] [--repeat 3]
 
-Both sides start from the same in-memory frame and the same precomputed crossover signals, so the
-difference is what the event-driven engine costs (bus, risk, venue, ledger, results and statistics)
-over the bare trading arithmetic. The script checks that both produce identical fills.
+Both modes of the engine (dense: every bar through the bus; signal: only the crossover bars and the
+bars where orders fill) and the loop start from the same in-memory frame and the same precomputed
+crossover signals, so the difference is what the event-driven engine costs (bus, risk, venue,
+ledger, results and statistics) over the bare trading arithmetic. The script checks that all three
+produce identical fills.
 """
 
 from __future__ import annotations
@@ -73,44 +75,53 @@ def main() -> None:
     args = parser.parse_args()
 
     frame = synthetic_bars(args.bars)
-    backtest = Backtest(frame, SmaCross, cash=CASH, fee_rate=FEE)
+    modes = ("dense", "signal")
+    backtests = {m: Backtest(frame, SmaCross, cash=CASH, fee_rate=FEE, mode=m) for m in modes}
 
-    engine_times, plain_times = [], []
-    result = None
+    times: dict[str, list[float]] = {m: [] for m in (*modes, "plain")}
+    results = {}
     fills: list[tuple[int, float, float]] = []
     cash = 0.0
     for _ in range(args.repeat):
-        start = time.perf_counter()
-        result = backtest.run(fast=10, slow=30)
-        engine_times.append(time.perf_counter() - start)
+        for mode, backtest in backtests.items():
+            start = time.perf_counter()
+            results[mode] = backtest.run(fast=10, slow=30)
+            times[mode].append(time.perf_counter() - start)
 
         start = time.perf_counter()
         close = frame["close"].to_numpy()
         signal = sma_cross_signals(close, 10, 30).tolist()
         fills, cash = plain_loop(frame["open"].to_list(), signal, FEE, CASH)
-        plain_times.append(time.perf_counter() - start)
-    assert result is not None
+        times["plain"].append(time.perf_counter() - start)
 
-    engine_fills = result.fills
+    dense = results["dense"]
+    engine_fills = dense.fills
     same = (
         engine_fills.height == len(fills)
         and np.array_equal(engine_fills["price"].to_numpy(), np.array([f[1] for f in fills]))
         and np.array_equal(engine_fills["quantity"].to_numpy(), np.array([f[2] for f in fills]))
-        and result.equity["cash"][-1] == cash
+        and dense.equity["cash"][-1] == cash
+        and results["signal"].digest == dense.digest
     )
-    engine_s = statistics.median(engine_times)
-    plain_s = statistics.median(plain_times)
+    seconds = {name: statistics.median(values) for name, values in times.items()}
     n = args.bars
     print(
-        f"series: {n:,} synthetic 1-minute bars, SmaCross(10, 30), fee {FEE:.2%}, {args.repeat} runs (median)"
+        f"series: {n:,} synthetic 1-minute bars, SmaCross(10, 30), fee {FEE:.2%}, "
+        f"{args.repeat} runs (median)"
     )
-    print(f"fills: engine {engine_fills.height:,}, plain loop {len(fills):,}; identical: {same}")
-    print(f"{'':<28}{'seconds':>10}{'bars/s':>14}")
-    print(f"{'engine (full, event-driven)':<28}{engine_s:>10.3f}{n / engine_s:>14,.0f}")
-    print(f"{'plain Python loop':<28}{plain_s:>10.3f}{n / plain_s:>14,.0f}")
     print(
-        f"ratio engine / plain loop: {plain_s / engine_s:.3f} (engine is {engine_s / plain_s:.1f}x slower)"
+        f"fills: engine {engine_fills.height:,}, plain loop {len(fills):,}; identical fills, and "
+        f"identical digests in both modes: {same}"
     )
+    print(f"{'':<34}{'seconds':>10}{'bars/s':>14}{'plain loop / it':>18}")
+    labels = {
+        "dense": "engine, dense (every bar)",
+        "signal": "engine, signal mode",
+        "plain": "plain Python loop",
+    }
+    for name, label in labels.items():
+        s = seconds[name]
+        print(f"{label:<34}{s:>10.3f}{n / s:>14,.0f}{seconds['plain'] / s:>18.3f}")
     if not same:
         raise SystemExit("engine and plain loop disagree: the benchmark compares different work")
 
