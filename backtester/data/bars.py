@@ -100,14 +100,14 @@ def _timestamp_ns(raw: pl.DataFrame, columns: dict[str, str], label: str) -> pl.
                 ) * _NS_PER[unit]
             return pl.col(col).cast(pl.Int64) * _NS_PER[unit]
         if dtype.is_integer():
-            return pl.col(col).cast(pl.Int64) * _NS_PER[_integer_unit(raw[col])]
+            return pl.col(col).cast(pl.Int64) * _NS_PER[epoch_unit(raw[col])]
         raise DataError(
             f"{label}: column {col!r} must be an integer epoch or a datetime, not {dtype}"
         )
     raise DataError(f"{label}: no timestamp column (expected timestamp_ms or timestamp)")
 
 
-def _integer_unit(values: pl.Series) -> str:
+def epoch_unit(values: pl.Series) -> str:
     """Epoch unit from magnitude: any date after 1973 in ms exceeds 1e11, in us 1e14, in ns 1e17."""
     peak = values.abs().max()
     magnitude = int(peak) if isinstance(peak, int) else 0

@@ -22,6 +22,7 @@ from typing import Literal
 import polars as pl
 from pyarrow import feather
 
+from backtester.data.bars import epoch_unit
 from backtester.data.errors import DataError
 from backtester.data.validation import FUNDING_COLUMNS, OHLCV_COLUMNS, Kind
 
@@ -141,7 +142,7 @@ def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Series:
     values = raw[column]
     dtype = values.dtype
     if dtype.is_integer():
-        multiply, divide = _TO_MS[_epoch_unit(values)]
+        multiply, divide = _TO_MS[epoch_unit(values)]
         return values.cast(pl.Int64) * multiply // divide
     if dtype == pl.String:
         try:
@@ -161,16 +162,3 @@ def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Series:
             values = values.dt.convert_time_zone("UTC")
         return values.dt.epoch("ms")
     raise DataError(f"{path}: column {column!r} must hold epochs or date-times, not {dtype}")
-
-
-def _epoch_unit(values: pl.Series) -> str:
-    """Any time after 1973 exceeds 1e11 in ms, 1e14 in us and 1e17 in ns."""
-    peak = values.abs().max()
-    magnitude = int(peak) if isinstance(peak, int) else 0
-    if magnitude >= 10**17:
-        return "ns"
-    if magnitude >= 10**14:
-        return "us"
-    if magnitude >= 10**11:
-        return "ms"
-    return "s"
