@@ -16,39 +16,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
+from backtester.config_file import dump_config
 from backtester.sweep.config import decode_sweep_config
-from backtester.sweep.execute import spec_to_builtins
 from backtester.sweep.plan import point_spec
 from backtester.sweep.results import CONFIG, RESULTS
-
-
-def toml_text(table: dict[str, Any], path: tuple[str, ...] = ()) -> str:
-    """Plain tables as TOML; None values are left out (TOML has no null; they are the defaults)."""
-    lines: list[str] = []
-    nested: list[tuple[str, Any]] = []
-    for key, value in table.items():
-        if value is None:
-            continue
-        if isinstance(value, dict) or (
-            isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
-        ):
-            nested.append((key, value))
-        else:
-            lines.append(f"{json.dumps(key)} = {json.dumps(value)}")
-    for key, value in nested:
-        header = ".".join(json.dumps(part) for part in (*path, key))
-        if isinstance(value, dict):
-            lines.append(f"\n[{header}]")
-            lines.append(toml_text(value, (*path, key)))
-        else:
-            for item in value:
-                lines.append(f"\n[[{header}]]")
-                lines.append(toml_text(item, (*path, key)))
-    return "\n".join(lines)
 
 
 def main() -> int:
@@ -75,7 +49,7 @@ def main() -> int:
             params = {name: row[f"param.{name}"] for name in names}
             spec = point_spec(cfg.base, params, row["seed"])
             config_file = Path(tmp) / f"point-{row['index']}.toml"
-            config_file.write_text(toml_text(spec_to_builtins(spec)) + "\n")
+            config_file.write_text(dump_config(spec))
             done = subprocess.run(
                 # -P: the working directory must not shadow --pythonpath's package.
                 [

@@ -8,7 +8,6 @@ later run that names the same file; Parquet is read memory-mapped.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections import OrderedDict
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 import structlog
 
 from backtester.data.bars import BarData, load_bars
+from backtester.manifest import sha256_file
 from backtester.sweep.spec import DataRef
 
 log = structlog.get_logger("backtester.sweep.cache")
@@ -35,14 +35,6 @@ class DataMismatch(ValueError):
 def default_cache_dir() -> Path:
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "backtester"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class DataCache:

@@ -14,7 +14,6 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -22,8 +21,9 @@ import msgspec
 import polars as pl
 import structlog
 
+from backtester.manifest import utc_now
 from backtester.sweep.cache import default_cache_dir
-from backtester.sweep.execute import git_state
+from backtester.sweep.execute import source_files
 from backtester.sweep.local import LocalWorkers
 from backtester.sweep.nats_adapter import Broker, Credentials, QueueSettings, ResultFeed
 from backtester.sweep.plan import PlannedRun, SweepPlan
@@ -110,10 +110,6 @@ class Collector:
         return len(self.reports) == len(self.plan.runs)
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 async def run_sweep(
     plan: SweepPlan, settings: SweepSettings, *, stream: TextIO | None = None
 ) -> SweepOutcome:
@@ -153,7 +149,6 @@ async def run_sweep(
         plan,
         collector.reports,
         execution=execution,
-        git=git_state(),
         started_at=started_at,
         finished_at=utc_now(),
     )
@@ -279,7 +274,7 @@ class _Session:
                 index=run.index,
                 run_id=run.run_id,
                 spec=run.spec,
-                data=[refs[source.path] for source in run.spec.data],
+                data=[refs[source.path] for source in source_files(run.spec)],
                 code_sha256=self.plan.code.code_sha256,
                 max_deliver=queue.max_deliver,
                 ack_wait=queue.ack_wait,

@@ -19,7 +19,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from backtester.config import FileSource
 from backtester.core.rng import module_rng
+from backtester.data.errors import DataError
+from backtester.manifest import CodeVersion, DataInput
 from backtester.sweep.config import (
     Distribution,
     GridAxis,
@@ -33,10 +36,9 @@ from backtester.sweep.config import (
 )
 from backtester.sweep.constraints import Constraint
 from backtester.sweep.execute import (
-    CodeIdentity,
     RunSpec,
-    check_param_names,
     code_identity,
+    data_input,
     decode_spec,
     run_id,
     source_files,
@@ -70,7 +72,7 @@ class SweepPlan:
     config: SweepConfig
     sweep_id: str
     config_sha256: str
-    code: CodeIdentity
+    code: CodeVersion
     data: list[DataFile]
     runs: list[PlannedRun]
 
@@ -168,7 +170,8 @@ def point_spec(base: dict[str, Any], params: dict[str, Any], seed: int) -> RunSp
 
 
 def build_plan(cfg: SweepConfig) -> SweepPlan:
-    """Decode every point's run spec (so a bad key fails before anything starts) and hash the data."""
+    """Decode every point's run spec and load its data once (so a bad key or a bad file fails
+    before anything starts); check the strategy and its parameters on the first point."""
     values = expand(cfg)
     if not values:
         raise SweepConfigError("the constraints leave no point of the grid")
@@ -179,49 +182,53 @@ def build_plan(cfg: SweepConfig) -> SweepPlan:
             specs.append((params, seed, point_spec(cfg.base, params, seed)))
         except ValueError as exc:
             raise SweepConfigError(f"point {params}: {exc}") from None
-    check_param_names(specs[0][2])
-    data = _hash_inputs([spec for _, _, spec in specs])
-    hashes = {d.path: d.sha256 for d in data}
-    code = code_identity(specs[0][2].strategy.name)
+    # Every point sets the same keys, so checking the first point catches a bad strategy or
+    # parameter name; a value the strategy rejects at another point is that point's failed run.
+    first_params, _, first = specs[0]
+    try:
+        code = code_identity(first)
+    except ValueError as exc:
+        raise SweepConfigError(f"point {first_params}: {exc}") from None
+    inputs = _load_inputs([spec for _, _, spec in specs])
     runs = [
-        PlannedRun(
-            index=i,
-            params=params,
-            seed=seed,
-            spec=spec,
-            run_id=run_id(spec, [hashes[s.path] for s in source_files(spec)], code),
-        )
+        PlannedRun(index=i, params=params, seed=seed, spec=spec, run_id=run_id(spec, inputs, code))
         for i, (params, seed, spec) in enumerate(specs)
     ]
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         raise SweepConfigError("two points describe the same run; check the parameter space")
-    identity = {"config": msgspec.json.decode(canonical_json(cfg)), "data": sorted(hashes.values())}
+    data = _data_files(inputs)
+    identity = {
+        "config": msgspec.json.decode(canonical_json(cfg)),
+        "data": sorted(d.sha256 for d in data),
+    }
     sweep_id = hashlib.sha256(msgspec.json.encode(identity, order="sorted")).hexdigest()[:16]
     return SweepPlan(cfg, sweep_id, config_sha256(cfg), code, data, runs)
 
 
-def _hash_inputs(specs: list[RunSpec]) -> list[DataFile]:
-    found: dict[str, DataFile] = {}
+def _load_inputs(specs: list[RunSpec]) -> dict[FileSource, DataInput]:
+    """Each distinct data source of the sweep, loaded once for its manifest entry."""
+    found: dict[FileSource, DataInput] = {}
     for spec in specs:
-        for source in source_files(spec):
-            if source.path in found:
+        for index, source in enumerate(source_files(spec)):
+            if source in found:
                 continue
-            path = Path(source.path)
-            if not path.is_file():
-                raise SweepConfigError(f"data file not found: {source.path}")
-            found[source.path] = DataFile(
+            try:
+                found[source] = data_input(source, index)
+            except DataError as exc:
+                raise SweepConfigError(f"data[{index}]: {exc}") from None
+    return found
+
+
+def _data_files(inputs: dict[FileSource, DataInput]) -> list[DataFile]:
+    """The input files to publish, one per path."""
+    files: dict[str, DataFile] = {}
+    for source, entry in inputs.items():
+        if source.path not in files:
+            files[source.path] = DataFile(
                 symbol=source.symbol,
                 path=source.path,
-                sha256=_sha256_file(path),
-                size=path.stat().st_size,
+                sha256=entry.sha256,
+                size=Path(source.path).stat().st_size,
             )
-    return list(found.values())
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return list(files.values())

@@ -194,7 +194,6 @@ def write_results(
     reports: dict[int, RunReport],
     *,
     execution: Execution,
-    git: tuple[str | None, bool | None],
     started_at: str,
     finished_at: str,
 ) -> tuple[pl.DataFrame, SweepManifest]:
@@ -217,8 +216,8 @@ def write_results(
         failed=sum(isinstance(r, RunFailed) for r in reports.values()),
         digest=sweep_digest(plan, reports),
         results_sha256=hashlib.sha256((directory / RESULTS).read_bytes()).hexdigest(),
-        git_sha=git[0],
-        git_dirty=git[1],
+        git_sha=plan.code.git_sha,
+        git_dirty=plan.code.git_dirty,
         package_version=plan.code.package_version,
         code_sha256=plan.code.code_sha256,
         strategy_sha256=plan.code.strategy_sha256,

@@ -29,8 +29,9 @@ import msgspec
 import structlog
 
 from backtester.data.bars import BarData
+from backtester.manifest import package_sha256
 from backtester.sweep.cache import DataCache
-from backtester.sweep.execute import RunOutcome, execute, package_sha256, source_files
+from backtester.sweep.execute import RunOutcome, execute, source_files
 from backtester.sweep.nats_adapter import Broker, Credentials, Delivery, JobSource
 from backtester.sweep.spec import (
     DataRef,

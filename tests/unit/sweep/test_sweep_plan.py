@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from backtester.data.bars import load_bars
+from backtester.runs.runner import replay
 from backtester.sweep.config import SweepConfigError, decode_sweep_config, load_sweep_config
 from backtester.sweep.constraints import Constraint, ConstraintError
+from backtester.sweep.execute import execute
 from backtester.sweep.plan import axis_values, build_plan, expand, point_seed
 from tests.sweep_support import GOLDEN, REPO
 
@@ -155,3 +158,26 @@ def test_a_base_run_config_file_can_stand_in_for_the_base_table(tmp_path: Path) 
     cfg = load_sweep_config(sweep)
     assert cfg.base["strategy"] == {"name": "SmaCross"}
     assert len(build_plan(cfg).runs) == 2
+
+
+def test_a_point_has_the_run_id_and_digest_of_a_single_run_of_its_config() -> None:
+    plan = build_plan(config(grid={"fast": [5], "slow": [30]}))
+    (run,) = plan.runs
+    single = replay(run.spec, "point")
+    assert run.run_id == single.run_id
+    assert plan.code == single.code
+    bars = {"BTC/USDT": load_bars(GOLDEN, name=str(GOLDEN))}
+    assert execute(run.spec, bars).digest == single.result.digest
+
+
+def test_data_a_sweep_cannot_ship_or_find_fails_before_anything_runs(tmp_path: Path) -> None:
+    catalog = {"kind": "catalog", "exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1m"}
+    with pytest.raises(SweepConfigError, match=r"data\[0\]\.kind: a sweep reads data files only"):
+        build_plan(
+            decode_sweep_config({"base": {**BASE, "data": [catalog]}, "grid": {"fast": [5]}}, "t")
+        )
+    missing = [{"kind": "file", "path": str(tmp_path / "none.parquet"), "symbol": "BTC/USDT"}]
+    with pytest.raises(SweepConfigError, match="data file not found"):
+        build_plan(
+            decode_sweep_config({"base": {**BASE, "data": missing}, "grid": {"fast": [5]}}, "t")
+        )
