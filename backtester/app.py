@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from backtester import assembly
+from backtester import assembly, compiled_run
 from backtester.account.ledger import AccountLedger
 from backtester.config import FillConfig, RiskConfig, RunConfig
 from backtester.core.bus import MessageBus
@@ -23,19 +23,22 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.venue import NEVER, SimulatedVenue
 from backtester.feed import Feed
 from backtester.recorder import Recorder
-from backtester.results import RunResult, build_result
+from backtester.results import RunResult, build_result, fills_frame, orders_frame
 from backtester.risk.engine import RiskEngine
 from backtester.strategy.base import Strategy
 from backtester.strategy.context import StrategyContext
 from backtester.strategy.module import StrategyModule
+from backtester.strategy.signal import plan_of
 
-Mode = Literal["auto", "dense", "signal"]
+Mode = Literal["auto", "dense", "signal", "compiled"]
 
 
 class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`mode`: "dense" visits every bar; "signal" only the bars the strategy declares active
-    (`Strategy.active_bars`) and those where a resting order can fill, with identical results;
-    "auto" takes signal mode when the strategy declares active bars and the run has one stream."""
+    (`Strategy.active_bars`) and those where a resting order can fill; "compiled" runs a
+    `SignalStrategy`'s plan on the compiled order path (adr/0011). All give identical results.
+    "auto" takes the compiled path where it applies, else signal mode when the strategy declares
+    active bars and the run has one stream, else dense."""
 
     initial_cash: float = 10_000.0
     fill: FillConfig = FillConfig()
@@ -98,6 +101,11 @@ def run_engine(
     feed = Feed(data)
     strategy_module.start()
     bus.drain()
+    compiled = _compiled_result(
+        strategy, data, instruments, fees, slippage, setup, params, repairs or []
+    )
+    if compiled is not None:
+        return compiled
     active = _active_rows(strategy, setup.mode, len(data))
     with gc_paused():
         if active is None:
@@ -122,7 +130,8 @@ def run_engine(
         strategy=strategy_type.__name__,
         params=params,
         seed=setup.seed,
-        recorder=recorder,
+        fills=fills_frame(recorder.fills),
+        orders=orders_frame(recorder),
         timeline=timeline,
         cash=cash,
         positions=positions,
@@ -148,6 +157,46 @@ def run_config(
         assembly.slippage_model(cfg.slippage),
         EngineSetup(initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed),
         repairs,
+    )
+
+
+def _compiled_result(
+    strategy: Strategy[Any],
+    data: dict[str, pl.DataFrame],
+    instruments: dict[str, Instrument],
+    fees: FeeModel,
+    slippage: SlippageModel,
+    setup: EngineSetup,
+    params: msgspec.Struct,
+    repairs: list[RepairReport],
+) -> RunResult | None:
+    """The run on the compiled order path, or None where it does not apply (and was not demanded)."""
+    if setup.mode not in ("auto", "compiled"):
+        return None
+    plan = plan_of(strategy)
+    symbol = next(iter(data))
+    why = (
+        f"{type(strategy).__name__} is not a SignalStrategy with only its plan's hooks"
+        if plan is None
+        else compiled_run.unsupported(len(data), instruments[symbol], fees, slippage, setup.risk)
+    )
+    if why is not None:
+        if setup.mode == "compiled":
+            raise SetupError(f"the compiled order path does not apply: {why}")
+        return None
+    assert plan is not None
+    return compiled_run.run_plan(
+        plan,
+        data[symbol],
+        instruments[symbol],
+        fees,
+        slippage,
+        initial_cash=setup.initial_cash,
+        trade_on_close=setup.fill.trade_on_close,
+        strategy=type(strategy).__name__,
+        params=params,
+        seed=setup.seed,
+        repairs=repairs,
     )
 
 

@@ -110,7 +110,7 @@ FILL_SCHEMA: dict[str, PolarsDataType] = {
 
 
 def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
-    return pl.DataFrame(
+    return fills_from_columns(
         {
             "ts": [f.ts_event for f in fills],
             "order_id": [f.order_id for f in fills],
@@ -121,14 +121,41 @@ def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
             "fee": [f.fee for f in fills],
             "liquidity": [f.liquidity.value for f in fills],
             "leaves_quantity": [f.leaves_quantity for f in fills],
-        },
-        schema={**FILL_SCHEMA, "ts": pl.Int64},
-    ).with_columns(pl.col("ts").cast(UTC_NS))
+        }
+    )
+
+
+def fills_from_columns(columns: dict[str, Any]) -> pl.DataFrame:
+    """The fills table from its columns (`ts` as int64 nanoseconds)."""
+    return pl.DataFrame(columns, schema={**FILL_SCHEMA, "ts": pl.Int64}).with_columns(
+        pl.col("ts").cast(UTC_NS)
+    )
+
+
+# Timestamps are built as int64 nanoseconds and cast to UTC_NS afterwards.
+ORDER_SCHEMA: dict[str, PolarsDataType] = {
+    "order_id": pl.Int64,
+    "ts_submitted": pl.Int64,
+    "instrument": pl.String,
+    "side": pl.String,
+    "type": pl.String,
+    "time_in_force": pl.String,
+    "quantity": pl.Float64,
+    "fraction": pl.Float64,
+    "limit_price": pl.Float64,
+    "stop_price": pl.Float64,
+    "tag": pl.String,
+    "status": pl.String,
+    "reason": pl.String,
+    "filled_quantity": pl.Float64,
+    "avg_fill_price": pl.Float64,
+    "ts_closed": pl.Int64,
+}
 
 
 def orders_frame(recorder: Recorder) -> pl.DataFrame:
     records = list(recorder.orders.values())
-    return pl.DataFrame(
+    return orders_from_columns(
         {
             "order_id": [r.order.order_id for r in records],
             "ts_submitted": [r.order.ts_init for r in records],
@@ -149,17 +176,15 @@ def orders_frame(recorder: Recorder) -> pl.DataFrame:
                 for r in records
             ],
             "ts_closed": [r.ts_closed for r in records],
-        },
-        schema_overrides={
-            "ts_submitted": pl.Int64,
-            "ts_closed": pl.Int64,
-            "quantity": pl.Float64,
-            "fraction": pl.Float64,
-            "limit_price": pl.Float64,
-            "stop_price": pl.Float64,
-            "avg_fill_price": pl.Float64,
-        },
-    ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))
+        }
+    )
+
+
+def orders_from_columns(columns: dict[str, Any]) -> pl.DataFrame:
+    """The orders table from its columns (lists, arrays or Series, in ORDER_SCHEMA's order)."""
+    return pl.DataFrame(columns, schema=ORDER_SCHEMA).with_columns(
+        pl.col("ts_submitted", "ts_closed").cast(UTC_NS)
+    )
 
 
 def equity_frame(
@@ -198,7 +223,8 @@ def build_result(
     strategy: str,
     params: msgspec.Struct,
     seed: int,
-    recorder: Recorder,
+    fills: pl.DataFrame,
+    orders: pl.DataFrame,
     timeline: np.ndarray,
     cash: np.ndarray,
     positions: dict[str, np.ndarray],
@@ -212,7 +238,6 @@ def build_result(
     for symbol, held in positions.items():
         position_value += held * closes[symbol]
     equity = equity_frame(timeline, cash, position_value)
-    fills = fills_frame(recorder.fills)
     last_close = {s: (int(timeline[-1]), float(c[-1])) for s, c in closes.items()}
     trades = round_trips(fills, last_close)
     exposure = np.zeros(len(timeline), dtype=bool)
@@ -228,7 +253,6 @@ def build_result(
         last_close=float(primary[-1]),
         exposure=exposure,
     )
-    orders = orders_frame(recorder)
     stats["orders"] = orders.height
     stats["fills"] = fills.height
     # Bars where the assumed intrabar path decided which of several orders filled first.

@@ -31,6 +31,8 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     # Data and metrics work on domain values and frames only.
     "data": frozenset({"domain"}),
     "metrics": frozenset({"domain"}),
+    # Compiled kernels: loops over plain arrays, knowing nothing of ours.
+    "compiled": frozenset(),
 }
 
 # Composition root, public API, entry points and result assembly: they sit on top and may import any
@@ -44,6 +46,7 @@ ON_TOP = frozenset(
         "assembly",
         "backtest",
         "cli",
+        "compiled_run",
         "config_file",
         "feed",
         "logs",
@@ -58,7 +61,7 @@ ON_TOP = frozenset(
 )
 
 # Third-party packages confined to one component.
-CONFINED_THIRD_PARTY = {"ccxt": "data", "nats": "sweep", "bokeh": "report"}
+CONFINED_THIRD_PARTY = {"ccxt": "data", "nats": "sweep", "bokeh": "report", "numba": "compiled"}
 
 # Banned everywhere: the process-global `random` module.
 BANNED_MODULES = frozenset({"random"})

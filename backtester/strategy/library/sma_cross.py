@@ -6,9 +6,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from backtester.domain.messages import Bar
-from backtester.strategy.base import Strategy
 from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
+from backtester.strategy.signal import SignalStrategy
 
 
 class SmaCrossParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -28,25 +27,9 @@ def sma_cross_signals(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
     )
 
 
-class SmaCross(Strategy[SmaCrossParams]):
+class SmaCross(SignalStrategy[SmaCrossParams]):
     Params = SmaCrossParams
 
-    def on_start(self) -> None:
+    def signals(self) -> np.ndarray:
         close = self.ctx.data[self.ctx.primary]["close"].to_numpy()
-        self.signal = sma_cross_signals(close, self.params.fast, self.params.slow)
-        self._signal = self.signal.tolist()
-        self._positions = self.ctx.positions
-        self._symbol = self.ctx.primary
-
-    def active_bars(self) -> np.ndarray:
-        return np.flatnonzero(self.signal)
-
-    def on_bar(self, bar: Bar) -> None:
-        signal = self._signal[bar.index]
-        if signal == 0 or bar.instrument != self._symbol:
-            return
-        held = self._positions[self._symbol]
-        if signal > 0 and held == 0.0:
-            self.buy(fraction=1.0, tag="entry")
-        elif signal < 0 and held > 0.0:
-            self.sell(fraction=1.0, tag="exit")
+        return sma_cross_signals(close, self.params.fast, self.params.slow)

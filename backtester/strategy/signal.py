@@ -1,0 +1,98 @@
+"""Strategies whose whole behaviour is one vectorized signal, which the engine can compile (adr/0011)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, TypeVar
+
+import msgspec
+import numpy as np
+
+from backtester.domain.messages import Bar
+from backtester.strategy.base import Strategy
+from backtester.strategy.context import StrategyError
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+class SignalPlan(NamedTuple):
+    """What a `SignalStrategy` does, as data: the per-bar signal of the primary instrument and how
+    much each entry and exit trades."""
+
+    signal: np.ndarray  # int8: +1 enter, -1 exit, 0 nothing
+    entry_fraction: float
+    exit_fraction: float
+    entry_tag: str
+    exit_tag: str
+
+
+class SignalStrategy(Strategy[P]):
+    """Long-only, market orders, driven by `signals()`: on a +1 bar while flat it buys
+    `entry_fraction` of the cash (sized at the fill price, fees included); on a -1 bar while long it
+    sells `exit_fraction` of the position. Orders fill at the next bar's open (or this bar's close
+    with trade_on_close).
+
+    Override `signals()` (computed once, vectorized, from the full columns: a value at bar i must
+    depend on bars up to i only) and set the fractions in `on_start` if they come from parameters.
+    A subclass that also overrides `on_bar`, `on_fill`, `on_stop` or `active_bars` is an ordinary
+    event-driven strategy; one that does not can run on the compiled order path, with results
+    identical to the event-driven engine.
+    """
+
+    entry_fraction: float = 1.0
+    exit_fraction: float = 1.0
+    entry_tag: str = "entry"
+    exit_tag: str = "exit"
+
+    def signals(self) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} must define signals()")
+
+    def on_start(self) -> None:
+        symbol = self.ctx.primary
+        bars = self.ctx.data[symbol].height
+        raw = np.asarray(self.signals())
+        if raw.shape != (bars,):
+            raise StrategyError(
+                f"{type(self).__name__}.signals() gave shape {raw.shape}, expected ({bars},): "
+                f"one value per bar of {symbol}"
+            )
+        if raw.size and not np.isin(raw, (-1, 0, 1)).all():
+            raise StrategyError(f"{type(self).__name__}.signals() values must be -1, 0 or +1")
+        for name in ("entry_fraction", "exit_fraction"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise StrategyError(f"{type(self).__name__}.{name} must be in (0, 1], got {value}")
+        self.signal = raw.astype(np.int8)
+        self._signal = self.signal.tolist()
+        self._positions = self.ctx.positions
+        self._symbol = symbol
+
+    def active_bars(self) -> np.ndarray:
+        return np.flatnonzero(self.signal)
+
+    def on_bar(self, bar: Bar) -> None:
+        signal = self._signal[bar.index]
+        if signal == 0 or bar.instrument != self._symbol:
+            return
+        held = self._positions[self._symbol]
+        if signal > 0 and held == 0.0:
+            self.buy(fraction=self.entry_fraction, tag=self.entry_tag)
+        elif signal < 0 and held > 0.0:
+            self.sell(fraction=self.exit_fraction, tag=self.exit_tag)
+
+    def signal_plan(self) -> SignalPlan | None:
+        """The plan after `on_start`; None when a subclass overrides a hook, since its behaviour is
+        then more than the plan says."""
+        cls = type(self)
+        for hook in _PLAN_HOOKS:
+            if getattr(cls, hook) is not getattr(SignalStrategy, hook):
+                return None
+        return SignalPlan(
+            self.signal, self.entry_fraction, self.exit_fraction, self.entry_tag, self.exit_tag
+        )
+
+
+_PLAN_HOOKS = ("on_bar", "on_fill", "on_stop", "active_bars", "signal_plan")
+
+
+def plan_of(strategy: Strategy[Any]) -> SignalPlan | None:
+    return strategy.signal_plan() if isinstance(strategy, SignalStrategy) else None
