@@ -98,7 +98,6 @@ def run_engine(
     risk.subscribe(bus)
     ledger.subscribe(bus)
 
-    feed = Feed(data)
     strategy_module.start()
     bus.drain()
     compiled = _compiled_result(
@@ -106,6 +105,7 @@ def run_engine(
     )
     if compiled is not None:
         return compiled
+    feed = Feed(data)
     active = _active_rows(strategy, setup.mode, len(data))
     with gc_paused():
         if active is None:

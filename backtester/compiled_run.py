@@ -127,7 +127,7 @@ def run_plan(
             "fraction": np.where(buys, plan.entry_fraction, plan.exit_fraction),
             "limit_price": pl.repeat(None, count, dtype=pl.Float64, eager=True),
             "stop_price": pl.repeat(None, count, dtype=pl.Float64, eager=True),
-            "tag": pl.Series(np.where(buys, plan.entry_tag, plan.exit_tag), dtype=pl.String),
+            "tag": _either(buys, plan.entry_tag, plan.exit_tag),
             "status": pl.Series(order_status, dtype=pl.Int8).replace_strict(
                 _STATUS, return_dtype=pl.String
             ),
@@ -172,9 +172,13 @@ def _limit(value: float | None) -> float:
 
 
 def _buy_sell(buys: np.ndarray) -> pl.Series:
-    return pl.Series(buys, dtype=pl.Boolean).replace_strict(
-        {True: "buy", False: "sell"}, return_dtype=pl.String
-    )
+    return _either(buys, "buy", "sell")
+
+
+def _either(mask: np.ndarray, yes: str, no: str) -> pl.Series:
+    return pl.select(
+        pl.when(pl.Series(mask, dtype=pl.Boolean)).then(pl.lit(yes)).otherwise(pl.lit(no))
+    ).to_series()
 
 
 def _reasons(codes: np.ndarray, values: np.ndarray, instrument: Instrument) -> list[str]:

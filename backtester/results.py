@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
 
-from backtester.core.digest import Digest
+from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.domain.messages import OrderFilled
 from backtester.metrics.stats import Stats, compute_stats
@@ -208,14 +208,19 @@ def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:
     digest = Digest()
     digest.add_array("fill.ts", fills["ts"].dt.epoch("ns").to_numpy())
     digest.add_array("fill.order_id", fills["order_id"].to_numpy())
-    digest.add_strings("fill.instrument", fills["instrument"].to_list())
-    digest.add_strings("fill.side", fills["side"].to_list())
+    digest.add_joined("fill.instrument", _joined(fills["instrument"]))
+    digest.add_joined("fill.side", _joined(fills["side"]))
     digest.add_array("fill.price", fills["price"].to_numpy())
     digest.add_array("fill.quantity", fills["quantity"].to_numpy())
     digest.add_array("fill.fee", fills["fee"].to_numpy())
     digest.add_array("equity.ts", equity["ts"].dt.epoch("ns").to_numpy())
     digest.add_array("equity.equity", equity["equity"].to_numpy())
     return digest.hexdigest()
+
+
+def _joined(column: pl.Series) -> str:
+    """The column's strings joined by the digest's separator."""
+    return str(column.str.join(STRING_SEPARATOR).item())
 
 
 def build_result(

@@ -3,8 +3,11 @@ back to flat. Partial entries and exits inside that span belong to the same trad
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
+
+from backtester.compiled.round_trips import group_round_trips
 
 TRADE_SCHEMA: dict[str, PolarsDataType] = {
     "instrument": pl.String,
@@ -21,71 +24,60 @@ TRADE_SCHEMA: dict[str, PolarsDataType] = {
 }
 
 
-class _Open:
-    __slots__ = ("bought", "cost", "entry_ts", "fees", "held", "peak", "proceeds", "sold")
-
-    def __init__(self, entry_ts: int) -> None:
-        self.entry_ts = entry_ts
-        self.held = self.bought = self.sold = self.cost = self.proceeds = self.fees = self.peak = (
-            0.0
-        )
-
-
 def round_trips(fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]) -> pl.DataFrame:
     """`fills` as in RunResult.fills; `last_close` marks still-open trades: instrument -> (ts, close)."""
-    rows: list[dict[str, object]] = []
-    open_trades: dict[str, _Open] = {}
-    columns = zip(
-        fills["instrument"].to_list(),
-        fills["ts"].dt.epoch("ns").to_list(),
-        fills["side"].to_list(),
-        fills["price"].to_list(),
-        fills["quantity"].to_list(),
-        fills["fee"].to_list(),
-        strict=True,
+    if fills.height == 0:
+        return pl.DataFrame(schema=TRADE_SCHEMA)
+    names = fills["instrument"].unique(maintain_order=True)
+    codes = fills["instrument"].replace_strict(
+        names, pl.int_range(len(names), dtype=pl.Int64, eager=True), return_dtype=pl.Int64
     )
-    for symbol, ts, side, price, quantity, fee in columns:
-        trade = open_trades.get(symbol)
-        if trade is None:
-            trade = open_trades[symbol] = _Open(ts)
-        if side == "buy":
-            trade.held += quantity
-            trade.bought += quantity
-            trade.cost += quantity * price
-        else:
-            trade.held -= quantity
-            trade.sold += quantity
-            trade.proceeds += quantity * price
-        trade.fees += fee
-        trade.peak = max(trade.peak, abs(trade.held))
-        if trade.held == 0.0:
-            rows.append(_row(symbol, trade, ts, trade.proceeds, is_open=False))
-            del open_trades[symbol]
-    for symbol, trade in open_trades.items():
-        ts, close = last_close[symbol]
-        rows.append(_row(symbol, trade, ts, trade.proceeds + trade.held * close, is_open=True))
-    return (
-        pl.DataFrame(rows, schema=TRADE_SCHEMA, orient="row")
-        if rows
-        else pl.DataFrame(schema=TRADE_SCHEMA)
+    ts = fills["ts"].dt.epoch("ns").to_numpy()
+    symbol, first, last, bought, sold, cost, proceeds, fees, peak, held = group_round_trips(
+        codes.to_numpy(),
+        (fills["side"] == "buy").to_numpy(),
+        fills["price"].to_numpy(),
+        fills["quantity"].to_numpy(),
+        fills["fee"].to_numpy(),
+    )
+    is_open = last < 0
+    symbols = names.to_list()
+    mark_ts = np.array([last_close[name][0] for name in symbols], dtype=np.int64)
+    mark_price = np.array([last_close[name][1] for name in symbols], dtype=np.float64)
+    exit_ts = np.where(is_open, mark_ts[symbol], ts[np.maximum(last, 0)])
+    # Each expression as the trade's own arithmetic would write it, in the same order.
+    value_out = np.where(is_open, proceeds + held * mark_price[symbol], proceeds)
+    pnl = value_out - cost - fees
+    exit_quantity = np.where(is_open, sold + held, sold)
+    entry_ts = ts[first]
+    return pl.DataFrame(
+        {
+            "instrument": pl.Series(symbol).replace_strict(
+                range(len(symbols)), symbols, return_dtype=pl.String
+            ),
+            "entry_time": entry_ts,
+            "exit_time": exit_ts,
+            "entry_price": _ratio(cost, bought),
+            "exit_price": _ratio(value_out, exit_quantity),
+            "quantity": peak,
+            "fees": fees,
+            "pnl": pnl,
+            "return_pct": _ratio(100.0 * pnl, cost),
+            "duration": exit_ts - entry_ts,
+            "is_open": is_open,
+        },
+        schema={
+            **TRADE_SCHEMA,
+            "entry_time": pl.Int64,
+            "exit_time": pl.Int64,
+            "duration": pl.Int64,
+        },
+    ).with_columns(
+        pl.col("entry_time", "exit_time").cast(TRADE_SCHEMA["entry_time"]),
+        pl.col("duration").cast(TRADE_SCHEMA["duration"]),
     )
 
 
-def _row(
-    symbol: str, trade: _Open, exit_ts: int, value_out: float, *, is_open: bool
-) -> dict[str, object]:
-    pnl = value_out - trade.cost - trade.fees
-    exit_quantity = trade.sold + (trade.held if is_open else 0.0)
-    return {
-        "instrument": symbol,
-        "entry_time": trade.entry_ts,
-        "exit_time": exit_ts,
-        "entry_price": trade.cost / trade.bought if trade.bought else 0.0,
-        "exit_price": value_out / exit_quantity if exit_quantity else 0.0,
-        "quantity": trade.peak,
-        "fees": trade.fees,
-        "pnl": pnl,
-        "return_pct": 100.0 * pnl / trade.cost if trade.cost else 0.0,
-        "duration": exit_ts - trade.entry_ts,
-        "is_open": is_open,
-    }
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, and 0.0 where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator != 0.0)

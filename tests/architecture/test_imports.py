@@ -24,13 +24,13 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     # Frozen settings; model specs in it may name domain types.
     "config": frozenset({"domain"}),
     # The four bounded contexts on the bus: only core, domain and config, never each other.
-    "strategy": frozenset({"core", "domain", "config"}),
+    "strategy": frozenset({"core", "domain", "config", "compiled"}),
     "risk": frozenset({"core", "domain", "config"}),
     "execution": frozenset({"core", "domain", "config"}),
     "account": frozenset({"core", "domain", "config"}),
     # Data and metrics work on domain values and frames only.
     "data": frozenset({"domain"}),
-    "metrics": frozenset({"domain"}),
+    "metrics": frozenset({"domain", "compiled"}),
     # Compiled kernels: loops over plain arrays, knowing nothing of ours.
     "compiled": frozenset(),
 }

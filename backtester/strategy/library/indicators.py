@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from backtester.compiled.indicators import crossover_signal, grid_decimals, window_sums_in_ticks
+
 
 def tick_scale(prices: np.ndarray, max_decimals: int = 8) -> int | None:
     """The smallest power of ten that puts every price on an integer grid, or None if none up to 1e8."""
-    for decimals in range(max_decimals + 1):
-        scaled = prices * 10**decimals
-        if np.abs(scaled).max(initial=0.0) >= 2**50:
-            return None
-        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6):
-            return int(10**decimals)
-    return None
+    decimals = grid_decimals(np.ascontiguousarray(prices, dtype=np.float64), max_decimals)
+    return None if decimals < 0 else int(10**decimals)
 
 
 def rolling_sum_exact(prices: np.ndarray, window: int, scale: int | None) -> np.ndarray:
@@ -27,10 +24,7 @@ def rolling_sum_exact(prices: np.ndarray, window: int, scale: int | None) -> np.
     if window > n:
         return out
     if scale is not None:
-        ticks = np.round(prices * scale).astype(np.int64)
-        csum = np.concatenate(([0], np.cumsum(ticks)))
-        out[window - 1 :] = (csum[window:] - csum[:-window]).astype(np.float64)
-        return out
+        return window_sums_in_ticks(np.ascontiguousarray(prices, dtype=np.float64), window, scale)
     csum_f = np.concatenate(([0.0], np.cumsum(prices)))
     out[window - 1 :] = csum_f[window:] - csum_f[:-window]
     return out
@@ -43,11 +37,9 @@ def crossovers(fast_sum: np.ndarray, fast: int, slow_sum: np.ndarray, slow: int)
     in integer ticks. A cross up at t is fast[t] > slow[t] and fast[t-1] <= slow[t-1]; a cross down
     is fast[t] < slow[t] and fast[t-1] >= slow[t-1]. NaN (window not yet full) never crosses.
     """
-    diff = fast_sum * slow - slow_sum * fast
-    with np.errstate(invalid="ignore"):
-        above, below = diff > 0, diff < 0
-        at_or_below, at_or_above = diff <= 0, diff >= 0
-    signal = np.zeros(len(diff), dtype=np.int8)
-    signal[1:][above[1:] & at_or_below[:-1]] = 1
-    signal[1:][below[1:] & at_or_above[:-1]] = -1
-    return signal
+    return crossover_signal(
+        np.ascontiguousarray(fast_sum, dtype=np.float64),
+        fast,
+        np.ascontiguousarray(slow_sum, dtype=np.float64),
+        slow,
+    )

@@ -1,0 +1,270 @@
+"""The compiled kernels give, bit for bit, what their uncompiled Python gives and what the plain
+numpy / Python code they replaced gave (kept here as the reference)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backtester.compiled import indicators, round_trips, signal_path
+from backtester.compiled.jit import Kernel
+from backtester.metrics.trades import TRADE_SCHEMA
+from backtester.metrics.trades import round_trips as trades_frame
+from backtester.results import FILL_SCHEMA
+from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
+
+# --- the implementations the kernels replaced -----------------------------------------------------
+
+
+def reference_tick_scale(prices: np.ndarray, max_decimals: int = 8) -> int | None:
+    for decimals in range(max_decimals + 1):
+        scaled = prices * 10**decimals
+        if np.abs(scaled).max(initial=0.0) >= 2**50:
+            return None
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6):
+            return int(10**decimals)
+    return None
+
+
+def reference_window_sums(prices: np.ndarray, window: int, scale: int) -> np.ndarray:
+    out = np.full(len(prices), np.nan)
+    if window > len(prices):
+        return out
+    ticks = np.round(prices * scale).astype(np.int64)
+    csum = np.concatenate(([0], np.cumsum(ticks)))
+    out[window - 1 :] = (csum[window:] - csum[:-window]).astype(np.float64)
+    return out
+
+
+def reference_crossovers(
+    fast_sum: np.ndarray, fast: int, slow_sum: np.ndarray, slow: int
+) -> np.ndarray:
+    diff = fast_sum * slow - slow_sum * fast
+    with np.errstate(invalid="ignore"):
+        above, below = diff > 0, diff < 0
+        at_or_below, at_or_above = diff <= 0, diff >= 0
+    signal = np.zeros(len(diff), dtype=np.int8)
+    signal[1:][above[1:] & at_or_below[:-1]] = 1
+    signal[1:][below[1:] & at_or_above[:-1]] = -1
+    return signal
+
+
+def reference_round_trips(
+    fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]
+) -> pl.DataFrame:
+    rows: list[dict[str, object]] = []
+    trades: dict[str, dict[str, Any]] = {}
+
+    def row(symbol: str, t: dict[str, Any], exit_ts: int, value_out: float, is_open: bool) -> None:
+        pnl = value_out - t["cost"] - t["fees"]
+        exit_quantity = t["sold"] + (t["held"] if is_open else 0.0)
+        rows.append(
+            {
+                "instrument": symbol,
+                "entry_time": t["entry_ts"],
+                "exit_time": exit_ts,
+                "entry_price": t["cost"] / t["bought"] if t["bought"] else 0.0,
+                "exit_price": value_out / exit_quantity if exit_quantity else 0.0,
+                "quantity": t["peak"],
+                "fees": t["fees"],
+                "pnl": pnl,
+                "return_pct": 100.0 * pnl / t["cost"] if t["cost"] else 0.0,
+                "duration": exit_ts - t["entry_ts"],
+                "is_open": is_open,
+            }
+        )
+
+    for symbol, ts, side, price, quantity, fee in zip(
+        fills["instrument"].to_list(),
+        fills["ts"].dt.epoch("ns").to_list(),
+        fills["side"].to_list(),
+        fills["price"].to_list(),
+        fills["quantity"].to_list(),
+        fills["fee"].to_list(),
+        strict=True,
+    ):
+        t = trades.get(symbol)
+        if t is None:
+            t = trades[symbol] = dict.fromkeys(
+                ("held", "bought", "sold", "cost", "proceeds", "fees", "peak"), 0.0
+            )
+            t["entry_ts"] = ts
+        if side == "buy":
+            t["held"] += quantity
+            t["bought"] += quantity
+            t["cost"] += quantity * price
+        else:
+            t["held"] -= quantity
+            t["sold"] += quantity
+            t["proceeds"] += quantity * price
+        t["fees"] += fee
+        t["peak"] = max(t["peak"], abs(t["held"]))
+        if t["held"] == 0.0:
+            row(symbol, t, ts, t["proceeds"], False)
+            del trades[symbol]
+    for symbol, t in trades.items():
+        ts, close = last_close[symbol]
+        row(symbol, t, ts, t["proceeds"] + t["held"] * close, True)
+    return pl.DataFrame(rows, schema=TRADE_SCHEMA, orient="row")
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+@st.composite
+def price_series(draw: st.DrawFn) -> np.ndarray:
+    decimals = draw(st.integers(0, 4))
+    n = draw(st.integers(0, 120))
+    ticks = draw(st.lists(st.integers(1, 5_000_000), min_size=n, max_size=n))
+    prices = np.array(ticks, dtype=np.float64) / 10**decimals
+    if n and draw(st.booleans()):
+        # Off any grid up to 8 decimals now and then.
+        prices[draw(st.integers(0, n - 1))] += draw(st.sampled_from([1e-9, 0.3333333, np.pi]))
+    return prices
+
+
+@st.composite
+def fill_streams(draw: st.DrawFn) -> pl.DataFrame:
+    """Fills of up to three instruments that buy and sell parts of what they hold."""
+    symbols = ["A", "B", "C"][: draw(st.integers(1, 3))]
+    held = dict.fromkeys(symbols, 0.0)
+    rows = []
+    for i in range(draw(st.integers(0, 40))):
+        symbol = draw(st.sampled_from(symbols))
+        price = draw(st.sampled_from([90.0, 99.5, 100.0, 101.25, 0.1, 0.7]))
+        fee = draw(st.sampled_from([0.0, 0.01, 0.3]))
+        if held[symbol] > 0 and draw(st.booleans()):
+            quantity = held[symbol] if draw(st.booleans()) else held[symbol] * 0.5
+            side = "sell"
+            held[symbol] -= quantity
+        else:
+            quantity = draw(st.sampled_from([0.1, 0.5, 1.0, 3.0]))
+            side = "buy"
+            held[symbol] += quantity
+        rows.append((i * 60_000_000_000, i + 1, symbol, side, price, quantity, fee, "taker", 0.0))
+    return pl.DataFrame(rows, schema={**FILL_SCHEMA, "ts": pl.Int64}, orient="row").with_columns(
+        pl.col("ts").cast(FILL_SCHEMA["ts"])
+    )
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal bit for bit (so NaN equals NaN, and 0.0 differs from -0.0)."""
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(price_series(), st.integers(1, 30), st.integers(2, 60))
+def test_indicator_kernels_equal_the_numpy_code_they_replaced(
+    prices: np.ndarray, fast: int, slow: int
+) -> None:
+    scale = tick_scale(prices)
+    assert scale == reference_tick_scale(prices)
+    if scale is None:
+        return
+    fast_sum = rolling_sum_exact(prices, fast, scale)
+    slow_sum = rolling_sum_exact(prices, slow, scale)
+    assert same(fast_sum, reference_window_sums(prices, fast, scale))
+    assert same(slow_sum, reference_window_sums(prices, slow, scale))
+    assert same(
+        crossovers(fast_sum, fast, slow_sum, slow),
+        reference_crossovers(fast_sum, fast, slow_sum, slow),
+    )
+
+
+def test_tick_scale_of_real_prices_and_of_prices_off_every_grid() -> None:
+    close = pl.read_parquet("golden/data/binance_BTC-USDT_1m.parquet")["close"].to_numpy()
+    assert tick_scale(close) == reference_tick_scale(close) == 100
+    assert tick_scale(close + 1e-9) == 100  # within the grid tolerance
+    assert tick_scale(close + 1 / 3) is None
+    assert tick_scale(np.array([np.inf])) is None
+    assert tick_scale(np.array([np.nan, 1.0])) is None
+    assert tick_scale(np.zeros(0)) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(fill_streams())
+def test_round_trips_equal_the_python_loop_they_replaced(fills: pl.DataFrame) -> None:
+    last = {s: (10**15, 95.5) for s in ["A", "B", "C"]}
+    expected = reference_round_trips(fills, last)
+    got = trades_frame(fills, last)
+    assert got.schema == expected.schema
+    assert got.equals(expected)
+
+
+def compiled_and_python(kernel: Kernel[Any, Any], *args: Any) -> tuple[Any, Any]:
+    return kernel(*args), kernel.py_func(*args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([-1, 0, 0, 0, 1]), min_size=1, max_size=60),
+    st.data(),
+    st.sampled_from([1.0, 0.5, 0.3]),
+    st.sampled_from([1.0, 0.25]),
+    st.sampled_from([0.0, 0.001, 0.00075]),
+    st.sampled_from([0.0, 3e-4]),
+    st.sampled_from([np.nan, 50.0]),
+    st.sampled_from([np.nan, 5_000.0]),
+    st.booleans(),
+)
+def test_signal_path_compiled_equals_its_python(
+    signal: list[int],
+    data: st.DataObject,
+    entry: float,
+    exit_: float,
+    fee: float,
+    slip: float,
+    min_notional: float,
+    max_notional: float,
+    on_close: bool,
+) -> None:
+    n = len(signal)
+    prices = st.floats(1.0, 1000.0, allow_nan=False, allow_infinity=False)
+    open_ = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)))
+    close = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)))
+    args = (np.array(signal, dtype=np.int8), open_, close, entry, exit_, 10_000.0, fee, slip)
+    compiled, python = compiled_and_python(
+        signal_path.simulate, *args, min_notional, max_notional, on_close
+    )
+    assert len(compiled) == len(python)
+    for a, b in zip(compiled, python, strict=True):
+        assert same(np.asarray(a), np.asarray(b))
+
+
+@settings(max_examples=60, deadline=None)
+@given(fill_streams())
+def test_round_trip_kernel_compiled_equals_its_python(fills: pl.DataFrame) -> None:
+    codes = fills["instrument"].replace_strict({"A": 0, "B": 1, "C": 2}, return_dtype=pl.Int64)
+    args = (
+        codes.to_numpy(),
+        (fills["side"] == "buy").to_numpy(),
+        fills["price"].to_numpy(),
+        fills["quantity"].to_numpy(),
+        fills["fee"].to_numpy(),
+    )
+    compiled, python = compiled_and_python(round_trips.group_round_trips, *args)
+    for a, b in zip(compiled, python, strict=True):
+        assert same(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("decimals", [0, 2, 5])
+def test_indicator_kernels_compiled_equal_their_python(decimals: int) -> None:
+    rng = np.random.Generator(np.random.PCG64(decimals))
+    prices = np.round(rng.uniform(10, 50_000, 5_000), decimals)
+    assert same(
+        np.asarray(indicators.grid_decimals(prices, 8)),
+        np.asarray(indicators.grid_decimals.py_func(prices, 8)),
+    )
+    sums = compiled_and_python(indicators.window_sums_in_ticks, prices, 17, 10**decimals)
+    assert same(*sums)
+    slow = indicators.window_sums_in_ticks(prices, 40, 10**decimals)
+    signal = compiled_and_python(indicators.crossover_signal, sums[0], 17, slow, 40)
+    assert same(*signal)
