@@ -80,4 +80,6 @@ def round_trips(fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]) -
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, and 0.0 where the denominator is 0."""
-    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator != 0.0)
+    out = np.zeros(len(numerator))
+    np.divide(numerator, denominator, out=out, where=denominator != 0.0)
+    return out
