@@ -17,6 +17,7 @@ from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeSh
 from backtester.metrics.stats import Stats
 from backtester.results import RunResult
 from backtester.strategy.base import ParamsError, Strategy
+from backtester.strategy.signal import SignalStrategy
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "RiskConfig",
     "RunResult",
     "Side",
+    "SignalStrategy",
     "Stats",
     "Strategy",
     "TimeInForce",

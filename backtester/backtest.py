@@ -34,8 +34,9 @@ class Backtest:
     intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
     repair      drop identical duplicate bars and keep the last of conflicting ones (reported)
     seed        seeds every random draw of the run (stochastic models); same seed, same result
-    mode        "auto" (default), "dense" or "signal": signal mode visits only the bars a strategy
-                declares active and those where a resting order can fill, with identical results
+    mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
+                strategy declares active and those where a resting order can fill; the compiled
+                path runs a `SignalStrategy`'s plan in one compiled loop; results are identical
     """
 
     def __init__(
