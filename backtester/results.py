@@ -204,7 +204,7 @@ def equity_frame(
 
 
 def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:
-    """sha256 over the ordered fills and the equity curve, bit for bit."""
+    """BLAKE2b-256 over the ordered fills and the equity curve, bit for bit."""
     digest = Digest()
     digest.add_array("fill.ts", fills["ts"].dt.epoch("ns").to_numpy())
     digest.add_array("fill.order_id", fills["order_id"].to_numpy())

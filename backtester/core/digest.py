@@ -10,10 +10,13 @@ STRING_SEPARATOR = "\x1f"
 
 
 class Digest:
-    """Incremental sha256 over typed arrays and strings, each framed by its kind and length."""
+    """Incremental BLAKE2b-256 over typed arrays and strings, each framed by its name and length.
+
+    BLAKE2b rather than SHA-256: as strong, and about 1.6x faster on CPUs without SHA extensions,
+    which matters when a year of minutes puts 8 MB of equity curve through it on every run."""
 
     def __init__(self) -> None:
-        self._h = hashlib.sha256()
+        self._h = hashlib.blake2b(digest_size=32)
 
     def add_array(self, name: str, values: np.ndarray) -> None:
         data = np.ascontiguousarray(values)
@@ -23,14 +26,14 @@ class Digest:
             data = data.astype("<i8", copy=False)
         else:
             raise TypeError(f"cannot digest array {name} of dtype {data.dtype}")
-        self._frame(name, data.tobytes())
+        self._frame(name, data.data.cast("B"))
 
     def add_joined(self, name: str, joined: str) -> None:
         """A list of strings joined by STRING_SEPARATOR (joined by the caller: a polars column
         joins itself far faster than a Python list would)."""
         self._frame(name, joined.encode())
 
-    def _frame(self, name: str, payload: bytes) -> None:
+    def _frame(self, name: str, payload: bytes | memoryview) -> None:
         self._h.update(name.encode() + b"\x00" + len(payload).to_bytes(8, "little"))
         self._h.update(payload)
 

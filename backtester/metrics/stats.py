@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from backtester.compiled.drawdown import drawdown_profile
+
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_YEAR = 365 * NS_PER_DAY
 
@@ -37,8 +39,12 @@ def bar_interval_ns(timestamps: np.ndarray) -> int:
     """The bar interval, as the most common step between timestamps (gaps do not distort it)."""
     if len(timestamps) < 2:
         return NS_PER_DAY
-    steps, counts = np.unique(np.diff(timestamps), return_counts=True)
-    return int(steps[np.argmax(counts)])
+    steps = np.diff(timestamps)
+    # A step taken by more than half the bars is the most common one, without sorting them all.
+    if 2 * int(np.count_nonzero(steps == steps[0])) > len(steps):
+        return int(steps[0])
+    unique, counts = np.unique(steps, return_counts=True)
+    return int(unique[np.argmax(counts)])
 
 
 def compute_stats(
@@ -70,10 +76,8 @@ def compute_stats(
     sharpe = mean / std * annual if std > 0 else math.nan
     sortino = mean / downside * annual if downside > 0 else math.nan
 
-    peaks = np.maximum.accumulate(values)
-    drawdown = values / peaks - 1.0
-    max_drawdown = float(drawdown.min())
-    dd_duration = _longest_drawdown_ns(ts, values, peaks)
+    deepest, dd_duration = drawdown_profile(ts, values)
+    max_drawdown = float(deepest)
     calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
 
     closed = trades.filter(~pl.col("is_open"))
@@ -90,7 +94,7 @@ def compute_stats(
         bar_interval_s=interval / 1e9,
         initial_equity=initial_cash,
         final_equity=final,
-        peak_equity=float(peaks[-1]),
+        peak_equity=float(np.maximum.reduce(values)),
         total_return_pct=100.0 * total_return,
         buy_and_hold_return_pct=100.0 * (last_close / first_close - 1.0),
         cagr_pct=100.0 * cagr,
@@ -122,15 +126,3 @@ def _cagr(growth: float, years: float) -> float:
         return float(growth ** (1.0 / years) - 1.0)
     except OverflowError:
         return math.inf
-
-
-def _longest_drawdown_ns(ts: np.ndarray, values: np.ndarray, peaks: np.ndarray) -> int:
-    """Longest time from a peak to recovery (or to the end, if never recovered)."""
-    underwater = (values < peaks).astype(np.int8)
-    if not underwater.any():
-        return 0
-    edges = np.diff(np.concatenate(([0], underwater, [0])))
-    starts = np.flatnonzero(edges == 1)  # the first bar is its own peak, so starts >= 1
-    ends = np.flatnonzero(edges == -1)
-    recovered = np.where(ends < len(ts), ts[np.minimum(ends, len(ts) - 1)], ts[-1])
-    return int((recovered - ts[starts - 1]).max())

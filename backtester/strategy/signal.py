@@ -55,7 +55,7 @@ class SignalStrategy(Strategy[P]):
                 f"{type(self).__name__}.signals() gave shape {raw.shape}, expected ({bars},): "
                 f"one value per bar of {symbol}"
             )
-        if raw.size and not np.isin(raw, (-1, 0, 1)).all():
+        if raw.size and not _only_signs(raw):
             raise StrategyError(f"{type(self).__name__}.signals() values must be -1, 0 or +1")
         for name in ("entry_fraction", "exit_fraction"):
             value = getattr(self, name)
@@ -94,6 +94,12 @@ class SignalStrategy(Strategy[P]):
         return SignalPlan(
             self.signal, self.entry_fraction, self.exit_fraction, self.entry_tag, self.exit_tag
         )
+
+
+def _only_signs(values: np.ndarray) -> bool:
+    if np.issubdtype(values.dtype, np.integer):
+        return bool(values.min() >= -1 and values.max() <= 1)  # two passes, no temporaries
+    return bool(np.isin(values, (-1, 0, 1)).all())
 
 
 _PLAN_HOOKS = ("on_bar", "on_fill", "on_stop", "active_bars", "signal_plan")

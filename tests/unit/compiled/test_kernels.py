@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtester.compiled import indicators, round_trips, signal_path
+from backtester.compiled import drawdown, indicators, round_trips, signal_path
 from backtester.compiled.jit import Kernel
+from backtester.metrics.stats import bar_interval_ns
 from backtester.metrics.trades import TRADE_SCHEMA
 from backtester.metrics.trades import round_trips as trades_frame
 from backtester.results import FILL_SCHEMA
@@ -268,3 +269,45 @@ def test_indicator_kernels_compiled_equal_their_python(decimals: int) -> None:
     slow = indicators.window_sums_in_ticks(prices, 40, 10**decimals)
     signal = compiled_and_python(indicators.crossover_signal, sums[0], 17, slow, 40)
     assert same(*signal)
+
+
+def reference_drawdown(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
+    peaks = np.maximum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        deepest = float((values / peaks - 1.0).min())
+    underwater = (values < peaks).astype(np.int8)
+    if not underwater.any():
+        return deepest, 0
+    edges = np.diff(np.concatenate(([0], underwater, [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    recovered = np.where(ends < len(ts), ts[np.minimum(ends, len(ts) - 1)], ts[-1])
+    return deepest, int((recovered - ts[starts - 1]).max())
+
+
+equity_values = st.lists(
+    st.one_of(
+        st.sampled_from([0.0, 100.0, 99.0, 101.0, -5.0, np.nan]),
+        st.floats(1.0, 200.0, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=50,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(equity_values, st.sampled_from([60, 3600]))
+def test_drawdown_kernel_equals_the_numpy_code_it_replaced(values: list[float], step: int) -> None:
+    v = np.array(values)
+    ts = np.arange(len(v), dtype=np.int64) * step * 10**9
+    expected = reference_drawdown(ts, v)
+    for got in (drawdown.drawdown_profile(ts, v), drawdown.drawdown_profile.py_func(ts, v)):
+        assert np.array_equal(got[0], expected[0], equal_nan=True)  # NaN's sign bit may differ
+        assert got[1] == expected[1]
+
+
+@given(st.lists(st.sampled_from([60, 60, 60, 120, 3600]), min_size=1, max_size=40))
+def test_bar_interval_is_the_most_common_step(steps: list[int]) -> None:
+    ts = np.concatenate(([0], np.cumsum(np.array(steps, dtype=np.int64) * 10**9)))
+    unique, counts = np.unique(np.diff(ts), return_counts=True)
+    assert bar_interval_ns(ts) == int(unique[np.argmax(counts)])

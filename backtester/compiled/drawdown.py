@@ -1,0 +1,39 @@
+"""The drawdown profile of an equity curve in one pass."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backtester.compiled.jit import kernel
+
+
+@kernel
+def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
+    """(deepest drawdown as values / running peak - 1, longest time from a peak to recovery, or to
+    the last timestamp if never recovered). The running peak is np.maximum.accumulate's (a NaN
+    carries forward), so the deepest drawdown equals `(values / peaks - 1.0).min()`."""
+    n = len(values)
+    deepest = np.inf
+    longest = 0
+    peak = values[0] if n else 0.0
+    start = -1  # first underwater row of the current run
+    for i in range(n):
+        v = values[i]
+        # np.maximum.accumulate: a NaN, once seen, is the peak from then on.
+        if math.isnan(v) or (not math.isnan(peak) and v > peak):
+            peak = v
+        # numpy's x / 0.0 where the peak is 0 (kernels divide the Python way, which raises).
+        drawdown = (-np.inf if v < 0.0 else np.nan) if peak == 0.0 else v / peak - 1.0
+        if math.isnan(drawdown) or (not math.isnan(deepest) and drawdown < deepest):
+            deepest = drawdown
+        underwater = v < peak
+        if underwater and start < 0:
+            start = i
+        elif not underwater and start >= 0:
+            longest = max(longest, ts[i] - ts[start - 1])
+            start = -1
+    if start >= 0:
+        longest = max(longest, ts[n - 1] - ts[start - 1])
+    return deepest, longest
