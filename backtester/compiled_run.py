@@ -181,12 +181,14 @@ def _either(mask: np.ndarray, yes: str, no: str) -> pl.Series:
     ).to_series()
 
 
-def _reasons(codes: np.ndarray, values: np.ndarray, instrument: Instrument) -> list[str]:
+def _reasons(codes: np.ndarray, values: np.ndarray, instrument: Instrument) -> pl.Series:
     """The messages the event-driven modules write (risk.rules, the venue), for the few orders that
     did not fill."""
-    reasons = [""] * len(codes)
-    for k in np.flatnonzero(codes).tolist():
-        reasons[k] = _reason(int(codes[k]), float(values[k]), instrument)
+    reasons = pl.repeat("", len(codes), eager=True)
+    unfilled = np.flatnonzero(codes)
+    if len(unfilled):
+        messages = [_reason(int(codes[k]), float(values[k]), instrument) for k in unfilled]
+        reasons = reasons.scatter(unfilled, messages)
     return reasons
 
 

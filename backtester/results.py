@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
 
+from backtester.compiled.drawdown import drawdown_pct
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.domain.messages import OrderFilled
@@ -191,14 +192,13 @@ def equity_frame(
     timeline: np.ndarray, cash: np.ndarray, position_value: np.ndarray
 ) -> pl.DataFrame:
     equity = cash + position_value
-    peaks = np.maximum.accumulate(equity)
     return pl.DataFrame(
         {
             "ts": timeline,
             "cash": cash,
             "position_value": position_value,
             "equity": equity,
-            "drawdown_pct": 100.0 * (equity / peaks - 1.0),
+            "drawdown_pct": drawdown_pct(equity),
         }
     ).with_columns(pl.col("ts").cast(UTC_NS))
 

@@ -37,3 +37,20 @@ def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
     if start >= 0:
         longest = max(longest, ts[n - 1] - ts[start - 1])
     return deepest, longest
+
+
+@kernel
+def drawdown_pct(values: np.ndarray) -> np.ndarray:
+    """`100.0 * (values / np.maximum.accumulate(values) - 1.0)` in one pass, element for element."""
+    n = len(values)
+    out = np.empty(n)
+    peak = values[0] if n else 0.0
+    for i in range(n):
+        v = values[i]
+        if math.isnan(v) or (not math.isnan(peak) and v > peak):
+            peak = v
+        if peak == 0.0:
+            out[i] = -np.inf if v < 0.0 else np.nan
+        else:
+            out[i] = 100.0 * (v / peak - 1.0)
+    return out

@@ -67,3 +67,35 @@ def crossover_signal(
                 signal[i] = -1
         previous = diff
     return signal
+
+
+@kernel
+def sma_cross_in_ticks(prices: np.ndarray, fast: int, slow: int, scale: int) -> np.ndarray:
+    """`crossover_signal` of the `window_sums_in_ticks` of both windows, in one pass."""
+    n = len(prices)
+    ticks = np.empty(n, np.int64)
+    signal = np.zeros(n, np.int8)
+    fast_total = 0
+    slow_total = 0
+    slow_f = float(slow)
+    fast_f = float(fast)
+    previous = np.nan
+    for i in range(n):
+        tick = int(np.rint(prices[i] * scale))
+        ticks[i] = tick
+        fast_total += tick
+        slow_total += tick
+        if i >= fast:
+            fast_total -= ticks[i - fast]
+        if i >= slow:
+            slow_total -= ticks[i - slow]
+        fast_sum = float(fast_total) if i >= fast - 1 else np.nan
+        slow_sum = float(slow_total) if i >= slow - 1 else np.nan
+        diff = fast_sum * slow_f - slow_sum * fast_f
+        if i > 0:
+            if diff > 0 and previous <= 0:
+                signal[i] = 1
+            elif diff < 0 and previous >= 0:
+                signal[i] = -1
+        previous = diff
+    return signal

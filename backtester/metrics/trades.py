@@ -29,12 +29,16 @@ def round_trips(fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]) -
     if fills.height == 0:
         return pl.DataFrame(schema=TRADE_SCHEMA)
     names = fills["instrument"].unique(maintain_order=True)
-    codes = fills["instrument"].replace_strict(
-        names, pl.int_range(len(names), dtype=pl.Int64, eager=True), return_dtype=pl.Int64
+    codes = (
+        np.zeros(fills.height, dtype=np.int64)
+        if len(names) == 1
+        else fills["instrument"]
+        .replace_strict(names, range(len(names)), return_dtype=pl.Int64)
+        .to_numpy()
     )
     ts = fills["ts"].dt.epoch("ns").to_numpy()
     symbol, first, last, bought, sold, cost, proceeds, fees, peak, held = group_round_trips(
-        codes.to_numpy(),
+        codes,
         (fills["side"] == "buy").to_numpy(),
         fills["price"].to_numpy(),
         fills["quantity"].to_numpy(),
@@ -52,7 +56,9 @@ def round_trips(fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]) -
     entry_ts = ts[first]
     return pl.DataFrame(
         {
-            "instrument": pl.Series(symbol).replace_strict(
+            "instrument": pl.repeat(symbols[0], len(symbol), eager=True)
+            if len(symbols) == 1
+            else pl.Series(symbol).replace_strict(
                 range(len(symbols)), symbols, return_dtype=pl.String
             ),
             "entry_time": entry_ts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
+from backtester.compiled.indicators import sma_cross_in_ticks
 from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
 from backtester.strategy.signal import SignalStrategy
 
@@ -22,6 +23,9 @@ class SmaCrossParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def sma_cross_signals(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
     """+1 / -1 / 0 per bar: the crossovers of SMA(fast) and SMA(slow), compared exactly."""
     scale = tick_scale(close)
+    if scale is not None:
+        # Both window sums and the comparison in one pass, as the three steps below would give.
+        return sma_cross_in_ticks(np.ascontiguousarray(close, dtype=np.float64), fast, slow, scale)
     return crossovers(
         rolling_sum_exact(close, fast, scale), fast, rolling_sum_exact(close, slow, scale), slow
     )

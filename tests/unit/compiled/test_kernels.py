@@ -18,6 +18,7 @@ from backtester.metrics.trades import TRADE_SCHEMA
 from backtester.metrics.trades import round_trips as trades_frame
 from backtester.results import FILL_SCHEMA
 from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
+from backtester.strategy.library.sma_cross import sma_cross_signals
 
 # --- the implementations the kernels replaced -----------------------------------------------------
 
@@ -174,10 +175,13 @@ def test_indicator_kernels_equal_the_numpy_code_they_replaced(
     slow_sum = rolling_sum_exact(prices, slow, scale)
     assert same(fast_sum, reference_window_sums(prices, fast, scale))
     assert same(slow_sum, reference_window_sums(prices, slow, scale))
-    assert same(
-        crossovers(fast_sum, fast, slow_sum, slow),
-        reference_crossovers(fast_sum, fast, slow_sum, slow),
-    )
+    expected = reference_crossovers(fast_sum, fast, slow_sum, slow)
+    assert same(crossovers(fast_sum, fast, slow_sum, slow), expected)
+    if fast < slow:
+        assert same(sma_cross_signals(prices, fast, slow), expected)
+    fused = compiled_and_python(indicators.sma_cross_in_ticks, prices, fast, slow, scale)
+    assert same(fused[0], expected)
+    assert same(fused[1], expected)
 
 
 def test_tick_scale_of_real_prices_and_of_prices_off_every_grid() -> None:
@@ -301,6 +305,10 @@ def test_drawdown_kernel_equals_the_numpy_code_it_replaced(values: list[float], 
     v = np.array(values)
     ts = np.arange(len(v), dtype=np.int64) * step * 10**9
     expected = reference_drawdown(ts, v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = 100.0 * (v / np.maximum.accumulate(v) - 1.0)
+    for got_pct in compiled_and_python(drawdown.drawdown_pct, v):
+        assert np.array_equal(got_pct, pct, equal_nan=True)
     for got in (drawdown.drawdown_profile(ts, v), drawdown.drawdown_profile.py_func(ts, v)):
         assert np.array_equal(got[0], expected[0], equal_nan=True)  # NaN's sign bit may differ
         assert got[1] == expected[1]
