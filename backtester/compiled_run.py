@@ -16,7 +16,7 @@ from backtester.domain.instrument import Instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
-from backtester.results import RunResult, build_result, fills_from_columns, orders_from_columns
+from backtester.results import UTC_NS, RunResult, build_result
 from backtester.strategy.signal import SignalPlan
 
 _STATUS = {
@@ -94,48 +94,61 @@ def run_plan(
         trade_on_close,
     )
     symbol = instrument.symbol
-    fill_buys = order_side[fill_order] > 0
-    fills = fills_from_columns(
+    buys = order_side > 0
+    fills = pl.DataFrame(
         {
             "ts": ts[fill_row],
             "order_id": fill_order + 1,
-            "instrument": pl.repeat(symbol, len(fill_row), eager=True),
-            "side": _buy_sell(fill_buys),
+            "buy": buys[fill_order],
             "price": fill_price,
             "quantity": fill_qty,
             "fee": fill_fee,
-            "liquidity": pl.repeat("taker", len(fill_row), eager=True),
-            "leaves_quantity": np.zeros(len(fill_row)),
         }
+    ).select(
+        # One expression pass for the constant and derived columns: each eager column would
+        # cost a query of its own.
+        pl.col("ts").cast(UTC_NS),
+        "order_id",
+        pl.lit(symbol).alias("instrument"),
+        _either("buy", "buy", "sell").alias("side"),
+        "price",
+        "quantity",
+        "fee",
+        pl.lit("taker").alias("liquidity"),
+        pl.lit(0.0).alias("leaves_quantity"),
     )
-    count = len(order_row)
-    buys = order_side > 0
     filled = order_filled_qty != 0.0
     # NaN marks "no fill" and becomes null, as the event path's None does.
     avg_price = np.divide(
-        order_filled_notional, order_filled_qty, out=np.full(count, np.nan), where=filled
+        order_filled_notional, order_filled_qty, out=np.full(len(buys), np.nan), where=filled
     )
-    orders = orders_from_columns(
+    orders = pl.DataFrame(
         {
-            "order_id": np.arange(1, count + 1, dtype=np.int64),
             "ts_submitted": ts[order_row],
-            "instrument": pl.repeat(symbol, count, eager=True),
-            "side": _buy_sell(buys),
-            "type": pl.repeat("market", count, eager=True),
-            "time_in_force": pl.repeat("gtc", count, eager=True),
-            "quantity": pl.repeat(None, count, dtype=pl.Float64, eager=True),
-            "fraction": np.where(buys, plan.entry_fraction, plan.exit_fraction),
-            "limit_price": pl.repeat(None, count, dtype=pl.Float64, eager=True),
-            "stop_price": pl.repeat(None, count, dtype=pl.Float64, eager=True),
-            "tag": _either(buys, plan.entry_tag, plan.exit_tag),
-            "status": pl.Series(order_status, dtype=pl.Int8).replace_strict(
-                _STATUS, return_dtype=pl.String
-            ),
+            "buy": buys,
+            "status": order_status,
             "reason": _reasons(order_reason, order_value, instrument),
             "filled_quantity": order_filled_qty,
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
             "ts_closed": ts[order_close_row],
         }
+    ).select(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("order_id"),
+        pl.col("ts_submitted").cast(UTC_NS),
+        pl.lit(symbol).alias("instrument"),
+        _either("buy", "buy", "sell").alias("side"),
+        pl.lit("market").alias("type"),
+        pl.lit("gtc").alias("time_in_force"),
+        pl.lit(None, dtype=pl.Float64).alias("quantity"),
+        _either("buy", plan.entry_fraction, plan.exit_fraction).alias("fraction"),
+        pl.lit(None, dtype=pl.Float64).alias("limit_price"),
+        pl.lit(None, dtype=pl.Float64).alias("stop_price"),
+        _either("buy", plan.entry_tag, plan.exit_tag).alias("tag"),
+        pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
+        "reason",
+        "filled_quantity",
+        "avg_fill_price",
+        pl.col("ts_closed").cast(UTC_NS),
     )
     return build_result(
         strategy=strategy,
@@ -171,14 +184,8 @@ def _limit(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def _buy_sell(buys: np.ndarray) -> pl.Series:
-    return _either(buys, "buy", "sell")
-
-
-def _either(mask: np.ndarray, yes: str, no: str) -> pl.Series:
-    return pl.select(
-        pl.when(pl.Series(mask, dtype=pl.Boolean)).then(pl.lit(yes)).otherwise(pl.lit(no))
-    ).to_series()
+def _either(mask: str, yes: str | float, no: str | float) -> pl.Expr:
+    return pl.when(pl.col(mask)).then(pl.lit(yes)).otherwise(pl.lit(no))
 
 
 def _reasons(codes: np.ndarray, values: np.ndarray, instrument: Instrument) -> pl.Series:

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
 
-from backtester.compiled.drawdown import drawdown_pct
+from backtester.compiled.drawdown import drawdown_pct, mark_to_market
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.domain.messages import OrderFilled
@@ -189,16 +189,20 @@ def orders_from_columns(columns: dict[str, Any]) -> pl.DataFrame:
 
 
 def equity_frame(
-    timeline: np.ndarray, cash: np.ndarray, position_value: np.ndarray
+    timeline: np.ndarray,
+    cash: np.ndarray,
+    position_value: np.ndarray,
+    marked: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pl.DataFrame:
-    equity = cash + position_value
+    """`marked`: the equity and drawdown columns when already computed (`mark_to_market`)."""
+    equity, drawdown = marked or (cash + position_value, None)
     return pl.DataFrame(
         {
             "ts": timeline,
             "cash": cash,
             "position_value": position_value,
             "equity": equity,
-            "drawdown_pct": drawdown_pct(equity),
+            "drawdown_pct": drawdown_pct(equity) if drawdown is None else drawdown,
         }
     ).with_columns(pl.col("ts").cast(UTC_NS))
 
@@ -239,10 +243,15 @@ def build_result(
     intrabar_decisions: int,
     repairs: list[RepairReport],
 ) -> RunResult:
-    position_value = np.zeros(len(timeline))
-    for symbol, held in positions.items():
-        position_value += held * closes[symbol]
-    equity = equity_frame(timeline, cash, position_value)
+    if len(positions) == 1:
+        ((symbol, held),) = positions.items()
+        position_value, *marked = mark_to_market(cash, held, closes[symbol])
+        equity = equity_frame(timeline, cash, position_value, (marked[0], marked[1]))
+    else:
+        position_value = np.zeros(len(timeline))
+        for symbol, held in positions.items():
+            position_value += held * closes[symbol]
+        equity = equity_frame(timeline, cash, position_value)
     last_close = {s: (int(timeline[-1]), float(c[-1])) for s, c in closes.items()}
     trades = round_trips(fills, last_close)
     exposure = np.zeros(len(timeline), dtype=bool)

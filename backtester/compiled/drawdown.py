@@ -54,3 +54,28 @@ def drawdown_pct(values: np.ndarray) -> np.ndarray:
         else:
             out[i] = 100.0 * (v / peak - 1.0)
     return out
+
+
+@kernel
+def mark_to_market(
+    cash: np.ndarray, held: np.ndarray, close: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Position value (`0.0 + held * close`, as summed over instruments from zero), equity
+    (`cash + position value`) and `drawdown_pct` of the equity, in one pass."""
+    n = len(cash)
+    position_value = np.empty(n)
+    equity = np.empty(n)
+    drawdown = np.empty(n)
+    peak = 0.0
+    for i in range(n):
+        value = 0.0 + held[i] * close[i]
+        e = cash[i] + value
+        position_value[i] = value
+        equity[i] = e
+        if i == 0 or math.isnan(e) or (not math.isnan(peak) and e > peak):
+            peak = e
+        if peak == 0.0:
+            drawdown[i] = -np.inf if e < 0.0 else np.nan
+        else:
+            drawdown[i] = 100.0 * (e / peak - 1.0)
+    return position_value, equity, drawdown
