@@ -202,9 +202,15 @@ def equity_frame(
             "cash": cash,
             "position_value": position_value,
             "equity": equity,
-            "drawdown_pct": drawdown_pct(equity) if drawdown is None else drawdown,
+            "drawdown_pct": _drawdown_pct(equity) if drawdown is None else drawdown,
         }
     ).with_columns(pl.col("ts").cast(UTC_NS))
+
+
+def _drawdown_pct(equity: np.ndarray) -> np.ndarray:
+    out = np.empty(len(equity))
+    drawdown_pct(equity, out)
+    return out
 
 
 def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:
@@ -245,8 +251,9 @@ def build_result(
 ) -> RunResult:
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
-        position_value, *marked = mark_to_market(cash, held, closes[symbol])
-        equity = equity_frame(timeline, cash, position_value, (marked[0], marked[1]))
+        position_value, marked, drawdown = (np.empty(len(timeline)) for _ in range(3))
+        mark_to_market(cash, held, closes[symbol], position_value, marked, drawdown)
+        equity = equity_frame(timeline, cash, position_value, (marked, drawdown))
     else:
         position_value = np.zeros(len(timeline))
         for symbol, held in positions.items():

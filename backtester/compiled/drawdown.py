@@ -40,10 +40,9 @@ def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
 
 
 @kernel
-def drawdown_pct(values: np.ndarray) -> np.ndarray:
-    """`100.0 * (values / np.maximum.accumulate(values) - 1.0)` in one pass, element for element."""
+def drawdown_pct(values: np.ndarray, out: np.ndarray) -> None:
+    """`100.0 * (values / np.maximum.accumulate(values) - 1.0)` into `out`, in one pass."""
     n = len(values)
-    out = np.empty(n)
     peak = values[0] if n else 0.0
     for i in range(n):
         v = values[i]
@@ -53,19 +52,22 @@ def drawdown_pct(values: np.ndarray) -> np.ndarray:
             out[i] = -np.inf if v < 0.0 else np.nan
         else:
             out[i] = 100.0 * (v / peak - 1.0)
-    return out
 
 
 @kernel
 def mark_to_market(
-    cash: np.ndarray, held: np.ndarray, close: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cash: np.ndarray,
+    held: np.ndarray,
+    close: np.ndarray,
+    position_value: np.ndarray,
+    equity: np.ndarray,
+    drawdown: np.ndarray,
+) -> None:
     """Position value (`0.0 + held * close`, as summed over instruments from zero), equity
-    (`cash + position value`) and `drawdown_pct` of the equity, in one pass."""
+    (`cash + position value`) and `drawdown_pct` of the equity, in one pass, into the last three
+    arrays (allocated by the caller: numpy backs large arrays with huge pages, while a kernel's own
+    allocations fault in page by page)."""
     n = len(cash)
-    position_value = np.empty(n)
-    equity = np.empty(n)
-    drawdown = np.empty(n)
     peak = 0.0
     for i in range(n):
         value = 0.0 + held[i] * close[i]
@@ -78,4 +80,3 @@ def mark_to_market(
             drawdown[i] = -np.inf if e < 0.0 else np.nan
         else:
             drawdown[i] = 100.0 * (e / peak - 1.0)
-    return position_value, equity, drawdown

@@ -32,29 +32,24 @@ def grid_decimals(prices: np.ndarray, max_decimals: int) -> int:
 
 
 @kernel
-def window_sums_in_ticks(prices: np.ndarray, window: int, scale: int) -> np.ndarray:
-    """Sums of `window` prices in integer ticks of 1/scale (NaN before the window fills)."""
-    n = len(prices)
-    out = np.full(n, np.nan)
+def window_sums_in_ticks(prices: np.ndarray, window: int, scale: int, out: np.ndarray) -> None:
+    """Sums of `window` prices in integer ticks of 1/scale into `out` (NaN before the window
+    fills). A price's ticks are computed again when it leaves the window: the same integer."""
     total = 0
-    ticks = np.empty(n, np.int64)
-    for i in range(n):
-        ticks[i] = np.int64(np.rint(prices[i] * scale))
-        total += ticks[i]
+    for i in range(len(prices)):
+        total += int(np.rint(prices[i] * scale))
         if i >= window:
-            total -= ticks[i - window]
-        if i >= window - 1:
-            out[i] = float(total)
-    return out
+            total -= int(np.rint(prices[i - window] * scale))
+        out[i] = float(total) if i >= window - 1 else np.nan
 
 
 @kernel
 def crossover_signal(
-    fast_sum: np.ndarray, fast: int, slow_sum: np.ndarray, slow: int
-) -> np.ndarray:
-    """+1 where fast_sum/fast crosses above slow_sum/slow, -1 where it crosses below, else 0."""
+    fast_sum: np.ndarray, fast: int, slow_sum: np.ndarray, slow: int, signal: np.ndarray
+) -> None:
+    """Into a zeroed `signal`: +1 where fast_sum/fast crosses above slow_sum/slow, -1 where it
+    crosses below."""
     n = len(fast_sum)
-    signal = np.zeros(n, np.int8)
     slow_f = float(slow)
     fast_f = float(fast)
     previous = np.nan
@@ -66,15 +61,15 @@ def crossover_signal(
             elif diff < 0 and previous >= 0:
                 signal[i] = -1
         previous = diff
-    return signal
 
 
 @kernel
-def sma_cross_in_ticks(prices: np.ndarray, fast: int, slow: int, scale: int) -> np.ndarray:
-    """`crossover_signal` of the `window_sums_in_ticks` of both windows, in one pass."""
+def sma_cross_in_ticks(
+    prices: np.ndarray, fast: int, slow: int, scale: int, signal: np.ndarray
+) -> None:
+    """`crossover_signal` of the `window_sums_in_ticks` of both windows, in one pass, into a
+    zeroed `signal`."""
     n = len(prices)
-    ticks = np.empty(n, np.int64)
-    signal = np.zeros(n, np.int8)
     fast_total = 0
     slow_total = 0
     slow_f = float(slow)
@@ -82,13 +77,13 @@ def sma_cross_in_ticks(prices: np.ndarray, fast: int, slow: int, scale: int) -> 
     previous = np.nan
     for i in range(n):
         tick = int(np.rint(prices[i] * scale))
-        ticks[i] = tick
         fast_total += tick
         slow_total += tick
+        # A price's ticks are computed again when it leaves a window: the same integer.
         if i >= fast:
-            fast_total -= ticks[i - fast]
+            fast_total -= int(np.rint(prices[i - fast] * scale))
         if i >= slow:
-            slow_total -= ticks[i - slow]
+            slow_total -= int(np.rint(prices[i - slow] * scale))
         fast_sum = float(fast_total) if i >= fast - 1 else np.nan
         slow_sum = float(slow_total) if i >= slow - 1 else np.nan
         diff = fast_sum * slow_f - slow_sum * fast_f
@@ -98,4 +93,3 @@ def sma_cross_in_ticks(prices: np.ndarray, fast: int, slow: int, scale: int) -> 
             elif diff < 0 and previous >= 0:
                 signal[i] = -1
         previous = diff
-    return signal

@@ -22,7 +22,6 @@ CANCELED_SIZED_TO_ZERO = 4  # the venue: the fraction bought or sold nothing at 
 CANCELED_END_OF_DATA = 5
 
 
-@kernel
 def simulate(
     signal: np.ndarray,
     open_: np.ndarray,
@@ -35,40 +34,90 @@ def simulate(
     min_notional: float,
     max_notional: float,
     trade_on_close: bool,
+    *,
+    compiled: bool = True,
 ) -> tuple[np.ndarray, ...]:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
     limits are NaN when absent (a comparison with NaN is false, as a missing limit never denies).
+    `compiled=False` runs the same loop as plain Python.
 
     Returns, in this order: per order its submission row, side (+1 buy, -1 sell), outcome, reason,
     the value its denial message quotes, the row it closed on, filled quantity and filled notional;
     per fill its order index, row, price, quantity and fee; per bar the cash and position after
     the bar; then [fees paid]."""
     n = len(signal)
-    capacity = 0
-    for i in range(n):
-        if signal[i] != 0:
-            capacity += 1
-    order_row = np.zeros(capacity, np.int64)
-    order_side = np.zeros(capacity, np.int8)
-    order_status = np.zeros(capacity, np.int8)
-    order_reason = np.zeros(capacity, np.int8)
-    order_value = np.zeros(capacity, np.float64)
-    order_close_row = np.zeros(capacity, np.int64)
-    order_filled_qty = np.zeros(capacity, np.float64)
-    order_filled_notional = np.zeros(capacity, np.float64)
-    fill_order = np.zeros(capacity, np.int64)
-    fill_row = np.zeros(capacity, np.int64)
-    fill_price = np.zeros(capacity, np.float64)
-    fill_qty = np.zeros(capacity, np.float64)
-    fill_fee = np.zeros(capacity, np.float64)
-    cash_at = np.empty(n, np.float64)
-    position_at = np.empty(n, np.float64)
-
-    # Balances as one array, so the helpers below can book into it: cash, position, fees paid.
-    money = np.array([initial_cash, 0.0, 0.0])
+    capacity = int(np.count_nonzero(signal))
+    # Allocated here, not in the kernel: numpy backs large arrays with huge pages, while memory the
+    # kernel allocated would be faulted in page by page, which costs more than the loop itself.
+    order_ints = np.zeros((5, capacity), np.int64)  # row, side, outcome, reason, closing row
+    order_floats = np.zeros((3, capacity))  # quoted value, filled quantity, filled notional
+    fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
+    fill_floats = np.zeros((3, capacity))  # price, quantity, fee
+    cash_at = np.empty(n)
+    position_at = np.empty(n)
+    money = np.array([initial_cash, 0.0, 0.0])  # cash, position, fees paid
     counts = np.zeros(2, np.int64)  # orders, fills
-    orders_out = (order_row, order_side, order_status, order_reason, order_value, order_close_row)
-    fills_out = (fill_order, fill_row, fill_price, fill_qty, fill_fee)
+    loop = _run_plan if compiled else _run_plan.py_func
+    loop(
+        signal,
+        open_,
+        close,
+        entry_fraction,
+        exit_fraction,
+        fee_rate,
+        slip,
+        min_notional,
+        max_notional,
+        trade_on_close,
+        order_ints,
+        order_floats,
+        fill_ints,
+        fill_floats,
+        cash_at,
+        position_at,
+        money,
+        counts,
+    )
+    orders, fills = int(counts[0]), int(counts[1])
+    return (
+        *order_ints[:4, :orders],
+        order_floats[0, :orders],
+        order_ints[4, :orders],
+        order_floats[1, :orders],
+        order_floats[2, :orders],
+        fill_ints[0, :fills],
+        fill_ints[1, :fills],
+        *fill_floats[:, :fills],
+        cash_at,
+        position_at,
+        money[2:],
+    )
+
+
+@kernel
+def _run_plan(
+    signal: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    entry_fraction: float,
+    exit_fraction: float,
+    fee_rate: float,
+    slip: float,
+    min_notional: float,
+    max_notional: float,
+    trade_on_close: bool,
+    order_ints: np.ndarray,
+    order_floats: np.ndarray,
+    fill_ints: np.ndarray,
+    fill_floats: np.ndarray,
+    cash_at: np.ndarray,
+    position_at: np.ndarray,
+    money: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """The loop of `simulate`, writing into the arrays it is given. `money` holds the balances
+    (cash, position, fees paid) as one array so the helpers below can book into it."""
+    n = len(signal)
 
     def affordable(price: float, budget: float) -> float:
         # venue._affordable: the largest quantity whose notional + fee fits the budget, in floats
@@ -88,33 +137,33 @@ def simulate(
         # else -1. Nothing else is reserved: this path never has two orders open at once.
         k: int = counts[0]
         counts[0] += 1
-        orders_out[0][k] = i
-        orders_out[1][k] = 1 if buy else -1
-        orders_out[5][k] = i
+        order_ints[0, k] = i
+        order_ints[1, k] = 1 if buy else -1
+        order_ints[4, k] = i
         price = close[i]
         if buy:
             available = money[0] - 0.0
             if available <= 0:
-                orders_out[2][k] = DENIED
-                orders_out[3][k] = DENIED_NO_CASH
-                orders_out[4][k] = available
+                order_ints[2, k] = DENIED
+                order_ints[3, k] = DENIED_NO_CASH
+                order_floats[0, k] = available
                 return -1
             quantity = (entry_fraction * available) / (price * (1.0 + fee_rate))
         else:
             quantity = exit_fraction * money[1]
         notional = quantity * price
         if notional < min_notional or notional > max_notional:
-            orders_out[2][k] = DENIED
+            order_ints[2, k] = DENIED
             below = notional < min_notional
-            orders_out[3][k] = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
-            orders_out[4][k] = notional
+            order_ints[3, k] = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
+            order_floats[0, k] = notional
             return -1
         return k
 
     def fill(k: int, i: int, base: float) -> None:
         # The venue's fill of order k on bar i at `base` (before slippage), then the ledger.
-        buy = orders_out[1][k] > 0
-        orders_out[5][k] = i
+        buy = order_ints[1, k] > 0
+        order_ints[4, k] = i
         cash = money[0]
         position = money[1]
         if buy:
@@ -122,8 +171,8 @@ def simulate(
         else:
             remaining = position if exit_fraction == 1.0 else exit_fraction * position
         if remaining <= 0.0:
-            orders_out[2][k] = CANCELED
-            orders_out[3][k] = CANCELED_SIZED_TO_ZERO
+            order_ints[2, k] = CANCELED
+            order_ints[3, k] = CANCELED_SIZED_TO_ZERO
             return
         quantity = remaining
         price = base * (1.0 + slip) if buy else base * (1.0 - slip)
@@ -132,8 +181,8 @@ def simulate(
             remaining = affordable(price, entry_fraction * cash)
             quantity = min(remaining, quantity)
             if quantity <= 0.0:
-                orders_out[2][k] = CANCELED
-                orders_out[3][k] = CANCELED_SIZED_TO_ZERO
+                order_ints[2, k] = CANCELED
+                order_ints[3, k] = CANCELED_SIZED_TO_ZERO
                 return
         notional = quantity * price
         fee = notional * fee_rate
@@ -144,16 +193,16 @@ def simulate(
             money[0] = cash + (notional - fee)
             money[1] = position - quantity
         money[2] = money[2] + fee
-        orders_out[2][k] = FILLED
-        order_filled_qty[k] = 0.0 + quantity
-        order_filled_notional[k] = 0.0 + quantity * price
+        order_ints[2, k] = FILLED
+        order_floats[1, k] = 0.0 + quantity
+        order_floats[2, k] = 0.0 + quantity * price
         j = counts[1]
         counts[1] += 1
-        fills_out[0][j] = k
-        fills_out[1][j] = i
-        fills_out[2][j] = price
-        fills_out[3][j] = quantity
-        fills_out[4][j] = fee
+        fill_ints[0, j] = k
+        fill_ints[1, j] = i
+        fill_floats[0, j] = price
+        fill_floats[1, j] = quantity
+        fill_floats[2, j] = fee
 
     pending = -1  # the order resting at the venue until the next bar
     for i in range(n):
@@ -173,27 +222,6 @@ def simulate(
         cash_at[i] = money[0]
         position_at[i] = money[1]
     if pending >= 0:
-        order_status[pending] = CANCELED
-        order_reason[pending] = CANCELED_END_OF_DATA
-        order_close_row[pending] = n - 1
-
-    orders = counts[0]
-    fills = counts[1]
-    return (
-        order_row[:orders],
-        order_side[:orders],
-        order_status[:orders],
-        order_reason[:orders],
-        order_value[:orders],
-        order_close_row[:orders],
-        order_filled_qty[:orders],
-        order_filled_notional[:orders],
-        fill_order[:fills],
-        fill_row[:fills],
-        fill_price[:fills],
-        fill_qty[:fills],
-        fill_fee[:fills],
-        cash_at,
-        position_at,
-        money[2:],
-    )
+        order_ints[2, pending] = CANCELED
+        order_ints[3, pending] = CANCELED_END_OF_DATA
+        order_ints[4, pending] = n - 1

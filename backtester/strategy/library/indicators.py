@@ -24,7 +24,8 @@ def rolling_sum_exact(prices: np.ndarray, window: int, scale: int | None) -> np.
     if window > n:
         return out
     if scale is not None:
-        return window_sums_in_ticks(np.ascontiguousarray(prices, dtype=np.float64), window, scale)
+        window_sums_in_ticks(np.ascontiguousarray(prices, dtype=np.float64), window, scale, out)
+        return out
     csum_f = np.concatenate(([0.0], np.cumsum(prices)))
     out[window - 1 :] = csum_f[window:] - csum_f[:-window]
     return out
@@ -37,9 +38,12 @@ def crossovers(fast_sum: np.ndarray, fast: int, slow_sum: np.ndarray, slow: int)
     in integer ticks. A cross up at t is fast[t] > slow[t] and fast[t-1] <= slow[t-1]; a cross down
     is fast[t] < slow[t] and fast[t-1] >= slow[t-1]. NaN (window not yet full) never crosses.
     """
-    return crossover_signal(
+    signal = np.zeros(len(fast_sum), dtype=np.int8)
+    crossover_signal(
         np.ascontiguousarray(fast_sum, dtype=np.float64),
         fast,
         np.ascontiguousarray(slow_sum, dtype=np.float64),
         slow,
+        signal,
     )
+    return signal

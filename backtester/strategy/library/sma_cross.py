@@ -25,7 +25,9 @@ def sma_cross_signals(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
     scale = tick_scale(close)
     if scale is not None:
         # Both window sums and the comparison in one pass, as the three steps below would give.
-        return sma_cross_in_ticks(np.ascontiguousarray(close, dtype=np.float64), fast, slow, scale)
+        signal = np.zeros(len(close), dtype=np.int8)
+        sma_cross_in_ticks(np.ascontiguousarray(close, dtype=np.float64), fast, slow, scale, signal)
+        return signal
     return crossovers(
         rolling_sum_exact(close, fast, scale), fast, rolling_sum_exact(close, slow, scale), slow
     )

@@ -179,9 +179,11 @@ def test_indicator_kernels_equal_the_numpy_code_they_replaced(
     assert same(crossovers(fast_sum, fast, slow_sum, slow), expected)
     if fast < slow:
         assert same(sma_cross_signals(prices, fast, slow), expected)
-    fused = compiled_and_python(indicators.sma_cross_in_ticks, prices, fast, slow, scale)
-    assert same(fused[0], expected)
-    assert same(fused[1], expected)
+    fused = compiled_and_python(
+        indicators.sma_cross_in_ticks, prices, fast, slow, scale, outputs=((len(prices), np.int8),)
+    )
+    assert same(fused[0][0], expected)
+    assert same(fused[1][0], expected)
 
 
 def test_tick_scale_of_real_prices_and_of_prices_off_every_grid() -> None:
@@ -204,8 +206,17 @@ def test_round_trips_equal_the_python_loop_they_replaced(fills: pl.DataFrame) ->
     assert got.equals(expected)
 
 
-def compiled_and_python(kernel: Kernel[Any, Any], *args: Any) -> tuple[Any, Any]:
-    return kernel(*args), kernel.py_func(*args)
+def compiled_and_python(
+    kernel: Kernel[Any, Any], *args: Any, outputs: tuple[tuple[int, Any], ...] = ()
+) -> tuple[Any, Any]:
+    """The kernel's result compiled and as Python; with `outputs` ((length, dtype), ...), the
+    zeroed arrays it writes into, which are then the result."""
+    results = []
+    for run in (kernel, kernel.py_func):
+        arrays = [np.zeros(n, dtype) for n, dtype in outputs]
+        value = run(*args, *arrays)
+        results.append(tuple(arrays) if outputs else value)
+    return results[0], results[1]
 
 
 @settings(max_examples=60, deadline=None)
@@ -236,9 +247,8 @@ def test_signal_path_compiled_equals_its_python(
     open_ = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)))
     close = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)))
     args = (np.array(signal, dtype=np.int8), open_, close, entry, exit_, 10_000.0, fee, slip)
-    compiled, python = compiled_and_python(
-        signal_path.simulate, *args, min_notional, max_notional, on_close
-    )
+    compiled = signal_path.simulate(*args, min_notional, max_notional, on_close)
+    python = signal_path.simulate(*args, min_notional, max_notional, on_close, compiled=False)
     assert len(compiled) == len(python)
     for a, b in zip(compiled, python, strict=True):
         assert same(np.asarray(a), np.asarray(b))
@@ -255,7 +265,8 @@ def test_round_trip_kernel_compiled_equals_its_python(fills: pl.DataFrame) -> No
         fills["quantity"].to_numpy(),
         fills["fee"].to_numpy(),
     )
-    compiled, python = compiled_and_python(round_trips.group_round_trips, *args)
+    compiled = round_trips.group_round_trips(*args)
+    python = round_trips.group_round_trips(*args, compiled=False)
     for a, b in zip(compiled, python, strict=True):
         assert same(np.asarray(a), np.asarray(b))
 
@@ -268,11 +279,18 @@ def test_indicator_kernels_compiled_equal_their_python(decimals: int) -> None:
         np.asarray(indicators.grid_decimals(prices, 8)),
         np.asarray(indicators.grid_decimals.py_func(prices, 8)),
     )
-    sums = compiled_and_python(indicators.window_sums_in_ticks, prices, 17, 10**decimals)
-    assert same(*sums)
-    slow = indicators.window_sums_in_ticks(prices, 40, 10**decimals)
-    signal = compiled_and_python(indicators.crossover_signal, sums[0], 17, slow, 40)
-    assert same(*signal)
+    n = len(prices)
+    (fast, *_), (fast_python, *_) = compiled_and_python(
+        indicators.window_sums_in_ticks, prices, 17, 10**decimals, outputs=((n, np.float64),)
+    )
+    assert same(fast, fast_python)
+    assert same(fast, reference_window_sums(prices, 17, 10**decimals))
+    slow = reference_window_sums(prices, 40, 10**decimals)
+    signal = compiled_and_python(
+        indicators.crossover_signal, fast, 17, slow, 40, outputs=((n, np.int8),)
+    )
+    assert same(signal[0][0], signal[1][0])
+    assert same(signal[0][0], reference_crossovers(fast, 17, slow, 40))
 
 
 def reference_drawdown(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
@@ -307,7 +325,7 @@ def test_drawdown_kernel_equals_the_numpy_code_it_replaced(values: list[float], 
     expected = reference_drawdown(ts, v)
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100.0 * (v / np.maximum.accumulate(v) - 1.0)
-    for got_pct in compiled_and_python(drawdown.drawdown_pct, v):
+    for (got_pct,) in compiled_and_python(drawdown.drawdown_pct, v, outputs=((len(v), float),)):
         assert np.array_equal(got_pct, pct, equal_nan=True)
     for got in (drawdown.drawdown_profile(ts, v), drawdown.drawdown_profile.py_func(ts, v)):
         assert np.array_equal(got[0], expected[0], equal_nan=True)  # NaN's sign bit may differ
@@ -335,7 +353,9 @@ def test_mark_to_market_equals_the_numpy_expressions(
     equity = cash_a + position_value
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
-    for got in compiled_and_python(drawdown.mark_to_market, cash_a, held, close):
+    for got in compiled_and_python(
+        drawdown.mark_to_market, cash_a, held, close, outputs=((n, float),) * 3
+    ):
         assert same(got[0], position_value)
         assert same(got[1], equity)
         assert np.array_equal(got[2], pct, equal_nan=True)
