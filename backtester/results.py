@@ -261,8 +261,9 @@ def build_result(
         equity = equity_frame(timeline, cash, position_value)
     last_close = {s: (int(timeline[-1]), float(c[-1])) for s, c in closes.items()}
     trades = round_trips(fills, last_close)
-    exposure = np.zeros(len(timeline), dtype=bool)
-    for held in positions.values():
+    holdings = iter(positions.values())
+    exposure = next(holdings) != 0.0
+    for held in holdings:
         exposure |= held != 0.0
     primary = next(iter(closes.values()))
     stats = compute_stats(

@@ -80,3 +80,17 @@ def mark_to_market(
             drawdown[i] = -np.inf if e < 0.0 else np.nan
         else:
             drawdown[i] = 100.0 * (e / peak - 1.0)
+
+
+@kernel
+def majority_step(ts: np.ndarray) -> int:
+    """The step between consecutive timestamps that more than half of the steps take, or -1."""
+    n = len(ts)
+    if n < 2:
+        return -1
+    first = ts[1] - ts[0]
+    same = 0
+    for i in range(1, n):
+        if ts[i] - ts[i - 1] == first:
+            same += 1
+    return first if 2 * same > n - 1 else -1
