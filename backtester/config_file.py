@@ -100,43 +100,48 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ConfigError("", f"--set expects key.path=value, got {override!r}")
-    parts = _parse_key(key)
+    set_key_path(raw, key, _parse_value(text.strip()), source="--set")
+
+
+def set_key_path(raw: dict[str, Any], key: str, value: Any, *, source: str | None = None) -> None:
+    """Set `a.b[0].c` in plain tables, creating missing tables on the way; a path that does not
+    fit the tables is a `ConfigError` naming `key` (and `source`)."""
+    parts = _parse_key(key, source)
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
-        node = _child(node, part, parts[i + 1], key)
+        node = _child(node, part, parts[i + 1], key, source)
     last = parts[-1]
-    value = _parse_value(text.strip())
     if isinstance(last, int):
         if not isinstance(node, list) or not 0 <= last < len(node):
-            raise ConfigError(key, "no such list element", source="--set")
+            raise ConfigError(key, "no such list element", source=source)
         node[last] = value
     else:
         if not isinstance(node, dict):
-            raise ConfigError(key, "not inside a table", source="--set")
+            raise ConfigError(key, "not inside a table", source=source)
         node[last] = value
 
 
-def _parse_key(key: str) -> list[str | int]:
+def _parse_key(key: str, source: str | None) -> list[str | int]:
     parts: list[str | int] = []
     position = 0
     for found in _PATH_PART.finditer(key):
         between = key[position : found.start()]
         if between not in ("", "."):
-            raise ConfigError(key, "malformed key path", source="--set")
+            raise ConfigError(key, "malformed key path", source=source)
         parts.append(int(found[2]) if found[2] is not None else found[1])
         position = found.end()
     if not parts or position != len(key):
-        raise ConfigError(key, "malformed key path", source="--set")
+        raise ConfigError(key, "malformed key path", source=source)
     return parts
 
 
-def _child(node: Any, part: str | int, following: str | int, key: str) -> Any:
+def _child(node: Any, part: str | int, following: str | int, key: str, source: str | None) -> Any:
     if isinstance(part, int):
         if not isinstance(node, list) or not 0 <= part < len(node):
-            raise ConfigError(key, "no such list element", source="--set")
+            raise ConfigError(key, "no such list element", source=source)
         return node[part]
     if not isinstance(node, dict):
-        raise ConfigError(key, "not inside a table", source="--set")
+        raise ConfigError(key, "not inside a table", source=source)
     if part not in node:
         # A missing table is created, so `--set strategy.params.fast=5` works without [strategy.params].
         node[part] = [] if isinstance(following, int) else {}

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 import backtester
+from backtester.data.atomic import sha256_file
 from backtester.data.bars import RepairReport
 
 MANIFEST_VERSION = 1
@@ -195,14 +196,6 @@ def dependency_versions() -> dict[str, str]:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 _ENCODER = msgspec.json.Encoder()

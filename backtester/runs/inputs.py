@@ -11,9 +11,10 @@ import msgspec
 import polars as pl
 
 from backtester.config import CatalogSource, FileSource, RunConfig, Source
+from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError, RepairReport, load_bars
 from backtester.data.catalog import read_series
-from backtester.manifest import DataInput, Partition, sha256_file
+from backtester.manifest import DataInput, Partition
 
 
 @dataclass(frozen=True)

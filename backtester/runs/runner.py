@@ -12,6 +12,7 @@ from backtester import assembly
 from backtester.app import run_config
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
+from backtester.data.atomic import sha256_file
 from backtester.manifest import (
     CodeVersion,
     Manifest,
@@ -20,7 +21,6 @@ from backtester.manifest import (
     encode_manifest,
     environment,
     read_manifest,
-    sha256_file,
     utc_now,
 )
 from backtester.results import RunResult

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from backtester.config import CatalogSource, ConfigError, FileSource, RunConfig, config_id
 from backtester.config_file import load_config
+from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError
 from backtester.manifest import (
     CodeVersion,
     Manifest,
     dependency_versions,
     read_manifest,
-    sha256_file,
 )
 from backtester.runs.artifacts import CONFIG, MANIFEST
 from backtester.runs.inputs import file_sha256, load_source

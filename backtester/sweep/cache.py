@@ -19,8 +19,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import structlog
 
+from backtester.data.atomic import sha256_file
 from backtester.data.bars import BarData, load_bars
-from backtester.manifest import sha256_file
 from backtester.sweep.spec import DataRef
 
 log = structlog.get_logger("backtester.sweep.cache")

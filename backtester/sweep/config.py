@@ -27,7 +27,6 @@ any key path of the run config (`fees.rate`, `fill.intrabar`), and `run.<key>` n
 from __future__ import annotations
 
 import hashlib
-import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -163,34 +162,6 @@ def canonical_json(cfg: SweepConfig) -> bytes:
 
 def config_sha256(cfg: SweepConfig) -> str:
     return hashlib.sha256(canonical_json(cfg)).hexdigest()
-
-
-def set_key_path(table: dict[str, Any], key: str, value: Any) -> None:
-    """Set `a.b[0].c` in nested plain tables, creating missing tables on the way."""
-    parts: list[str | int] = []
-    for piece in key.split("."):
-        name, *indices = re.split(r"\[(\d+)\]", piece)
-        parts.append(name)
-        parts.extend(int(i) for i in indices if i != "")
-    node: Any = table
-    for part, following in itertools.pairwise(parts):
-        if isinstance(part, int):
-            if not isinstance(node, list) or not 0 <= part < len(node):
-                raise SweepConfigError(f"parameter {key!r}: no element [{part}] in the base config")
-            node = node[part]
-            continue
-        if not isinstance(node, dict):
-            raise SweepConfigError(f"parameter {key!r}: {part!r} is not inside a table")
-        node = node.setdefault(part, [] if isinstance(following, int) else {})
-    last = parts[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or not 0 <= last < len(node):
-            raise SweepConfigError(f"parameter {key!r}: no element [{last}] in the base config")
-        node[last] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise SweepConfigError(f"parameter {key!r}: {last!r} is not inside a table")
 
 
 def target_key(parameter: str) -> str:

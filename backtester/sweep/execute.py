@@ -1,7 +1,8 @@
 """The one seam between sweeps and the engine: a run config in, `RunOutcome(digest, stats)` out.
 
 Everything the sweep package needs to know about run configs goes through this module, and all of it
-is the main package's own logic: a point's config decodes as a config file does
+is the main package's own logic: a point's parameters are set in the base config as `--set` sets a
+key (`config_file.set_key_path`), the config decodes as a config file does
 (`config_file.decode_config`), its strategy and parameters are checked as `python -m backtester run`
 checks them (`assembly`), its data is fingerprinted as a run's manifest does (`runs.inputs`), its
 run id and code identity are the manifest's (`derive_run_id`, `code_version`) and it runs through
@@ -21,10 +22,22 @@ import msgspec
 from backtester import assembly
 from backtester.app import run_config
 from backtester.config import ConfigError, FileSource, RunConfig, config_id
-from backtester.config_file import decode_config
+from backtester.config_file import decode_config, set_key_path
 from backtester.data.bars import BarData
 from backtester.manifest import CodeVersion, DataInput, code_version, derive_run_id
 from backtester.runs.inputs import load_source
+
+__all__ = [
+    "RunOutcome",
+    "RunSpec",
+    "code_identity",
+    "data_input",
+    "decode_spec",
+    "execute",
+    "run_id",
+    "set_key_path",
+    "source_files",
+]
 
 RunSpec = RunConfig
 _LABEL = "run config"

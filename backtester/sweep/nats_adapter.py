@@ -113,20 +113,40 @@ class JobSource:
 
 
 class ResultFeed:
-    """Every result of one sweep, those already stored first. `stored` counts them at creation."""
+    """Every result of one sweep, those already stored first, in stream order. `stored` counts the
+    results the stream held when the feed was opened.
 
-    def __init__(self, sub: JetStreamContext.PullSubscription, stored: int) -> None:
-        self._sub = sub
+    The server pushes each result as it is stored (an ordered consumer, which recreates itself
+    after a gap or a lost connection): asking for results would add a request and an empty-batch
+    reply per result, work for the server and the coordinator while a worker waits for its
+    publish to be acknowledged."""
+
+    def __init__(self, stored: int) -> None:
         self.stored = stored
+        self._sub: JetStreamContext.PushSubscription | None = None
+        self._received: list[bytes] = []
+        self._arrived = asyncio.Event()
+
+    def bind(self, sub: JetStreamContext.PushSubscription) -> None:
+        self._sub = sub
+
+    async def deliver(self, msg: Msg) -> None:
+        """The subscription's callback."""
+        self._received.append(msg.data)
+        self._arrived.set()
 
     async def next_batch(self, timeout: float) -> list[bytes]:
-        try:
-            return [m.data for m in await self._sub.fetch(batch=256, timeout=timeout)]
-        except TimeoutError:
-            return []
+        """The results received since the last call; waits up to `timeout` for the first."""
+        if not self._received:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+        batch, self._received = self._received, []
+        self._arrived.clear()
+        return batch
 
     async def close(self) -> None:
-        await self._sub.unsubscribe()
+        if self._sub is not None:
+            await self._sub.unsubscribe()
 
 
 class Broker:
@@ -271,17 +291,18 @@ class Broker:
         return bool(ack.duplicate)
 
     async def results(self, sweep_id: str) -> ResultFeed:
-        sub = await self._js.pull_subscribe(
-            f"backtester.results.{sweep_id}",
+        subject = f"backtester.results.{sweep_id}"
+        info = await self._js.stream_info(RESULTS_STREAM, subjects_filter=subject)
+        feed = ResultFeed(int((info.state.subjects or {}).get(subject, 0)))
+        sub = await self._js.subscribe(
+            subject,
             stream=RESULTS_STREAM,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.NONE,
-                deliver_policy=DeliverPolicy.ALL,
-                inactive_threshold=300.0,
-            ),
+            cb=feed.deliver,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
         )
-        info = await sub.consumer_info()
-        return ResultFeed(sub, int(info.num_pending or 0))
+        feed.bind(sub)
+        return feed
 
     async def on_max_deliveries(self, handler: Callable[[int], Awaitable[None]]) -> None:
         """Call `handler(stream_seq)` for each job the server gave up redelivering: every one

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from backtester.config import FileSource
+from backtester.config import ConfigError, FileSource
 from backtester.core.rng import module_rng
 from backtester.data.errors import DataError
 from backtester.manifest import CodeVersion, DataInput
@@ -31,7 +31,6 @@ from backtester.sweep.config import (
     SweepConfigError,
     canonical_json,
     config_sha256,
-    set_key_path,
     target_key,
 )
 from backtester.sweep.constraints import Constraint
@@ -41,6 +40,7 @@ from backtester.sweep.execute import (
     data_input,
     decode_spec,
     run_id,
+    set_key_path,
     source_files,
 )
 
@@ -164,7 +164,12 @@ def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
 def point_spec(base: dict[str, Any], params: dict[str, Any], seed: int) -> RunSpec:
     raw = copy.deepcopy(base)
     for name, value in params.items():
-        set_key_path(raw, target_key(name), value)
+        try:
+            set_key_path(raw, target_key(name), value)
+        except ConfigError as exc:
+            raise SweepConfigError(
+                f"parameter {name!r}: {exc.message} in the base config"
+            ) from None
     raw["seed"] = seed
     return decode_spec(raw)
 

@@ -6,6 +6,12 @@ redelivered and whose second result the server drops. A run that raises is retri
 delivery and reported as failed on the last one. A message that does not decode is terminated with
 the reason logged; nothing a message contains can stop the worker.
 
+Between two runs the worker is idle, so that time is kept short: a finished run is reported
+(publish, then ack) while the next job is fetched, and the engine runs on one long-lived thread. The
+next run starts once the report is done, so the engine never shares the interpreter with network
+callbacks, and a stopping worker finishes the report before it disconnects. The next job is asked
+for only once the run is over: a worker never holds a job it is not running while another idles.
+
 Test hook: with `BACKTESTER_SWEEP_EXECUTION_LOG=<file>` set, the worker appends one line
 `<run_id> <worker name>` to that file each time it starts executing a run, so tests can count
 executions without parsing logs.
@@ -17,6 +23,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import queue
 import signal
 import socket
 import threading
@@ -75,6 +82,8 @@ class Worker:
         self.code_sha256 = package_sha256()
         self._stop = stop
         self._execution_log = os.environ.get(EXECUTION_LOG_ENV)
+        self._reporting: asyncio.Task[None] | None = None
+        self._runner: _RunThread | None = None
         self.executed = 0
 
     async def serve(self) -> None:
@@ -106,6 +115,7 @@ class Worker:
                 except Exception as exc:  # a broken job or connection must not end the worker
                     log.exception("job.error", error=f"{type(exc).__name__}: {exc}")
         finally:
+            await self.reported()
             if source is not None:
                 await source.close()
 
@@ -149,11 +159,27 @@ class Worker:
             )
             await delivery.retry(DECLINE_DELAY)
             return
+        # Measured: letting the report overlap the run saved nothing, as its callbacks take the
+        # interpreter from the engine for about as long as they would have kept it waiting.
+        await self.reported()
         report = await self._run(job, delivery)
         if report is None:
             return
-        duplicate = await self.broker.publish_result(job.sweep_id, job.run_id, encode(report))
-        await delivery.ack()
+        self._reporting = asyncio.ensure_future(self._report(job, delivery, report))
+
+    async def reported(self) -> None:
+        """Wait until the last finished run's result is published and its job acked."""
+        if self._reporting is not None:
+            task, self._reporting = self._reporting, None
+            await task
+
+    async def _report(self, job: ExecuteRun, delivery: Delivery, report: RunReport) -> None:
+        try:
+            duplicate = await self.broker.publish_result(job.sweep_id, job.run_id, encode(report))
+            await delivery.ack()
+        except Exception as exc:  # unacked, the job is redelivered after ack_wait and run again
+            log.exception("report.failed", run_id=job.run_id, error=f"{type(exc).__name__}: {exc}")
+            return
         log.info(
             "run.reported",
             run_id=job.run_id,
@@ -237,15 +263,9 @@ class Worker:
     async def _on_thread(self, work: Callable[[], RunOutcome]) -> RunOutcome:
         """Run `work` on a daemon thread, so the event loop keeps the heartbeat going and a
         stopped worker can exit without waiting for a run it has handed back."""
-        future: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
-
-        def target() -> None:
-            try:
-                future.set_result(work())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        threading.Thread(target=target, name="run", daemon=True).start()
+        if self._runner is None:
+            self._runner = _RunThread()
+        future = self._runner.submit(work)
         waiting: asyncio.Future[RunOutcome] = asyncio.wrap_future(future)
         stop: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
         both: set[asyncio.Future[Any]] = {waiting, stop}
@@ -257,6 +277,7 @@ class Worker:
                 if waiting in done:
                     return waiting.result()
                 if stop in done or not self._parent_alive():
+                    self._runner = None  # busy with the abandoned run
                     raise Stopped
         finally:
             stop.cancel()
@@ -265,6 +286,31 @@ class Worker:
         if self._execution_log:
             with open(self._execution_log, "a", encoding="utf-8") as handle:
                 handle.write(f"{run_id} {self.name}\n")
+
+
+class _RunThread:
+    """One daemon thread that runs the engine job after job: starting a thread per run would put
+    a thread start-up, and its wait for the new thread to be scheduled, between every two runs."""
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[
+            tuple[Callable[[], RunOutcome], concurrent.futures.Future[RunOutcome]]
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="run", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[[], RunOutcome]) -> concurrent.futures.Future[RunOutcome]:
+        future: concurrent.futures.Future[RunOutcome] = concurrent.futures.Future()
+        self._work.put((work, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            work, future = self._work.get()
+            try:
+                future.set_result(work())
+            except BaseException as exc:
+                future.set_exception(exc)
 
 
 async def run_worker(options: WorkerOptions) -> int:
