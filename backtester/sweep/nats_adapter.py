@@ -85,7 +85,11 @@ class Delivery:
         self.attempt = msg.metadata.num_delivered
 
     async def ack(self) -> None:
-        await self._msg.ack_sync(timeout=5.0)
+        # Not ack_sync: the result was already stored (and confirmed by its stream) before this ack,
+        # so an ack the server never gets only means a redelivery whose result the coordinator
+        # drops as a duplicate, the same as a worker that died just after reporting. Waiting for
+        # the server's confirmation cost a round trip on every run.
+        await self._msg.ack()
 
     async def retry(self, delay: float) -> None:
         await self._msg.nak(delay=delay)
