@@ -32,7 +32,8 @@ class SignalStrategy(Strategy[P]):
     with trade_on_close).
 
     Override `signals()` (computed once, vectorized, from the full columns: a value at bar i must
-    depend on bars up to i only) and set the fractions in `on_start` if they come from parameters.
+    depend on bars up to i only). Fractions that come from parameters are set in `on_start`
+    before calling `super().on_start()`, which validates them.
     A subclass that also overrides `on_bar`, `on_fill`, `on_stop` or `active_bars` is an ordinary
     event-driven strategy; one that does not can run on the compiled order path, with results
     identical to the event-driven engine.
