@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
 
-from backtester.compiled.drawdown import drawdown_pct, mark_to_market
+from backtester.compiled.drawdown import mark_to_market
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.domain.messages import OrderFilled
@@ -208,9 +208,9 @@ def equity_frame(
 
 
 def _drawdown_pct(equity: np.ndarray) -> np.ndarray:
-    out = np.empty(len(equity))
-    drawdown_pct(equity, out)
-    return out
+    # The same expression `mark_to_market` evaluates per element (equity 0 at its peak: NaN).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
 
 
 def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:

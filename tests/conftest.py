@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backtester import Backtest
-from backtester.compiled import drawdown, indicators
+from backtester.compiled import indicators
 from backtester.metrics.stats import bar_interval_ns
 from backtester.strategies import SmaCross
 from backtester.strategy.library.sma_cross import sma_cross_signals
@@ -26,5 +26,4 @@ def _kernels_compiled() -> None:
     out = np.empty(len(prices))
     indicators.window_sums_in_ticks(prices, 3, 100, out)
     indicators.crossover_signal(out, 3, out, 5, np.zeros(len(prices), np.int8))
-    drawdown.drawdown_pct(prices, out)
     bar_interval_ns(np.arange(5, dtype=np.int64))

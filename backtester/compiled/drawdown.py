@@ -40,21 +40,6 @@ def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
 
 
 @kernel
-def drawdown_pct(values: np.ndarray, out: np.ndarray) -> None:
-    """`100.0 * (values / np.maximum.accumulate(values) - 1.0)` into `out`, in one pass."""
-    n = len(values)
-    peak = values[0] if n else 0.0
-    for i in range(n):
-        v = values[i]
-        if math.isnan(v) or (not math.isnan(peak) and v > peak):
-            peak = v
-        if peak == 0.0:
-            out[i] = -np.inf if v < 0.0 else np.nan
-        else:
-            out[i] = 100.0 * (v / peak - 1.0)
-
-
-@kernel
 def mark_to_market(
     cash: np.ndarray,
     held: np.ndarray,
@@ -64,7 +49,7 @@ def mark_to_market(
     drawdown: np.ndarray,
 ) -> None:
     """Position value (`0.0 + held * close`, as summed over instruments from zero), equity
-    (`cash + position value`) and `drawdown_pct` of the equity, in one pass, into the last three
+    (`cash + position value`) and drawdown in percent (`100 * (equity / running peak - 1)`), in one pass, into the last three
     arrays (allocated by the caller: numpy backs large arrays with huge pages, while a kernel's own
     allocations fault in page by page)."""
     n = len(cash)

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -180,3 +181,17 @@ def test_a_bad_plan_is_refused_in_every_mode(params: dict[str, Any], message: st
     for mode in ("dense", "compiled"):
         with pytest.raises(StrategyError, match=message):
             Backtest(bars_frame(rows), Scripted, mode=mode).run(**params)  # type: ignore[arg-type]
+
+
+def test_a_two_stream_run_takes_the_event_path_with_the_same_equity_columns() -> None:
+    frame = pl.read_parquet("golden/data/binance_BTC-USDT_1m.parquet")
+    data = {"BTC/USDT": frame, "ETH/USDT": frame}
+    with pytest.raises(SetupError, match="several streams"):
+        Backtest(data, SmaCross, mode="compiled").run()
+    result = Backtest(data, SmaCross, fee_rate=0.001).run()
+    single = Backtest(frame, SmaCross, fee_rate=0.001).run()
+    equity = result.equity["equity"].to_numpy()
+    expected = 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
+    assert np.array_equal(result.equity["drawdown_pct"].to_numpy(), expected)
+    # ETH never trades (SmaCross acts on the primary instrument): the same fills and curve.
+    assert result.digest == single.digest

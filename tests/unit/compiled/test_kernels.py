@@ -323,10 +323,6 @@ def test_drawdown_kernel_equals_the_numpy_code_it_replaced(values: list[float], 
     v = np.array(values)
     ts = np.arange(len(v), dtype=np.int64) * step * 10**9
     expected = reference_drawdown(ts, v)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = 100.0 * (v / np.maximum.accumulate(v) - 1.0)
-    for (got_pct,) in compiled_and_python(drawdown.drawdown_pct, v, outputs=((len(v), float),)):
-        assert np.array_equal(got_pct, pct, equal_nan=True)
     for got in (drawdown.drawdown_profile(ts, v), drawdown.drawdown_profile.py_func(ts, v)):
         assert np.array_equal(got[0], expected[0], equal_nan=True)  # NaN's sign bit may differ
         assert got[1] == expected[1]
