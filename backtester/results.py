@@ -111,7 +111,7 @@ FILL_SCHEMA: dict[str, PolarsDataType] = {
 
 
 def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
-    return fills_from_columns(
+    return pl.DataFrame(
         {
             "ts": [f.ts_event for f in fills],
             "order_id": [f.order_id for f in fills],
@@ -122,15 +122,9 @@ def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
             "fee": [f.fee for f in fills],
             "liquidity": [f.liquidity.value for f in fills],
             "leaves_quantity": [f.leaves_quantity for f in fills],
-        }
-    )
-
-
-def fills_from_columns(columns: dict[str, Any]) -> pl.DataFrame:
-    """The fills table from its columns (`ts` as int64 nanoseconds)."""
-    return pl.DataFrame(columns, schema={**FILL_SCHEMA, "ts": pl.Int64}).with_columns(
-        pl.col("ts").cast(UTC_NS)
-    )
+        },
+        schema={**FILL_SCHEMA, "ts": pl.Int64},
+    ).with_columns(pl.col("ts").cast(UTC_NS))
 
 
 # Timestamps are built as int64 nanoseconds and cast to UTC_NS afterwards.
@@ -156,7 +150,7 @@ ORDER_SCHEMA: dict[str, PolarsDataType] = {
 
 def orders_frame(recorder: Recorder) -> pl.DataFrame:
     records = list(recorder.orders.values())
-    return orders_from_columns(
+    return pl.DataFrame(
         {
             "order_id": [r.order.order_id for r in records],
             "ts_submitted": [r.order.ts_init for r in records],
@@ -177,15 +171,9 @@ def orders_frame(recorder: Recorder) -> pl.DataFrame:
                 for r in records
             ],
             "ts_closed": [r.ts_closed for r in records],
-        }
-    )
-
-
-def orders_from_columns(columns: dict[str, Any]) -> pl.DataFrame:
-    """The orders table from its columns (lists, arrays or Series, in ORDER_SCHEMA's order)."""
-    return pl.DataFrame(columns, schema=ORDER_SCHEMA).with_columns(
-        pl.col("ts_submitted", "ts_closed").cast(UTC_NS)
-    )
+        },
+        schema=ORDER_SCHEMA,
+    ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))
 
 
 def equity_frame(
