@@ -52,7 +52,9 @@ def load_bars(
     if repair:
         frame, report = _repair_duplicates(frame, label)
     validate_bars(frame, label)
-    return BarData(source=label, frame=frame, repair=report)
+    # One chunk per column (a Parquet file reads as several): every run reads the columns as numpy
+    # arrays, which is free for one chunk and a copy of the column for several.
+    return BarData(source=label, frame=frame.rechunk(), repair=report)
 
 
 def _read(source: pl.DataFrame | str | Path, label: str) -> pl.DataFrame:
