@@ -46,15 +46,16 @@ def load_bars(
     """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows are
     dropped; of conflicting rows the last is kept, as an exchange's final candle follows its partial one)."""
     label = name or (str(source) if not isinstance(source, pl.DataFrame) else "<DataFrame>")
-    raw = _read(source, label)
-    frame = _canonical(raw, label)
+    frame = _canonical(_read(source, label), label)
     report = None
     if repair:
         frame, report = _repair_duplicates(frame, label)
-    validate_bars(frame, label)
     # One chunk per column (a Parquet file reads as several): every run reads the columns as numpy
-    # arrays, which is free for one chunk and a copy of the column for several.
-    return BarData(source=label, frame=frame.rechunk(), repair=report)
+    # arrays, which is free for one chunk and a copy of the column for several. Before validating,
+    # so that its temporaries reuse the memory the chunks are released from.
+    frame = frame.rechunk()
+    validate_bars(frame, label)
+    return BarData(source=label, frame=frame, repair=report)
 
 
 def _read(source: pl.DataFrame | str | Path, label: str) -> pl.DataFrame:
