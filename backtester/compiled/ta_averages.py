@@ -13,7 +13,7 @@ import numpy as np
 from backtester.compiled.jit import kernel
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def sma(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Simple moving average from a running sum (first value at start + period - 1)."""
     n = len(values)
@@ -30,7 +30,7 @@ def sma(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
         trailing += 1
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64, float64[::1])")
 def ema(values: np.ndarray, start: int, period: int, k: float, out: np.ndarray) -> None:
     """Exponential moving average with factor `k`, seeded with the mean of the first `period`
     values (first value at start + period - 1)."""
@@ -47,7 +47,7 @@ def ema(values: np.ndarray, start: int, period: int, k: float, out: np.ndarray) 
         out[i] = previous
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def wma(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Linearly weighted moving average (weights 1..period, newest heaviest), kept as a running
     weighted sum minus a running plain sum, both re-summed every 8 x period rows."""
@@ -91,7 +91,7 @@ def wma(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
         at += 1
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def kama(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Kaufman's adaptive moving average (fast 2, slow 30), seeded with the previous value
     (first value at start + period)."""

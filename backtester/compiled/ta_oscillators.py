@@ -9,7 +9,7 @@ import numpy as np
 from backtester.compiled.jit import kernel
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def rsi(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Wilder's relative strength index: average gain and loss seeded with the mean of the first
     `period` changes, then smoothed by (period - 1) / period (first value at start + period).
@@ -52,7 +52,7 @@ def rsi(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
         today += 1
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def rolling_max(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Highest value of the last `period` rows; the window is rescanned only when its maximum
     leaves it."""
@@ -75,7 +75,7 @@ def rolling_max(values: np.ndarray, start: int, period: int, out: np.ndarray) ->
         out[today] = best
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def rolling_min(values: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Lowest value of the last `period` rows (see `rolling_max`)."""
     n = len(values)
@@ -97,7 +97,7 @@ def rolling_min(values: np.ndarray, start: int, period: int, out: np.ndarray) ->
         out[today] = best
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], float64[::1], int64, float64[::1])")
 def stochastic_k(
     highest: np.ndarray, lowest: np.ndarray, close: np.ndarray, start: int, out: np.ndarray
 ) -> None:
@@ -108,7 +108,7 @@ def stochastic_k(
         out[today] = (close[today] - lowest[today]) / diff * 100.0 if diff >= 1e-8 else 0.0
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], float64[::1], int64, float64[::1])")
 def williams_r(
     highest: np.ndarray, lowest: np.ndarray, close: np.ndarray, start: int, out: np.ndarray
 ) -> None:
@@ -119,7 +119,7 @@ def williams_r(
         out[today] = (highest[today] - close[today]) / diff * -100.0 if diff >= 1e-8 else 0.0
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def cci(typical: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Commodity channel index of the typical price: (tp - mean) / (0.015 * mean deviation).
     Sums run over a ring buffer in slot order, as TA-Lib's do."""
@@ -140,7 +140,7 @@ def cci(typical: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
             out[today] = 0.0
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], int64, int64, float64[::1])")
 def mfi(typical: np.ndarray, volume: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Money flow index: the share of the last `period` money flows (typical price x volume) on
     rising typical prices, 0 while the flows sum below 1 (first value at start + period)."""
@@ -180,7 +180,7 @@ def mfi(typical: np.ndarray, volume: np.ndarray, start: int, period: int, out: n
         today += 1
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], int64, float64[::1])")
 def obv(close: np.ndarray, volume: np.ndarray, start: int, out: np.ndarray) -> None:
     """On-balance volume, starting from the first bar's volume."""
     n = len(close)

@@ -15,7 +15,7 @@ import numpy as np
 from backtester.compiled.jit import kernel
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], float64[::1], int64, int64, float64[::1], float64[::1])")
 def directional_indicators(
     high: np.ndarray,
     low: np.ndarray,
@@ -71,7 +71,7 @@ def directional_indicators(
             minus[today] = 100.0 * (minus_dm / ranges)
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], float64[::1], int64, int64, float64[::1])")
 def adx(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, start: int, period: int, out: np.ndarray
 ) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 from backtester.compiled.jit import kernel
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], float64[::1], int64, float64[::1])")
 def true_range(
     high: np.ndarray, low: np.ndarray, close: np.ndarray, start: int, out: np.ndarray
 ) -> None:
@@ -26,7 +26,7 @@ def true_range(
         out[i] = greatest
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def wilder_average(ranges: np.ndarray, start: int, period: int, out: np.ndarray) -> None:
     """Wilder's smoothing of `ranges` (the ATR of true ranges): seeded with the mean of the first
     `period` values at start + period - 1, then (previous * (period - 1) + value) / period."""
@@ -45,7 +45,7 @@ def wilder_average(ranges: np.ndarray, start: int, period: int, out: np.ndarray)
         out[i] = previous
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1], float64[::1])")
 def rolling_moments(
     values: np.ndarray, start: int, period: int, mean: np.ndarray, variance: np.ndarray
 ) -> None:
@@ -65,7 +65,7 @@ def rolling_moments(
         variance[today] = squares / period
 
 
-@kernel
+@kernel("void(float64[::1], int64, float64, float64[::1])")
 def deviation_from(variance: np.ndarray, start: int, factor: float, out: np.ndarray) -> None:
     """sqrt(variance) * factor, 0 where the variance is below 1e-8 (TA-Lib's zero test)."""
     for i in range(start, len(variance)):
@@ -73,7 +73,9 @@ def deviation_from(variance: np.ndarray, start: int, factor: float, out: np.ndar
         out[i] = math.sqrt(value) * factor if not value < 1e-8 else 0.0
 
 
-@kernel
+@kernel(
+    "void(float64[::1], float64[::1], float64[::1], float64[::1], int64, float64, float64[::1], float64[::1])"
+)
 def supertrend(
     high: np.ndarray,
     low: np.ndarray,
@@ -120,7 +122,7 @@ def supertrend(
         line[i] = lower if trend > 0 else upper
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], int64[::1], float64[::1])")
 def session_vwap(
     price_volume: np.ndarray, volume: np.ndarray, session: np.ndarray, out: np.ndarray
 ) -> None:
