@@ -92,10 +92,7 @@ def load_or_build() -> tuple[ModuleType | None, str]:
 
 def _build_somewhere(name: str, filename: str) -> tuple[ModuleType | None, str]:
     try:
-        with warnings.catch_warnings():
-            # "pycc is pending deprecation": adr/0012 says what happens when it is gone.
-            warnings.simplefilter("ignore")
-            pycc: Any = importlib.import_module("numba.pycc")
+        pycc = import_pycc()
     except ImportError as exc:
         return None, f"numba cannot build them ahead of time ({exc})"
     for directory in cache_dirs():
@@ -119,6 +116,13 @@ def _build_somewhere(name: str, filename: str) -> tuple[ModuleType | None, str]:
         _remove_other_builds(directory, keep=path)
         return load_module(name, path), ""
     return None, f"no writable directory for them among {[str(d) for d in cache_dirs()]}"
+
+
+def import_pycc() -> Any:
+    with warnings.catch_warnings():
+        # "pycc is pending deprecation": adr/0012 says what happens when it is gone.
+        warnings.simplefilter("ignore")
+        return importlib.import_module("numba.pycc")
 
 
 def build(pycc: Any, name: str, kernels: list[Kernel[..., Any]], scratch: Path, path: Path) -> Path:

@@ -155,13 +155,10 @@ def test_a_kernel_calling_plain_functions_compiles_just_in_time_to_the_same_floa
 def test_a_kernel_calling_plain_functions_builds_ahead_of_time_to_the_same_float(
     tmp_path: Path,
 ) -> None:
-    import importlib
-
     prices, expected = _helper_case()
-    pycc = importlib.import_module("numba.pycc")
     name = "_kernels_helper_test"
     path = aot.build(
-        pycc,
+        aot.import_pycc(),
         name,
         [helper_kernels.cash_after_buys],
         tmp_path,
