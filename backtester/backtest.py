@@ -17,14 +17,17 @@ from backtester.execution.slippage import NoSlippage
 from backtester.results import RunResult
 from backtester.strategy.base import Strategy
 
-DataSource = pl.DataFrame | str | Path
+# A pandas DataFrame is accepted too (typed Any: pandas is an optional dependency).
+DataSource = pl.DataFrame | str | Path | Any
 
 
 class Backtest:
     """One dataset (or several, keyed by symbol), one strategy class, the simulation knobs.
 
     data        a polars DataFrame, or a path to a .parquet or .csv file, with columns
-                timestamp_ms (or timestamp), open, high, low, close, volume; or a dict symbol -> such
+                timestamp_ms (or timestamp), open, high, low, close, volume; a pandas DataFrame
+                with a DatetimeIndex and Open/High/Low/Close/Volume columns, or a CSV written from
+                one (backtesting.py's format); or a dict symbol -> any of these
     strategy    a `Strategy` subclass
     cash        starting cash in the quote currency
     fee_rate    a fixed fee rate on every fill's notional (0.001 = 0.1%); or pass `fees=` a model
@@ -32,7 +35,8 @@ class Backtest:
     instrument  an `Instrument` with tick/lot sizes and notional limits (default: no rounding)
     trade_on_close  fill market orders at the close of the bar that placed them
     intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
-    repair      drop identical duplicate bars and keep the last of conflicting ones (reported)
+    repair      drop identical duplicate bars, keep the last of conflicting ones and sort
+                out-of-order bars (reported in `result.repairs`)
     seed        seeds every random draw of the run (stochastic models); same seed, same result
     mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
                 strategy declares active and those where a resting order can fill; the compiled

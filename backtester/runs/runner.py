@@ -62,13 +62,26 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     code = code_version(strategy)
     run_id = derive_run_id(cid, data.inputs, code)
     for entry in data.inputs:
+        # `rows` are the bars the run gets; a repair also says how many rows it read and changed.
+        repair = entry.repair
+        changes = (
+            {}
+            if repair is None
+            else {
+                "rows_read": repair.rows_in,
+                "identical_dropped": repair.identical_duplicates_dropped,
+                "conflicting_resolved": repair.conflicting_duplicates_resolved,
+                "unsorted_sorted": repair.out_of_order_sorted,
+            }
+        )
         log.info(
             "data.loaded",
             symbol=entry.symbol,
             path=entry.path,
-            rows=entry.rows,
+            rows=data.frames[entry.symbol].height,
+            **changes,
             sha256=entry.sha256[:16],
-            repaired=entry.repair is not None,
+            repaired=repair is not None,
         )
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed

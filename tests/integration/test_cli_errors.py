@@ -102,9 +102,11 @@ def test_data_failing_validation_names_file_and_first_bad_row(tmp_path: Path) ->
     done, _ = run_config_text(tmp_path, text)
     assert_user_error(
         done,
-        f"{raw}: row 1000: duplicate timestamp: "
-        "ts=1709311140000000000, open=61443.65, high=61444.28, low=61390.0, close=61390.01, "
-        "volume=23.95628 (enable repair to drop or resolve duplicates)",
+        f"{raw}: row 1000 (0-based data row as read): duplicate timestamp: "
+        "time=2024-03-01T16:39:00Z, open=61443.65, high=61444.28, low=61390.0, close=61390.01, "
+        "volume=23.95628 (pass repair=True to Backtest or load_bars, or set repair = true under "
+        "[[data]] in a run config: identical duplicates are dropped, the last of conflicting ones "
+        "kept, rows sorted)",
     )
 
 
