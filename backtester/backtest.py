@@ -7,11 +7,11 @@ from typing import Any
 
 import polars as pl
 
-from backtester.app import EngineSetup, Mode, run_engine
 from backtester.config import FillConfig, IntrabarPath, RiskConfig
 from backtester.data.bars import BarData, load_bars
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
+from backtester.engine import Engine, EngineSetup, Mode
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.results import RunResult
@@ -85,19 +85,23 @@ class Backtest:
 
     def run(self, **params: Any) -> RunResult:
         """Run with the strategy's parameters (validated against its `Params`)."""
-        typed = self.strategy.make_params(params)
-        result = run_engine(
+        result = self.engine(**params).run()
+        result.bars = self.data
+        return result
+
+    def engine(self, **params: Any) -> Engine:
+        """The engine `run(**params)` would run, built and not yet run: its mode and, on the
+        event-driven path, its modules can be inspected before and after `engine.run()`."""
+        return Engine(
             self.data,
             self.instruments,
             self.strategy,
-            typed,
+            self.strategy.make_params(params),
             self.fees,
             self.slippage,
             self.setup,
             self.repairs,
         )
-        result.bars = self.data
-        return result
 
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:

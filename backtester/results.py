@@ -13,10 +13,8 @@ from polars._typing import PolarsDataType
 from backtester.compiled.drawdown import mark_to_market
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
-from backtester.domain.messages import OrderFilled
 from backtester.metrics.stats import Stats, compute_stats
 from backtester.metrics.trades import round_trips
-from backtester.recorder import Recorder
 
 UTC_NS = pl.Datetime("ns", "UTC")
 
@@ -110,23 +108,6 @@ FILL_SCHEMA: dict[str, PolarsDataType] = {
 }
 
 
-def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "ts": [f.ts_event for f in fills],
-            "order_id": [f.order_id for f in fills],
-            "instrument": [f.instrument for f in fills],
-            "side": [f.side.value for f in fills],
-            "price": [f.price for f in fills],
-            "quantity": [f.quantity for f in fills],
-            "fee": [f.fee for f in fills],
-            "liquidity": [f.liquidity.value for f in fills],
-            "leaves_quantity": [f.leaves_quantity for f in fills],
-        },
-        schema={**FILL_SCHEMA, "ts": pl.Int64},
-    ).with_columns(pl.col("ts").cast(UTC_NS))
-
-
 # Timestamps are built as int64 nanoseconds and cast to UTC_NS afterwards.
 ORDER_SCHEMA: dict[str, PolarsDataType] = {
     "order_id": pl.Int64,
@@ -146,34 +127,6 @@ ORDER_SCHEMA: dict[str, PolarsDataType] = {
     "avg_fill_price": pl.Float64,
     "ts_closed": pl.Int64,
 }
-
-
-def orders_frame(recorder: Recorder) -> pl.DataFrame:
-    records = list(recorder.orders.values())
-    return pl.DataFrame(
-        {
-            "order_id": [r.order.order_id for r in records],
-            "ts_submitted": [r.order.ts_init for r in records],
-            "instrument": [r.order.instrument for r in records],
-            "side": [r.order.side.value for r in records],
-            "type": [r.order.order_type.value for r in records],
-            "time_in_force": [r.order.time_in_force.value for r in records],
-            "quantity": [r.order.quantity for r in records],
-            "fraction": [r.order.fraction for r in records],
-            "limit_price": [r.order.limit_price for r in records],
-            "stop_price": [r.order.stop_price for r in records],
-            "tag": [r.order.tag for r in records],
-            "status": [r.status.value for r in records],
-            "reason": [r.reason for r in records],
-            "filled_quantity": [r.filled_quantity for r in records],
-            "avg_fill_price": [
-                r.filled_notional / r.filled_quantity if r.filled_quantity else None
-                for r in records
-            ],
-            "ts_closed": [r.ts_closed for r in records],
-        },
-        schema=ORDER_SCHEMA,
-    ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))
 
 
 def equity_frame(

@@ -1,6 +1,6 @@
 """The compiled order path: a `SignalPlan` run bar by bar in one loop, with the exact arithmetic of
 the event-driven modules (strategy -> risk -> venue -> ledger), for the configurations it covers
-(`backtester.compiled.run.unsupported` says which). Every expression below mirrors one in those
+(`backtester.engine.compiled_path.unsupported` says which). Every expression below mirrors one in those
 modules, in the same order, so the floats come out bit for bit the same; the identity tests run
 both paths and compare digests.
 """

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import structlog
 
-from backtester import assembly
-from backtester.app import run_config
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
 from backtester.data.atomic import sha256_file
+from backtester.engine import assembly, run_config
 from backtester.manifest import (
     CodeVersion,
     Manifest,
