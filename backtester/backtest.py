@@ -14,7 +14,9 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
+from backtester.manifest import utc_now
 from backtester.results import RunResult
+from backtester.runs.notebook import Origin
 from backtester.strategy.base import Strategy
 
 # A pandas DataFrame is accepted too (typed Any: pandas is an optional dependency).
@@ -67,6 +69,9 @@ class Backtest:
             name: load_bars(source, repair=repair) for name, source in sources.items()
         }
         self.data = {name: bars.frame for name, bars in loaded.items()}
+        self.sources = dict(sources)
+        self.repair = repair
+        self.given_instruments = _given(instrument)
         self.repairs = [bars.repair for bars in loaded.values() if bars.repair is not None]
         self.instruments = _instruments_for(list(self.data), instrument)
         self.strategy = strategy
@@ -83,10 +88,29 @@ class Backtest:
             mode=mode,
         )
 
-    def run(self, **params: Any) -> RunResult:
-        """Run with the strategy's parameters (validated against its `Params`)."""
-        result = self.engine(**params).run()
+    def run(self, *, save: bool | str | Path = False, **params: Any) -> RunResult:
+        """Run with the strategy's parameters (validated against its `Params`). `save=True` also
+        writes the run directory under `runs/` (a path: under that directory) as `result.save()`
+        does; `result.run_dir` is where it went."""
+        started_at = utc_now()
+        engine = self.engine(**params)
+        result = engine.run()
         result.bars = self.data
+        result.origin = Origin(
+            sources=self.sources,
+            bars=self.data,
+            repair=self.repair,
+            instruments=list(self.given_instruments.values()),
+            strategy=self.strategy,
+            params=self.strategy.make_params(params),
+            fees=self.fees,
+            slippage=self.slippage,
+            setup=self.setup,
+            started_at=started_at,
+            finished_at=utc_now(),
+        )
+        if save is not False:
+            result.save("runs" if save is True else save)
         return result
 
     def engine(self, **params: Any) -> Engine:
@@ -106,6 +130,12 @@ class Backtest:
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:
     return instrument.symbol if isinstance(instrument, Instrument) else default
+
+
+def _given(instrument: Instrument | dict[str, Instrument] | None) -> dict[str, Instrument]:
+    if isinstance(instrument, Instrument):
+        return {instrument.symbol: instrument}
+    return dict(instrument or {})
 
 
 def _instruments_for(
