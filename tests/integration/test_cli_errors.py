@@ -51,7 +51,7 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
 
 def test_unknown_key_names_its_dotted_path(tmp_path: Path) -> None:
     done, config = run_config_text(tmp_path, GOOD.replace("rate = 0.001", "rat = 0.001"))
-    assert_user_error(done, f"{config}: fees.rat: unknown key")
+    assert_user_error(done, f"{config}: fees.rat: unknown key (did you mean 'rate'?)")
 
 
 def test_wrong_type_names_path_and_expected_type(tmp_path: Path) -> None:
