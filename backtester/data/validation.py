@@ -14,9 +14,12 @@ Policy, the same for downloads, imports and `data validate`:
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
+import numpy as np
 import polars as pl
 
 from backtester.data.duplicates import resolve_duplicates
@@ -142,12 +145,10 @@ def clean(
             raise DataError(_first_problem_message(source, first, problems[0], counts))
     kept = flagged.filter(~bad_any).select(columns)
 
-    if kind == "ohlcv":
-        gaps = find_gaps(kept["timestamp_ms"], timeframe_ms)
-        spikes = find_spikes(kept, spike_threshold)
-    else:
-        gaps = find_gaps(kept["timestamp_ms"], timeframe_ms, tolerance=timeframe_ms // 2)
-        spikes = ()
+    gaps = find_gaps(
+        kept["timestamp_ms"], timeframe_ms, tolerance=gap_tolerance(kind, timeframe_ms)
+    )
+    spikes = find_spikes(kept, spike_threshold) if kind == "ohlcv" else ()
     report = ValidationReport(
         source=source,
         rows_in=rows_in,
@@ -193,6 +194,12 @@ def _first_problem_message(
     )
 
 
+def gap_tolerance(kind: Kind, interval_ms: int) -> int:
+    """How far apart two rows may be beyond one interval before a gap is counted: candles sit on
+    their grid; funding times drift a little after the hour."""
+    return interval_ms // 2 if kind == "funding" else 0
+
+
 def find_gaps(timestamps: pl.Series, step_ms: int, *, tolerance: int = 0) -> tuple[Gap, ...]:
     """Ranges where consecutive timestamps are more than one step (+ tolerance) apart."""
     frame = pl.DataFrame({"ts": timestamps}).with_columns(prev=pl.col("ts").shift(1))
@@ -202,6 +209,40 @@ def find_gaps(timestamps: pl.Series, step_ms: int, *, tolerance: int = 0) -> tup
         missing = round((ts - prev) / step_ms) - 1
         gaps.append(Gap(start_ms=prev + step_ms, end_ms=ts, missing=max(missing, 1)))
     return tuple(gaps)
+
+
+def find_gaps_within(
+    timestamps: pl.Series,
+    step_ms: int,
+    coverage: Sequence[tuple[int, int]],
+    *,
+    tolerance: int = 0,
+) -> tuple[Gap, ...]:
+    """`find_gaps` over sorted `timestamps`, plus the edges of each covered [start, end) range
+    that hold no rows: a range known complete at the source whose first or last bars are missing,
+    or that has no rows at all. Such a gap's `end_ms` is the range's end when no row follows."""
+    between = find_gaps(timestamps, step_ms, tolerance=tolerance)
+    starts = [g.start_ms for g in between]
+    stamps = timestamps.to_numpy()
+    edges: list[tuple[int, int]] = []
+    for start, end in coverage:
+        first = int(np.searchsorted(stamps, start, side="left"))
+        last = int(np.searchsorted(stamps, end, side="left")) - 1
+        if first > last:
+            edges.append((start, end))
+            continue
+        if int(stamps[first]) - start > tolerance:
+            edges.append((start, int(stamps[first])))
+        if end - (int(stamps[last]) + step_ms) > tolerance:
+            edges.append((int(stamps[last]) + step_ms, end))
+    gaps = list(between)
+    for start, end in edges:
+        # An edge next to a row outside its range lies inside a gap between two rows.
+        i = bisect.bisect_right(starts, start) - 1
+        if i >= 0 and between[i].end_ms >= end:
+            continue
+        gaps.append(Gap(start_ms=start, end_ms=end, missing=max(round((end - start) / step_ms), 1)))
+    return tuple(sorted(gaps, key=lambda g: g.start_ms))
 
 
 def find_spikes(frame: pl.DataFrame, threshold: float) -> tuple[Spike, ...]:
