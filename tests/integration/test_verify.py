@@ -80,7 +80,9 @@ def test_data_that_no_longer_validates_fails_with_the_bad_row(recorded: tuple[Pa
     with edited_row(data, 17, valid=False):
         done = run_cli("verify", str(run_dir))
     assert done.returncode == 1
-    assert f"cannot replay: {data}: row 17: high below max(open, close)" in done.stdout
+    assert (
+        f"cannot replay: {data}: row 17 (0-based data row as read): high below max(open, close)"
+    ) in done.stdout
     assert f"changed: data BTC/USDT ({data})" in done.stdout
 
 

@@ -284,7 +284,7 @@ def test_an_unknown_key_in_a_data_source_is_matched_against_every_kind(tmp_path:
 
 
 def test_a_misspelt_strategy_parameter_gets_the_nearest_declared_one(tmp_path: Path) -> None:
-    from backtester.assembly import strategy_class, strategy_params
+    from backtester.engine.assembly import strategy_class, strategy_params
 
     cfg = load_config(write(tmp_path, MINIMAL + "params = { fats = 5 }\n"))
     with pytest.raises(ConfigError) as caught:
