@@ -24,7 +24,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     # Frozen settings; model specs in it may name domain types.
     "config": frozenset({"domain"}),
     # The four bounded contexts on the bus: only core, domain and config, never each other.
-    "strategy": frozenset({"core", "domain", "config", "compiled"}),
+    "strategy": frozenset({"core", "domain", "config", "compiled", "indicators"}),
     "risk": frozenset({"core", "domain", "config"}),
     "execution": frozenset({"core", "domain", "config"}),
     "account": frozenset({"core", "domain", "config"}),
@@ -33,6 +33,8 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"domain", "compiled"}),
     # Compiled kernels: loops over plain arrays, knowing nothing of ours.
     "compiled": frozenset(),
+    # Indicator functions over columns: their kernels, and the data layer's timeframe lengths.
+    "indicators": frozenset({"compiled", "data"}),
 }
 
 # The engine (composition root), public API, entry points and result assembly: they sit on top and may
