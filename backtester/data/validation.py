@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from backtester.data.duplicates import resolve_duplicates
 from backtester.data.errors import DataError
 from backtester.data.timeframes import format_ms
 
@@ -121,11 +122,7 @@ def clean(
     data = conform(frame, kind, source).with_row_index(_ROW)
     columns = list(OHLCV_COLUMNS if kind == "ohlcv" else FUNDING_COLUMNS)
     rows_in = data.height
-    distinct = data.unique(subset=columns, keep="last", maintain_order=True)
-    resolved = distinct.unique(subset="timestamp_ms", keep="last", maintain_order=True)
-    ts = pl.col("timestamp_ms")
-    out_of_order = resolved.select((ts < ts.cum_max().shift(1)).sum()).item()
-    ordered = resolved.sort("timestamp_ms")
+    ordered, resolved = resolve_duplicates(data, "timestamp_ms", columns[1:])
 
     flags = _row_checks(kind, timeframe_ms)
     flagged = ordered.with_columns(
@@ -156,9 +153,9 @@ def clean(
         source=source,
         rows_in=rows_in,
         rows_out=kept.height,
-        identical_duplicates=rows_in - distinct.height,
-        conflicting_duplicates=distinct.height - resolved.height,
-        out_of_order=int(out_of_order or 0),
+        identical_duplicates=resolved.identical,
+        conflicting_duplicates=resolved.conflicting,
+        out_of_order=resolved.out_of_order,
         invalid_rows=bad.height,
         problem_counts=counts,
         problems=tuple(problems),
