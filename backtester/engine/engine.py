@@ -156,6 +156,7 @@ class Engine:
             params=self.params,
             seed=self.setup.seed,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
     def _run_events(self, modules: EventModules) -> RunResult:
@@ -199,6 +200,7 @@ class Engine:
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
     def _active_rows(self) -> np.ndarray | None:
@@ -243,7 +245,9 @@ def engine_for_config(
         assembly.strategy_params(strategy, cfg.strategy),
         assembly.fee_model(cfg.fees),
         assembly.slippage_model(cfg.slippage),
-        EngineSetup(initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed),
+        EngineSetup(
+            initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed, stats=cfg.stats
+        ),
         repairs,
     )
 
