@@ -14,6 +14,7 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
+from backtester.lookahead import LookaheadReport, check_lookahead
 from backtester.manifest import utc_now
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
@@ -134,6 +135,27 @@ class Backtest:
             self.setup,
             self.repairs,
         )
+
+    def check_lookahead(self, *, cuts: int = 20, seed: int = 0, **params: Any) -> LookaheadReport:
+        """The look-ahead check of `run(**params)`: re-run on the data cut after `cuts` seeded bars
+        and report every signal, order, fill, closed trade or registered indicator at or before a
+        cut that differs from the full run (`report.ok` when there is none), and how much each
+        registered indicator depends on the history before it (`report.drift`)."""
+        typed = self.strategy.make_params(params)
+
+        def factory(data: dict[str, pl.DataFrame]) -> Engine:
+            return Engine(
+                data,
+                self.instruments,
+                self.strategy,
+                typed,
+                self.fees,
+                self.slippage,
+                self.setup,
+                self.repairs,
+            )
+
+        return check_lookahead(factory, self.data, cuts=cuts, seed=seed)
 
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:

@@ -49,6 +49,7 @@ ON_TOP = frozenset(
         "config_file",
         "engine",
         "logs",
+        "lookahead",
         "manifest",
         "report",
         "results",
