@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
-from backtester.config import FillConfig, IntrabarPath, RiskConfig
+from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
 from backtester.data.bars import BarData, load_bars
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
@@ -44,6 +44,11 @@ class Backtest:
     mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
                 strategy declares active and those where a resting order can fill; the compiled
                 path runs a `SignalStrategy`'s plan in one compiled loop; results are identical
+    periods_per_year  annualizes Sharpe, Sortino and volatility (periods of `ratio_returns`);
+                default: from the data's calendar, 365 days on 24/7 data, the sessions per year
+                observed on weekday data (stocks: about 252)
+    ratio_returns   "daily" (default: returns of the equity at each trading day's last bar, as
+                peers quote Sharpe) or "bar" (bar-to-bar returns, annualized by bars per year)
     """
 
     def __init__(
@@ -64,6 +69,8 @@ class Backtest:
         repair: bool = False,
         seed: int = 0,
         mode: Mode = "auto",
+        periods_per_year: float | None = None,
+        ratio_returns: Literal["daily", "bar"] = "daily",
     ) -> None:
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
@@ -87,6 +94,7 @@ class Backtest:
             ),
             seed=seed,
             mode=mode,
+            stats=StatsConfig(periods_per_year=periods_per_year, returns=ratio_returns),
         )
 
     def run(

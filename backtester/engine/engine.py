@@ -172,6 +172,7 @@ class Engine:
             params=self.params,
             seed=self.setup.seed,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
     def _run_events(self, modules: EventModules, bar: Progress | None = None) -> RunResult:
@@ -217,6 +218,7 @@ class Engine:
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
     def _active_rows(self) -> np.ndarray | None:
@@ -261,7 +263,9 @@ def engine_for_config(
         assembly.strategy_params(strategy, cfg.strategy),
         assembly.fee_model(cfg.fees),
         assembly.slippage_model(cfg.slippage),
-        EngineSetup(initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed),
+        EngineSetup(
+            initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed, stats=cfg.stats
+        ),
         repairs,
     )
 
