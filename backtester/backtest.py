@@ -16,6 +16,7 @@ from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.lookahead import LookaheadReport, check_lookahead
 from backtester.manifest import utc_now
+from backtester.progress import bar_wanted
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
 from backtester.strategy.base import Strategy
@@ -97,13 +98,16 @@ class Backtest:
             stats=StatsConfig(periods_per_year=periods_per_year, returns=ratio_returns),
         )
 
-    def run(self, *, save: bool | str | Path = False, **params: Any) -> RunResult:
+    def run(
+        self, *, save: bool | str | Path = False, progress: bool | None = None, **params: Any
+    ) -> RunResult:
         """Run with the strategy's parameters (validated against its `Params`). `save=True` also
         writes the run directory under `runs/` (a path: under that directory) as `result.save()`
-        does; `result.run_dir` is where it went."""
+        does; `result.run_dir` is where it went. `progress`: a progress bar over the bars (default:
+        on a terminal only, not in a notebook or CI)."""
         started_at = utc_now()
         engine = self.engine(**params)
-        result = engine.run()
+        result = engine.run(progress=bar_wanted(progress))
         result.bars = self.data
         result.origin = Origin(
             sources=self.sources,
