@@ -160,7 +160,9 @@ def test_every_indicator_passes_the_check_and_recursive_ones_report_their_warm_u
     assert drift["rsi."].worst[1] > drift["rsi."].worst[2]  # the drift fades with history
 
 
-def test_lookahead_command_exits_0_for_a_built_in_config(capsys: pytest.CaptureFixture[str]) -> None:
+def test_lookahead_command_exits_0_for_a_built_in_config(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["lookahead", "configs/sma_cross.toml", "--cuts", "3"]) == 0
     assert "none found" in capsys.readouterr().out
 
