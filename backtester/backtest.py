@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,6 +74,8 @@ class Backtest:
         periods_per_year: float | None = None,
         ratio_returns: Literal["daily", "bar"] = "daily",
     ) -> None:
+        if not (math.isfinite(cash) and cash > 0):
+            raise ValueError(f"cash must be a finite amount > 0, got {cash}")
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
             name: load_bars(source, repair=repair) for name, source in sources.items()
