@@ -208,8 +208,8 @@ def write_results(
         config_sha256=plan.config_sha256,
         seed=plan.config.seed,
         objective={
-            "stat": plan.config.objective.stat,
-            "direction": plan.config.objective.direction,
+            "stat": plan.config.ranking().stat,
+            "direction": plan.config.ranking().direction,
         },
         points=len(plan.runs),
         ok=sum(isinstance(r, RunCompleted) for r in reports.values()),
