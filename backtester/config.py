@@ -2,7 +2,7 @@
 
 A run config is what a `configs/*.toml` file decodes into (`config_file.load_config`). Model and data
 source specs are tagged unions on `kind`; turning a spec into a model object is the composition root's
-job (`backtester.assembly`), so this module stays free of the execution package.
+job (`backtester.engine.assembly`), so this module stays free of the execution package.
 """
 
 from __future__ import annotations

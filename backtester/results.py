@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -13,10 +13,11 @@ from polars._typing import PolarsDataType
 from backtester.compiled.drawdown import mark_to_market
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
-from backtester.domain.messages import OrderFilled
 from backtester.metrics.stats import Stats, compute_stats
 from backtester.metrics.trades import round_trips
-from backtester.recorder import Recorder
+
+if TYPE_CHECKING:
+    from backtester.runs.notebook import Origin
 
 UTC_NS = pl.Datetime("ns", "UTC")
 
@@ -52,6 +53,10 @@ class RunResult:
         # The input bars by symbol, kept for the price chart of `plot()` (the frames the engine ran on,
         # not a copy); None when the result was built without them.
         self.bars = bars
+        # Set by `Backtest.run`: what `save()` describes the run with; None when not from there.
+        self.origin: Origin | None = None
+        # The run directory, once saved.
+        self.run_dir: Path | None = None
 
     def __repr__(self) -> str:
         s = self.stats
@@ -77,6 +82,9 @@ class RunResult:
         returns, trade distributions) as one Bokeh layout, shown inline in a notebook. `bars` overrides
         the bars the run kept; `filename` also writes the self-contained HTML report there.
         Needs the `report` extra (`pip install backtester[report]`)."""
+        from backtester.report.commands import require_report_extra
+
+        require_report_extra("result.plot() needs")
         from backtester.report.notebook import plot_result
 
         return plot_result(
@@ -86,9 +94,23 @@ class RunResult:
     def to_pandas(self) -> PandasFrames:
         """Bar returns, trades and equity as pandas objects indexed by UTC time, the shape pandas-based
         tools (quantstats, pyfolio, empyrical) take. Needs pandas (the `report` extra)."""
+        from backtester.report.commands import require_report_extra
+
+        require_report_extra("result.to_pandas() needs", "pandas")
         equity = self.equity.to_pandas().set_index("ts")
         returns = equity["equity"].pct_change().fillna(0.0).rename("returns")
         return PandasFrames(returns=returns, trades=self.trades.to_pandas(), equity=equity)
+
+    def save(self, output_dir: str | Path = "runs") -> Path:
+        """Write the run directory `<output_dir>/<run_id>/` the `run` command would write for this
+        backtest (manifest, config, stats, frames), which `verify`, `compare` and `report` take;
+        bars given as a DataFrame are stored under `<output_dir>/data/`. Returns the directory."""
+        if self.origin is None:
+            raise ValueError("only a result of Backtest.run can be saved")
+        from backtester.runs.notebook import save_result
+
+        self.run_dir = save_result(self, self.origin, output_dir)
+        return self.run_dir
 
 
 class PandasFrames(NamedTuple):
@@ -110,23 +132,6 @@ FILL_SCHEMA: dict[str, PolarsDataType] = {
 }
 
 
-def fills_frame(fills: list[OrderFilled]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "ts": [f.ts_event for f in fills],
-            "order_id": [f.order_id for f in fills],
-            "instrument": [f.instrument for f in fills],
-            "side": [f.side.value for f in fills],
-            "price": [f.price for f in fills],
-            "quantity": [f.quantity for f in fills],
-            "fee": [f.fee for f in fills],
-            "liquidity": [f.liquidity.value for f in fills],
-            "leaves_quantity": [f.leaves_quantity for f in fills],
-        },
-        schema={**FILL_SCHEMA, "ts": pl.Int64},
-    ).with_columns(pl.col("ts").cast(UTC_NS))
-
-
 # Timestamps are built as int64 nanoseconds and cast to UTC_NS afterwards.
 ORDER_SCHEMA: dict[str, PolarsDataType] = {
     "order_id": pl.Int64,
@@ -146,34 +151,6 @@ ORDER_SCHEMA: dict[str, PolarsDataType] = {
     "avg_fill_price": pl.Float64,
     "ts_closed": pl.Int64,
 }
-
-
-def orders_frame(recorder: Recorder) -> pl.DataFrame:
-    records = list(recorder.orders.values())
-    return pl.DataFrame(
-        {
-            "order_id": [r.order.order_id for r in records],
-            "ts_submitted": [r.order.ts_init for r in records],
-            "instrument": [r.order.instrument for r in records],
-            "side": [r.order.side.value for r in records],
-            "type": [r.order.order_type.value for r in records],
-            "time_in_force": [r.order.time_in_force.value for r in records],
-            "quantity": [r.order.quantity for r in records],
-            "fraction": [r.order.fraction for r in records],
-            "limit_price": [r.order.limit_price for r in records],
-            "stop_price": [r.order.stop_price for r in records],
-            "tag": [r.order.tag for r in records],
-            "status": [r.status.value for r in records],
-            "reason": [r.reason for r in records],
-            "filled_quantity": [r.filled_quantity for r in records],
-            "avg_fill_price": [
-                r.filled_notional / r.filled_quantity if r.filled_quantity else None
-                for r in records
-            ],
-            "ts_closed": [r.ts_closed for r in records],
-        },
-        schema=ORDER_SCHEMA,
-    ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))
 
 
 def equity_frame(

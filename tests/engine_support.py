@@ -1,23 +1,19 @@
 """Test support: hand-built bar frames, scripted strategies, and a run whose modules stay observable.
 
 A scripted strategy runs given actions at given bar indices; each action receives the strategy and may
-submit or cancel orders. `observed_run` runs the real composition root (`run_engine`) while keeping
-references to the bus, venue, ledger and recorder it builds, and counts every terminal answer on the bus.
+submit or cancel orders. `observed_engine` builds the real engine and keeps its bus, venue, ledger and recorder at hand, with a
+count of every terminal answer on the bus.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from unittest import mock
 
 import polars as pl
 
-from backtester import Backtest, RunResult, Strategy, app
-from backtester.account.ledger import AccountLedger
-from backtester.core.bus import MessageBus
+from backtester import Backtest, RunResult, Strategy
 from backtester.domain.messages import (
     Bar,
     OrderCanceled,
@@ -26,8 +22,7 @@ from backtester.domain.messages import (
     OrderExpired,
     OrderFilled,
 )
-from backtester.execution.venue import SimulatedVenue
-from backtester.recorder import Recorder
+from backtester.engine import Engine
 
 T0_MS = 1_700_000_000_000
 BAR_MS = 60_000
@@ -82,15 +77,22 @@ def run_script(
 
 
 class Observed:
-    """What `observed_run` captured of one run's modules."""
+    """The modules of one event-driven run, and every terminal answer its bus published."""
 
-    def __init__(self) -> None:
-        self.buses: list[Any] = []
-        self.venues: list[Any] = []
-        self.ledgers: list[Any] = []
-        self.recorders: list[Any] = []
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        modules = engine.events
+        self.bus = modules.bus
+        self.venue = modules.venue
+        self.ledger = modules.ledger
+        self.recorder = modules.recorder
         self.terminal_answers: Counter[int] = Counter()
         self.cancel_rejections: list[OrderCancelRejected] = []
+        self.bus.subscribe(OrderDenied, self.count_terminal)
+        self.bus.subscribe(OrderCanceled, self.count_terminal)
+        self.bus.subscribe(OrderExpired, self.count_terminal)
+        self.bus.subscribe(OrderFilled, self.count_fill)
+        self.bus.subscribe(OrderCancelRejected, self.cancel_rejections.append)
 
     def count_terminal(self, event: OrderDenied | OrderCanceled | OrderExpired) -> None:
         self.terminal_answers[event.order_id] += 1
@@ -100,44 +102,14 @@ class Observed:
             self.terminal_answers[fill.order_id] += 1
 
 
-@contextmanager
-def observed_run() -> Iterator[Observed]:
-    """Patch the composition root's classes with subclasses that record their instances.
-
-    The bus subclass subscribes counters of terminal answers (denied, canceled, expired, and fills
-    that leave nothing) before any module subscribes, so they see every answer the run publishes.
-    """
-    seen = Observed()
-
-    class CountingBus(MessageBus):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            seen.buses.append(self)
-            self.subscribe(OrderDenied, seen.count_terminal)
-            self.subscribe(OrderCanceled, seen.count_terminal)
-            self.subscribe(OrderExpired, seen.count_terminal)
-            self.subscribe(OrderFilled, seen.count_fill)
-            self.subscribe(OrderCancelRejected, seen.cancel_rejections.append)
-
-    class KeptVenue(SimulatedVenue):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            seen.venues.append(self)
-
-    class KeptLedger(AccountLedger):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            seen.ledgers.append(self)
-
-    class KeptRecorder(Recorder):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            seen.recorders.append(self)
-
-    with (
-        mock.patch.object(app, "MessageBus", CountingBus),
-        mock.patch.object(app, "SimulatedVenue", KeptVenue),
-        mock.patch.object(app, "AccountLedger", KeptLedger),
-        mock.patch.object(app, "Recorder", KeptRecorder),
-    ):
-        yield seen
+def observed_engine(
+    rows: Sequence[Row] | pl.DataFrame,
+    strategy: type[Strategy[Any]],
+    params: dict[str, Any] | None = None,
+    **backtest: Any,
+) -> Observed:
+    """The engine `Backtest(rows, strategy, **backtest)` builds, with counters of terminal answers
+    subscribed; call `.engine.run()` to run it."""
+    frame = rows if isinstance(rows, pl.DataFrame) else bars_frame(rows)
+    bt = Backtest(frame, strategy, **backtest)
+    return Observed(bt.engine(**(params or {})))

@@ -1,6 +1,6 @@
 """The compiled order path: a `SignalPlan` run bar by bar in one loop, with the exact arithmetic of
 the event-driven modules (strategy -> risk -> venue -> ledger), for the configurations it covers
-(`backtester.compiled.run.unsupported` says which). Every expression below mirrors one in those
+(`backtester.engine.compiled_path.unsupported` says which). Every expression below mirrors one in those
 modules, in the same order, so the floats come out bit for bit the same; the identity tests run
 both paths and compare digests.
 """
@@ -94,7 +94,13 @@ def simulate(
     )
 
 
-@kernel
+@kernel(
+    "void("
+    "int8[::1], float64[::1], float64[::1], float64, float64, float64, float64, "
+    "float64, float64, boolean, int64[:, ::1], float64[:, ::1], int64[:, ::1], "
+    "float64[:, ::1], float64[::1], float64[::1], float64[::1], int64[::1]"
+    ")"
+)
 def _run_plan(
     signal: np.ndarray,
     open_: np.ndarray,

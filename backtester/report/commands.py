@@ -12,11 +12,21 @@ class MissingExtra(ValueError):
     """The command needs an optional dependency that is not installed."""
 
 
-def require_report_extra() -> None:
-    if importlib.util.find_spec("bokeh") is None:
-        raise MissingExtra(
-            "reports need the plotting library of the `report` extra: pip install 'backtester[report]'"
-        )
+def require_report_extra(what: str = "reports need", module: str = "bokeh") -> None:
+    if not is_installed(module):
+        raise MissingExtra(missing_extra(what, module))
+
+
+def missing_extra(what: str, module: str = "bokeh") -> str:
+    library = "the plotting library" if module == "bokeh" else module
+    return f"{what} {library} of the `report` extra: pip install 'backtester[report]'"
+
+
+def is_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: its import was blocked
+        return False
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from backtester.app import run_config
 from backtester.config import ConfigError
 from backtester.config_file import load_config
+from backtester.engine import run_config
 from backtester.runs.artifacts import encode_json, stats_document
 from backtester.runs.inputs import load_data
 

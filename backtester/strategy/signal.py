@@ -88,10 +88,8 @@ class SignalStrategy(Strategy[P]):
     def signal_plan(self) -> SignalPlan | None:
         """The plan after `on_start`; None when a subclass overrides a hook, since its behaviour is
         then more than the plan says."""
-        cls = type(self)
-        for hook in _PLAN_HOOKS:
-            if getattr(cls, hook) is not getattr(SignalStrategy, hook):
-                return None
+        if not runs_on_plan_only(type(self)):
+            return None
         return SignalPlan(
             self.signal, self.entry_fraction, self.exit_fraction, self.entry_tag, self.exit_tag
         )
@@ -104,6 +102,13 @@ def _only_signs(values: np.ndarray) -> bool:
 
 
 _PLAN_HOOKS = ("on_bar", "on_fill", "on_stop", "active_bars", "signal_plan")
+
+
+def runs_on_plan_only(cls: type[Strategy[Any]]) -> bool:
+    """Whether the class is a `SignalStrategy` whose behaviour is all in its plan (no hook of its own)."""
+    return issubclass(cls, SignalStrategy) and all(
+        getattr(cls, hook) is getattr(SignalStrategy, hook) for hook in _PLAN_HOOKS
+    )
 
 
 def plan_of(strategy: Strategy[Any]) -> SignalPlan | None:

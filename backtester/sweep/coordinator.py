@@ -38,6 +38,7 @@ from backtester.sweep.results import (
     SweepManifest,
     prepare_directory,
     read_journal,
+    sweep_lock,
     write_results,
 )
 from backtester.sweep.search import Search, open_search, total_points
@@ -131,6 +132,13 @@ class Collector:
 
 async def run_sweep(
     plan: SweepPlan, settings: SweepSettings, *, stream: TextIO | None = None
+) -> SweepOutcome:
+    with sweep_lock(plan):
+        return await _run_sweep(plan, settings, stream=stream)
+
+
+async def _run_sweep(
+    plan: SweepPlan, settings: SweepSettings, *, stream: TextIO | None
 ) -> SweepOutcome:
     started_at = utc_now()
     directory = prepare_directory(plan, resume=settings.resume)

@@ -6,7 +6,7 @@ key (`config_file.set_key_path`), the config decodes as a config file does
 (`config_file.decode_config`), its strategy and parameters are checked as `python -m backtester run`
 checks them (`assembly`), its data is fingerprinted as a run's manifest does (`runs.inputs`), its
 run id and code identity are the manifest's (`derive_run_id`, `code_version`) and it runs through
-`app.run_config`. So a sweep row has the digest and the run id of a single run of that point.
+`engine.run_config`. So a sweep row has the digest and the run id of a single run of that point.
 
 Workers receive their inputs as files named by content hash, so a sweep's data sources are files
 (`kind = "file"`); a catalog source is refused when the point is decoded.
@@ -19,11 +19,10 @@ from typing import Any
 
 import msgspec
 
-from backtester import assembly
-from backtester.app import run_config
 from backtester.config import ConfigError, FileSource, RunConfig, config_id
 from backtester.config_file import decode_config, set_key_path
 from backtester.data.bars import BarData
+from backtester.engine import assembly, run_config
 from backtester.manifest import CodeVersion, DataInput, code_version, derive_run_id
 from backtester.runs.inputs import load_source
 

@@ -9,12 +9,12 @@ as the server pushes them. A job the server gave up redelivering is reported fai
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import structlog
 
+from backtester.data.redaction import without_userinfo
 from backtester.sweep.cache import default_cache_dir
 from backtester.sweep.execute import source_files
 from backtester.sweep.local import LocalWorkers
@@ -22,6 +22,7 @@ from backtester.sweep.nats_adapter import Broker, Credentials, QueueSettings, Re
 from backtester.sweep.plan import PlannedRun, SweepPlan
 from backtester.sweep.server import EmbeddedServer
 from backtester.sweep.spec import DataRef, ExecuteRun, RunFailed, encode
+from backtester.sweep.trust import sweep_strategy_modules
 
 log = structlog.get_logger("backtester.sweep.nats_runner")
 
@@ -34,8 +35,10 @@ class NatsRunner:
         queue: QueueSettings,
         workers: LocalWorkers | None,
         done: Callable[[int], bool],
+        server: EmbeddedServer | None = None,
     ) -> None:
         self.plan = plan
+        self.server = server
         self.broker = broker
         self.queue = queue
         self.workers = workers
@@ -96,6 +99,8 @@ class NatsRunner:
         return await self._feed.next_batch(timeout)
 
     def check(self) -> None:
+        if self.server is not None:
+            self.server.check()
         if self.workers is not None:
             self.workers.check()
 
@@ -135,7 +140,10 @@ async def nats_runner(
     done: Callable[[int], bool],
 ) -> AsyncIterator[NatsRunner]:
     with contextlib.ExitStack() as stack:
-        address = url or stack.enter_context(EmbeddedServer()).url
+        server = None if url else stack.enter_context(EmbeddedServer())
+        address = server.url if server else str(url)
+        if server is not None:
+            credentials = server.credentials
         broker = await Broker.connect(address, credentials, name="backtester-coordinator")
         try:
             await broker.wait_for_jetstream(jetstream_timeout)
@@ -149,9 +157,10 @@ async def nats_runner(
                         credentials,
                         cache_dir=Path(cache_dir or default_cache_dir()),
                         log_dir=plan.output_dir / "workers",
+                        allow_strategies=sweep_strategy_modules(plan.config),
                     )
                 )
-            runner = NatsRunner(plan, broker, queue, local, done)
+            runner = NatsRunner(plan, broker, queue, local, done, server)
             await runner.publish_data()
             try:
                 yield runner
@@ -163,4 +172,4 @@ async def nats_runner(
 
 def public_url(url: str) -> str:
     """A server URL without any user:password@ part, fit for a manifest."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    return without_userinfo(url)

@@ -24,9 +24,9 @@ from typing import Any
 
 import cloudpickle
 
-from backtester import assembly
 from backtester.config import FileSource
 from backtester.data.bars import BarData, load_bars
+from backtester.engine import assembly
 from backtester.sweep.execute import RunSpec, execute, source_files
 from backtester.sweep.local import WorkersLost
 from backtester.sweep.plan import PlannedRun, SweepPlan
@@ -52,7 +52,7 @@ def main_classes(names: list[str]) -> bytes:
 def _install(classes: bytes) -> None:
     if classes:
         main = sys.modules["__main__"]
-        for attribute, value in pickle.loads(classes).items():  # noqa: S301  (our own payload)
+        for attribute, value in pickle.loads(classes).items():
             setattr(main, attribute, value)
 
 

@@ -1,7 +1,7 @@
 """The import directions of the architecture, and the APIs banned inside the engine, checked with `ast`.
 
 The maps below are the documentation: which component may import which. A component is a subpackage
-of `backtester` (`backtester/risk/...` is `risk`) or a top-level module (`backtester/app.py` is `app`).
+of `backtester` (`backtester/risk/...` is `risk`) or a top-level module (`backtester/cli.py` is `cli`).
 Every import counts, including those inside functions and under `TYPE_CHECKING`.
 """
 
@@ -24,7 +24,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     # Frozen settings; model specs in it may name domain types.
     "config": frozenset({"domain"}),
     # The four bounded contexts on the bus: only core, domain and config, never each other.
-    "strategy": frozenset({"core", "domain", "config", "compiled"}),
+    "strategy": frozenset({"core", "domain", "config", "compiled", "indicators"}),
     "risk": frozenset({"core", "domain", "config"}),
     "execution": frozenset({"core", "domain", "config"}),
     "account": frozenset({"core", "domain", "config"}),
@@ -33,25 +33,23 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"domain", "compiled"}),
     # Compiled kernels: loops over plain arrays, knowing nothing of ours.
     "compiled": frozenset(),
+    # Indicator functions over columns: their kernels, and the data layer's timeframe lengths.
+    "indicators": frozenset({"compiled", "data"}),
 }
 
-# Composition root, public API, entry points and result assembly: they sit on top and may import any
-# component (nothing in ALLOWED_IMPORTS may import them). `runs`, `assembly` and `config_file` are
+# The engine (composition root), public API, entry points and result assembly: they sit on top and may
+# import any component (nothing in ALLOWED_IMPORTS may import them). `runs` and `config_file` are
 # the run-management layer; `sweep` the parameter sweeps; `report` the HTML pages and plots.
 ON_TOP = frozenset(
     {
         "__init__",
         "__main__",
-        "app",
-        "assembly",
         "backtest",
         "cli",
-        "compiled_run",
         "config_file",
-        "feed",
+        "engine",
         "logs",
         "manifest",
-        "recorder",
         "report",
         "results",
         "runs",
@@ -254,14 +252,14 @@ def _bans(rel: str, source: str) -> list[str]:
         ("domain/messages.py", "import backtester.core.bus"),
         ("risk/engine.py", "from backtester.execution.venue import SimulatedVenue"),
         ("execution/venue.py", "from backtester.account import ledger"),
-        ("strategy/base.py", "from backtester import app"),
+        ("strategy/base.py", "from backtester import engine"),
         ("strategy/base.py", "from backtester import Backtest"),
         ("account/ledger.py", "from ..risk import rules"),
         ("metrics/stats.py", "from backtester.core.digest import Digest"),
         ("data/bars.py", "from backtester.config import FillConfig"),
         ("execution/venue.py", "import ccxt"),
         ("data/bars.py", "import nats"),
-        ("app.py", "import random"),
+        ("engine/engine.py", "import random"),
         ("core/rng.py", "from random import Random"),
     ],
 )
@@ -275,7 +273,7 @@ def test_checker_reports_a_forbidden_import(rel: str, source: str) -> None:
         ("risk/engine.py", "from backtester.core.bus import MessageBus\nfrom . import rules"),
         ("strategy/library/sma_cross.py", "from backtester.strategy.base import Strategy"),
         ("data/fetch_exchange.py", "import ccxt"),
-        ("app.py", "from backtester.execution.venue import SimulatedVenue"),
+        ("engine/engine.py", "from backtester.execution.venue import SimulatedVenue"),
     ],
 )
 def test_checker_accepts_an_allowed_import(rel: str, source: str) -> None:

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult, VolumeShareSlippage
-from backtester.app import SetupError
 from backtester.domain.messages import Bar
+from backtester.engine import SetupError
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import NoSlippage
 from backtester.strategies import SmaCross

@@ -5,7 +5,7 @@ half-unit grid so that limit and stop levels drawn from the same grid touch, gap
 strategy submits random market / limit / stop / stop-limit orders (buys and sells, quantities and
 fractions, GTC and IOC) and cancels random earlier ones; fee, slippage, instrument grid, intrabar
 policy and trade-on-close are drawn too. The run goes through the real composition root, observed
-(see `tests.engine_support.observed_run`), and the books are replayed from the fills.
+(see `tests.engine_support.Observed`), and the books are replayed from the fills.
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ from backtester import (
     Strategy,
     TimeInForce,
     VolumeShareSlippage,
-    app,
 )
 from backtester.domain.enums import Liquidity, OrderStatus
 from backtester.domain.messages import Message
+from backtester.engine import engine
 from tests.engine_support import (
     BAR_MS,
     NS_PER_MS,
     T0_MS,
     Action,
+    Observed,
     bars_frame,
-    observed_run,
     scripted,
 )
 
@@ -56,7 +56,7 @@ CASH = 1_000.0
 def _no_full_gc_per_run() -> Iterator[None]:
     """Each run ends with a full `gc.collect()`, which in a test process costs several times a small
     run; garbage collection cannot change results, so these many tiny runs skip it."""
-    with mock.patch.object(app, "gc_paused", contextlib.nullcontext):
+    with mock.patch.object(engine, "gc_paused", contextlib.nullcontext):
         yield
 
 
@@ -197,9 +197,9 @@ def test_random_order_streams_keep_books_balanced_and_answer_every_order_once(
         intrabar=case["intrabar"],
         trade_on_close=case["trade_on_close"],
     )
-    with observed_run() as seen:
-        result = backtest.run()
-    (venue,), (ledger,), (recorder,) = seen.venues, seen.ledgers, seen.recorders
+    seen = Observed(backtest.engine())
+    result = seen.engine.run()
+    venue, ledger, recorder = seen.venue, seen.ledger, seen.recorder
 
     fills = result.fills.with_columns(pl.col("ts").dt.epoch("ns"))
     equity = result.equity.with_columns(pl.col("ts").dt.epoch("ns"))

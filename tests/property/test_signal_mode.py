@@ -20,7 +20,7 @@ from backtester import (
     TimeInForce,
     VolumeShareSlippage,
 )
-from backtester.app import SetupError
+from backtester.engine import SetupError
 from backtester.strategies import SmaCross, SmaExtended
 from tests.engine_support import bars_frame, scripted
 from tests.property.test_engine_properties import (

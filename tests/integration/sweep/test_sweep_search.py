@@ -58,7 +58,9 @@ def _trials(directory: Path) -> list[tuple[int, str, str]]:
     for line in (directory / STUDY_JOURNAL).read_text().splitlines():
         op = json.loads(line)
         if "param_name" in op:
-            found.setdefault(op["trial_id"], []).append(f"{op['param_name']}={op['param_value_internal']}")
+            found.setdefault(op["trial_id"], []).append(
+                f"{op['param_name']}={op['param_value_internal']}"
+            )
         if op.get("state") in (1, 2) and "trial_id" in op:  # COMPLETE, FAIL
             found.setdefault(op["trial_id"], []).append(f"state={op['state']}")
     return [(number, " ".join(entries)) for number, entries in sorted(found.items())]  # type: ignore[misc]
@@ -113,7 +115,9 @@ def test_the_three_studies_write_the_same_results_table_and_best_point(
     assert set(tables[0]["status"]) == {"ok"}
     assert (studies["w1"] / RESULTS).read_bytes() == (studies["w2"] / RESULTS).read_bytes()
     assert (studies["w1"] / RESULTS).read_bytes() == (studies["killed"] / RESULTS).read_bytes()
-    bests = [best(t, "sharpe", "maximize", 1).select("param.fast", "param.slow").row(0) for t in tables]
+    bests = [
+        best(t, "sharpe", "maximize", 1).select("param.fast", "param.slow").row(0) for t in tables
+    ]
     assert bests[0] == bests[1] == bests[2]
     # The search did search: its later batches beat its random start on average.
     sharpe = tables[0]["sharpe"]

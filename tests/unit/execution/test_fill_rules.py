@@ -25,7 +25,7 @@ from backtester.domain.enums import Liquidity, OrderStatus, OrderType, Side
 from backtester.domain.messages import Bar, SubmitOrder
 from backtester.execution import matching
 from backtester.results import RunResult
-from tests.engine_support import Row, bar_ns, observed_run, run_script
+from tests.engine_support import Row, bar_ns, observed_engine, run_script, scripted
 
 FLAT: Row = (100.0, 100.0, 100.0, 100.0, 1000.0)
 UP_WIDE: Row = (102.0, 110.0, 95.0, 108.0, 1000.0)  # up bar: path O -> L -> H -> C
@@ -317,15 +317,15 @@ def test_intrabar_policy_decides_between_stop_loss_and_take_profit_in_one_bar(
         0: [lambda s: s.buy(1.0)],
         1: [lambda s: s.sell(1.0, stop=95.0), lambda s: s.sell(1.0, limit=105.0)],
     }
-    with observed_run() as seen:
-        result = run_script(rows, script, cash=1000, intrabar=policy)
+    seen = observed_engine(rows, scripted(script), cash=1000, intrabar=policy)
+    result = seen.engine.run()
     sells = [f for f in fill_rows(result) if f["side"] == "sell"]
     assert [(f["order_id"], f["price"], f["quantity"]) for f in sells] == [
         (winner_id, winner_price, 1.0)
     ]
     loser = order(result, 5 - winner_id)
     assert (loser["status"], loser["reason"]) == ("canceled", "insufficient position at fill")
-    assert seen.venues[0].path_decided_bars == 1
+    assert seen.venue.path_decided_bars == 1
 
 
 def test_pessimistic_policy_when_flat_takes_the_high_first() -> None:
@@ -694,8 +694,8 @@ def test_cancel_of_a_resting_order_removes_it_before_it_could_fill() -> None:
 
 def test_cancel_of_an_unknown_order_is_rejected_and_changes_nothing() -> None:
     script = {0: [lambda s: s.buy(1.0, limit=50.0)], 1: [lambda s: s.cancel(99)]}
-    with observed_run() as seen:
-        result = run_script([FLAT, FLAT, FLAT], script, cash=1000)
+    seen = observed_engine([FLAT, FLAT, FLAT], scripted(script), cash=1000)
+    result = seen.engine.run()
     assert [(r.order_id, r.reason) for r in seen.cancel_rejections] == [
         (99, "no open order with this id")
     ]
@@ -726,8 +726,10 @@ def test_every_order_of_a_mixed_script_ends_with_exactly_one_terminal_answer() -
         1: [lambda s: s.cancel(2), lambda s: s.sell(fraction=1.0, stop=96.0)],  # stop filled
         2: [lambda s: s.buy(fraction=0.5, time_in_force=TimeInForce.IOC)],  # partial, expired
     }
-    with observed_run() as seen:
-        result = run_script(rows, script, cash=1000, slippage=VolumeShareSlippage(volume_limit=0.1))
+    seen = observed_engine(
+        rows, scripted(script), cash=1000, slippage=VolumeShareSlippage(volume_limit=0.1)
+    )
+    result = seen.engine.run()
     statuses = dict(zip(result.orders["order_id"], result.orders["status"], strict=True))
     assert statuses == {
         1: "filled",
@@ -740,7 +742,7 @@ def test_every_order_of_a_mixed_script_ends_with_exactly_one_terminal_answer() -
     }
     assert all(OrderStatus(s).is_terminal for s in statuses.values())
     assert dict(seen.terminal_answers) == dict.fromkeys(statuses, 1)
-    assert [r.terminal_events for r in seen.recorders[0].orders.values()] == [1] * 7
+    assert [r.terminal_events for r in seen.recorder.orders.values()] == [1] * 7
 
 
 def test_volume_share_partial_fills_stay_on_the_lot_grid_and_exit_leaves_no_dust() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import polars as pl
 
 from backtester.core.bus import MessageBus
 from backtester.domain.enums import OrderStatus
@@ -14,6 +15,7 @@ from backtester.domain.messages import (
     OrderFilled,
     SubmitOrder,
 )
+from backtester.results import FILL_SCHEMA, ORDER_SCHEMA, UTC_NS
 
 # Module constants: reading a member through its Enum class runs a descriptor on Python 3.11.
 _ACCEPTED, _DENIED, _FILLED = OrderStatus.ACCEPTED, OrderStatus.DENIED, OrderStatus.FILLED
@@ -76,3 +78,47 @@ class Recorder:
         record.reason = reason
         record.ts_closed = ts
         record.terminal_events += 1
+
+    def fills_frame(self) -> pl.DataFrame:
+        fills = self.fills
+        return pl.DataFrame(
+            {
+                "ts": [f.ts_event for f in fills],
+                "order_id": [f.order_id for f in fills],
+                "instrument": [f.instrument for f in fills],
+                "side": [f.side.value for f in fills],
+                "price": [f.price for f in fills],
+                "quantity": [f.quantity for f in fills],
+                "fee": [f.fee for f in fills],
+                "liquidity": [f.liquidity.value for f in fills],
+                "leaves_quantity": [f.leaves_quantity for f in fills],
+            },
+            schema={**FILL_SCHEMA, "ts": pl.Int64},
+        ).with_columns(pl.col("ts").cast(UTC_NS))
+
+    def orders_frame(self) -> pl.DataFrame:
+        records = list(self.orders.values())
+        return pl.DataFrame(
+            {
+                "order_id": [r.order.order_id for r in records],
+                "ts_submitted": [r.order.ts_init for r in records],
+                "instrument": [r.order.instrument for r in records],
+                "side": [r.order.side.value for r in records],
+                "type": [r.order.order_type.value for r in records],
+                "time_in_force": [r.order.time_in_force.value for r in records],
+                "quantity": [r.order.quantity for r in records],
+                "fraction": [r.order.fraction for r in records],
+                "limit_price": [r.order.limit_price for r in records],
+                "stop_price": [r.order.stop_price for r in records],
+                "tag": [r.order.tag for r in records],
+                "status": [r.status.value for r in records],
+                "reason": [r.reason for r in records],
+                "filled_quantity": [r.filled_quantity for r in records],
+                "avg_fill_price": [
+                    r.filled_notional / r.filled_quantity if r.filled_quantity else None
+                    for r in records
+                ],
+                "ts_closed": [r.ts_closed for r in records],
+            },
+            schema=ORDER_SCHEMA,
+        ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))

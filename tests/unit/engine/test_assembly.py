@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from backtester.assembly import fee_model, slippage_model, strategy_class, strategy_params
 from backtester.config import (
     ConfigError,
     FixedBpsSlippageSpec,
@@ -12,6 +11,7 @@ from backtester.config import (
     StrategySpec,
     VolumeShareSlippageSpec,
 )
+from backtester.engine.assembly import fee_model, slippage_model, strategy_class, strategy_params
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.strategies import SmaCross, SmaExtended, SmaExtendedParams
