@@ -82,6 +82,7 @@ def _serve(name: str, jobs: Any, results: Any, classes: bytes) -> None:
                 run_id=run_id,
                 digest=outcome.digest,
                 stats=plain_stats(outcome.stats),
+                returns=outcome.returns,
                 worker=name,
             )
         except Exception as exc:  # the run's own failure is its result
