@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from backtester.compiled import ta_oscillators, ta_volatility
-from backtester.data.timeframes import timeframe_ms
 from backtester.indicators._inputs import Column, as_columns, empty_like, first_valid
-
-NS_PER_MS = 1_000_000
-# 1970-01-01 was a Thursday: ISO weeks start 3 days before the epoch's week boundary.
-_WEEK_NS = 7 * 86_400_000 * NS_PER_MS
-_MONDAY_OFFSET_NS = 3 * 86_400_000 * NS_PER_MS
+from backtester.indicators.sessions import nanoseconds, session_ids
 
 
 def obv(close: Column, volume: Column) -> np.ndarray:
@@ -39,25 +33,10 @@ def vwap(
     00:00 UTC). `timestamps` are the bars' open times (int64 UTC nanoseconds, or a polars or
     numpy datetime column). NaN until the session has traded volume."""
     h, low_, c, v = as_columns(high=high, low=low, close=close, volume=volume)
-    ts = _nanoseconds(timestamps)
+    ts = nanoseconds(timestamps)
     if len(ts) != len(c):
         raise ValueError(f"timestamps has {len(ts)} rows, the bars {len(c)}")
-    if anchor == "1w":
-        session = (ts + _MONDAY_OFFSET_NS) // _WEEK_NS
-    else:
-        session = ts // (timeframe_ms(anchor) * NS_PER_MS)
     typical = (h + low_ + c) / 3.0
     out = empty_like(c)
-    ta_volatility.session_vwap(typical * v, v, np.ascontiguousarray(session), out)
+    ta_volatility.session_vwap(typical * v, v, session_ids(ts, anchor), out)
     return out
-
-
-def _nanoseconds(timestamps: Any) -> np.ndarray:
-    if isinstance(timestamps, pl.Series):
-        if timestamps.dtype.is_temporal():
-            return timestamps.dt.epoch("ns").to_numpy()
-        return timestamps.cast(pl.Int64).to_numpy()
-    array = np.asarray(timestamps)
-    if np.issubdtype(array.dtype, np.datetime64):
-        return array.astype("datetime64[ns]").astype(np.int64)
-    return array.astype(np.int64)

@@ -46,6 +46,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument(
         "--out", metavar="FILE", help="where to write the page (default: DIR/report.html)"
     )
+    report.add_argument(
+        "--overlay",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=(
+            "draw an indicator overlay on the price chart of a run report (smc: fair value gaps, "
+            "order blocks, swing points, BOS/CHoCH); a strategy's own overlays are always drawn"
+        ),
+    )
     sweep = report.add_argument_group("sweep reports")
     sweep.add_argument("--x", metavar="PARAM", help="heatmap x parameter (default: the first)")
     sweep.add_argument("--y", metavar="PARAM", help="heatmap y parameter (default: the second)")
@@ -115,7 +125,7 @@ def _report(args: argparse.Namespace) -> int:
     else:
         from backtester.report.run_report import write_run_report
 
-        path = write_run_report(directory, args.out)
+        path = write_run_report(directory, args.out, args.overlay)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

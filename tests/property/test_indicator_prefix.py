@@ -1,6 +1,7 @@
 """No indicator looks ahead: the value at row t is the same whether or not rows after t exist.
-Checked for every public indicator (the list is taken from `indicators.__all__`, so a new one is
-covered without being named here), bit for bit, on random bars cut at a random row."""
+Checked for every public indicator, Smart Money Concepts included (the list is taken from the
+modules' `__all__`, so a new one is covered without being named here), bit for bit, on random bars
+cut at a random row."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtester import indicators as ta
+from backtester.indicators import smc
 
 # Short windows, so that most of a short random series is past the warm-up.
 SHORT: dict[str, dict[str, Any]] = {
@@ -22,15 +24,18 @@ SHORT: dict[str, dict[str, Any]] = {
     "ichimoku": {"tenkan_period": 3, "kijun_period": 5, "senkou_period": 8, "displacement": 4},
     "keltner": {"timeperiod": 4, "atr_period": 3},
     "vwap": {"anchor": "1h"},
+    "previous_high_low": {"timeframe": "1h"},
 }
+SMC_SHORT = {"swing_length": 2}
 COLUMN_OF = {"values": "close", "timestamps": "ts"}
 
 
 def indicator_functions() -> dict[str, Callable[..., Any]]:
     return {
-        name: getattr(ta, name)
-        for name in ta.__all__
-        if name[0].islower() and inspect.isfunction(getattr(ta, name))
+        name: getattr(module, name)
+        for module in (ta, smc)
+        for name in module.__all__
+        if name[0].islower() and inspect.isfunction(getattr(module, name))
     }
 
 
@@ -42,6 +47,8 @@ def call(name: str, function: Callable[..., Any], bars: dict[str, np.ndarray]) -
         if spec.default is inspect.Parameter.empty
     ]
     options = SHORT.get(name, {"timeperiod": 4} if "timeperiod" in parameters else {})
+    if "swing_length" in parameters:
+        options = {**options, **SMC_SHORT}
     result = function(*columns, **options)
     return list(result) if isinstance(result, tuple) else [result]
 
@@ -64,7 +71,7 @@ def random_bars(draw: st.DrawFn) -> dict[str, np.ndarray]:
 
 def test_every_indicator_is_covered() -> None:
     functions = indicator_functions()
-    assert len(functions) >= 30
+    assert len(functions) >= 36
     assert set(SHORT) <= set(functions)
 
 
