@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from backtester.config import FillConfig, IntrabarPath, RiskConfig
+from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
 from backtester.data.bars import BarData, load_bars
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
@@ -15,6 +15,7 @@ from backtester.engine import Engine, EngineSetup, Mode
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.manifest import utc_now
+from backtester.progress import bar_wanted
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
 from backtester.strategy.base import Strategy
@@ -46,6 +47,11 @@ class Backtest:
     mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
                 strategy declares active and those where a resting order can fill; the compiled
                 path runs a `SignalStrategy`'s plan in one compiled loop; results are identical
+    periods_per_year  annualizes Sharpe, Sortino and volatility (periods of `ratio_returns`);
+                default: from the data's calendar, 365 days on 24/7 data, the sessions per year
+                observed on weekday data (stocks: about 252)
+    ratio_returns   "daily" (default: returns of the equity at each trading day's last bar, as
+                peers quote Sharpe) or "bar" (bar-to-bar returns, annualized by bars per year)
     """
 
     def __init__(
@@ -66,6 +72,8 @@ class Backtest:
         repair: bool = False,
         seed: int = 0,
         mode: Mode = "auto",
+        periods_per_year: float | None = None,
+        ratio_returns: Literal["daily", "bar"] = "daily",
     ) -> None:
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
@@ -89,15 +97,19 @@ class Backtest:
             ),
             seed=seed,
             mode=mode,
+            stats=StatsConfig(periods_per_year=periods_per_year, returns=ratio_returns),
         )
 
-    def run(self, *, save: bool | str | Path = False, **params: Any) -> RunResult:
+    def run(
+        self, *, save: bool | str | Path = False, progress: bool | None = None, **params: Any
+    ) -> RunResult:
         """Run with the strategy's parameters (validated against its `Params`). `save=True` also
         writes the run directory under `runs/` (a path: under that directory) as `result.save()`
-        does; `result.run_dir` is where it went."""
+        does; `result.run_dir` is where it went. `progress`: a progress bar over the bars (default:
+        on a terminal only, not in a notebook or CI)."""
         started_at = utc_now()
         engine = self.engine(**params)
-        result = engine.run()
+        result = engine.run(progress=bar_wanted(progress))
         result.bars = self.data
         result.origin = Origin(
             sources=self.sources,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -38,6 +38,16 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     max_position_quantity: float | None = None
     max_position_notional: float | None = None
+
+
+class StatsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How Sharpe, Sortino and volatility are annualized: from `returns` "daily" (the equity at
+    each trading day's last bar; the default) or "bar" (bar to bar), times the square root of
+    `periods_per_year` of those returns; None infers it from the data's calendar (365 days on 24/7
+    data, the observed sessions per year on weekday data)."""
+
+    periods_per_year: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    returns: Literal["daily", "bar"] = "daily"
 
 
 class ConfigError(ValueError):
@@ -167,6 +177,7 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     slippage: Slippage = NoSlippageSpec()
     fill: FillConfig = FillConfig()
     risk: RiskConfig = RiskConfig()
+    stats: StatsConfig = StatsConfig()
     output_dir: str = "runs"
 
     def __post_init__(self) -> None:

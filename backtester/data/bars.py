@@ -73,11 +73,14 @@ def load_bars(source: Any, *, repair: bool = False, name: str | None = None) -> 
     `repair`, duplicate timestamps are fixed first (identical rows are dropped; of conflicting rows
     the last is kept, as an exchange's final candle follows its partial one) and rows are sorted."""
     label = name or (str(source) if isinstance(source, str | Path) else "<DataFrame>")
-    raw = _read(source, label)
-    frame = _canonical(raw, label).with_row_index(_ROW)
+    frame = _canonical(_read(source, label), label).with_row_index(_ROW)
     report = None
     if repair:
         frame, report = _repair_duplicates(frame, label)
+    # One chunk per column (a Parquet file reads as several): every run reads the columns as numpy
+    # arrays, which is free for one chunk and a copy of the column for several. Before validating,
+    # so that its temporaries reuse the memory the chunks are released from.
+    frame = frame.rechunk()
     validate_bars(frame, label)
     return BarData(source=label, frame=frame.drop(_ROW), repair=report)
 

@@ -11,8 +11,8 @@ from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.resources import INLINE
 
+from backtester.progress import in_notebook
 from backtester.report.distributions import plain_figure
-from backtester.report.notebook import in_notebook
 from backtester.report.sweep_figures import objective_heatmap, parameter_scatter
 
 if TYPE_CHECKING:
