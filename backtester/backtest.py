@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +15,7 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
+from backtester.lookahead import LookaheadReport, check_lookahead
 from backtester.manifest import utc_now
 from backtester.progress import bar_wanted
 from backtester.results import RunResult
@@ -75,6 +77,8 @@ class Backtest:
         periods_per_year: float | None = None,
         ratio_returns: Literal["daily", "bar"] = "daily",
     ) -> None:
+        if not (math.isfinite(cash) and cash > 0):
+            raise ValueError(f"cash must be a finite amount > 0, got {cash}")
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
             name: load_bars(source, repair=repair) for name, source in sources.items()
@@ -158,6 +162,27 @@ class Backtest:
             self.setup,
             self.repairs,
         )
+
+    def check_lookahead(self, *, cuts: int = 20, seed: int = 0, **params: Any) -> LookaheadReport:
+        """The look-ahead check of `run(**params)`: re-run on the data cut after `cuts` seeded bars
+        and report every signal, order, fill, closed trade or registered indicator at or before a
+        cut that differs from the full run (`report.ok` when there is none), and how much each
+        registered indicator depends on the history before it (`report.drift`)."""
+        typed = self.strategy.make_params(params)
+
+        def factory(data: dict[str, pl.DataFrame]) -> Engine:
+            return Engine(
+                data,
+                self.instruments,
+                self.strategy,
+                typed,
+                self.fees,
+                self.slippage,
+                self.setup,
+                self.repairs,
+            )
+
+        return check_lookahead(factory, self.data, cuts=cuts, seed=seed)
 
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:

@@ -52,6 +52,7 @@ ON_TOP = frozenset(
         "config_file",
         "engine",
         "logs",
+        "lookahead",
         "manifest",
         "optimize",
         "report",
