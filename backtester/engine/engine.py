@@ -31,6 +31,7 @@ from backtester.engine.feed import Feed
 from backtester.engine.recorder import Recorder
 from backtester.engine.setup import EngineSetup, Mode, SetupError
 from backtester.execution.venue import NEVER, SimulatedVenue
+from backtester.progress import Progress
 from backtester.results import RunResult, build_result
 from backtester.risk.engine import RiskEngine
 from backtester.strategy.base import Strategy
@@ -131,16 +132,31 @@ class Engine:
             raise SetupError("a run on the compiled order path has no event modules")
         return self.modules
 
-    def run(self) -> RunResult:
+    def run(self, *, progress: bool = False) -> RunResult:
+        """`progress`: draw a progress bar over the bars (`backtester.progress.bar_wanted` says when a
+        caller should ask for one); it changes nothing in the result."""
         if self._ran:
             raise SetupError("an Engine runs once; build another for the next run")
         self._ran = True
-        if self.modules is None:
-            self.strategy.on_start()
-            plan = plan_of(self.strategy)
-            assert plan is not None, "the compiled mode is chosen only for plan-only strategies"
-            return self._run_compiled(plan)
-        return self._run_events(self.modules)
+        bar = self._progress_bar() if progress else None
+        try:
+            if self.modules is None:
+                self.strategy.on_start()
+                plan = plan_of(self.strategy)
+                assert plan is not None, "the compiled mode is chosen only for plan-only strategies"
+                result = self._run_compiled(plan)
+                if bar is not None:
+                    bar.advance_to(bar.total or 0)
+                return result
+            return self._run_events(self.modules, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _progress_bar(self) -> Progress:
+        bars = sum(frame.height for frame in self.data.values())
+        label = f"{type(self.strategy).__name__} ({self.mode})"
+        return Progress(bars, label=label, unit="bar", bar=True)
 
     def _run_compiled(self, plan: SignalPlan) -> RunResult:
         ((symbol, frame),) = self.data.items()
@@ -156,9 +172,10 @@ class Engine:
             params=self.params,
             seed=self.setup.seed,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
-    def _run_events(self, modules: EventModules) -> RunResult:
+    def _run_events(self, modules: EventModules, bar: Progress | None = None) -> RunResult:
         bus, venue, ledger, recorder = modules.bus, modules.venue, modules.ledger, modules.recorder
         clock = self.clock
         modules.strategy.start()
@@ -167,15 +184,17 @@ class Engine:
         active = self._active_rows()
         with gc_paused():
             if active is None:
-                tick_and_drain(clock, bus, feed.timestamps(), feed.bars())
+                bars = feed.bars() if bar is None else bar.iterate(feed.bars())
+                tick_and_drain(clock, bus, feed.timestamps(), bars)
             else:
                 (frame,) = self.data.values()
                 venue.attach_ranges(
                     self.ctx.primary, frame["low"].to_numpy(), frame["high"].to_numpy()
                 )
-                tick_and_drain_sparse(
-                    clock, bus, feed.timestamps(), feed.bar_at, _next_row(active, venue.next_wake)
-                )
+                next_row = _next_row(active, venue.next_wake)
+                if bar is not None:
+                    next_row = _reporting(next_row, bar, len(feed))
+                tick_and_drain_sparse(clock, bus, feed.timestamps(), feed.bar_at, next_row)
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
                 clock.advance_to(feed.timestamps()[-1])
         modules.strategy.stop()
@@ -199,6 +218,7 @@ class Engine:
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
     def _active_rows(self) -> np.ndarray | None:
@@ -243,7 +263,9 @@ def engine_for_config(
         assembly.strategy_params(strategy, cfg.strategy),
         assembly.fee_model(cfg.fees),
         assembly.slippage_model(cfg.slippage),
-        EngineSetup(initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed),
+        EngineSetup(
+            initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed, stats=cfg.stats
+        ),
         repairs,
     )
 
@@ -306,6 +328,17 @@ def _next_row(active: np.ndarray, venue_wake: Callable[[int], int]) -> Callable[
         return min(strategy_row, venue_wake(i))
 
     return next_row
+
+
+def _reporting(next_row: Callable[[int], int], bar: Progress, rows: int) -> Callable[[int], int]:
+    """`next_row`, telling the bar how far the sparse loop has got."""
+
+    def reported(i: int) -> int:
+        following = next_row(i)
+        bar.advance_to(min(following, rows))
+        return following
+
+    return reported
 
 
 def _closes_on(timeline: np.ndarray, data: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from backtester.config import FillConfig, RiskConfig
+from backtester.config import FillConfig, RiskConfig, StatsConfig
 
 Mode = Literal["auto", "dense", "signal", "compiled"]
 
@@ -21,6 +21,7 @@ class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     initial_cash: float = 10_000.0
     fill: FillConfig = FillConfig()
     risk: RiskConfig = RiskConfig()
+    stats: StatsConfig = StatsConfig()
     seed: int = 0
     max_steps_per_tick: int = 100_000
     mode: Mode = "auto"

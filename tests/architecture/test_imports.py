@@ -28,9 +28,11 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "risk": frozenset({"core", "domain", "config"}),
     "execution": frozenset({"core", "domain", "config"}),
     "account": frozenset({"core", "domain", "config"}),
-    # Data and metrics work on domain values and frames only.
-    "data": frozenset({"domain"}),
+    # Data and metrics work on domain values and frames only (a download shows its progress).
+    "data": frozenset({"domain", "progress"}),
     "metrics": frozenset({"domain", "compiled"}),
+    # Progress bars and lines: infrastructure like `core`, knowing nothing of ours.
+    "progress": frozenset(),
     # Compiled kernels: loops over plain arrays, knowing nothing of ours.
     "compiled": frozenset(),
     # Indicator functions over columns: their kernels, and the data layer's timeframe lengths.
@@ -39,7 +41,8 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
 
 # The engine (composition root), public API, entry points and result assembly: they sit on top and may
 # import any component (nothing in ALLOWED_IMPORTS may import them). `runs` and `config_file` are
-# the run-management layer; `sweep` the parameter sweeps; `report` the HTML pages and plots.
+# the run-management layer; `sweep` the parameter sweeps, `optimize` their notebook form; `report`
+# the HTML pages and plots.
 ON_TOP = frozenset(
     {
         "__init__",
@@ -49,7 +52,9 @@ ON_TOP = frozenset(
         "config_file",
         "engine",
         "logs",
+        "lookahead",
         "manifest",
+        "optimize",
         "report",
         "results",
         "runs",
@@ -59,7 +64,13 @@ ON_TOP = frozenset(
 )
 
 # Third-party packages confined to one component.
-CONFINED_THIRD_PARTY = {"ccxt": "data", "nats": "sweep", "bokeh": "report", "numba": "compiled"}
+CONFINED_THIRD_PARTY = {
+    "ccxt": "data",
+    "nats": "sweep",
+    "optuna": "sweep",
+    "bokeh": "report",
+    "numba": "compiled",
+}
 
 # Banned everywhere: the process-global `random` module.
 BANNED_MODULES = frozenset({"random"})
