@@ -46,7 +46,7 @@ def load_bars(
     """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows are
     dropped; of conflicting rows the last is kept, as an exchange's final candle follows its partial one)."""
     label = name or (str(source) if not isinstance(source, pl.DataFrame) else "<DataFrame>")
-    raw = _read(source, label)
+    raw = read_frame(source, label)
     frame = _canonical(raw, label)
     report = None
     if repair:
@@ -55,7 +55,8 @@ def load_bars(
     return BarData(source=label, frame=frame, repair=report)
 
 
-def _read(source: pl.DataFrame | str | Path, label: str) -> pl.DataFrame:
+def read_frame(source: pl.DataFrame | str | Path, label: str) -> pl.DataFrame:
+    """A frame as given, or read from a Parquet or CSV file."""
     if isinstance(source, pl.DataFrame):
         return source
     path = Path(source)
@@ -77,14 +78,15 @@ def _canonical(raw: pl.DataFrame, label: str) -> pl.DataFrame:
     missing = [c for c in OHLCV if c not in columns]
     if missing:
         raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
-    ts = _timestamp_ns(raw, columns, label)
+    ts = timestamp_ns(raw, columns, label)
     values = [pl.col(columns[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV]
     reserved = {"timestamp", "timestamp_ms", "ts", "date", "datetime", *OHLCV}
     extras = [pl.col(c) for c in raw.columns if c.lower() not in reserved]
     return raw.select(ts.alias("ts"), *values, *extras)
 
 
-def _timestamp_ns(raw: pl.DataFrame, columns: dict[str, str], label: str) -> pl.Expr:
+def timestamp_ns(raw: pl.DataFrame, columns: dict[str, str], label: str) -> pl.Expr:
+    """The frame's timestamp column as int64 UTC nanoseconds (`columns`: lower-case name -> name)."""
     if "timestamp_ms" in columns:
         return pl.col(columns["timestamp_ms"]).cast(pl.Int64) * 1_000_000
     for key in ("timestamp", "ts", "date", "datetime"):

@@ -201,6 +201,7 @@ name = "SmaCross"
         "symbol": "BTC/USDT",
         "timeframe": "1h",
         "market": "spot",
+        "series": "ohlcv",
         "start": "2024-01-01",
         "end": 1709251200000,
         "root": "data",
