@@ -9,9 +9,11 @@ import polars as pl
 
 from backtester.config import FillConfig, IntrabarPath, RiskConfig
 from backtester.data.bars import BarData, load_bars
+from backtester.data.market_series import load_funding, load_marks
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
+from backtester.engine.setup import AccountKind
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.results import RunResult
@@ -37,6 +39,12 @@ class Backtest:
     mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
                 strategy declares active and those where a resting order can fill; the compiled
                 path runs a `SignalStrategy`'s plan in one compiled loop; results are identical
+    account     "cash" (spot) or "margin" (contracts: leverage, shorts, funding, liquidation);
+                default: margin when the instrument is a contract
+    funding     funding rates of a perpetual: a frame or file with a timestamp and `funding_rate`
+                (or `rate`); or a dict symbol -> such
+    mark        mark-price candles of a contract (frame or file, OHLC; volume optional), which value
+                positions, margin and liquidation; without, the last price marks; or a dict
     """
 
     def __init__(
@@ -57,6 +65,9 @@ class Backtest:
         repair: bool = False,
         seed: int = 0,
         mode: Mode = "auto",
+        account: AccountKind | None = None,
+        funding: DataSource | dict[str, DataSource] | None = None,
+        mark: DataSource | dict[str, DataSource] | None = None,
     ) -> None:
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
@@ -68,8 +79,18 @@ class Backtest:
         self.strategy = strategy
         self.fees: FeeModel = fees if fees is not None else FixedRateFee(rate=fee_rate)
         self.slippage: SlippageModel = slippage if slippage is not None else NoSlippage()
+        primary = next(iter(sources))
+        self.funding = {
+            name: load_funding(source, name=f"funding of {name}")
+            for name, source in _by_symbol(funding, primary).items()
+        }
+        self.marks = {
+            name: load_marks(source, name=f"mark of {name}").frame
+            for name, source in _by_symbol(mark, primary).items()
+        }
         self.setup = EngineSetup(
             initial_cash=float(cash),
+            account=account,
             fill=FillConfig(trade_on_close=trade_on_close, intrabar=IntrabarPath(intrabar)),
             risk=RiskConfig(
                 max_position_quantity=max_position_quantity,
@@ -97,7 +118,17 @@ class Backtest:
             self.slippage,
             self.setup,
             self.repairs,
+            marks=self.marks,
+            funding=self.funding,
         )
+
+
+def _by_symbol(
+    given: DataSource | dict[str, DataSource] | None, primary: str
+) -> dict[str, DataSource]:
+    if given is None:
+        return {}
+    return given if isinstance(given, dict) else {primary: given}
 
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:

@@ -196,20 +196,27 @@ class Engine:
         modules.strategy.start()
         bus.drain()
         feed = Feed(self.data)
+        placed = feed.scheduled_ticks(self.scheduled)
         active = self._active_rows()
         with gc_paused():
             if active is None:
-                tick_and_drain(clock, bus, feed.timestamps(), feed.bars())
+                timestamps, events = feed.events(placed)
+                tick_and_drain(clock, bus, timestamps, events)
             else:
                 (frame,) = self.data.values()
                 venue.attach_ranges(
                     self.ctx.primary, frame["low"].to_numpy(), frame["high"].to_numpy()
                 )
                 tick_and_drain_sparse(
-                    clock, bus, feed.timestamps(), feed.bar_at, _next_row(active, venue.next_wake)
+                    clock,
+                    bus,
+                    feed.timestamps(),
+                    feed.bar_at,
+                    _next_row(active, venue.next_wake),
+                    placed,
                 )
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
-                clock.advance_to(feed.timestamps()[-1])
+                clock.advance_to(max(clock.now, feed.timestamps()[-1]))
         modules.strategy.stop()
         bus.drain()
         venue.cancel_all("end of data")

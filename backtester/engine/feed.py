@@ -85,8 +85,8 @@ class Feed:
         for symbol, row, ts, event in scheduled:
             rows = positions[self.symbols.index(symbol)]
             at = rows[row] if row < len(rows) else (rows[-1] + 1 if rows else end)
-            before = self._timestamps[at - 1] if at > 0 else ts
             after = self._timestamps[at] if at < end else ts
+            before = self._timestamps[at - 1] if at > 0 else min(ts, after)
             placed.append((at, max(before, min(ts, after)), event))
         placed.sort(key=lambda p: p[0])
         return placed
