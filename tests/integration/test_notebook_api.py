@@ -41,7 +41,9 @@ def test_readme_snippet_runs_and_reports_stats_trades_and_digest(result: RunResu
     assert result.stats["bars"] == 30_900
     assert result.params == {"fast": 10, "slow": 30, "short": False}
     assert result.seed == 7
-    assert repr(result).startswith("<RunResult SmaCross(fast=10, slow=30) seed=7 bars=30900")
+    assert repr(result).startswith(
+        "<RunResult SmaCross(fast=10, slow=30, short=False) seed=7 bars=30900"
+    )
     assert "<table>" in result._repr_html_()
 
 
