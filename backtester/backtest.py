@@ -16,17 +16,22 @@ from backtester.engine import Engine, EngineSetup, Mode
 from backtester.engine.setup import AccountKind
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
+from backtester.manifest import utc_now
 from backtester.results import RunResult
+from backtester.runs.notebook import Origin
 from backtester.strategy.base import Strategy
 
-DataSource = pl.DataFrame | str | Path
+# A pandas DataFrame is accepted too (typed Any: pandas is an optional dependency).
+DataSource = pl.DataFrame | str | Path | Any
 
 
 class Backtest:
     """One dataset (or several, keyed by symbol), one strategy class, the simulation knobs.
 
     data        a polars DataFrame, or a path to a .parquet or .csv file, with columns
-                timestamp_ms (or timestamp), open, high, low, close, volume; or a dict symbol -> such
+                timestamp_ms (or timestamp), open, high, low, close, volume; a pandas DataFrame
+                with a DatetimeIndex and Open/High/Low/Close/Volume columns, or a CSV written from
+                one (backtesting.py's format); or a dict symbol -> any of these
     strategy    a `Strategy` subclass
     cash        starting cash in the quote currency
     fee_rate    a fixed fee rate on every fill's notional (0.001 = 0.1%); or pass `fees=` a model
@@ -34,7 +39,8 @@ class Backtest:
     instrument  an `Instrument` with tick/lot sizes and notional limits (default: no rounding)
     trade_on_close  fill market orders at the close of the bar that placed them
     intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
-    repair      drop identical duplicate bars and keep the last of conflicting ones (reported)
+    repair      drop identical duplicate bars, keep the last of conflicting ones and sort
+                out-of-order bars (reported in `result.repairs`)
     seed        seeds every random draw of the run (stochastic models); same seed, same result
     mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
                 strategy declares active and those where a resting order can fill; the compiled
@@ -74,6 +80,9 @@ class Backtest:
             name: load_bars(source, repair=repair) for name, source in sources.items()
         }
         self.data = {name: bars.frame for name, bars in loaded.items()}
+        self.sources = dict(sources)
+        self.repair = repair
+        self.given_instruments = _given(instrument)
         self.repairs = [bars.repair for bars in loaded.values() if bars.repair is not None]
         self.instruments = _instruments_for(list(self.data), instrument)
         self.strategy = strategy
@@ -100,10 +109,29 @@ class Backtest:
             mode=mode,
         )
 
-    def run(self, **params: Any) -> RunResult:
-        """Run with the strategy's parameters (validated against its `Params`)."""
-        result = self.engine(**params).run()
+    def run(self, *, save: bool | str | Path = False, **params: Any) -> RunResult:
+        """Run with the strategy's parameters (validated against its `Params`). `save=True` also
+        writes the run directory under `runs/` (a path: under that directory) as `result.save()`
+        does; `result.run_dir` is where it went."""
+        started_at = utc_now()
+        engine = self.engine(**params)
+        result = engine.run()
         result.bars = self.data
+        result.origin = Origin(
+            sources=self.sources,
+            bars=self.data,
+            repair=self.repair,
+            instruments=list(self.given_instruments.values()),
+            strategy=self.strategy,
+            params=self.strategy.make_params(params),
+            fees=self.fees,
+            slippage=self.slippage,
+            setup=self.setup,
+            started_at=started_at,
+            finished_at=utc_now(),
+        )
+        if save is not False:
+            result.save("runs" if save is True else save)
         return result
 
     def engine(self, **params: Any) -> Engine:
@@ -133,6 +161,12 @@ def _by_symbol(
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:
     return instrument.symbol if isinstance(instrument, Instrument) else default
+
+
+def _given(instrument: Instrument | dict[str, Instrument] | None) -> dict[str, Instrument]:
+    if isinstance(instrument, Instrument):
+        return {instrument.symbol: instrument}
+    return dict(instrument or {})
 
 
 def _instruments_for(

@@ -22,23 +22,50 @@ COMMAND_GROUPS = (
     "backtester.sweep.commands",
 )
 
+# The group that registers each command. A command line naming one of them builds the parser from
+# that group alone: importing a group imports what its commands need (ccxt for `data`, nats for
+# `sweep`), which a `run` never uses. Help and unknown commands build all of them.
+COMMANDS = {
+    "run": "backtester.runs.commands",
+    "verify": "backtester.runs.commands",
+    "data": "backtester.data.commands",
+    "report": "backtester.report.commands",
+    "compare": "backtester.report.commands",
+    "sweep": "backtester.sweep.commands",
+    "worker": "backtester.sweep.commands",
+}
+
 
 class UserError(Exception):
     """An error the user can fix (bad config, missing file): shown as one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv` (the arguments after the program name): with only the command group
+    it names when it names a known command, else with every group."""
     parser = argparse.ArgumentParser(
         prog="python -m backtester",
         description="Deterministic, event-driven backtests of crypto markets.",
     )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_GROUPS:
+    for name in _groups_for(argv):
         group = _command_group(name)
         if group is not None:
             group.register(commands)
     return parser
+
+
+def _groups_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    if argv is None:
+        return COMMAND_GROUPS
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            return COMMAND_GROUPS
+        if not arg.startswith("-"):  # the command: top-level options take no value
+            group = COMMANDS.get(arg)
+            return (group,) if group in COMMAND_GROUPS else COMMAND_GROUPS
+    return COMMAND_GROUPS
 
 
 def _command_group(name: str) -> ModuleType | None:
@@ -53,8 +80,8 @@ def _command_group(name: str) -> ModuleType | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(arguments).parse_args(arguments)
     from backtester.logs import configure_logging
 
     configure_logging(json=args.log_json)

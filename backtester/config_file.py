@@ -7,10 +7,12 @@ same mistake in the file.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
 from collections.abc import Sequence
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -53,25 +55,51 @@ def load_config(
     return decode_config(raw, label)
 
 
+def dates_as_text(value: Any) -> Any:
+    """TOML dates and date-times (`start = 2024-03-10`, also from `--set`) as the ISO text a config
+    takes for them, as if they had been quoted."""
+    if isinstance(value, dict):
+        return {key: dates_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [dates_as_text(item) for item in value]
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return value
+
+
 def _lines(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
 def decode_config(raw: dict[str, Any], source: str) -> RunConfig:
     try:
-        return msgspec.convert(raw, type=RunConfig)
+        return msgspec.convert(dates_as_text(raw), type=RunConfig)
     except msgspec.ValidationError as exc:
         raise translate(str(exc), source) from None
 
 
-def translate(error: str, source: str | None = None, *, under: str = "") -> ConfigError:
+def translate(
+    error: str,
+    source: str | None = None,
+    *,
+    under: str = "",
+    schema: type[msgspec.Struct] = RunConfig,
+) -> ConfigError:
     """A msgspec validation message (`... - at `$.a[0].b``) as a ConfigError with a dotted key;
-    `under` is the key of the table that was decoded, when it was not the whole file."""
+    `under` is the key of the table that was decoded, when it was not the whole file, and `schema`
+    the type it was decoded into (for the valid keys and values an error lists)."""
     match = _AT.match(error)
     assert match is not None  # the pattern matches any text
-    message, path = match["message"], _join(under, (match["path"] or "").lstrip("."))
+    relative = (match["path"] or "").lstrip(".")
+    message, path = match["message"], _join(under, relative)
     if found := re.fullmatch(r"Object contains unknown field `(.+)`", message):
-        return ConfigError(_join(path, found[1]), "unknown key", source=source)
+        hint = _did_you_mean(found[1], _keys_at(schema, relative))
+        return ConfigError(_join(path, found[1]), f"unknown key{hint}", source=source)
+    if found := re.fullmatch(r"Invalid enum value (.+)", message):
+        valid = ", ".join(_enum_values_at(schema, relative))
+        return ConfigError(
+            path, f"invalid value {found[1]}{f' (valid: {valid})' if valid else ''}", source=source
+        )
     if found := re.fullmatch(r"Object missing required field `(.+)`", message):
         key = _join(path, found[1])
         valid = f" (valid: {', '.join(kinds_of(path))})" if found[1] == "kind" else ""
@@ -83,6 +111,67 @@ def translate(error: str, source: str | None = None, *, under: str = "") -> Conf
         return ConfigError(path, f"unknown {label} {found[1]} (valid: {valid})", source=source)
     text = message.replace("`", "")
     return ConfigError(path, text[:1].lower() + text[1:], source=source)
+
+
+def _did_you_mean(key: str, valid: list[str]) -> str:
+    if not valid:
+        return ""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (valid keys here: {', '.join(valid)})"
+
+
+def _types_at(schema: type[msgspec.Struct], path: str) -> list[msgspec.inspect.Type]:
+    """The types a value at `path` (`data[0].kind`) may have: every member of a union, since which
+    one applies depends on the value."""
+    try:
+        parts = _parse_key(path, None) if path else []
+    except ConfigError:
+        return []
+    types = _members([msgspec.inspect.type_info(schema)])
+    for part in parts:
+        found: list[msgspec.inspect.Type] = []
+        for kind in types:
+            if isinstance(part, int) and isinstance(kind, msgspec.inspect.ListType):
+                found.append(kind.item_type)
+            elif isinstance(part, str) and isinstance(kind, msgspec.inspect.StructType):
+                found += [f.type for f in kind.fields if f.encode_name == part]
+        types = _members(found)
+    return types
+
+
+def _members(types: list[msgspec.inspect.Type]) -> list[msgspec.inspect.Type]:
+    flat: list[msgspec.inspect.Type] = []
+    for kind in types:
+        if isinstance(kind, msgspec.inspect.UnionType):
+            flat += _members(list(kind.types))
+        elif isinstance(kind, msgspec.inspect.Metadata):
+            flat += _members([kind.type])
+        else:
+            flat.append(kind)
+    return flat
+
+
+def _keys_at(schema: type[msgspec.Struct], path: str) -> list[str]:
+    keys: list[str] = []
+    for kind in _types_at(schema, path):
+        if isinstance(kind, msgspec.inspect.StructType):
+            tag = kind.cls.__struct_config__.tag_field
+            keys += [f.encode_name for f in kind.fields if f.encode_name not in keys]
+            if tag is not None and tag not in keys:
+                keys.insert(0, tag)
+    return keys
+
+
+def _enum_values_at(schema: type[msgspec.Struct], path: str) -> list[str]:
+    values: list[str] = []
+    for kind in _types_at(schema, path):
+        if isinstance(kind, msgspec.inspect.EnumType):
+            values += [str(member.value) for member in kind.cls]
+        elif isinstance(kind, msgspec.inspect.LiteralType):
+            values += [str(value) for value in kind.values]
+    return values
 
 
 def _join(path: str, key: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -15,6 +15,9 @@ from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
 from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
+
+if TYPE_CHECKING:
+    from backtester.runs.notebook import Origin
 
 UTC_NS = pl.Datetime("ns", "UTC")
 
@@ -55,6 +58,10 @@ class RunResult:
         # The input bars by symbol, kept for the price chart of `plot()` (the frames the engine ran on,
         # not a copy); None when the result was built without them.
         self.bars = bars
+        # Set by `Backtest.run`: what `save()` describes the run with; None when not from there.
+        self.origin: Origin | None = None
+        # The run directory, once saved.
+        self.run_dir: Path | None = None
 
     def __repr__(self) -> str:
         s = self.stats
@@ -80,6 +87,9 @@ class RunResult:
         returns, trade distributions) as one Bokeh layout, shown inline in a notebook. `bars` overrides
         the bars the run kept; `filename` also writes the self-contained HTML report there.
         Needs the `report` extra (`pip install backtester[report]`)."""
+        from backtester.report.commands import require_report_extra
+
+        require_report_extra("result.plot() needs")
         from backtester.report.notebook import plot_result
 
         return plot_result(
@@ -89,9 +99,23 @@ class RunResult:
     def to_pandas(self) -> PandasFrames:
         """Bar returns, trades and equity as pandas objects indexed by UTC time, the shape pandas-based
         tools (quantstats, pyfolio, empyrical) take. Needs pandas (the `report` extra)."""
+        from backtester.report.commands import require_report_extra
+
+        require_report_extra("result.to_pandas() needs", "pandas")
         equity = self.equity.to_pandas().set_index("ts")
         returns = equity["equity"].pct_change().fillna(0.0).rename("returns")
         return PandasFrames(returns=returns, trades=self.trades.to_pandas(), equity=equity)
+
+    def save(self, output_dir: str | Path = "runs") -> Path:
+        """Write the run directory `<output_dir>/<run_id>/` the `run` command would write for this
+        backtest (manifest, config, stats, frames), which `verify`, `compare` and `report` take;
+        bars given as a DataFrame are stored under `<output_dir>/data/`. Returns the directory."""
+        if self.origin is None:
+            raise ValueError("only a result of Backtest.run can be saved")
+        from backtester.runs.notebook import save_result
+
+        self.run_dir = save_result(self, self.origin, output_dir)
+        return self.run_dir
 
 
 class PandasFrames(NamedTuple):

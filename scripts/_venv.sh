@@ -1,5 +1,6 @@
 # Sourced by the other scripts: create .venv with Python >= 3.11 and install the project with its dev
-# extras, re-installing only when pyproject.toml changed since the last install.
+# extras, re-installing only when pyproject.toml changed since the last install; then build the
+# compiled kernels if this checkout's are not built yet (once, with a notice: adr/0012).
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -13,3 +14,4 @@ if [ ! -f "$stamp" ]; then
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi
+"$VENV/bin/python" -m backtester.compiled.aot --quiet || true

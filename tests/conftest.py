@@ -15,8 +15,9 @@ from tests.engine_support import bars_frame
 
 @pytest.fixture(scope="session", autouse=True)
 def _kernels_compiled() -> None:
-    """Compile every numba kernel (or load it from numba's cache) once, up front: a first call can
-    take seconds, which hypothesis's per-example deadline would otherwise count against a test."""
+    """Load the kernels (building them ahead of time if this checkout has not yet, or compiling
+    them just in time where that cannot be done) once, up front: that can take seconds, which
+    hypothesis's per-example deadline would otherwise count against a test."""
     prices = np.linspace(100.0, 110.0, 64).round(2)
     closes = [p + (0.5 if i % 7 else -0.5) for i, p in enumerate(prices)]
     rows = [(p, p + 1.0, p - 1.0, c, 10.0) for p, c in zip(prices, closes, strict=True)]

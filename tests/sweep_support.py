@@ -88,19 +88,20 @@ class _Server:
 
 
 @contextlib.contextmanager
-def nats_servers(count: int = 1) -> Iterator[list[str]]:
-    """`count` JetStream servers; with more than one, clustered over loopback routes."""
+def nats_servers(count: int = 1, extra: Sequence[str] = ()) -> Iterator[list[str]]:
+    """`count` JetStream servers; with more than one, clustered over loopback routes. `extra`
+    arguments go to every server (authentication, TLS)."""
     root = Path(tempfile.mkdtemp(prefix="sweep-nats-"))
     servers: list[_Server] = []
     try:
         routes = [_free_port() for _ in range(count)] if count > 1 else []
         for i in range(count):
-            extra: list[str] = []
+            args = list(extra)
             if routes:
-                extra += ["--cluster_name", "bt-test", "--cluster", f"nats://127.0.0.1:{routes[i]}"]
+                args += ["--cluster_name", "bt-test", "--cluster", f"nats://127.0.0.1:{routes[i]}"]
                 others = [p for j, p in enumerate(routes) if j != i]
-                extra += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in others)]
-            servers.append(_Server(root, f"n{i + 1}", extra))
+                args += ["--routes", ",".join(f"nats://127.0.0.1:{p}" for p in others)]
+            servers.append(_Server(root, f"n{i + 1}", args))
         yield [server.wait() for server in servers]
     finally:
         for server in servers:
@@ -144,9 +145,17 @@ class Processes:
         return proc
 
     def worker(
-        self, name: str, url: str, cache: Path, env: dict[str, str]
+        self,
+        name: str,
+        url: str,
+        cache: Path,
+        env: dict[str, str],
+        *,
+        allow: Sequence[str] = ("tests.sweep_strategies",),
     ) -> subprocess.Popen[bytes]:
         args = ["--log-json", "worker", "--nats", url, "--name", name, "--cache-dir", str(cache)]
+        for prefix in allow:
+            args += ["--allow-strategy", prefix]
         return self.start(name, args, env)
 
     def log(self, name: str) -> str:
@@ -228,3 +237,33 @@ def alive(pid: int) -> bool:
     with contextlib.suppress(OSError, IndexError):
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
+
+
+def cmdline(pid: int) -> list[str]:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    return []
+
+
+def environ(pid: int) -> dict[str, str]:
+    with contextlib.suppress(OSError):
+        entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+        return dict(e.split("=", 1) for e in entries if "=" in e)
+    return {}
+
+
+def embedded_server(coordinator: int) -> tuple[int, str] | None:
+    """(pid, url) of the nats-server a coordinator started, once its ports file is written."""
+    for pid in children_of(coordinator):
+        args = cmdline(pid)
+        if not args or not Path(args[0]).name.startswith("nats-server"):
+            continue
+        ports = Path(args[args.index("--ports_file_dir") + 1])
+        for found in ports.glob("*.ports"):
+            with contextlib.suppress(ValueError, OSError):
+                return pid, str(json.loads(found.read_text())["nats"][0])
+    return None
+
+
+def local_workers(coordinator: int) -> list[int]:
+    return [p for p in children_of(coordinator) if "worker" in cmdline(p)]

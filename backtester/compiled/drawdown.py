@@ -9,7 +9,7 @@ import numpy as np
 from backtester.compiled.jit import kernel
 
 
-@kernel
+@kernel("Tuple((float64, int64))(int64[::1], float64[::1])")
 def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
     """(deepest drawdown as values / running peak - 1, longest time from a peak to recovery, or to
     the last timestamp if never recovered). The running peak is np.maximum.accumulate's (a NaN
@@ -39,7 +39,7 @@ def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
     return deepest, longest
 
 
-@kernel
+@kernel("void(float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1])")
 def mark_to_market(
     cash: np.ndarray,
     held: np.ndarray,
@@ -67,7 +67,7 @@ def mark_to_market(
             drawdown[i] = 100.0 * (e / peak - 1.0)
 
 
-@kernel
+@kernel("int64(int64[::1])")
 def majority_step(ts: np.ndarray) -> int:
     """The step between consecutive timestamps that more than half of the steps take, or -1."""
     n = len(ts)

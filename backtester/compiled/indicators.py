@@ -8,7 +8,7 @@ import numpy as np
 from backtester.compiled.jit import kernel
 
 
-@kernel
+@kernel("int64(float64[::1], int64)")
 def grid_decimals(prices: np.ndarray, max_decimals: int) -> int:
     """The fewest decimals that put every price on an integer grid (within 1e-6), or -1."""
     largest = 0.0
@@ -31,7 +31,7 @@ def grid_decimals(prices: np.ndarray, max_decimals: int) -> int:
     return -1
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, float64[::1])")
 def window_sums_in_ticks(prices: np.ndarray, window: int, scale: int, out: np.ndarray) -> None:
     """Sums of `window` prices in integer ticks of 1/scale into `out` (NaN before the window
     fills). A price's ticks are computed again when it leaves the window: the same integer."""
@@ -43,7 +43,7 @@ def window_sums_in_ticks(prices: np.ndarray, window: int, scale: int, out: np.nd
         out[i] = float(total) if i >= window - 1 else np.nan
 
 
-@kernel
+@kernel("void(float64[::1], int64, float64[::1], int64, int8[::1])")
 def crossover_signal(
     fast_sum: np.ndarray, fast: int, slow_sum: np.ndarray, slow: int, signal: np.ndarray
 ) -> None:
@@ -63,7 +63,7 @@ def crossover_signal(
         previous = diff
 
 
-@kernel
+@kernel("void(float64[::1], int64, int64, int64, int8[::1])")
 def sma_cross_in_ticks(
     prices: np.ndarray, fast: int, slow: int, scale: int, signal: np.ndarray
 ) -> None:

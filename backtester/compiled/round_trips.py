@@ -61,7 +61,12 @@ def group_round_trips(
     )
 
 
-@kernel
+@kernel(
+    "int64("
+    "int64[::1], boolean[::1], float64[::1], float64[::1], float64[::1], "
+    "int64[:, ::1], float64[:, ::1]"
+    ")"
+)
 def _group(
     symbol: np.ndarray,
     buy: np.ndarray,

@@ -94,7 +94,13 @@ def simulate(
     )
 
 
-@kernel
+@kernel(
+    "void("
+    "int8[::1], float64[::1], float64[::1], float64, float64, float64, float64, "
+    "float64, float64, boolean, int64[:, ::1], float64[:, ::1], int64[:, ::1], "
+    "float64[:, ::1], float64[::1], float64[::1], float64[::1], int64[::1]"
+    ")"
+)
 def _run_plan(
     signal: np.ndarray,
     open_: np.ndarray,

@@ -22,6 +22,8 @@ from backtester.data.validation import (
     OHLCV_COLUMNS,
     ValidationReport,
     clean,
+    find_gaps_within,
+    gap_tolerance,
 )
 
 
@@ -49,10 +51,11 @@ def audit_series(
         if frame is not None:
             frames.append(frame)
     report = None
-    if frames and not errors:
+    if not errors:
         # Drop mode collects every rule break instead of stopping at the first.
-        combined = pl.concat(frames)
-        _, report = clean(
+        schema = {c: pl.Int64 if c == "timestamp_ms" else pl.Float64 for c in columns}
+        combined = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+        rows, report = clean(
             combined,
             kind=key.kind,
             timeframe_ms=manifest.interval_ms,
@@ -60,6 +63,15 @@ def audit_series(
             spike_threshold=spike_threshold,
             drop_invalid=True,
         )
+        # Gaps count within the coverage too: a covered range claims every bar it lacks is missing
+        # at the source, and the manifest must say so.
+        gaps = find_gaps_within(
+            rows["timestamp_ms"],
+            manifest.interval_ms,
+            manifest.coverage,
+            tolerance=gap_tolerance(key.kind, manifest.interval_ms),
+        )
+        report = msgspec.structs.replace(report, gaps=gaps)
         errors += _report_errors(report, manifest)
     if sum(f.rows for f in manifest.files) != manifest.rows:
         errors.append(f"manifest rows {manifest.rows} differ from the sum over its files")

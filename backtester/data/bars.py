@@ -1,4 +1,5 @@
-"""Bar series into the engine: read a DataFrame, Parquet or CSV file, validate it, optionally repair it.
+"""Bar series into the engine: read a DataFrame (polars or pandas), Parquet or CSV file, validate it,
+optionally repair it.
 
 The engine works on one canonical frame: `ts` (int64 UTC nanoseconds, the bar's open time) and float64
 `open, high, low, close, volume`. Any extra columns are kept: the strategy sees them as precomputed
@@ -8,16 +9,41 @@ indicator columns.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import polars as pl
 
+from backtester.data.columns import (
+    ROWS_AS_READ,
+    TIME_NAMES,
+    epoch_unit,
+    iso_ns,
+    numbers,
+    time_column,
+    timestamps_ns,
+)
+from backtester.data.duplicates import resolve_duplicates
 from backtester.data.errors import DataError
 
-__all__ = ["OHLCV", "BarData", "DataError", "RepairReport", "load_bars", "validate_bars"]
+__all__ = [
+    "OHLCV",
+    "BarData",
+    "DataError",
+    "RepairReport",
+    "epoch_unit",
+    "is_pandas_frame",
+    "load_bars",
+    "validate_bars",
+]
 
 OHLCV = ("open", "high", "low", "close", "volume")
-_NS_PER = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+# The row number as read, carried through repair so that errors name the row of the input.
+_ROW = "__row_as_read"
+REPAIR_HINT = (
+    "pass repair=True to Backtest or load_bars, or set repair = true under [[data]] in a run "
+    "config: identical duplicates are dropped, the last of conflicting ones kept, rows sorted"
+)
 
 
 class RepairReport(msgspec.Struct, frozen=True):
@@ -28,10 +54,11 @@ class RepairReport(msgspec.Struct, frozen=True):
     rows_out: int
     identical_duplicates_dropped: int
     conflicting_duplicates_resolved: int
+    out_of_order_sorted: int = 0
 
     @property
     def changed(self) -> bool:
-        return self.rows_in != self.rows_out
+        return self.rows_in != self.rows_out or self.out_of_order_sorted > 0
 
 
 class BarData(msgspec.Struct, frozen=True):
@@ -40,25 +67,40 @@ class BarData(msgspec.Struct, frozen=True):
     repair: RepairReport | None = None
 
 
-def load_bars(
-    source: pl.DataFrame | str | Path, *, repair: bool = False, name: str | None = None
-) -> BarData:
-    """Read and validate bars. With `repair`, duplicate timestamps are fixed first (identical rows are
-    dropped; of conflicting rows the last is kept, as an exchange's final candle follows its partial one)."""
-    label = name or (str(source) if not isinstance(source, pl.DataFrame) else "<DataFrame>")
+def load_bars(source: Any, *, repair: bool = False, name: str | None = None) -> BarData:
+    """Read and validate bars from a polars DataFrame, a pandas DataFrame (a DatetimeIndex and
+    Open/High/Low/Close/Volume columns, as backtesting.py takes them) or a .parquet/.csv path. With
+    `repair`, duplicate timestamps are fixed first (identical rows are dropped; of conflicting rows
+    the last is kept, as an exchange's final candle follows its partial one) and rows are sorted."""
+    label = name or (str(source) if isinstance(source, str | Path) else "<DataFrame>")
     raw = read_frame(source, label)
-    frame = _canonical(raw, label)
+    frame = _canonical(raw, label).with_row_index(_ROW)
     report = None
     if repair:
         frame, report = _repair_duplicates(frame, label)
     validate_bars(frame, label)
-    return BarData(source=label, frame=frame, repair=report)
+    return BarData(source=label, frame=frame.drop(_ROW), repair=report)
 
 
-def read_frame(source: pl.DataFrame | str | Path, label: str) -> pl.DataFrame:
-    """A frame as given, or read from a Parquet or CSV file."""
+def is_pandas_frame(source: object) -> bool:
+    """A pandas DataFrame, told without importing pandas (an optional dependency)."""
+    return any(
+        cls.__name__ == "DataFrame" and cls.__module__.split(".", 1)[0] == "pandas"
+        for cls in type(source).__mro__
+    )
+
+
+def read_frame(source: Any, label: str) -> pl.DataFrame:
+    """A frame as given (polars or pandas), or read from a Parquet or CSV file."""
     if isinstance(source, pl.DataFrame):
         return source
+    if is_pandas_frame(source):
+        return _from_pandas(source)
+    if not isinstance(source, str | Path):
+        raise DataError(
+            f"{label}: bars must be a polars or pandas DataFrame or a .parquet/.csv path, "
+            f"not {type(source).__name__}"
+        )
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{label}: data file not found")
@@ -73,74 +115,46 @@ def read_frame(source: pl.DataFrame | str | Path, label: str) -> pl.DataFrame:
     raise DataError(f"{label}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
+def _from_pandas(frame: Any) -> pl.DataFrame:
+    """The frame's columns, and its DatetimeIndex as the time column when no column holds the time.
+    polars imports pandas here, which the caller has, since it made the frame."""
+    table = pl.from_pandas(frame)
+    if getattr(frame.index.dtype, "kind", "") == "M" and time_column(table) is None:
+        table = table.insert_column(0, pl.Series("timestamp", frame.index))
+    return table
+
+
 def _canonical(raw: pl.DataFrame, label: str) -> pl.DataFrame:
     columns = {c.lower(): c for c in raw.columns}
     missing = [c for c in OHLCV if c not in columns]
     if missing:
         raise DataError(f"{label}: missing column(s) {', '.join(missing)}")
-    ts = timestamp_ns(raw, columns, label)
-    values = [pl.col(columns[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV]
-    reserved = {"timestamp", "timestamp_ms", "ts", "date", "datetime", *OHLCV}
-    extras = [pl.col(c) for c in raw.columns if c.lower() not in reserved]
-    return raw.select(ts.alias("ts"), *values, *extras)
-
-
-def timestamp_ns(raw: pl.DataFrame, columns: dict[str, str], label: str) -> pl.Expr:
-    """The frame's timestamp column as int64 UTC nanoseconds (`columns`: lower-case name -> name)."""
-    if "timestamp_ms" in columns:
-        return pl.col(columns["timestamp_ms"]).cast(pl.Int64) * 1_000_000
-    for key in ("timestamp", "ts", "date", "datetime"):
-        if key not in columns:
-            continue
-        col = columns[key]
-        dtype = raw.schema[col]
-        if isinstance(dtype, pl.Datetime):
-            unit = dtype.time_unit
-            if dtype.time_zone not in (None, "UTC"):
-                return (pl.col(col).dt.convert_time_zone("UTC").dt.replace_time_zone(None)).cast(
-                    pl.Int64
-                ) * _NS_PER[unit]
-            return pl.col(col).cast(pl.Int64) * _NS_PER[unit]
-        if dtype.is_integer():
-            return pl.col(col).cast(pl.Int64) * _NS_PER[epoch_unit(raw[col])]
-        raise DataError(
-            f"{label}: column {col!r} must be an integer epoch or a datetime, not {dtype}"
-        )
-    raise DataError(f"{label}: no timestamp column (expected timestamp_ms or timestamp)")
-
-
-def epoch_unit(values: pl.Series) -> str:
-    """Epoch unit from magnitude: any date after 1973 in ms exceeds 1e11, in us 1e14, in ns 1e17."""
-    peak = values.abs().max()
-    magnitude = int(peak) if isinstance(peak, int) else 0
-    if magnitude >= 10**17:
-        return "ns"
-    if magnitude >= 10**14:
-        return "us"
-    if magnitude >= 10**11:
-        return "ms"
-    return "s"
+    time = time_column(raw)
+    if time is None:
+        raise DataError(f"{label}: no timestamp column (expected timestamp_ms or timestamp)")
+    ts = timestamps_ns(raw, time, label).alias("ts")
+    values = [numbers(raw, columns[c], label, name=c) for c in OHLCV]
+    reserved = {*TIME_NAMES, *OHLCV, _ROW}
+    extras = [raw[c] for c in raw.columns if c.lower() not in reserved]
+    return pl.DataFrame([ts, *values, *extras])
 
 
 def _repair_duplicates(frame: pl.DataFrame, label: str) -> tuple[pl.DataFrame, RepairReport]:
-    rows_in = frame.height
-    deduped = frame.unique(maintain_order=True)
-    identical = rows_in - deduped.height
-    resolved = deduped.unique(subset="ts", keep="last", maintain_order=True)
-    conflicting = deduped.height - resolved.height
-    # keep="last" keeps the position of the last occurrence too, which is where the final candle sits.
+    values = [c for c in frame.columns if c not in ("ts", _ROW)]
+    repaired, resolved = resolve_duplicates(frame, "ts", values)
     report = RepairReport(
         source=label,
-        rows_in=rows_in,
-        rows_out=resolved.height,
-        identical_duplicates_dropped=identical,
-        conflicting_duplicates_resolved=conflicting,
+        rows_in=frame.height,
+        rows_out=repaired.height,
+        identical_duplicates_dropped=resolved.identical,
+        conflicting_duplicates_resolved=resolved.conflicting,
+        out_of_order_sorted=resolved.out_of_order,
     )
-    return resolved, report
+    return repaired, report
 
 
 def validate_bars(frame: pl.DataFrame, label: str) -> None:
-    """Raise `DataError` naming the first row (0-based, as read) that breaks a rule."""
+    """Raise `DataError` naming the first row (0-based data row as read) that breaks a rule."""
     if frame.height == 0:
         raise DataError(f"{label}: no bars")
     ts = pl.col("ts")
@@ -164,13 +178,21 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
             for i, (_, expr) in enumerate(checks)
         ]
     ).row(0)
-    failures = [(row, checks[i][0]) for i, row in enumerate(flags) if row is not None]
+    failures = [(index, checks[i][0]) for i, index in enumerate(flags) if index is not None]
     if not failures:
         return
-    row, problem = min(failures)
-    values = frame.row(row, named=True)
-    shown = ", ".join(f"{k}={values[k]}" for k in ("ts", *OHLCV))
-    hint = (
-        " (enable repair to drop or resolve duplicates)" if problem == "duplicate timestamp" else ""
-    )
-    raise DataError(f"{label}: row {row}: {problem}: {shown}{hint}")
+    # After a repair's sort the frame's order is not the input's: rows are named as read, and of
+    # several broken rules the row first in the input is named.
+    numbers_as_read = frame[_ROW] if _ROW in frame.columns else None
+
+    def as_read(index: int) -> int:
+        return index if numbers_as_read is None else int(numbers_as_read[index])
+
+    index, problem = min(failures, key=lambda failure: (as_read(failure[0]), failure[1]))
+    values = frame.row(index, named=True)
+    shown = ", ".join([f"time={iso_ns(values['ts'])}", *(f"{k}={values[k]}" for k in OHLCV)])
+    hint = f" ({REPAIR_HINT})" if problem in _REPAIRABLE else ""
+    raise DataError(f"{label}: row {as_read(index)} ({ROWS_AS_READ}): {problem}: {shown}{hint}")
+
+
+_REPAIRABLE = ("duplicate timestamp", "timestamp before the previous row (unsorted)")

@@ -142,6 +142,11 @@ def run_fetch(args: argparse.Namespace) -> int:
         f"({summary.retries} retries); stored {summary.rows_stored} rows, {span}, "
         f"{summary.gaps} gaps"
     )
+    for start, end in summary.empty_ranges:
+        print(
+            f"  no bars at the exchange from {format_ms(start)} to {format_ms(end)} "
+            "(asked again; recorded as a gap)"
+        )
     return 0
 
 

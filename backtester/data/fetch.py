@@ -6,7 +6,16 @@ with since/limit (never ccxt's `paginate`, which is anchored to the wall clock w
 and commits every `flush_rows` rows through `write_series`, which extends the coverage in the same
 atomic manifest update. So a second fetch of the same range makes no request, and after Ctrl-C, a
 crash or kill -9 the next run starts at the last commit (Ctrl-C commits what it holds first).
-Overlapping or repeated rows are de-duplicated by the write (the later row wins).
+Overlapping or repeated rows are de-duplicated by the write (the later row wins). An error that
+ends a fetch commits the pages already received first, so nothing fetched is thrown away.
+
+An empty page before the end of the range is asked for again (`empty_page_retries`): a well-formed
+`[]` may be a glitch as much as the exchange's answer. If it stays empty, one probe of the range's
+last page tells whether the exchange has bars further on: if not, the rest of the range has none
+(at the live edge it is left uncovered, as bars may still arrive; in the past it is covered and
+recorded as a gap); if so, paging moves on a page-length at a time until bars appear, and the span
+skipped is recorded as a gap. The manifest's gaps are computed from the stored rows within the
+coverage, so coverage never claims bars that are not stored without a gap saying so.
 
 Bars whose period has not ended (open time + timeframe after now) are still open and never stored;
 this and reading the wall clock for "now" are why this module is exempt from the wall-clock ban.
@@ -25,7 +34,7 @@ import polars as pl
 import structlog
 
 from backtester.data.errors import DataError, FetchError
-from backtester.data.fetch_exchange import ExchangeClient, TransientError
+from backtester.data.fetch_exchange import ExchangeClient, TransientError, UnreachableError
 from backtester.data.fetch_progress import FetchProgress
 from backtester.data.layout import DEFAULT_ROOT, FUNDING, SeriesKey
 from backtester.data.series_manifest import Range, SourceEntry, load_manifest, missing_ranges
@@ -52,6 +61,9 @@ class FetchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     rate_limit_ms: int | None = None
     timeout_ms: int = 10_000
     max_retries: int = 8
+    # A host that does not resolve or refuses connections: attempts before saying so.
+    unreachable_attempts: int = 2
+    empty_page_retries: int = 2
     retry_base_ms: int = 500
     retry_max_ms: int = 60_000
     max_retry_after_s: float = 900.0
@@ -73,6 +85,8 @@ class FetchSummary(msgspec.Struct, frozen=True):
     first_ms: int | None
     last_ms: int | None
     gaps: int
+    # Spans inside the requested ranges where the exchange answered with no bars at all.
+    empty_ranges: tuple[Range, ...] = ()
 
 
 class Retrier:
@@ -88,22 +102,37 @@ class Retrier:
         while True:
             try:
                 return attempt_once()
+            except UnreachableError as exc:
+                if attempt + 1 >= self.options.unreachable_attempts:
+                    raise FetchError(
+                        f"cannot reach the exchange: {exc} ({attempt + 1} attempts). Offline? "
+                        "Check the network, DNS or proxy settings, or --api-url"
+                    ) from exc
+                self.backoff(attempt, str(exc))
+                attempt += 1
             except TransientError as exc:
                 if attempt >= self.options.max_retries:
                     raise FetchError(f"giving up after {attempt + 1} attempts: {exc}") from exc
-                base = self.options.retry_base_ms * 2**attempt / 1000
-                delay = min(base, self.options.retry_max_ms / 1000)
-                if exc.retry_after_s is not None:
-                    if exc.retry_after_s > self.options.max_retry_after_s:
-                        raise FetchError(
-                            f"the exchange asks to wait {exc.retry_after_s:.0f} s "
-                            f"(more than max_retry_after_s): {exc}"
-                        ) from exc
-                    delay = max(delay, exc.retry_after_s)
+                if (
+                    exc.retry_after_s is not None
+                    and exc.retry_after_s > self.options.max_retry_after_s
+                ):
+                    raise FetchError(
+                        f"the exchange asks to wait {exc.retry_after_s:.0f} s "
+                        f"(more than max_retry_after_s): {exc}"
+                    ) from exc
+                self.backoff(attempt, str(exc), at_least_s=exc.retry_after_s)
                 attempt += 1
-                self.retries += 1
-                log.warning("fetch retry", attempt=attempt, delay_s=round(delay, 3), error=str(exc))
-                self.sleep(delay)
+
+    def backoff(self, attempt: int, reason: str, *, at_least_s: float | None = None) -> None:
+        """Sleep before retry number `attempt + 1` (counted from 0)."""
+        base = self.options.retry_base_ms * 2**attempt / 1000
+        delay = min(base, self.options.retry_max_ms / 1000)
+        if at_least_s is not None:
+            delay = max(delay, at_least_s)
+        self.retries += 1
+        log.warning("fetch retry", attempt=attempt + 1, delay_s=round(delay, 3), error=reason)
+        self.sleep(delay)
 
 
 def fetch(
@@ -123,7 +152,7 @@ def fetch(
         raise FetchError("funding rates exist for perpetual swaps only: pass --market swap")
     interval = options.timeframe if options.kind == "ohlcv" else options.funding_interval
     step = timeframe_ms(interval)
-    window = _window(options, step, now)  # bad dates fail here, before any request
+    window, live = _window(options, step, now)  # bad dates fail here, before any request
     client = client or ExchangeClient(
         options.exchange,
         options.market,
@@ -154,7 +183,7 @@ def fetch(
     if todo:
         try:
             for start, end in todo:
-                job.fetch_range(start, end, progress)
+                job.fetch_range(start, end, progress, live=live and end == window[1])
         finally:
             progress.close()
     final = load_manifest(root, key)
@@ -168,10 +197,12 @@ def fetch(
         first_ms=final.first_ms if final else None,
         last_ms=final.last_ms if final else None,
         gaps=len(final.gaps) if final else 0,
+        empty_ranges=tuple(job.empty_ranges),
     )
 
 
-def _window(options: FetchOptions, step: int, now: int) -> Range:
+def _window(options: FetchOptions, step: int, now: int) -> tuple[Range, bool]:
+    """The range to bring up to date, and whether its end is the newest closed bar (or now)."""
     since = parse_utc_ms(str(options.since))
     until = now if options.until is None else min(parse_utc_ms(str(options.until)), now)
     if options.kind == "ohlcv":
@@ -179,14 +210,16 @@ def _window(options: FetchOptions, step: int, now: int) -> Range:
         # covers a local clock running a little ahead of the exchange's.
         closed = floor_to(now - options.close_margin_ms, step)
         start, end = ceil_to(since, step), min(floor_to(until, step), closed)
+        live = end == closed
     else:
         start, end = since, until
+        live = end == now
     if start >= end:
         raise DataError(
             f"nothing to fetch between {format_ms(since)} and {format_ms(until)} "
             "(since must be before until and before now)"
         )
-    return start, end
+    return (start, end), live
 
 
 class _SeriesFetch:
@@ -212,17 +245,23 @@ class _SeriesFetch:
         self.root = root
         self.requests = 0
         self.rows_received = 0
+        self.empty_ranges: list[Range] = []
         self.source = SourceEntry(kind="ccxt", detail=client.describe())
 
-    def fetch_range(self, start: int, end: int, progress: FetchProgress) -> None:
+    def fetch_range(self, start: int, end: int, progress: FetchProgress, *, live: bool) -> None:
+        """Fetch [start, end); `live` when `end` is the newest closed bar, where an exchange that
+        has no bars yet may still publish them."""
         cursor = committed = start
         pending: list[Any] = []
         try:
             while cursor < end:
-                rows = self.retry(functools.partial(self._page, cursor, end))
-                self.requests += 1
+                rows = self._page_or_confirmed_empty(cursor, end)
                 if not rows:
-                    break
+                    found = self._bars_after_empty(cursor, end)
+                    if found is None:
+                        break
+                    rows = found
+                    self._record_empty(cursor, int(min(r[0] for r in rows)))
                 after = self._next_cursor(rows)
                 progress.update(
                     rows=len(rows), advanced_ms=after - cursor, first_ms=start, cursor_ms=after
@@ -231,15 +270,69 @@ class _SeriesFetch:
                 pending.extend(rows)
                 cursor = after
                 if len(pending) >= self.options.flush_rows:
-                    self._commit(pending, (committed, cursor))
-                    committed, pending = cursor, []
-        except KeyboardInterrupt:
-            # Keep what arrived: the next run resumes from here instead of the last flush.
+                    batch, pending = pending, []
+                    self._commit(batch, (committed, cursor))
+                    committed = cursor
+        except BaseException:
+            # Keep what arrived (Ctrl-C, or retries exhausted): the next run resumes from here
+            # instead of the last flush.
             if pending:
                 self._commit(pending, (committed, cursor))
             raise
-        self._commit(pending, (committed, end))
+        covered_to = end
+        if cursor < end:
+            if live:
+                covered_to = cursor  # bars may still arrive: asked for again next time
+                log.info("fetch no bars yet", series=self.key.label(), since=format_ms(cursor))
+            else:
+                self._record_empty(cursor, end)
+        if pending or covered_to > committed:
+            self._commit(pending, (committed, covered_to))
         progress.update(rows=0, advanced_ms=end - cursor, first_ms=start, cursor_ms=end)
+
+    def _page_or_confirmed_empty(self, cursor: int, end: int) -> list[Any]:
+        """The page from `cursor`; an empty one is asked for again before it is believed."""
+        rows = self._request(cursor, end)
+        for attempt in range(self.options.empty_page_retries):
+            if rows:
+                break
+            self.retry.backoff(
+                attempt, f"empty page from {format_ms(cursor)}, before {format_ms(end)}"
+            )
+            rows = self._request(cursor, end)
+        return rows
+
+    def _bars_after_empty(self, cursor: int, end: int) -> list[Any] | None:
+        """After the exchange insisted on an empty page at `cursor`: the first page with bars
+        further on, or None if it has none before `end`. An exchange that pages by fixed windows
+        answers nothing for a window inside a long outage, though bars follow it."""
+        window = self.options.page_limit * self.step
+        if end - window <= cursor or not self._request(end - window, end):
+            return None
+        probe = cursor + window
+        while probe < end:
+            rows = self._request(probe, end)
+            if rows:
+                return rows
+            probe += window
+        return None
+
+    def _record_empty(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        self.empty_ranges.append((start, end))
+        log.warning(
+            "fetch gap at the exchange",
+            series=self.key.label(),
+            start=format_ms(start),
+            end=format_ms(end),
+            note="no bars there after retries: recorded as a gap",
+        )
+
+    def _request(self, cursor: int, end: int) -> list[Any]:
+        rows = self.retry(functools.partial(self._page, cursor, end))
+        self.requests += 1
+        return rows
 
     def _page(self, cursor: int, end: int) -> list[Any]:
         if self.key.kind == "ohlcv":

@@ -4,14 +4,20 @@ ccxt is used synchronously (adr/0010): paging is sequential by nature (each requ
 previous page ended) and the exchange's rate limit, not latency, bounds the speed, so async buys
 nothing here and would complicate Ctrl-C and cleanup.
 
-Errors: the NetworkError family (DDoSProtection, RateLimitExceeded, ExchangeNotAvailable,
-RequestTimeout, NetworkError) and malformed bodies become `TransientError` (the caller retries with
-backoff); BadSymbol, authentication errors and any other exchange error become `FetchError` (the
-caller stops with that message).
+Errors: ccxt's OperationFailed family (DDoSProtection, RateLimitExceeded, ExchangeNotAvailable,
+RequestTimeout, NetworkError, and the OperationFailed that binance raises for its -1000/-1001 codes),
+any answer with an HTTP 5xx status whatever its body says, and malformed bodies become
+`TransientError` (the caller retries with backoff). A host that cannot be resolved or reached is an
+`UnreachableError`: retried briefly, as a laptop may just be waking up, then reported as such.
+BadSymbol, authentication errors and any other exchange error become `FetchError` (the caller stops
+with that message). Messages pass through `redact`: an API URL may carry credentials.
 """
 
 from __future__ import annotations
 
+import errno
+import re
+import socket
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -19,10 +25,11 @@ from urllib.parse import urlsplit
 import ccxt
 
 from backtester.data.errors import FetchError
+from backtester.data.redaction import redact
 
 T = TypeVar("T")
-_RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse)
 _SWAP_MARKET_TYPES = ("swap", "linear", "inverse")
+_URL = re.compile(r"\bhttps?://[^\s'\"]+")
 
 
 class TransientError(Exception):
@@ -31,6 +38,29 @@ class TransientError(Exception):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class UnreachableError(TransientError):
+    """The exchange's host does not resolve or does not accept connections; the message says which."""
+
+
+_NO_ROUTE = (errno.ENETUNREACH, errno.EHOSTUNREACH)
+
+
+def unreachable_reason(exc: BaseException, host: str) -> str | None:
+    """Why no connection to `host` could be made, if that is what `exc` (or one under it) says."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return f"the host name {host.rsplit(':', 1)[0]} does not resolve"
+        if isinstance(current, ConnectionRefusedError):
+            return f"{host} refused the connection"
+        if isinstance(current, OSError) and current.errno in _NO_ROUTE:
+            return f"{host} is unreachable (no route to it)"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def redirect_urls(urls: Any, base_url: str) -> Any:
@@ -82,6 +112,11 @@ class ExchangeClient:
         self.market = market
         self.api_url = api_url
         self.exchange = exchange_class(config)
+        self.last_status: int | None = None
+        self._on_rest_response = self.exchange.on_rest_response
+        # ccxt's hook for every HTTP answer: the status, which its error mapping may hide behind
+        # the body's own error code, decides whether a failure is worth retrying.
+        self.exchange.on_rest_response = self._record_status
 
     def resolve_symbol(self, symbol: str) -> str:
         """The unified symbol of the wanted market; `BTC/USDT` on a swap means `BTC/USDT:USDT`."""
@@ -140,23 +175,48 @@ class ExchangeClient:
             shown = repr(body[:120]) if isinstance(body, str) else "no body"
             raise TransientError(f"malformed empty page from {self.id}: {shown}")
 
-    def call(self, method: Callable[..., T], *args: Any) -> T:
+    def _record_status(self, code: int, *args: Any) -> Any:
+        self.last_status = code
+        return self._on_rest_response(code, *args)
+
+    def _forget_last_response(self) -> None:
         self.exchange.last_http_response = None
         self.exchange.last_response_headers = None
+        self.last_status = None
+
+    def call(self, method: Callable[..., T], *args: Any) -> T:
+        self._forget_last_response()
         try:
             return method(*args)
         except ccxt.AuthenticationError as exc:
             raise FetchError(
-                f"{self.id} refused the request (credentials or permissions): {exc}"
+                f"{self.id} refused the request (credentials or permissions): {redact(str(exc))}"
             ) from exc
         except ccxt.BadSymbol as exc:
-            raise FetchError(f"{self.id}: unknown symbol: {exc}") from exc
-        except _RETRYABLE as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}", self._retry_after()) from exc
+            raise FetchError(f"{self.id}: unknown symbol: {redact(str(exc))}") from exc
+        except ccxt.OperationFailed as exc:
+            reason = unreachable_reason(exc, self._host(str(exc)))
+            if reason is not None:
+                raise UnreachableError(reason) from exc
+            raise TransientError(self._describe_error(exc), self._retry_after()) from exc
         except ccxt.BaseError as exc:
+            if self.last_status is not None and self.last_status >= 500:
+                raise TransientError(self._describe_error(exc), self._retry_after()) from exc
             raise FetchError(
-                f"{self.id} rejected the request: {type(exc).__name__}: {exc}"
+                f"{self.id} rejected the request: {self._describe_error(exc)}"
             ) from exc
+
+    def _describe_error(self, exc: BaseException) -> str:
+        status = f"HTTP {self.last_status} " if self.last_status is not None else ""
+        return redact(f"{status}{type(exc).__name__}: {exc}")
+
+    def _host(self, message: str) -> str:
+        found = _URL.search(message)
+        url = found.group(0) if found else (self.api_url or "")
+        parts = urlsplit(url)
+        if parts.hostname is None:
+            return self.id
+        return parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
 
     def _retry_after(self) -> float | None:
         headers = self.exchange.last_response_headers
@@ -169,4 +229,4 @@ class ExchangeClient:
             return None
 
     def describe(self) -> str:
-        return f"{self.id} {self.market} via {self.api_url or 'the default API'}"
+        return redact(f"{self.id} {self.market} via {self.api_url or 'the default API'}")

@@ -1,9 +1,10 @@
 """Read candle and funding files people already have into the catalog's columns.
 
 Formats (`auto` picks one from the suffix and, for CSV, the first line):
-- `csv`: a header row; a time column (`timestamp_ms`, `timestamp`, `open_time`, `date`, `datetime`,
-  `time`) holding integer epochs (s, ms, us or ns, told apart by magnitude) or ISO date-times (UTC
-  unless they name an offset), and `open, high, low, close, volume` in any letter case. Funding
+- `csv`: a header row; a time column (`timestamp_ms`, `timestamp`, `ts`, `open_time`, `date`,
+  `datetime`, `time`, or an unnamed first column, as a DataFrame index is written: backtesting.py's
+  `GOOG.csv`) holding integer epochs (s, ms, us or ns, told apart by magnitude) or ISO date-times
+  (UTC unless they name an offset), and `open, high, low, close, volume` in any letter case. Funding
   files need a `funding_rate` column.
 - `binance-klines`: Binance's 12-column kline CSV (data.binance.vision), with or without header.
 - `freqtrade-json`: freqtrade's `[[ts_ms, open, high, low, close, volume], ...]`.
@@ -22,9 +23,9 @@ from typing import Literal
 import polars as pl
 from pyarrow import feather
 
-from backtester.data.bars import epoch_unit
+from backtester.data.columns import TIME_NAMES, numbers, time_column, timestamps_ns
 from backtester.data.errors import DataError
-from backtester.data.validation import FUNDING_COLUMNS, OHLCV_COLUMNS, Kind
+from backtester.data.validation import OHLCV_COLUMNS, Kind
 
 Format = Literal["csv", "binance-klines", "freqtrade-json", "feather"]
 FORMATS: tuple[Format, ...] = ("csv", "binance-klines", "freqtrade-json", "feather")
@@ -32,8 +33,6 @@ BINANCE_KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
     "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
 )  # fmt: skip
-_TIME_NAMES = ("timestamp_ms", "timestamp", "open_time", "date", "datetime", "time", "ts")
-_TO_MS = {"s": (1_000, 1), "ms": (1, 1), "us": (1, 1_000), "ns": (1, 1_000_000)}
 
 
 def read_file(path: Path, kind: Kind, fmt: Format | Literal["auto"] = "auto") -> pl.DataFrame:
@@ -116,49 +115,20 @@ def _freqtrade_json(path: Path, kind: Kind) -> pl.DataFrame:
 
 def _from_table(raw: pl.DataFrame, path: Path, kind: Kind) -> pl.DataFrame:
     names = {c.lower(): c for c in raw.columns}
-    time_col = next((names[n] for n in _TIME_NAMES if n in names), None)
+    time_col = time_column(raw)
     if time_col is None:
-        raise DataError(f"{path}: no time column (one of {', '.join(_TIME_NAMES)})")
-    ts = _timestamp_ms(raw, time_col, path)
+        raise DataError(f"{path}: no time column (one of {', '.join(filter(None, TIME_NAMES))})")
+    label = str(path)
+    # The catalog keeps milliseconds: finer epochs are floored to the millisecond they fall in.
+    ts = (timestamps_ns(raw, time_col, label) // 1_000_000).alias("timestamp_ms")
     if kind == "funding":
         source = names.get("funding_rate") or names.get("fundingrate") or names.get("open")
         if source is None:
             raise DataError(f"{path}: no funding_rate column")
-        values = [pl.col(source).cast(pl.Float64, strict=False).alias("funding_rate")]
-        wanted: tuple[str, ...] = FUNDING_COLUMNS
+        values = [numbers(raw, source, label, name="funding_rate")]
     else:
         missing = [c for c in OHLCV_COLUMNS[1:] if c not in names]
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-        values = [
-            pl.col(names[c]).cast(pl.Float64, strict=False).alias(c) for c in OHLCV_COLUMNS[1:]
-        ]
-        wanted = OHLCV_COLUMNS
-    return raw.select(*values).insert_column(0, ts.alias("timestamp_ms")).select(wanted)
-
-
-def _timestamp_ms(raw: pl.DataFrame, column: str, path: Path) -> pl.Series:
-    # Eager on purpose: parsing offsets needs the data (a lazy plan must fix the dtype first).
-    values = raw[column]
-    dtype = values.dtype
-    if dtype.is_integer():
-        multiply, divide = _TO_MS[epoch_unit(values)]
-        return values.cast(pl.Int64) * multiply // divide
-    if dtype == pl.String:
-        try:
-            parsed = values.str.to_datetime(time_unit="ms", strict=False)
-        except pl.exceptions.ComputeError as exc:
-            # The format is inferred from the first value present, so that one is the culprit.
-            row = int(values.is_not_null().arg_true()[0])
-            raise DataError(
-                f"{path}: row {row}: {column}={values[row]!r} is not a date-time ({exc})"
-            ) from exc
-        if parsed.null_count() > values.null_count():
-            row = int((parsed.is_null() & values.is_not_null()).arg_true()[0])
-            raise DataError(f"{path}: row {row}: {column}={values[row]!r} is not a date-time")
-        values, dtype = parsed, parsed.dtype
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is not None:
-            values = values.dt.convert_time_zone("UTC")
-        return values.dt.epoch("ms")
-    raise DataError(f"{path}: column {column!r} must hold epochs or date-times, not {dtype}")
+        values = [numbers(raw, names[c], label, name=c) for c in OHLCV_COLUMNS[1:]]
+    return pl.DataFrame([ts, *values])

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from backtester.data.bars import BarData, load_bars, read_frame, timestamp_ns
+from backtester.data.bars import BarData, load_bars, read_frame
+from backtester.data.columns import time_column, timestamps_ns
 from backtester.data.errors import DataError
 
 FUNDING_COLUMNS = ("funding_rate", "rate", "open")
@@ -38,9 +39,14 @@ def load_funding(source: pl.DataFrame | str | Path, *, name: str | None = None) 
     rate_column = next((columns[c] for c in FUNDING_COLUMNS if c in columns), None)
     if rate_column is None:
         raise DataError(f"{label}: no funding rate column (expected funding_rate or rate)")
-    frame = raw.select(
-        timestamp_ns(raw, columns, label).alias("ts"),
-        pl.col(rate_column).cast(pl.Float64, strict=False).alias("rate"),
+    time = time_column(raw)
+    if time is None:
+        raise DataError(f"{label}: no timestamp column (expected timestamp_ms or timestamp)")
+    frame = pl.DataFrame(
+        [
+            timestamps_ns(raw, time, label).alias("ts"),
+            raw[rate_column].cast(pl.Float64, strict=False).alias("rate"),
+        ]
     )
     if frame.height == 0:
         raise DataError(f"{label}: no funding rates")

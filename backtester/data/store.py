@@ -44,8 +44,9 @@ from backtester.data.validation import (
     Spike,
     ValidationReport,
     clean,
-    find_gaps,
+    find_gaps_within,
     find_spikes,
+    gap_tolerance,
 )
 
 ZSTD_LEVEL = -7
@@ -211,11 +212,14 @@ def _summarise(
     else:
         series = pl.DataFrame({"timestamp_ms": []}, schema={"timestamp_ms": pl.Int64})
     spikes: tuple[Spike, ...] = ()
-    if key.kind == "funding":
-        gaps = find_gaps(series["timestamp_ms"], interval_ms, tolerance=interval_ms // 2)
-    else:
-        gaps = find_gaps(series["timestamp_ms"], interval_ms)
-        spikes = find_spikes(series, spike_threshold) if series.height else ()
+    gaps = find_gaps_within(
+        series["timestamp_ms"],
+        interval_ms,
+        coverage,
+        tolerance=gap_tolerance(key.kind, interval_ms),
+    )
+    if key.kind == "ohlcv" and series.height:
+        spikes = find_spikes(series, spike_threshold)
     return SeriesManifest(
         exchange=key.exchange,
         market=key.market,

@@ -14,11 +14,15 @@ Policy, the same for downloads, imports and `data validate`:
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
+import numpy as np
 import polars as pl
 
+from backtester.data.duplicates import resolve_duplicates
 from backtester.data.errors import DataError
 from backtester.data.timeframes import format_ms
 
@@ -118,11 +122,7 @@ def clean(
     data = conform(frame, kind, source).with_row_index(_ROW)
     columns = list(OHLCV_COLUMNS if kind == "ohlcv" else FUNDING_COLUMNS)
     rows_in = data.height
-    distinct = data.unique(subset=columns, keep="last", maintain_order=True)
-    resolved = distinct.unique(subset="timestamp_ms", keep="last", maintain_order=True)
-    ts = pl.col("timestamp_ms")
-    out_of_order = resolved.select((ts < ts.cum_max().shift(1)).sum()).item()
-    ordered = resolved.sort("timestamp_ms")
+    ordered, resolved = resolve_duplicates(data, "timestamp_ms", columns[1:])
 
     flags = _row_checks(kind, timeframe_ms)
     flagged = ordered.with_columns(
@@ -145,19 +145,17 @@ def clean(
             raise DataError(_first_problem_message(source, first, problems[0], counts))
     kept = flagged.filter(~bad_any).select(columns)
 
-    if kind == "ohlcv":
-        gaps = find_gaps(kept["timestamp_ms"], timeframe_ms)
-        spikes = find_spikes(kept, spike_threshold)
-    else:
-        gaps = find_gaps(kept["timestamp_ms"], timeframe_ms, tolerance=timeframe_ms // 2)
-        spikes = ()
+    gaps = find_gaps(
+        kept["timestamp_ms"], timeframe_ms, tolerance=gap_tolerance(kind, timeframe_ms)
+    )
+    spikes = find_spikes(kept, spike_threshold) if kind == "ohlcv" else ()
     report = ValidationReport(
         source=source,
         rows_in=rows_in,
         rows_out=kept.height,
-        identical_duplicates=rows_in - distinct.height,
-        conflicting_duplicates=distinct.height - resolved.height,
-        out_of_order=int(out_of_order or 0),
+        identical_duplicates=resolved.identical,
+        conflicting_duplicates=resolved.conflicting,
+        out_of_order=resolved.out_of_order,
         invalid_rows=bad.height,
         problem_counts=counts,
         problems=tuple(problems),
@@ -196,6 +194,12 @@ def _first_problem_message(
     )
 
 
+def gap_tolerance(kind: Kind, interval_ms: int) -> int:
+    """How far apart two rows may be beyond one interval before a gap is counted: candles sit on
+    their grid; funding times drift a little after the hour."""
+    return interval_ms // 2 if kind == "funding" else 0
+
+
 def find_gaps(timestamps: pl.Series, step_ms: int, *, tolerance: int = 0) -> tuple[Gap, ...]:
     """Ranges where consecutive timestamps are more than one step (+ tolerance) apart."""
     frame = pl.DataFrame({"ts": timestamps}).with_columns(prev=pl.col("ts").shift(1))
@@ -205,6 +209,40 @@ def find_gaps(timestamps: pl.Series, step_ms: int, *, tolerance: int = 0) -> tup
         missing = round((ts - prev) / step_ms) - 1
         gaps.append(Gap(start_ms=prev + step_ms, end_ms=ts, missing=max(missing, 1)))
     return tuple(gaps)
+
+
+def find_gaps_within(
+    timestamps: pl.Series,
+    step_ms: int,
+    coverage: Sequence[tuple[int, int]],
+    *,
+    tolerance: int = 0,
+) -> tuple[Gap, ...]:
+    """`find_gaps` over sorted `timestamps`, plus the edges of each covered [start, end) range
+    that hold no rows: a range known complete at the source whose first or last bars are missing,
+    or that has no rows at all. Such a gap's `end_ms` is the range's end when no row follows."""
+    between = find_gaps(timestamps, step_ms, tolerance=tolerance)
+    starts = [g.start_ms for g in between]
+    stamps = timestamps.to_numpy()
+    edges: list[tuple[int, int]] = []
+    for start, end in coverage:
+        first = int(np.searchsorted(stamps, start, side="left"))
+        last = int(np.searchsorted(stamps, end, side="left")) - 1
+        if first > last:
+            edges.append((start, end))
+            continue
+        if int(stamps[first]) - start > tolerance:
+            edges.append((start, int(stamps[first])))
+        if end - (int(stamps[last]) + step_ms) > tolerance:
+            edges.append((int(stamps[last]) + step_ms, end))
+    gaps = list(between)
+    for start, end in edges:
+        # An edge next to a row outside its range lies inside a gap between two rows.
+        i = bisect.bisect_right(starts, start) - 1
+        if i >= 0 and between[i].end_ms >= end:
+            continue
+        gaps.append(Gap(start_ms=start, end_ms=end, missing=max(round((end - start) / step_ms), 1)))
+    return tuple(sorted(gaps, key=lambda g: g.start_ms))
 
 
 def find_spikes(frame: pl.DataFrame, threshold: float) -> tuple[Spike, ...]:

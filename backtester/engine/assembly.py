@@ -5,6 +5,7 @@ naming the config key at fault.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any
 
@@ -77,16 +78,18 @@ def strategy_params(strategy: type[Strategy[Any]], spec: StrategySpec) -> msgspe
     declared = [field.name for field in msgspec.structs.fields(strategy.Params)]
     for name in spec.params:
         if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
             raise ConfigError(
                 f"strategy.params.{name}",
                 f"{strategy.__name__} does not declare this parameter "
-                f"(declared: {', '.join(declared) or 'none'})",
+                + (f"(did you mean {close[0]!r}? " if close else "(")
+                + f"declared: {', '.join(declared) or 'none'})",
             )
     try:
         # Lenient like `Strategy.make_params`, so a notebook and a config accept the same values.
         return msgspec.convert(spec.params, type=strategy.Params, strict=False)
     except msgspec.ValidationError as exc:
-        raise translate(str(exc), under="strategy.params") from None
+        raise translate(str(exc), under="strategy.params", schema=strategy.Params) from None
 
 
 def instruments(cfg: RunConfig) -> dict[str, Instrument]:

@@ -12,11 +12,21 @@ class MissingExtra(ValueError):
     """The command needs an optional dependency that is not installed."""
 
 
-def require_report_extra() -> None:
-    if importlib.util.find_spec("bokeh") is None:
-        raise MissingExtra(
-            "reports need the plotting library of the `report` extra: pip install 'backtester[report]'"
-        )
+def require_report_extra(what: str = "reports need", module: str = "bokeh") -> None:
+    if not is_installed(module):
+        raise MissingExtra(missing_extra(what, module))
+
+
+def missing_extra(what: str, module: str = "bokeh") -> str:
+    library = "the plotting library" if module == "bokeh" else module
+    return f"{what} {library} of the `report` extra: pip install 'backtester[report]'"
+
+
+def is_installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: its import was blocked
+        return False
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +45,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report.add_argument("directory", metavar="DIR", help="runs/<run_id> or runs/sweeps/<sweep_id>")
     report.add_argument(
         "--out", metavar="FILE", help="where to write the page (default: DIR/report.html)"
+    )
+    report.add_argument(
+        "--overlay",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=(
+            "draw an indicator overlay on the price chart of a run report (smc: fair value gaps, "
+            "order blocks, swing points, BOS/CHoCH); a strategy's own overlays are always drawn"
+        ),
     )
     sweep = report.add_argument_group("sweep reports")
     sweep.add_argument("--x", metavar="PARAM", help="heatmap x parameter (default: the first)")
@@ -103,7 +123,7 @@ def _report(args: argparse.Namespace) -> int:
     else:
         from backtester.report.run_report import write_run_report
 
-        path = write_run_report(directory, args.out)
+        path = write_run_report(directory, args.out, args.overlay)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -30,6 +30,8 @@ class RunData:
     notes: tuple[str, ...] = ()
     # What a result that never went through a run directory knows of itself (strategy, params, seed).
     about: Mapping[str, Any] = field(default_factory=dict)
+    # Indicator overlays on the price charts: name -> parameters (`report.overlays`).
+    overlays: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def epoch_ms(column: pl.Series) -> np.ndarray:

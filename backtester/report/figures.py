@@ -33,6 +33,7 @@ from backtester.report.data import (
     order_levels,
 )
 from backtester.report.downsample import m4_indices
+from backtester.report.overlays import draw_overlays
 
 BUY, SELL = "#1b9e3e", "#d62728"
 EQUITY, BENCHMARK, UNDERWATER, EXPOSURE = "#1f4e9c", "#9e9e9e", "#c62828", "#6a51a3"
@@ -101,9 +102,11 @@ def price_figure(
     orders: pl.DataFrame,
     trades: pl.DataFrame,
     x_range: Range1d,
+    overlays: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Any:
     """Candles (coarser buckets on long series, refining on zoom, extremes kept), every fill as a
-    marker, each trade as a line from entry to exit, and resting stop/limit orders as levels."""
+    marker, each trade as a line from entry to exit, resting stop/limit orders as levels, and the
+    indicator `overlays` (`report.overlays`)."""
     ts = bars["ts"].to_numpy()
     y_range = _y_range(
         float(bars["low"].min()),  # type: ignore[arg-type]
@@ -113,6 +116,7 @@ def price_figure(
     fig = time_figure(symbol, x_range, 420, "price", y_range)
     fig.name = f"price-{symbol}"
     add_candles(fig, symbol, bars, bar_interval_ns(ts), x_range, y_range)
+    draw_overlays(fig, bars, overlays or {})
     _add_levels(fig, order_levels(orders.filter(pl.col("instrument") == symbol), _end_of(bars)))
     _add_trade_lines(fig, trades.filter(pl.col("instrument") == symbol))
     _add_fills(fig, fill_markers(fills, orders).filter(pl.col("instrument") == symbol))

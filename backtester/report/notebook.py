@@ -14,6 +14,7 @@ from bokeh.resources import INLINE
 
 from backtester.report.data import RunData
 from backtester.report.html import write_html
+from backtester.report.overlays import overlays_for
 from backtester.report.run_page import run_charts, run_page
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def result_data(result: RunResult, bars: Mapping[str, pl.DataFrame] | None = Non
             "seed": result.seed,
             "digest": result.digest,
         },
+        overlays=overlays_for(result.strategy, result.params),
     )
 
 

@@ -50,7 +50,9 @@ def run_charts(data: RunData) -> list[Chart]:
     charts = [
         Chart(
             f"price-{index}",
-            price_figure(symbol, bars, data.fills, data.orders, data.trades, x_range),
+            price_figure(
+                symbol, bars, data.fills, data.orders, data.trades, x_range, data.overlays
+            ),
         )
         for index, (symbol, bars) in enumerate(data.bars.items())
     ]

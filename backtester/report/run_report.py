@@ -9,6 +9,8 @@ price chart, not the report; the page says which and why.
 from __future__ import annotations
 
 import hashlib
+import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from backtester.data.bars import DataError, load_bars
 from backtester.metrics.stats import Stats
 from backtester.report.data import RunData
 from backtester.report.html import write_html
+from backtester.report.overlays import overlays_for
 from backtester.report.run_page import run_page
 
 REPORT = "report.html"
@@ -31,13 +34,16 @@ class RunDirError(ValueError):
     """The directory is not a readable run directory; the message names the missing piece."""
 
 
-def write_run_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
+def write_run_report(
+    run_dir: str | Path, output: str | Path | None = None, overlays: Iterable[str] = ()
+) -> Path:
+    """The run's report.html; `overlays` adds indicator overlays to those its strategy declares."""
     directory = Path(run_dir)
-    data = load_run(directory)
+    data = load_run(directory, overlays=overlays)
     return write_html(Path(output) if output else directory / REPORT, run_page(data))
 
 
-def load_run(directory: Path, *, with_bars: bool = True) -> RunData:
+def load_run(directory: Path, *, with_bars: bool = True, overlays: Iterable[str] = ()) -> RunData:
     manifest = read_json(directory / "manifest.json")
     stats = read_stats(directory / "stats.json")
     frames = {name: _read_frame(directory, name) for name in FRAMES}
@@ -46,6 +52,7 @@ def load_run(directory: Path, *, with_bars: bool = True) -> RunData:
     if with_bars:
         bars, notes = load_run_bars(manifest, directory)
     run_id = manifest.get("run_id", directory.name)
+    strategy = str(manifest.get("strategy", ""))
     return RunData(
         title=f"{manifest.get('strategy', 'run')} {run_id}",
         stats=stats,
@@ -56,7 +63,21 @@ def load_run(directory: Path, *, with_bars: bool = True) -> RunData:
         bars=bars,
         manifest=manifest,
         notes=tuple(notes),
+        overlays=overlays_for(strategy, strategy_params(directory), overlays),
     )
+
+
+def strategy_params(directory: Path) -> dict[str, Any]:
+    """The strategy parameters of the run's decoded config (empty if it has none)."""
+    path = directory / "config.toml"
+    if not path.is_file():
+        return {}
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RunDirError(f"{path}: not valid TOML: {exc}") from None
+    params = config.get("strategy", {}).get("params", {})
+    return dict(params) if isinstance(params, dict) else {}
 
 
 def read_json(path: Path) -> dict[str, Any]:

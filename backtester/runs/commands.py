@@ -8,7 +8,7 @@ from typing import Any
 
 from backtester.report.commands import add_report_flag, report_after_run
 from backtester.runs.runner import execute
-from backtester.runs.verify import verify_run
+from backtester.runs.verify import REPLAY_CHECKS, Check, verify_run
 
 # The stats a terminal shows after a run; stats.json in the run directory has all of them.
 SUMMARY = (
@@ -95,17 +95,29 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"verify {args.run_dir} (run {verdict.run_id})")
     width = max(len(check.name) for check in verdict.checks)
     for check in verdict.checks:
-        status = "ok" if check.ok else "CHANGED" if check.name != "digest" else "MISMATCH"
+        status = _status(check, replayed=verdict.replay_failure is None)
         print(f"  {check.name:<{width}}  {status:<8}  {check.detail}")
     if verdict.passed:
         print("PASSED: the digest reproduces from the recorded config and data")
         return 0
+    failure = verdict.replay_failure
+    if failure is not None and not verdict.causes:
+        print(f"FAILED: the run cannot be replayed here: {failure.detail}")
+        return 1
     causes = ", ".join(check.label for check in verdict.causes) or "unknown (nondeterminism?)"
     if verdict.digest_ok:
         print(f"FAILED: the digest reproduces, but the recorded inputs changed: {causes}")
     else:
         print(f"FAILED: the digest does not reproduce; changed: {causes}")
     return 1
+
+
+def _status(check: Check, *, replayed: bool) -> str:
+    if check.ok:
+        return "ok"
+    if check.name == "digest":
+        return "MISMATCH" if replayed else "-"
+    return "ERROR" if check.name in REPLAY_CHECKS else "CHANGED"
 
 
 def format_stats(stats: dict[str, Any]) -> str:

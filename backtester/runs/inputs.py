@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -14,6 +13,7 @@ from backtester.config import CatalogSource, FileSource, RunConfig, Source
 from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError, RepairReport, load_bars
 from backtester.data.catalog import read_series
+from backtester.data.columns import iso_ns
 from backtester.data.market_series import load_funding, load_marks
 from backtester.data.timeframes import parse_utc_ms
 from backtester.manifest import DataInput, Partition
@@ -154,14 +154,7 @@ def _entry(
         path=path,
         sha256=sha256,
         rows=rows,
-        first_ts=_iso(int(ts[0])),
-        last_ts=_iso(int(ts[-1])),
+        first_ts=iso_ns(int(ts[0])),
+        last_ts=iso_ns(int(ts[-1])),
         repair=repair,
     )
-
-
-def _iso(ns: int) -> str:
-    """A bar timestamp as ISO 8601 UTC, to the nanosecond when it has one."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}Z" if rest == 0 else f"{stamp}.{rest:09d}Z"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -57,17 +58,28 @@ def replay(cfg: RunConfig, source: str) -> Replay:
         data = load_data(cfg)
     except ConfigError as exc:
         raise exc.in_file(source) from None
-    cid = config_id(cfg)
-    code = code_version(strategy)
-    run_id = derive_run_id(cid, data.inputs, code)
+    cid, code, run_id = identify(cfg, strategy, data)
     for entry in data.inputs:
+        # `rows` are the bars the run gets; a repair also says how many rows it read and changed.
+        repair = entry.repair
+        changes = (
+            {}
+            if repair is None
+            else {
+                "rows_read": repair.rows_in,
+                "identical_dropped": repair.identical_duplicates_dropped,
+                "conflicting_resolved": repair.conflicting_duplicates_resolved,
+                "unsorted_sorted": repair.out_of_order_sorted,
+            }
+        )
         log.info(
             "data.loaded",
             symbol=entry.symbol,
             path=entry.path,
-            rows=entry.rows,
+            rows=data.frames[entry.symbol].height,
+            **changes,
             sha256=entry.sha256[:16],
-            repaired=entry.repair is not None,
+            repaired=repair is not None,
         )
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
@@ -76,6 +88,19 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
+    return Replay(cfg, cid, code, data, result, run_id)
+
+
+def identify(cfg: RunConfig, strategy: type[Any], data: LoadedData) -> tuple[str, CodeVersion, str]:
+    """The config_id, the code version and the run_id that derives from them and the data."""
+    cid = config_id(cfg)
+    code = code_version(strategy)
+    return cid, code, derive_run_id(cid, data.inputs, code)
+
+
+def recorded(cfg: RunConfig, strategy: type[Any], data: LoadedData, result: RunResult) -> Replay:
+    """A run made from `cfg` (here or in a notebook), with what its manifest records."""
+    cid, code, run_id = identify(cfg, strategy, data)
     return Replay(cfg, cid, code, data, result, run_id)
 
 
@@ -89,8 +114,13 @@ def execute(
     source = str(config_path)
     cfg = load_config(source, overrides=overrides, seed=seed, output_dir=output_dir)
     started_at = utc_now()
-    run = replay(cfg, source)
-    parent = Path(cfg.output_dir)
+    return write_run(replay(cfg, source), started_at)
+
+
+def write_run(run: Replay, started_at: str, finished_at: str | None = None) -> RunOutcome:
+    """Publish `<output_dir>/<run_id>/` for a run made in memory; a directory already there with the
+    same digest is kept. `finished_at` defaults to when the files are written."""
+    parent = Path(run.config.output_dir)
     existing = parent / run.run_id / MANIFEST
     if existing.is_file() and _digest_of(existing) == run.result.digest:
         log.info("run.kept", run_id=run.run_id, reason="exists with the same digest")
@@ -99,10 +129,9 @@ def execute(
         log.warning("run.replacing", run_id=run.run_id, reason="exists with a different digest")
 
     def fill(directory: Path) -> None:
-        write_outputs(directory, run.result, dump_config(cfg))
-        finished_at = utc_now()
+        write_outputs(directory, run.result, dump_config(run.config))
         outputs = {name: sha256_file(directory / name) for name in output_names()}
-        manifest = build_manifest(run, started_at, finished_at, outputs)
+        manifest = build_manifest(run, started_at, finished_at or utc_now(), outputs)
         (directory / MANIFEST).write_bytes(encode_manifest(manifest))
 
     directory = publish(parent, run.run_id, fill)

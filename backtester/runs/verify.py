@@ -57,7 +57,17 @@ class Verdict:
 
     @property
     def causes(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok and c.name != "digest"]
+        """What changed (a replay that could not run is not a change)."""
+        skipped = ("digest", *REPLAY_CHECKS)
+        return [c for c in self.checks if not c.ok and c.name not in skipped]
+
+    @property
+    def replay_failure(self) -> Check | None:
+        """Why the run could not be replayed at all, if it could not."""
+        return next((c for c in self.checks if c.name in REPLAY_CHECKS and not c.ok), None)
+
+
+REPLAY_CHECKS = ("strategy", "replay")
 
 
 def verify_run(directory: str | Path) -> Verdict:
@@ -72,7 +82,8 @@ def verify_run(directory: str | Path) -> Verdict:
     try:
         run = replay(cfg, str(root / CONFIG))
     except (ConfigError, DataError) as exc:
-        verdict.checks.append(Check("digest", False, f"cannot replay: {exc}"))
+        verdict.checks.append(_unreplayable(cfg, exc))
+        verdict.checks.append(Check("digest", False, "not replayed"))
         return verdict
     verdict.checks.append(_code(manifest.code, run.code))
     verdict.checks.append(_dependencies(manifest.dependencies))
@@ -82,6 +93,22 @@ def verify_run(directory: str | Path) -> Verdict:
     )
     verdict.checks.append(Check("digest", same, detail))
     return verdict
+
+
+def _unreplayable(cfg: RunConfig, exc: ConfigError | DataError) -> Check:
+    """A replay that fails before it runs is not a changed result: say what stopped it. A strategy
+    module found on the path the run was made with (a module in that directory, say) is not
+    necessarily on this one."""
+    if isinstance(exc, ConfigError) and exc.key == "strategy.name":
+        name = cfg.strategy.name
+        return Check(
+            "strategy",
+            False,
+            f"{name} cannot be loaded from {Path.cwd()}: {exc.message} (verify from the "
+            "directory the run was made in, or put its module on PYTHONPATH)",
+            subject=name,
+        )
+    return Check("replay", False, f"cannot replay: {exc}")
 
 
 def _manifest(root: Path) -> Manifest:

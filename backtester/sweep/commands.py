@@ -12,18 +12,19 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from backtester.data.redaction import without_userinfo
 from backtester.sweep.cache import default_cache_dir
 from backtester.sweep.config import load_sweep_config
 from backtester.sweep.coordinator import SweepOutcome, SweepSettings, run_sweep
-from backtester.sweep.local import CREDENTIAL_ENV, WorkersLost
-from backtester.sweep.nats_adapter import Credentials, QueueSettings
+from backtester.sweep.local import CREDENTIAL_ENV, URL_ENV, WorkersLost
+from backtester.sweep.nats_adapter import BrokerError, Credentials, QueueSettings
 from backtester.sweep.plan import build_plan
-from backtester.sweep.results import best, stored_config
+from backtester.sweep.results import SweepBusy, best, stored_config
 from backtester.sweep.server import ServerError
+from backtester.sweep.trust import check_prefixes
 from backtester.sweep.worker import WorkerOptions, run_worker
 
 T = TypeVar("T")
-URL_ENV = "BACKTESTER_NATS_URL"
 # Shown after the objective in the table of best points, when the run reports them.
 SHOWN_STATS = ("total_return_pct", "max_drawdown_pct", "trades")
 
@@ -79,6 +80,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     worker.add_argument("--nats", metavar="URL", help=f"NATS server URL(s) (or ${URL_ENV})")
     worker.add_argument("--name", help="worker name in results and logs (default host:pid)")
+    worker.add_argument(
+        "--allow-strategy",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help=(
+            "also run strategies from this module path or package (repeatable); without it only "
+            "the built-in strategies run. A job names a module to import: allow only code you trust"
+        ),
+    )
     worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     _common(worker)
     worker.set_defaults(handler=_worker)
@@ -149,20 +160,29 @@ def _sweep(args: argparse.Namespace) -> int:
         resume=args.resume is not None,
     )
     print(f"sweep {plan.sweep_id}: {len(plan.runs)} points -> {plan.output_dir}", file=sys.stderr)
+    hint = _resume_hint(plan.sweep_id, args)
     try:
         outcome = _run_until_signal(run_sweep(plan, settings))
     except KeyboardInterrupt:
-        print(
-            f"sweep stopped; results so far are kept. Continue with: "
-            f"python -m backtester sweep --resume {plan.sweep_id}"
-            + (f" --out {args.out}" if args.out else ""),
-            file=sys.stderr,
-        )
+        print(f"sweep stopped; {hint}", file=sys.stderr)
         raise
-    except (ServerError, ConnectionError, WorkersLost) as exc:
+    except SweepBusy as exc:
         raise UserError(str(exc)) from None
+    except (ServerError, ConnectionError, WorkersLost, BrokerError, TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise UserError(f"{reason}. Sweep stopped; {hint}") from None
     _print_outcome(outcome, args.top if args.top is not None else cfg.top)
     return 0
+
+
+def _resume_hint(sweep_id: str, args: argparse.Namespace) -> str:
+    command = f"python -m backtester sweep --resume {sweep_id}"
+    if args.out:
+        command += f" --out {args.out}"
+    if args.nats:
+        # Never the password: credentials come back through the options or the environment.
+        command += f" --nats {without_userinfo(args.nats)}"
+    return f"results so far are kept. Continue with: {command}"
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -177,10 +197,20 @@ def _worker(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir or str(default_cache_dir()),
         name=args.name or "",
         parent_pid=args.parent_pid,
+        allow_strategies=tuple(_allowed(args.allow_strategy)),
     )
     try:
         return asyncio.run(run_worker(options))
     except ConnectionError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _allowed(prefixes: list[str]) -> list[str]:
+    from backtester.cli import UserError  # noqa: PLC0415  (the CLI imports this module)
+
+    try:
+        return check_prefixes(prefixes)
+    except ValueError as exc:
         raise UserError(str(exc)) from None
 
 

@@ -10,7 +10,6 @@ coordinator was down) are read back before anything is published.
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import msgspec
 import polars as pl
 import structlog
 
+from backtester.data.redaction import without_userinfo
 from backtester.manifest import utc_now
 from backtester.sweep.cache import default_cache_dir
 from backtester.sweep.execute import source_files
@@ -35,6 +35,7 @@ from backtester.sweep.results import (
     SweepManifest,
     prepare_directory,
     read_journal,
+    sweep_lock,
     write_results,
 )
 from backtester.sweep.server import EmbeddedServer
@@ -48,6 +49,7 @@ from backtester.sweep.spec import (
     decode_report,
     encode,
 )
+from backtester.sweep.trust import sweep_strategy_modules
 
 log = structlog.get_logger("backtester.sweep.coordinator")
 
@@ -113,6 +115,13 @@ class Collector:
 async def run_sweep(
     plan: SweepPlan, settings: SweepSettings, *, stream: TextIO | None = None
 ) -> SweepOutcome:
+    with sweep_lock(plan):
+        return await _run_sweep(plan, settings, stream=stream)
+
+
+async def _run_sweep(
+    plan: SweepPlan, settings: SweepSettings, *, stream: TextIO | None
+) -> SweepOutcome:
     started_at = utc_now()
     directory = prepare_directory(plan, resume=settings.resume)
     collector = Collector(plan)
@@ -174,8 +183,10 @@ async def _run_missing(
     """Publish the points without a result and collect until every point has one: (jobs
     published, seconds from the first job to the last result)."""
     with contextlib.ExitStack() as stack:
-        url = settings.nats_url or stack.enter_context(EmbeddedServer()).url
-        broker = await Broker.connect(url, settings.credentials, name="backtester-coordinator")
+        server = None if settings.nats_url else stack.enter_context(EmbeddedServer())
+        url = server.url if server else str(settings.nats_url)
+        credentials = server.credentials if server else settings.credentials
+        broker = await Broker.connect(url, credentials, name="backtester-coordinator")
         try:
             await broker.wait_for_jetstream(settings.jetstream_timeout)
             await broker.ensure_queue(settings.queue)
@@ -185,9 +196,10 @@ async def _run_missing(
                     LocalWorkers(
                         settings.workers,
                         url,
-                        settings.credentials,
+                        credentials,
                         cache_dir=Path(settings.cache_dir or default_cache_dir()),
                         log_dir=plan.output_dir / "workers",
+                        allow_strategies=sweep_strategy_modules(plan.config),
                     )
                 )
             session = _Session(plan, settings, broker, collector, journal, progress)
@@ -209,6 +221,8 @@ async def _run_missing(
             while not collector.complete:
                 for data in await feed.next_batch(timeout=0.5):
                     session.receive(data)
+                if server is not None:
+                    server.check()
                 if workers is not None:
                     workers.check()
                 progress.draw()
@@ -324,4 +338,4 @@ class _Session:
 
 def _public(url: str) -> str:
     """A server URL without any user:password@ part, fit for a manifest."""
-    return re.sub(r"//[^/@]*@", "//", url)
+    return without_userinfo(url)

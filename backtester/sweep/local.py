@@ -1,7 +1,8 @@
 """Worker subprocesses on the coordinator's machine: started with the sweep, restarted if one dies,
 stopped with it (SIGTERM, then SIGKILL), and told to die with the coordinator if it is killed.
 
-Credentials reach them through the environment, never the command line, which other users can read.
+Credentials and the server URL (which may hold a password) reach them through the environment, never
+the command line, which other users can read. Each is allowed the sweep's own strategy modules.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +24,7 @@ from backtester.sweep.server import die_with_parent
 
 log = structlog.get_logger("backtester.sweep.local")
 
+URL_ENV = "BACKTESTER_NATS_URL"
 CREDENTIAL_ENV = {
     "user": "BACKTESTER_NATS_USER",
     "password": "BACKTESTER_NATS_PASSWORD",
@@ -37,6 +41,15 @@ class WorkersLost(RuntimeError):
     pass
 
 
+def credential_env(credentials: Credentials) -> dict[str, str]:
+    """The environment variables that carry `credentials` to a `worker` process."""
+    return {
+        name: value
+        for field, name in CREDENTIAL_ENV.items()
+        if (value := getattr(credentials, field)) is not None
+    }
+
+
 class LocalWorkers:
     def __init__(
         self,
@@ -46,8 +59,10 @@ class LocalWorkers:
         *,
         cache_dir: Path,
         log_dir: Path,
+        allow_strategies: Sequence[str] = (),
     ) -> None:
         self.count = count
+        self._allow = list(allow_strategies)
         self._url = url
         self._credentials = credentials
         self._cache_dir = cache_dir
@@ -76,13 +91,16 @@ class LocalWorkers:
         env = dict(os.environ)
         package_root = str(Path(backtester.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        for field, name in CREDENTIAL_ENV.items():
-            value = getattr(self._credentials, field)
-            if value is not None:
-                env[name] = value
+        # Only this sweep's credentials: a stale variable in our own environment must not mix in.
+        for name in CREDENTIAL_ENV.values():
+            env.pop(name, None)
+        env.update(credential_env(self._credentials))
+        env[URL_ENV] = self._url
         command = [sys.executable, "-m", "backtester", "--log-json", "worker"]
-        command += ["--nats", self._url, "--cache-dir", str(self._cache_dir)]
+        command += ["--cache-dir", str(self._cache_dir)]
         command += ["--name", f"local-{slot}", "--parent-pid", str(os.getpid())]
+        for prefix in self._allow:
+            command += ["--allow-strategy", prefix]
         with (self._log_dir / f"worker-{slot}.log").open("ab") as log_file:
             return subprocess.Popen(
                 command,
@@ -112,13 +130,15 @@ class LocalWorkers:
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 2.5) -> None:
+        """SIGTERM every worker, SIGKILL what is left after `timeout` seconds in all."""
         for proc in self._procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         for proc in self._procs:
             try:
-                proc.wait(timeout)
+                proc.wait(max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -42,6 +42,8 @@ from nats.js.api import (
 )
 from nats.js.client import JetStreamContext
 
+from backtester.data.redaction import redact
+
 log = structlog.get_logger("backtester.sweep.nats")
 
 JOBS_STREAM = "BACKTESTER_JOBS"
@@ -164,13 +166,20 @@ class Broker:
         cls, url: str, credentials: Credentials | None = None, *, name: str = "backtester"
     ) -> Broker:
         """Connect, giving up after a few attempts per server; once connected, reconnect forever,
-        so a worker rides out a server restart or a failover within its cluster."""
+        so a worker rides out a server restart or a failover within its cluster. Refused
+        credentials and a certificate that does not verify end the attempt at once: retrying
+        cannot fix either, and nats-py would otherwise keep trying (or wait) for minutes."""
+        shown = redact(url)
         options = _connect_options(url, credentials or Credentials())
+        fatal: list[Exception] = []
+        stop = asyncio.Event()
+        closing: list[Broker] = []
 
         async def error(exc: Exception) -> None:
-            log.warning("nats.error", error=str(exc) or type(exc).__name__)
-
-        closing: list[Broker] = []
+            log.warning("nats.error", error=redact(str(exc) or type(exc).__name__))
+            if not closing and _refusal(exc) is not None:
+                fatal.append(exc)
+                stop.set()
 
         async def disconnected() -> None:
             if not closing or not closing[0].closing:
@@ -179,8 +188,9 @@ class Broker:
         async def reconnected() -> None:
             log.info("nats.reconnected")
 
-        try:
-            nc = await nats.connect(
+        nc = Client()
+        attempt = asyncio.ensure_future(
+            nc.connect(
                 url.split(","),
                 name=name,
                 connect_timeout=5,
@@ -191,9 +201,25 @@ class Broker:
                 reconnected_cb=reconnected,
                 **options,
             )
-        except (OSError, nats.errors.Error) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ConnectionError(f"cannot connect to NATS at {url}: {reason}") from None
+        )
+        refused = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({attempt, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refused.cancel()
+            if not attempt.done():
+                attempt.cancel()
+                with contextlib.suppress(BaseException):
+                    await attempt
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.close(), 1)
+        if fatal:
+            raise ConnectionError(f"cannot connect to NATS at {shown}: {_refusal(fatal[0])}")
+        try:
+            attempt.result()
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            reason = redact(str(exc) or type(exc).__name__)
+            raise ConnectionError(f"cannot connect to NATS at {shown}: {reason}") from None
         nc.options["max_reconnect_attempts"] = -1
         broker = cls(nc)
         closing.append(broker)
@@ -350,10 +376,36 @@ class Broker:
             raise FileNotFoundError(f"{name} is not in the {DATA_BUCKET} object store") from None
 
     async def close(self) -> None:
+        """Flush and close, in bounded time even with the server gone: a stopping process must
+        exit within seconds."""
         self.closing = True
-        if not self._nc.is_closed:
-            await self._nc.flush(timeout=2)
-            await self._nc.close()
+        if self._nc.is_closed:
+            return
+        if self._nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self._nc.flush(timeout=1)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._nc.close(), 1.5)
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """Why the server cannot be used with these settings, if `exc` says so."""
+    if (
+        isinstance(exc, nats.errors.AuthorizationError)
+        or "authorization violation" in str(exc).lower()
+    ):
+        return (
+            "authorization failed: the server refused the credentials (check --user and "
+            "--password, --token or --creds, or their BACKTESTER_NATS_* variables)"
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate verification failed: {exc.verify_message}; give the CA that "
+            "signed the server's certificate with --tls-ca"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    return None
 
 
 def _connect_options(url: str, credentials: Credentials) -> dict[str, Any]:

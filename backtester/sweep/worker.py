@@ -4,7 +4,9 @@ The order is what makes every run count exactly once: the result is published (d
 message id) before the job is acked, so a worker that dies in between leaves a job that is
 redelivered and whose second result the server drops. A run that raises is retried on a later
 delivery and reported as failed on the last one. A message that does not decode is terminated with
-the reason logged; nothing a message contains can stop the worker.
+the reason logged; nothing a message contains can stop the worker. A job naming a strategy module
+the worker does not allow (`trust`) is handed back for another worker, and reported failed with the
+reason on its last delivery; the module is never imported.
 
 Between two runs the worker is idle, so that time is kept short: a finished run is reported
 (publish, then ack) while the next job is fetched, and the engine runs on one long-lived thread. The
@@ -36,6 +38,7 @@ import msgspec
 import structlog
 
 from backtester.data.bars import BarData
+from backtester.data.redaction import redact
 from backtester.manifest import package_sha256
 from backtester.sweep.cache import DataCache
 from backtester.sweep.execute import RunOutcome, execute, source_files
@@ -51,6 +54,7 @@ from backtester.sweep.spec import (
     encode,
     plain_stats,
 )
+from backtester.sweep.trust import refusal
 
 log = structlog.get_logger("backtester.sweep.worker")
 
@@ -67,6 +71,7 @@ class WorkerOptions(msgspec.Struct, frozen=True):
     name: str = ""
     parent_pid: int | None = None
     poll: float = 1.0
+    allow_strategies: tuple[str, ...] = ()
 
 
 class Stopped(Exception):
@@ -115,9 +120,13 @@ class Worker:
                 except Exception as exc:  # a broken job or connection must not end the worker
                     log.exception("job.error", error=f"{type(exc).__name__}: {exc}")
         finally:
-            await self.reported()
+            # Bounded: with the server gone a publish would wait out its timeout, and a stopped
+            # worker must exit within seconds (an unacknowledged job is simply redelivered).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.reported(), 2)
             if source is not None:
-                await source.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(source.close(), 1)
 
     async def _next(self, source: JobSource) -> Delivery | None:
         """The next job, or None after a poll interval or as soon as the worker is stopped."""
@@ -159,12 +168,32 @@ class Worker:
             )
             await delivery.retry(DECLINE_DELAY)
             return
+        refused = refusal(job.spec.strategy.name, self.options.allow_strategies)
+        if refused is not None:
+            await self._refuse(job, delivery, refused)
+            return
         # Measured: letting the report overlap the run saved nothing, as its callbacks take the
         # interpreter from the engine for about as long as they would have kept it waiting.
         await self.reported()
         report = await self._run(job, delivery)
         if report is None:
             return
+        self._reporting = asyncio.ensure_future(self._report(job, delivery, report))
+
+    async def _refuse(self, job: ExecuteRun, delivery: Delivery, reason: str) -> None:
+        log.warning("job.refused", run_id=job.run_id, attempt=delivery.attempt, reason=reason)
+        if delivery.attempt < job.max_deliver:
+            await delivery.retry(DECLINE_DELAY)  # a worker that allows it may take it
+            return
+        report = RunFailed(
+            sweep_id=job.sweep_id,
+            index=job.index,
+            run_id=job.run_id,
+            error=f"refused by worker {self.name}: {reason}",
+            worker=self.name,
+            attempt=delivery.attempt,
+        )
+        await self.reported()
         self._reporting = asyncio.ensure_future(self._report(job, delivery, report))
 
     async def reported(self) -> None:
@@ -321,9 +350,28 @@ async def run_worker(options: WorkerOptions) -> int:
         # KeyboardInterrupt, and its unacked job is redelivered after ack_wait.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    broker = await Broker.connect(options.url, options.credentials, name="backtester-worker")
+    # SIGTERM must end a worker that is still connecting too (a server that does not answer).
+    connecting = asyncio.ensure_future(
+        Broker.connect(options.url, options.credentials, name="backtester-worker")
+    )
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        log.info("worker.stopped", reason="stopped while connecting", url=redact(options.url))
+        return 0
+    broker = connecting.result()
     worker = Worker(broker, options, stop)
-    log.info("worker.started", worker=worker.name, url=options.url, cache=options.cache_dir)
+    log.info(
+        "worker.started",
+        worker=worker.name,
+        url=redact(options.url),
+        cache=options.cache_dir,
+        allow_strategies=list(options.allow_strategies),
+    )
     try:
         await worker.serve()
     finally:

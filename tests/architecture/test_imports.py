@@ -27,7 +27,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "accounting": frozenset({"domain"}),
     # The four bounded contexts on the bus: only core, domain, config and the account model, never
     # each other.
-    "strategy": frozenset({"core", "domain", "config", "compiled", "accounting"}),
+    "strategy": frozenset({"core", "domain", "config", "compiled", "indicators", "accounting"}),
     "risk": frozenset({"core", "domain", "config", "accounting"}),
     "execution": frozenset({"core", "domain", "config", "accounting"}),
     "account": frozenset({"core", "domain", "config", "accounting"}),
@@ -36,6 +36,8 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"domain", "compiled"}),
     # Compiled kernels: loops over plain arrays, knowing nothing of ours.
     "compiled": frozenset(),
+    # Indicator functions over columns: their kernels, and the data layer's timeframe lengths.
+    "indicators": frozenset({"compiled", "data"}),
 }
 
 # The engine (composition root), public API, entry points and result assembly: they sit on top and may

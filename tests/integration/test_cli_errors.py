@@ -51,7 +51,7 @@ def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
 
 def test_unknown_key_names_its_dotted_path(tmp_path: Path) -> None:
     done, config = run_config_text(tmp_path, GOOD.replace("rate = 0.001", "rat = 0.001"))
-    assert_user_error(done, f"{config}: fees.rat: unknown key")
+    assert_user_error(done, f"{config}: fees.rat: unknown key (did you mean 'rate'?)")
 
 
 def test_wrong_type_names_path_and_expected_type(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_unknown_strategy_lists_the_builtins(tmp_path: Path) -> None:
     done, config = run_config_text(tmp_path, GOOD.replace('"SmaCross"', '"SmaCros"'))
     assert_user_error(
         done,
-        f"{config}: strategy.name: unknown strategy 'SmaCros' (built-in: SmaCross, SmaExtended; "
+        f"{config}: strategy.name: unknown strategy 'SmaCros' (built-in: SmaCross, SmaExtended, SmcOrderBlocks; "
         "or an import path package.module:Class)",
     )
 
@@ -87,7 +87,7 @@ def test_undeclared_strategy_parameter(tmp_path: Path) -> None:
     assert_user_error(
         done,
         f"{config}: strategy.params.fsat: SmaCross does not declare this parameter "
-        "(declared: fast, slow, short)",
+        "(did you mean 'fast'? declared: fast, slow, short)",
     )
 
 
@@ -102,9 +102,11 @@ def test_data_failing_validation_names_file_and_first_bad_row(tmp_path: Path) ->
     done, _ = run_config_text(tmp_path, text)
     assert_user_error(
         done,
-        f"{raw}: row 1000: duplicate timestamp: "
-        "ts=1709311140000000000, open=61443.65, high=61444.28, low=61390.0, close=61390.01, "
-        "volume=23.95628 (enable repair to drop or resolve duplicates)",
+        f"{raw}: row 1000 (0-based data row as read): duplicate timestamp: "
+        "time=2024-03-01T16:39:00Z, open=61443.65, high=61444.28, low=61390.0, close=61390.01, "
+        "volume=23.95628 (pass repair=True to Backtest or load_bars, or set repair = true under "
+        "[[data]] in a run config: identical duplicates are dropped, the last of conflicting ones "
+        "kept, rows sorted)",
     )
 
 

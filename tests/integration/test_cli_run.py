@@ -150,3 +150,20 @@ def test_every_command_has_help(command: list[str]) -> None:
     if command == ["run"]:
         for option in ("--seed", "--out", "--set", "--log-json"):
             assert option in done.stdout
+
+
+def test_the_data_log_counts_the_rows_the_run_gets_after_a_repair(tmp_path: Path) -> None:
+    done = run_cli(
+        "--log-json",
+        "run",
+        "golden/sma_cross_binance_raw_repaired/config.toml",
+        "--out",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    (loaded,) = [e for e in events if e["event"] == "data.loaded"]
+    assert loaded["rows"] == 30_900  # bars after the repair, what the run's stats count
+    assert loaded["rows_read"] == 30_954
+    assert (loaded["identical_dropped"], loaded["conflicting_resolved"]) == (30, 24)
+    assert loaded["unsorted_sorted"] == 0

@@ -80,7 +80,9 @@ def test_data_that_no_longer_validates_fails_with_the_bad_row(recorded: tuple[Pa
     with edited_row(data, 17, valid=False):
         done = run_cli("verify", str(run_dir))
     assert done.returncode == 1
-    assert f"cannot replay: {data}: row 17: high below max(open, close)" in done.stdout
+    assert (
+        f"cannot replay: {data}: row 17 (0-based data row as read): high below max(open, close)"
+    ) in done.stdout
     assert f"changed: data BTC/USDT ({data})" in done.stdout
 
 
@@ -144,3 +146,41 @@ def test_edited_user_strategy_is_named_as_the_code_change(tmp_path: Path) -> Non
     assert done.returncode == 1
     assert re.search(r"^  code +CHANGED +strategy_sha256 [0-9a-f]{64} -> ", done.stdout, re.M)
     assert "FAILED: the digest does not reproduce; changed: code" in done.stdout
+
+
+def test_verify_from_another_directory_names_the_strategy_it_cannot_import(
+    tmp_path: Path,
+) -> None:
+    made_in, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    made_in.mkdir()
+    elsewhere.mkdir()
+    (made_in / "user_strategies.py").write_text(USER_STRATEGY.format(every=2))
+    done = run_cli(
+        "run",
+        str(REPO / "configs/sma_cross.toml"),
+        "--out",
+        str(tmp_path / "runs"),
+        "--set",
+        f"data[0].path={SOURCE_DATA}",
+        "--set",
+        "strategy.name=user_strategies:Patient",
+        cwd=made_in,
+        extra_path=(made_in,),
+    )
+    assert done.returncode == 0, done.stderr
+    run_dir = run_dir_of(done.stdout)
+    assert run_cli("verify", str(run_dir), cwd=made_in, extra_path=(made_in,)).returncode == 0
+
+    done = run_cli("verify", str(run_dir), cwd=elsewhere)
+    assert done.returncode == 1
+    assert "nondeterminism" not in done.stdout
+    assert re.search(
+        r"^  strategy +ERROR +user_strategies:Patient cannot be loaded ", done.stdout, re.M
+    )
+    assert re.search(r"^  digest +- +not replayed$", done.stdout, re.M)
+    assert (
+        f"FAILED: the run cannot be replayed here: user_strategies:Patient cannot be loaded from "
+        f"{elsewhere}: cannot import 'user_strategies'"
+    ) in done.stdout
+    assert "verify from the directory the run was made in" in done.stdout
+    assert "Traceback" not in done.stderr

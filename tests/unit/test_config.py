@@ -158,7 +158,11 @@ def test_bad_overrides_are_config_errors(override: str, message: str) -> None:
             '[slippage]\nkind = "random"',
             "slippage.kind: unknown slippage model 'random' (valid: none, fixed_bps, volume_share)",
         ),
-        ("", '[fill]\nintrabar = "sideways"', "fill.intrabar: invalid enum value 'sideways'"),
+        (
+            "",
+            '[fill]\nintrabar = "sideways"',
+            "fill.intrabar: invalid value 'sideways' (valid: ohlc, pessimistic)",
+        ),
         ("", '[[instruments]]\nsymbol = "ETH/USDT"', "instruments[0].symbol: 'ETH/USDT' has no"),
         (
             "",
@@ -226,7 +230,10 @@ def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "capital = 5.0\n" + MINIMAL)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == f"{path}: capital: unknown key"
+    assert str(caught.value) == (
+        f"{path}: capital: unknown key (valid keys here: data, strategy, instruments, cash, seed, "
+        "fees, slippage, fill, risk, output_dir)"
+    )
 
 
 def test_wrong_type_inside_a_list_of_tables_is_named(tmp_path: Path) -> None:
@@ -242,3 +249,75 @@ def test_unterminated_string_reports_the_last_line(tmp_path: Path) -> None:
         load_config(path)
     assert "TOML syntax error" in str(caught.value)
     assert "line 2" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ("[fill]\nintrabr = 'ohlc'", "fill.intrabr: unknown key (did you mean 'intrabar'?)"),
+        ("seeed = 3", "seeed: unknown key (did you mean 'seed'?)"),
+        (
+            "[fees]\nkind = 'fixed'\nrat = 0.1",
+            "fees.rat: unknown key (did you mean 'rate'?)",
+        ),
+        (
+            "[fill]\nzzz = 1",
+            "fill.zzz: unknown key (valid keys here: trade_on_close, intrabar)",
+        ),
+    ],
+)
+def test_unknown_keys_get_the_nearest_valid_key(tmp_path: Path, tables: str, message: str) -> None:
+    # Top-level keys go before the first table; tables after the minimal config.
+    text = f"{tables}\n{MINIMAL}" if "[" not in tables else f"{MINIMAL}\n{tables}\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+def test_an_unknown_key_in_a_data_source_is_matched_against_every_kind(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, MINIMAL.replace('symbol = "BTC/USDT"', 'symbol = "BTC/USDT"\nrepiar = true')
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: data[0].repiar: unknown key (did you mean 'repair'?)"
+
+
+def test_a_misspelt_strategy_parameter_gets_the_nearest_declared_one(tmp_path: Path) -> None:
+    from backtester.engine.assembly import strategy_class, strategy_params
+
+    cfg = load_config(write(tmp_path, MINIMAL + "params = { fats = 5 }\n"))
+    with pytest.raises(ConfigError) as caught:
+        strategy_params(strategy_class("SmaCross"), cfg.strategy)
+    assert str(caught.value) == (
+        "strategy.params.fats: SmaCross does not declare this parameter "
+        "(did you mean 'fast'? declared: fast, slow)"
+    )
+
+
+CATALOG = """
+[[data]]
+kind = "catalog"
+exchange = "binance"
+symbol = "BTC/USDT"
+timeframe = "1m"
+
+[strategy]
+name = "SmaCross"
+"""
+
+
+def test_a_toml_date_needs_no_quotes_in_set_or_in_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, CATALOG)
+    unquoted = load_config(path, overrides=["data[0].start=2024-03-10"])
+    quoted = load_config(path, overrides=['data[0].start="2024-03-10"'])
+    assert unquoted.data[0].start == "2024-03-10"  # type: ignore[union-attr]
+    assert config_id(unquoted) == config_id(quoted)
+    in_file = load_config(
+        write(
+            tmp_path,
+            CATALOG.replace('timeframe = "1m"', 'timeframe = "1m"\nend = 2024-03-12T06:00:00Z'),
+        )
+    )
+    assert in_file.data[0].end == "2024-03-12T06:00:00+00:00"  # type: ignore[union-attr]

@@ -32,7 +32,12 @@ FAULTS = (
     "503",
     "504",
     "timeout",
+    "hang",
     "truncated",
+    "empty-page",
+    "500-json",
+    "503-json",
+    "503-overloaded",
     "empty-body",
     "html-body",
     "drop",
@@ -44,6 +49,12 @@ FAULTS = (
     "bad-symbol",
     "auth",
 )
+# Binance's 5xx answers carry a JSON error code, not an empty body.
+_JSON_5XX = {
+    "500-json": (500, b'{"code": -1000, "msg": "An unknown error occurred while processing the request."}'),
+    "503-json": (503, b'{"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}'),
+    "503-overloaded": (503, b'{"code": -1008, "msg": "Server is currently overloaded with other requests. Please try again in a few minutes."}'),
+}  # fmt: skip
 _LOT = {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"}
 
 
@@ -156,6 +167,7 @@ class BinanceStub:
         self.faults: deque[str | None] = deque()
         self.delay_s = 0.0
         self.timeout_sleep_s = 1.0
+        self.hang_s = 5.0  # "hang": no answer for this long, then the connection is closed
         self.overlap_rows = 7
         self.retry_after = "0"
         self.requests: list[str] = []
@@ -298,6 +310,15 @@ def _handler_for(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
             elif fault == "timeout":
                 time.sleep(stub.timeout_sleep_s)
                 return False
+            elif fault == "hang":
+                time.sleep(stub.hang_s)
+                self.close_connection = True
+                self.connection.close()
+            elif fault == "empty-page":
+                self._send(200, b"[]")  # a well-formed answer claiming there are no bars here
+            elif fault in _JSON_5XX:
+                status, body = _JSON_5XX[fault]
+                self._send(status, body)
             elif fault == "empty-body":
                 self._send(200, b"")
             elif fault == "html-body":

@@ -26,6 +26,7 @@ from backtester.data.catalog import list_series, read_series
 from backtester.data.errors import FetchError
 from backtester.data.fetch import FetchOptions, fetch
 from backtester.data.fetch_exchange import ExchangeClient
+from backtester.data.validation import Gap
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "data" / "fixtures"
@@ -102,8 +103,9 @@ def test_fetch_of_30900_bars_equals_the_served_data_exactly(
     assert np.array_equal(read.frame.to_numpy(), served)
     assert read.frame["timestamp_ms"].to_list() == stub.kline_times
     (manifest,) = list_series(clean_root)
-    assert manifest.gaps == ()
     assert manifest.coverage == ((T0, 1_711_152_000_000),)  # up to --until, 2024-03-23
+    # The served data ends 2024-03-22 10:59: the covered rest of the day is a recorded gap.
+    assert manifest.gaps == (Gap(stub.kline_times[-1] + MINUTE, 1_711_152_000_000, 780),)
     assert audit_series(clean_root, manifest).ok
 
 
@@ -176,7 +178,9 @@ def test_exhausted_retries_stop_with_a_clear_error_and_keep_committed_rows(
     stub: BinanceStub, tmp_path: Path
 ) -> None:
     stub.faults.extend([None, None, "503", "503", "503"])
-    with pytest.raises(FetchError, match="giving up after 3 attempts: ExchangeNotAvailable"):
+    with pytest.raises(
+        FetchError, match="giving up after 3 attempts: HTTP 503 ExchangeNotAvailable"
+    ):
         fetch(options(stub, tmp_path, max_retries=2, flush_rows=1_000), interactive=False)
     (manifest,) = list_series(tmp_path)
     assert manifest.rows == 2_000
@@ -286,13 +290,13 @@ def test_kill_9_mid_fetch_then_resume_equals_a_clean_fetch(
 
 def test_a_range_without_data_is_recorded_as_covered(stub: BinanceStub, tmp_path: Path) -> None:
     opts = options(stub, tmp_path, since="2024-04-01", until="2024-04-02")
-    assert fetch(opts, interactive=False).requests == 1
+    # The empty page, asked twice more, then a probe of the range's last page.
+    assert fetch(opts, interactive=False).requests == 4
     (manifest,) = list_series(tmp_path)
-    assert (manifest.rows, manifest.files, manifest.coverage) == (
-        0,
-        (),
-        ((1_711_929_600_000, 1_712_016_000_000),),
-    )
+    day = (1_711_929_600_000, 1_712_016_000_000)
+    assert (manifest.rows, manifest.files, manifest.coverage) == (0, (), (day,))
+    assert manifest.gaps == (Gap(*day, 1_440),)
+    assert audit_series(tmp_path, manifest).ok
     assert read_series(tmp_path, "binance", "BTC/USDT", "1m").frame.height == 0
     assert fetch(opts, interactive=False).requests == 0
 
@@ -304,7 +308,9 @@ def test_funding_rate_history_is_stored_like_candles(stub: BinanceStub, tmp_path
     )  # fmt: skip
     summary = fetch(opts, interactive=False)
     assert summary.series == "binance swap XRP/USDT:USDT funding"
-    assert summary.requests == 6  # 91 rates in pages of 20, then the empty page
+    # 91 rates in pages of 20, the empty page asked three times, a probe of the last page.
+    assert summary.requests == 9
+    assert summary.empty_ranges == ((stub.funding_times[-1] + 1, 1_640_995_200_000),)
     read = read_series(tmp_path, "binance", "XRP/USDT:USDT", "funding", market="swap")
     assert read.frame.rows() == [(int(t), float(r)) for t, r in stub.funding]
     assert read.partitions[0].path.startswith("binance/swap/XRP-USDT-USDT/funding/year=2021/")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from backtester import load_bars
 from backtester.cli import main
 from backtester.report.html import write_html
 from backtester.report.run_page import run_page
@@ -221,3 +222,33 @@ def test_sweep_and_compare_pages_render_without_errors(tmp_path: Path, browser: 
         assert [chart["key"] for chart in state["charts"]] == charts
         _assert_offline_and_clean(browser, page)
         browser.screenshot(ARTIFACTS / shot)
+
+
+def test_smc_run_report_shows_the_overlays(tmp_path: Path, browser: Browser) -> None:
+    from backtester import Backtest
+    from backtester.strategies import SmcOrderBlocks
+
+    bars = load_bars(GOLDEN_BARS).frame.head(6_000)
+    result = Backtest(bars, SmcOrderBlocks, cash=100_000, fee_rate=0.0004).run(swing_length=10)
+    run_dir = write_run_dir(result, tmp_path / "runs", "5mc0a1b2c3d4e5f6", GOLDEN_BARS)
+    assert main(["report", str(run_dir)]) == 0
+    page = run_dir / "report.html"
+    state, _ = _load(browser, page)
+    assert state["charts"][0]["key"] == "price-0"
+    drawn = browser.evaluate(
+        """(() => {
+          const doc = Bokeh.documents[0];
+          const names = ['smc-fvg-bull', 'smc-fvg-bear', 'smc-order-blocks-bull',
+                         'smc-order-blocks-bear', 'smc-swings', 'smc-bos', 'smc-choch'];
+          return names.map(n => {
+            const r = doc.get_model_by_name(n);
+            if (!r) { return [n, -1, false]; }
+            const data = r.data_source.data;
+            return [n, data[Object.keys(data)[0]].length, r.visible];
+          });
+        })()"""
+    )
+    for name, count, visible in drawn:
+        assert count > 0 and visible, (name, count)
+    _assert_offline_and_clean(browser, page)
+    browser.screenshot(ARTIFACTS / "report-smc.png")

@@ -125,7 +125,9 @@ def test_a_coordinator_killed_with_its_embedded_server_resumes_from_its_journal(
 ) -> None:
     config = sweep_config(tmp_path / "sweep.toml", data, params={"delay_ms": 200})
     log = tmp_path / "executions.txt"
-    env = execution_env(log)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**execution_env(log), "TMPDIR": str(temp)}
     out = tmp_path / "out"
     cache = ["--cache-dir", str(tmp_path / "cache")]
     with Processes(tmp_path / "logs") as procs:
@@ -143,9 +145,14 @@ def test_a_coordinator_killed_with_its_embedded_server_resumes_from_its_journal(
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
         assert len(helpers) == 2
+        # The killed coordinator's server store (a copy of the input data) is left behind...
+        (leaked,) = temp.glob("backtester-nats-*")
         args = ["--log-json", "sweep", str(config), "--resume", journal.parent.name]
         resumed = procs.start("resumed", [*args, "--out", str(out), "--workers", "1", *cache], env)
         assert resumed.wait(60) == 0, procs.log("resumed")
+    # ... and removed by the next embedded server, which cleans up its own on the way out.
+    assert not leaked.exists()
+    assert list(temp.glob("backtester-nats-*")) == []
     table = _table(out)
     assert table.height == 6
     assert set(table["status"]) == {"ok"}

@@ -113,7 +113,10 @@ def test_missing_file_and_unsupported_suffix_are_data_errors(tmp_path: Path) -> 
 def test_validation_error_names_the_first_bad_row_and_the_problem(
     bad: pl.DataFrame, row: int, problem: str
 ) -> None:
-    with pytest.raises(DataError, match=rf"^<DataFrame>: row {row}: {re.escape(problem)}"):
+    with pytest.raises(
+        DataError,
+        match=rf"^<DataFrame>: row {row} \(0-based data row as read\): {re.escape(problem)}",
+    ):
         load_bars(bad)
 
 
@@ -121,7 +124,7 @@ def test_null_value_is_reported_like_nan() -> None:
     bad = frame().with_columns(
         pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise(pl.col("volume")).alias("volume")
     )
-    with pytest.raises(DataError, match="row 2: null or NaN value"):
+    with pytest.raises(DataError, match=r"row 2 \(0-based data row as read\): null or NaN value"):
         load_bars(bad)
 
 
@@ -129,19 +132,73 @@ def test_of_several_bad_rows_the_earliest_is_named() -> None:
     bad = replaced("volume", 3, -1.0).with_columns(
         pl.Series("high", [11.0, 12.0, 12.2, 14.0, 15.0])  # row 2: high below close 12.5
     )
-    with pytest.raises(DataError, match=r"row 2: high below max\(open, close\)"):
+    with pytest.raises(
+        DataError, match=r"row 2 \(0-based data row as read\): high below max\(open, close\)"
+    ):
         load_bars(bad)
 
 
-def test_duplicate_timestamp_error_suggests_repair() -> None:
-    with pytest.raises(DataError, match=r"enable repair to drop or resolve duplicates"):
+REPAIR_HINT = (
+    "(pass repair=True to Backtest or load_bars, or set repair = true under [[data]] in a run "
+    "config: identical duplicates are dropped, the last of conflicting ones kept, rows sorted)"
+)
+
+
+def test_duplicate_timestamp_error_names_the_repair_option_in_both_apis() -> None:
+    with pytest.raises(DataError) as caught:
         load_bars(replaced("timestamp_ms", 2, T0 + 60_000))
+    assert str(caught.value).endswith(REPAIR_HINT)
 
 
-def test_unsorted_timestamp_error_does_not_suggest_repair() -> None:
+def test_unsorted_timestamp_error_names_the_repair_option_too() -> None:
     with pytest.raises(DataError) as caught:
         load_bars(replaced("timestamp_ms", 3, T0 + 90_000))
-    assert "repair" not in str(caught.value)
+    assert str(caught.value).endswith(REPAIR_HINT)
+
+
+def test_repair_sorts_unsorted_rows_as_data_import_does() -> None:
+    shuffled = frame()[[3, 0, 4, 1, 2]]
+    bars = load_bars(shuffled, repair=True)
+    assert bars.frame.equals(load_bars(frame()).frame)
+    assert bars.repair is not None
+    assert bars.repair.out_of_order_sorted == 3  # bars 0, 1 and 2 each come after a later one
+    assert bars.repair.changed
+
+
+def test_error_shows_the_bar_time_in_iso_utc_for_a_millisecond_file(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    replaced("volume", 3, -7.0).write_csv(path)
+    with pytest.raises(DataError) as caught:
+        load_bars(path)
+    assert str(caught.value) == (
+        f"{path}: row 3 (0-based data row as read): negative volume: "
+        "time=2023-11-14T22:16:20Z, open=13.0, high=14.0, low=12.0, close=13.5, volume=-7.0"
+    )
+
+
+def test_text_in_a_price_column_is_named_as_not_a_number(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    lines = frame().write_csv().splitlines()
+    cells = lines[3].split(",")
+    cells[2] = "abc"  # high of data row 2
+    lines[3] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_bars(path)
+    assert (
+        str(caught.value) == f"{path}: row 2 (0-based data row as read): high='abc' is not a number"
+    )
+
+
+def test_after_a_repair_rows_are_still_named_as_read() -> None:
+    values = frame()["timestamp_ms"].to_list()
+    bad = frame(timestamp_ms=[values[1], values[0], *values[2:]]).with_columns(
+        pl.Series("volume", [1.0, 2.0, 3.0, -4.0, 5.0])
+    )
+    with pytest.raises(
+        DataError, match=r"^<DataFrame>: row 3 \(0-based data row as read\): negative"
+    ):
+        load_bars(bad, repair=True)
 
 
 def test_error_shows_the_values_of_the_bad_row() -> None:

@@ -14,6 +14,7 @@ from backtester.data.errors import CatalogError, DataError
 from backtester.data.layout import LOCK_NAME, series_dir
 from backtester.data.series_manifest import load_manifest
 from backtester.data.store import write_series
+from backtester.data.validation import find_gaps, find_gaps_within
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 NEW_YEAR_2024 = 1_704_067_200_000
@@ -167,4 +168,24 @@ def test_explicit_coverage_is_recorded_and_merged(tmp_path: Path) -> None:
         source=SOURCE,
     )
     assert manifest.coverage == ((NEW_YEAR_2024 - 5 * MINUTE, NEW_YEAR_2024 + 40 * MINUTE),)
-    assert [(g.start_ms, g.missing) for g in manifest.gaps] == [(NEW_YEAR_2024 + 10 * MINUTE, 20)]
+    # The covered minutes before the first row are missing at the source too.
+    assert [(g.start_ms, g.missing) for g in manifest.gaps] == [
+        (NEW_YEAR_2024 - 5 * MINUTE, 5),
+        (NEW_YEAR_2024 + 10 * MINUTE, 20),
+    ]
+
+
+def test_gaps_within_coverage_count_the_edges_and_ranges_without_rows() -> None:
+    stamps = pl.Series([10 * MINUTE, 11 * MINUTE, 15 * MINUTE], dtype=pl.Int64)
+    coverage = [(8 * MINUTE, 18 * MINUTE), (30 * MINUTE, 33 * MINUTE)]
+    gaps = find_gaps_within(stamps, MINUTE, coverage)
+    assert [(g.start_ms // MINUTE, g.end_ms // MINUTE, g.missing) for g in gaps] == [
+        (8, 10, 2),  # covered, before the first row
+        (12, 15, 3),  # between rows
+        (16, 18, 2),  # covered, after the last row
+        (30, 33, 3),  # covered, no rows at all
+    ]
+    # An edge next to a row outside its range is part of the gap between the two rows.
+    assert find_gaps_within(stamps, MINUTE, [(12 * MINUTE, 14 * MINUTE)]) == find_gaps(
+        stamps, MINUTE
+    )

@@ -82,3 +82,20 @@ def test_fetch_without_required_options_is_a_user_error(
     code, _, err = run(capsys, "data", "fetch", "--symbol", "BTC/USDT", "--since", "2024-01-01")
     assert code == 2
     assert "missing --exchange" in err
+
+
+def test_import_of_a_backtesting_py_csv_with_an_unnamed_date_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = str(tmp_path / "catalog")
+    code, out, err = run(
+        capsys, "data", "import", str(DATA / "backtesting_py_GOOG.csv"), "--root", root,
+        "--exchange", "nasdaq", "--symbol", "GOOG/USD", "--timeframe", "1d",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "2148 rows" in out
+    code, out, _ = run(capsys, "data", "list", "--root", root, "--json")
+    listed = json.loads(out)
+    assert listed["rows"] == 2148
+    # 2004-08-19 and 2013-03-01, midnight UTC: the dates are read as UTC days.
+    assert (listed["first_ms"], listed["last_ms"]) == (1_092_873_600_000, 1_362_096_000_000)

@@ -101,9 +101,32 @@ def test_unreadable_inputs_are_named(tmp_path: Path) -> None:
         read_file(no_close, "ohlcv")
     bad_date = tmp_path / "bad_date.csv"
     bad_date.write_text("date,open,high,low,close,volume\nyesterday,1,2,0.5,1.5,10\n")
-    with pytest.raises(DataError, match="row 0: date='yesterday' is not a date-time"):
+    with pytest.raises(
+        DataError, match=r"row 0 \(0-based data row as read\): date='yesterday' is not a date-time"
+    ):
         read_file(bad_date, "ohlcv")
     with pytest.raises(DataError, match="no such file"):
         read_file(tmp_path / "missing.csv", "ohlcv")
     with pytest.raises(DataError, match="pass --format"):
         read_file(DATA.parent / "unit" / "data" / "catalog_helpers.py", "ohlcv")
+
+
+def test_an_unnamed_first_column_of_dates_is_the_time(tmp_path: Path) -> None:
+    frame = read_file(DATA / "backtesting_py_GOOG.csv", "ohlcv")
+    assert frame.columns == ["timestamp_ms", "open", "high", "low", "close", "volume"]
+    assert frame.height == 2148
+    assert frame.row(0) == (1_092_873_600_000, 100.0, 104.06, 95.96, 100.34, 22_351_900.0)
+
+
+def test_text_in_a_price_column_is_not_a_number_with_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text(
+        "timestamp_ms,open,high,low,close,volume\n"
+        "1709251200000,1,2,0.5,1.5,10\n"
+        "1709251260000,1,abc,0.5,1.5,10\n"
+    )
+    with pytest.raises(DataError) as caught:
+        read_file(path, "ohlcv")
+    assert (
+        str(caught.value) == f"{path}: row 1 (0-based data row as read): high='abc' is not a number"
+    )

@@ -40,7 +40,10 @@ def test_builtin_and_import_path_strategies_resolve() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("Sma", "strategy.name: unknown strategy 'Sma' (built-in: SmaCross, SmaExtended; "),
+        (
+            "Sma",
+            "strategy.name: unknown strategy 'Sma' (built-in: SmaCross, SmaExtended, SmcOrderBlocks; ",
+        ),
         (f"{__name__}:Missing", "has no 'Missing'"),
         (f"{__name__}:NOT_A_STRATEGY", "is not a Strategy subclass"),
     ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 import signal
 import subprocess
@@ -10,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from backtester.sweep.server import EmbeddedServer, ServerError, find_server_binary
+from backtester.sweep.nats_adapter import Broker, Credentials
+from backtester.sweep.server import (
+    STORE_PREFIX,
+    EmbeddedServer,
+    ServerError,
+    ServerLost,
+    find_server_binary,
+    remove_stale_stores,
+)
 from tests.sweep_support import alive, subprocess_env, wait_until
 
 
@@ -78,3 +88,46 @@ child = subprocess.Popen(["sleep", "60"], preexec_fn=die_with_parent())
 print(child.pid, flush=True)
 time.sleep(60)
 """
+
+
+def test_stale_store_directories_are_removed_and_live_or_fresh_ones_kept(tmp_path: Path) -> None:
+    dead = tmp_path / f"{STORE_PREFIX}dead"
+    live = tmp_path / f"{STORE_PREFIX}live"
+    old_unlocked = tmp_path / f"{STORE_PREFIX}old"
+    fresh_unlocked = tmp_path / f"{STORE_PREFIX}fresh"
+    other = tmp_path / "unrelated"
+    for directory in (dead, live, old_unlocked, fresh_unlocked, other):
+        (directory / "js").mkdir(parents=True)
+    (dead / "owner.lock").touch()
+    (live / "owner.lock").touch()
+    hour_ago = fresh_unlocked.stat().st_mtime - 3600
+    os.utime(old_unlocked, (hour_ago, hour_ago))
+    with (live / "owner.lock").open("a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        removed = remove_stale_stores(tmp_path)
+    assert sorted(removed) == sorted([dead, old_unlocked])
+    assert live.is_dir() and fresh_unlocked.is_dir() and other.is_dir()
+
+
+def test_the_embedded_server_admits_its_own_credential_only() -> None:
+    async def attempt(url: str, credentials: Credentials) -> str:
+        try:
+            broker = await Broker.connect(url, credentials)
+        except ConnectionError as exc:
+            return str(exc)
+        await broker.close()
+        return "admitted"
+
+    with EmbeddedServer() as embedded:
+        assert embedded.credentials.password and len(embedded.credentials.password) >= 32
+        assert asyncio.run(attempt(embedded.url, embedded.credentials)) == "admitted"
+        for wrong in (Credentials(), Credentials(user="backtester", password="guess")):
+            assert "authorization failed" in asyncio.run(attempt(embedded.url, wrong))
+        proc = embedded._proc
+        assert proc is not None
+        assert embedded.credentials.password not in " ".join(map(str, proc.args))
+        embedded.check()
+        proc.kill()
+        proc.wait()
+        with pytest.raises(ServerLost, match="embedded nats-server stopped"):
+            embedded.check()

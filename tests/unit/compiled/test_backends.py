@@ -1,0 +1,136 @@
+"""The kernels' backends (adr/0012): the ahead-of-time module holds every kernel, arguments are
+checked against the signatures, and the just-in-time fallback gives the same result bit for bit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backtester import Backtest
+from backtester.compiled import aot, drawdown, indicators
+from backtester.compiled.jit import active_backend, parse_parameters
+from backtester.strategies import SmaCross
+
+REPO = Path(__file__).resolve().parents[3]
+GOLDEN_BARS = REPO / "golden" / "data" / "binance_BTC-USDT_1m.parquet"
+HAS_COMPILER = shutil.which("cc") is not None or shutil.which("gcc") is not None
+
+
+def test_signatures_parse_into_dtypes_and_dimensions() -> None:
+    assert parse_parameters("Tuple((float64, int64))(int64[::1], float64[:, ::1], boolean)") == (
+        ("int64", 1),
+        ("float64", 2),
+        ("boolean", 0),
+    )
+    assert parse_parameters("void()") == ()
+    with pytest.raises(ValueError, match="C-contiguous"):
+        parse_parameters("void(float64[:])")
+    with pytest.raises(ValueError, match="unsupported"):
+        parse_parameters("void(float32[::1])")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((np.arange(4), 3), "argument 0 must be a C-contiguous 1-d float64 array, got a 1-d int64"),
+        ((np.arange(8.0)[::2], 3), "C-contiguous: False"),
+        ((np.zeros((2, 2)), 3), "got a 2-d float64"),
+        (([1.0, 2.0], 3), "got list"),
+        ((np.arange(4.0), 3.0), "argument 1 must be int64, got float"),
+        ((np.arange(4.0), True), "argument 1 must be int64, got bool"),
+        ((np.arange(4.0),), "takes 2 arguments, got 1"),
+    ],
+)
+def test_a_kernel_refuses_arguments_its_signature_does_not_name(
+    args: tuple[object, ...], message: str
+) -> None:
+    with pytest.raises(TypeError, match="grid_decimals") as raised:
+        indicators.grid_decimals(*args)  # type: ignore[arg-type]
+    assert message in str(raised.value)
+
+
+def test_read_only_arrays_and_numpy_scalars_are_accepted() -> None:
+    prices = np.array([1.25, 2.5, 3.75])
+    prices.setflags(write=False)  # as polars' to_numpy() views are
+    assert indicators.grid_decimals(prices, np.int64(8)) == 2
+
+
+def test_every_kernel_of_the_package_is_in_the_ahead_of_time_module() -> None:
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler: the kernels run just in time")
+    assert active_backend() == "aot"
+    module, why = aot.load_or_build()
+    assert module is not None, why
+    names = [k.export_name for k in aot.all_kernels()]
+    assert "signal_path___run_plan" in names
+    assert "drawdown__mark_to_market" in names
+    assert all(callable(getattr(module, name)) for name in names)
+
+
+def test_a_changed_kernel_source_is_a_new_module_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "compiled"
+    shutil.copytree(aot.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(aot, "PACKAGE_DIR", package)
+    before = aot.module_name()
+    assert before == aot.module_name()
+    kernel_file = package / "drawdown.py"
+    kernel_file.write_text(kernel_file.read_text() + "\n# edited\n")
+    assert aot.module_name() != before
+
+
+def test_only_the_current_build_is_kept(tmp_path: Path) -> None:
+    suffix = aot._ext_suffix()
+    current = tmp_path / f"{aot.PREFIX}new{suffix}"
+    for name in (f"{aot.PREFIX}old{suffix}", f"{aot.PREFIX}new{suffix}", "unrelated.so"):
+        (tmp_path / name).write_bytes(b"")
+    aot._remove_other_builds(tmp_path, keep=current)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([current.name, "unrelated.so"])
+
+
+def test_the_just_in_time_fallback_gives_the_same_digest() -> None:
+    code = (
+        "from backtester import Backtest\n"
+        "from backtester.compiled.jit import active_backend\n"
+        "from backtester.strategies import SmaCross\n"
+        f"bt = Backtest({str(GOLDEN_BARS)!r}, SmaCross, cash=100_000, fee_rate=0.001, "
+        "mode='compiled')\n"
+        "print(active_backend(), bt.run(fast=10, slow=30).digest)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO), "BACKTESTER_KERNELS": "jit"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    backend, digest = done.stdout.split()
+    here = Backtest(GOLDEN_BARS, SmaCross, cash=100_000, fee_rate=0.001, mode="compiled")
+    assert (backend, digest) == ("jit", here.run(fast=10, slow=30).digest)
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from backtester.compiled import drawdown\n"
+            "import numpy as np\ndrawdown.majority_step(np.arange(3))",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO), "BACKTESTER_KERNELS": "fast"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "BACKTESTER_KERNELS must be one of aot, jit, python, got 'fast'" in done.stderr
+    assert drawdown.majority_step(np.arange(3, dtype=np.int64)) == 1
