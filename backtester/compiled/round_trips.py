@@ -63,8 +63,8 @@ def group_round_trips(
 
 @kernel(
     "int64("
-    "int64[::1], boolean[::1], float64[::1], float64[::1], float64[::1], "
-    "int64[:, ::1], float64[:, ::1]"
+    "int64[::1], boolean[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
+    "int64[::1], float64[::1], int64[::1], int64[:, ::1], float64[:, ::1]"
     ")"
 )
 def _group(
