@@ -82,6 +82,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str
     digest: str
     outputs: dict[str, str]
+    # The account the run booked into, and what valued each instrument's positions: its mark-price
+    # series ("mark") or its last traded price ("last").
+    account: str = "cash"
+    marked_by: dict[str, str] = {}
 
     @property
     def code(self) -> CodeVersion:

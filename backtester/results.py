@@ -55,6 +55,9 @@ class RunResult:
         # Funding payments (none on spot), and the kind of account the run booked into.
         self.funding = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
         self.account = account
+        # What valued each instrument's positions: "mark" (a mark-price series) or "last" (its
+        # last traded price).
+        self.marked_by: dict[str, str] = {}
         # The input bars by symbol, kept for the price chart of `plot()` (the frames the engine ran on,
         # not a copy); None when the result was built without them.
         self.bars = bars

@@ -171,8 +171,11 @@ class Engine:
             self.strategy.on_start()
             plan = plan_of(self.strategy)
             assert plan is not None, "the compiled mode is chosen only for plan-only strategies"
-            return self._run_compiled(plan)
-        return self._run_events(self.modules)
+            result = self._run_compiled(plan)
+        else:
+            result = self._run_events(self.modules)
+        result.marked_by = {s: "mark" if s in self.mark_series else "last" for s in self.data}
+        return result
 
     def _run_compiled(self, plan: SignalPlan) -> RunResult:
         ((symbol, frame),) = self.data.items()

@@ -555,32 +555,40 @@ class SimulatedVenue:
     def _liquidate(self, symbol: str, level: float, mark: float) -> None:
         """Close the position at the mark where its liquidation price was reached (cross: every
         cross position, the others at their marks), charging the liquidation fee from what margin
-        is left; an isolated position never loses more than its margin."""
+        is left: no position loses more than the margin backing it (a fill past the bankruptcy
+        price is taken at it, as the exchange's insurance fund would)."""
         margin = self._margin
         assert margin is not None
         marks = dict(self._marks_now)
-        marks[symbol] = mark
+        position = margin.positions[symbol]
+        size = abs(position.quantity) * position.instrument.contract_size
+        long = position.quantity > 0.0
         if margin.is_isolated(symbol):
             victims = [symbol]
+            backing = position.margin
         else:
             victims = [
                 s for s, p in margin.positions.items() if p.quantity and not margin.is_isolated(s)
             ]
+            backing = margin.cross_equity(marks) - position.unrealized_pnl(marks[symbol])
+        # The bankruptcy price: where the position's loss takes all of what backs it.
+        bankrupt = position.avg_price + (-backing if long else backing) / size
+        marks[symbol] = max(mark, bankrupt) if long else min(mark, bankrupt)
+        left = (
+            position.margin + position.unrealized_pnl(marks[symbol])
+            if margin.is_isolated(symbol)
+            else margin.cross_equity(marks)
+        )
         for victim in victims:
-            position = margin.positions[victim]
-            instrument = position.instrument
+            held = margin.positions[victim]
+            instrument = held.instrument
             price = marks[victim]
-            size = abs(position.quantity) * instrument.contract_size
-            long = position.quantity > 0.0
-            if margin.is_isolated(victim):
-                # The bankruptcy price: where the position's loss takes all of its margin.
-                bankrupt = position.avg_price + (-1.0 if long else 1.0) * position.margin / size
-                price = max(price, bankrupt) if long else min(price, bankrupt)
-                left = position.margin + position.unrealized_pnl(price)
-            else:
-                left = margin.cross_equity(marks) if victim == victims[-1] else math.inf
-            fee = min(instrument.liquidation_fee * size * price, max(left, 0.0))
-            order = self._venue_order(victim, position.quantity, price, LIQUIDATION_TAG)
+            fee = min(
+                instrument.liquidation_fee * abs(held.quantity) * instrument.contract_size * price,
+                max(left, 0.0),
+            )
+            left -= fee
+            order = self._venue_order(victim, held.quantity, price, LIQUIDATION_TAG)
             now = self._clock.now
             self._bus.publish(
                 PositionLiquidated(

@@ -29,6 +29,10 @@ class LoadedData:
     marks: dict[str, pl.DataFrame] = field(default_factory=dict)
     funding: dict[str, pl.DataFrame] = field(default_factory=dict)
 
+    def series(self, kind: str) -> dict[str, pl.DataFrame]:
+        """The frames of one kind of series ("ohlcv", "mark" or "funding") by symbol."""
+        return {"ohlcv": self.frames, "mark": self.marks, "funding": self.funding}[kind]
+
 
 def load_data(cfg: RunConfig) -> LoadedData:
     frames: dict[str, pl.DataFrame] = {}

@@ -59,7 +59,7 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     except ConfigError as exc:
         raise exc.in_file(source) from None
     cid, code, run_id = identify(cfg, strategy, data)
-    for entry in data.inputs:
+    for spec, entry in zip(cfg.data, data.inputs, strict=True):
         # `rows` are the bars the run gets; a repair also says how many rows it read and changed.
         repair = entry.repair
         changes = (
@@ -76,7 +76,7 @@ def replay(cfg: RunConfig, source: str) -> Replay:
             "data.loaded",
             symbol=entry.symbol,
             path=entry.path,
-            rows=data.frames[entry.symbol].height,
+            rows=data.series(spec.series)[entry.symbol].height,
             **changes,
             sha256=entry.sha256[:16],
             repaired=repair is not None,
@@ -84,7 +84,7 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
     )
-    result = run_config(cfg, data.frames, data.repairs)
+    result = run_config(cfg, data.frames, data.repairs, marks=data.marks, funding=data.funding)
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
@@ -168,4 +168,6 @@ def build_manifest(
         finished_at=finished_at,
         digest=run.result.digest,
         outputs=outputs,
+        account=run.result.account,
+        marked_by=run.result.marked_by,
     )
