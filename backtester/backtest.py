@@ -89,13 +89,15 @@ class Backtest:
         self.fees: FeeModel = fees if fees is not None else FixedRateFee(rate=fee_rate)
         self.slippage: SlippageModel = slippage if slippage is not None else NoSlippage()
         primary = next(iter(sources))
+        self.funding_sources = _by_symbol(funding, primary)
+        self.mark_sources = _by_symbol(mark, primary)
         self.funding = {
             name: load_funding(source, name=f"funding of {name}")
-            for name, source in _by_symbol(funding, primary).items()
+            for name, source in self.funding_sources.items()
         }
         self.marks = {
             name: load_marks(source, name=f"mark of {name}").frame
-            for name, source in _by_symbol(mark, primary).items()
+            for name, source in self.mark_sources.items()
         }
         self.setup = EngineSetup(
             initial_cash=float(cash),
@@ -120,10 +122,17 @@ class Backtest:
         result.origin = Origin(
             sources=self.sources,
             bars=self.data,
+            series={
+                "mark": {s: (given, self.marks[s]) for s, given in self.mark_sources.items()},
+                "funding": {
+                    s: (given, self.funding[s]) for s, given in self.funding_sources.items()
+                },
+            },
             repair=self.repair,
             instruments=list(self.given_instruments.values()),
             strategy=self.strategy,
             params=self.strategy.make_params(params),
+            given_params=dict(params),
             fees=self.fees,
             slippage=self.slippage,
             setup=self.setup,

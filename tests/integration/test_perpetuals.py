@@ -254,3 +254,23 @@ def test_accounts_that_do_not_fit_the_instrument_are_refused(
         Backtest(
             bars_frame([flat(100.0)] * 3), scripted({}), instrument=instrument, account=account
         ).run()
+
+
+def test_a_saved_perpetual_notebook_run_verifies_with_its_mark_and_funding(tmp_path: Path) -> None:
+    from tests.cli_support import run_cli
+
+    bt = Backtest(
+        xrp_bars(),
+        SmaCross,
+        cash=10_000,
+        fee_rate=0.0004,
+        instrument=Instrument(XRP, leverage=2),
+        funding=pl.read_csv(FUNDING),
+        mark=MARKS,
+    )
+    result = bt.run(fast=3, slow=6, short=True, save=tmp_path)
+    assert result.run_dir is not None
+    config = (result.run_dir / "config.toml").read_text()
+    assert 'series = "funding"' in config and 'series = "mark"' in config
+    done = run_cli("verify", str(result.run_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
