@@ -12,7 +12,7 @@ import structlog
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
 from backtester.data.atomic import sha256_file
-from backtester.engine import assembly, run_config
+from backtester.engine import SetupError, assembly, engine_for_config
 from backtester.manifest import (
     CodeVersion,
     Manifest,
@@ -56,8 +56,15 @@ def replay(cfg: RunConfig, source: str) -> Replay:
         strategy = assembly.strategy_class(cfg.strategy.name)
         assembly.strategy_params(strategy, cfg.strategy)  # fail on bad params before loading data
         data = load_data(cfg)
+        # Built before anything is logged: a run that cannot be built is one line of error.
+        engine = engine_for_config(
+            cfg, data.frames, data.repairs, marks=data.marks, funding=data.funding
+        )
     except ConfigError as exc:
         raise exc.in_file(source) from None
+    except SetupError as exc:
+        # A run the config describes but the engine cannot build: the config file is at fault.
+        raise ConfigError("", str(exc), source=source) from None
     cid, code, run_id = identify(cfg, strategy, data)
     for spec, entry in zip(cfg.data, data.inputs, strict=True):
         # `rows` are the bars the run gets; a repair also says how many rows it read and changed.
@@ -84,7 +91,7 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
     )
-    result = run_config(cfg, data.frames, data.repairs, marks=data.marks, funding=data.funding)
+    result = engine.run()
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
