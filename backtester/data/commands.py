@@ -26,7 +26,7 @@ from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, SeriesKey
 from backtester.data.series_manifest import SourceEntry
 from backtester.data.store import write_series
 from backtester.data.timeframes import format_ms, timeframe_ms
-from backtester.data.validation import DEFAULT_SPIKE_THRESHOLD, describe
+from backtester.data.validation import DEFAULT_SPIKE_THRESHOLD, check_spacing, describe
 
 _ROOT_ENV = "BACKTESTER_DATA_ROOT"
 
@@ -178,6 +178,8 @@ def run_import(args: argparse.Namespace) -> int:
         key = SeriesKey(args.exchange, args.market, args.symbol, FUNDING)
         interval = timeframe_ms(args.funding_interval)
     frame = read_file(args.file, key.kind, args.format)
+    if key.kind == "ohlcv":
+        check_spacing(frame, interval, str(args.file))
     manifest, report = write_series(
         _root(args),
         key,

@@ -50,7 +50,7 @@ class RunOutcome:
     kept_existing: bool
 
 
-def replay(cfg: RunConfig, source: str) -> Replay:
+def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
     """Build and run a decoded config; config problems are attributed to `source` (the file)."""
     try:
         strategy = assembly.strategy_class(cfg.strategy.name)
@@ -91,7 +91,7 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
     )
-    result = engine.run()
+    result = engine.run(progress=progress)
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
@@ -117,11 +117,12 @@ def execute(
     overrides: Sequence[str] = (),
     seed: int | None = None,
     output_dir: str | None = None,
+    progress: bool = False,
 ) -> RunOutcome:
     source = str(config_path)
     cfg = load_config(source, overrides=overrides, seed=seed, output_dir=output_dir)
     started_at = utc_now()
-    return write_run(replay(cfg, source), started_at)
+    return write_run(replay(cfg, source, progress=progress), started_at)
 
 
 def write_run(run: Replay, started_at: str, finished_at: str | None = None) -> RunOutcome:

@@ -232,7 +232,7 @@ def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
         load_config(path)
     assert str(caught.value) == (
         f"{path}: capital: unknown key (valid keys here: data, strategy, instruments, cash, "
-        "account, seed, fees, slippage, fill, risk, output_dir)"
+        "account, seed, fees, slippage, fill, risk, stats, output_dir)"
     )
 
 
