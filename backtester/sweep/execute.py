@@ -24,6 +24,7 @@ from backtester.config_file import decode_config, set_key_path
 from backtester.data.bars import BarData
 from backtester.engine import assembly, run_config
 from backtester.manifest import CodeVersion, DataInput, code_version, derive_run_id
+from backtester.metrics.overfitting import period_returns
 from backtester.runs.inputs import load_source
 
 __all__ = [
@@ -43,8 +44,12 @@ _LABEL = "run config"
 
 
 class RunOutcome(msgspec.Struct, frozen=True):
+    """`returns`: the equity curve's period returns (`metrics.overfitting.period_returns`), which
+    the sweep's overfitting statistics compare across points."""
+
     digest: str
     stats: dict[str, Any]
+    returns: list[float] = []
 
 
 def decode_spec(raw: dict[str, Any]) -> RunSpec:
@@ -98,4 +103,6 @@ def execute(spec: RunSpec, data: Mapping[str, BarData]) -> RunOutcome:
         {source.symbol: b.frame for source, b in zip(spec.data, bars, strict=True)},
         [b.repair for b in bars if b.repair is not None],
     )
-    return RunOutcome(digest=result.digest, stats=dict(result.stats))
+    equity = result.equity
+    returns = period_returns(equity["ts"].dt.epoch("ns").to_numpy(), equity["equity"].to_numpy())
+    return RunOutcome(digest=result.digest, stats=dict(result.stats), returns=returns.tolist())
