@@ -70,19 +70,41 @@ def _load_file(source: FileSource) -> tuple[pl.DataFrame, DataInput]:
     sha256 = file_sha256(source)
     if sha256 is None:
         raise DataError(f"{source.path}: data file not found")
+    read = read_file_source(source)
+    frame = window(read.frame, source)
+    return frame, _entry(source.symbol, "file", source.path, sha256, read.rows, frame, read.repair)
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """A file source read whole and validated as its series (bars, mark candles or funding
+    rates), before its `start`/`end` window: what a sweep worker keeps in memory across runs."""
+
+    frame: pl.DataFrame
+    repair: RepairReport | None = None
+
+    @property
+    def rows(self) -> int:
+        """The rows the file held (before a repair dropped duplicates)."""
+        return self.repair.rows_in if self.repair is not None else self.frame.height
+
+
+def read_file_source(
+    source: FileSource, content: pl.DataFrame | str | Path | None = None
+) -> SourceFrame:
+    """The one place a file source is read: as bars (repaired on request), mark candles or
+    funding rates. `content` is the file's content already read, or where the file is (a worker's
+    cached copy); by default the source's own path."""
+    where = source.path if content is None else content
     if source.series == "funding":
-        frame = _window(load_funding(source.path, name=source.path), source, source.path)
-        return frame, _entry(source.symbol, "file", source.path, sha256, frame.height, frame, None)
+        return SourceFrame(load_funding(where, name=source.path))
     if source.series == "mark":
-        bars = load_marks(source.path, name=source.path)
-    else:
-        bars = load_bars(source.path, repair=source.repair, name=source.path)
-    rows = bars.repair.rows_in if bars.repair is not None else bars.frame.height
-    frame = _window(bars.frame, source, source.path)
-    return frame, _entry(source.symbol, "file", source.path, sha256, rows, frame, bars.repair)
+        return SourceFrame(load_marks(where, name=source.path).frame)
+    bars = load_bars(where, repair=source.repair, name=source.path)
+    return SourceFrame(bars.frame, bars.repair)
 
 
-def _window(frame: pl.DataFrame, source: FileSource, label: str) -> pl.DataFrame:
+def window(frame: pl.DataFrame, source: FileSource) -> pl.DataFrame:
     """The rows in [start, end) of a file source; none left is an error."""
     if source.start is None and source.end is None:
         return frame
@@ -92,7 +114,7 @@ def _window(frame: pl.DataFrame, source: FileSource, label: str) -> pl.DataFrame
     if source.end is not None:
         frame = frame.filter(ts < _epoch_ms(source.end, "end") * 1_000_000)
     if frame.height == 0:
-        raise DataError(f"{label}: no rows between start={source.start} and end={source.end}")
+        raise DataError(f"{source.path}: no rows between start={source.start} and end={source.end}")
     return frame
 
 

@@ -1,0 +1,47 @@
+"""A sweep over a perpetual run config: its mark and funding sources reach every point's run, and a
+point's row is the run `python -m backtester run` makes of that point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from backtester.runs.runner import replay
+from backtester.sweep.config import load_sweep_config
+from backtester.sweep.plan import build_plan
+from backtester.sweep.results import RESULTS
+from tests.sweep_support import REPO, subprocess_env
+
+PERPETUAL = REPO / "configs" / "perp_short.toml"
+
+
+def test_every_point_of_a_perpetual_sweep_is_the_single_run_of_that_point(tmp_path: Path) -> None:
+    config = tmp_path / "sweep.toml"
+    config.write_text(f'name = "perp"\nbase = "{PERPETUAL}"\n[grid]\nfast = [2, 3]\n')
+    command = [sys.executable, "-m", "backtester", "sweep", str(config)]
+    command += ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    done = subprocess.run(
+        [*command, "--workers", "1"],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (sweep_dir,) = (tmp_path / "out" / "sweeps").iterdir()
+    table = pl.read_parquet(sweep_dir / RESULTS)
+    plan = build_plan(load_sweep_config(config))
+    assert table.height == len(plan.runs) == 2
+    for run, row in zip(plan.runs, table.iter_rows(named=True), strict=True):
+        single = replay(run.spec, "point")
+        assert row["status"] == "ok"
+        assert row["run_id"] == single.run_id
+        assert row["digest"] == single.result.digest
+        # Funding changes the result, so a worker that dropped the funding source would differ.
+        assert single.result.stats["funding_paid"] != 0
+        assert row["funding_paid"] == single.result.stats["funding_paid"]
