@@ -1,4 +1,5 @@
-"""`python -m backtester data ...`: fetch, import, list and validate the market-data catalog.
+"""`python -m backtester data ...`: fetch, import, list and validate the market-data catalog, and
+store an exchange's markets (`data markets`).
 
 The catalog root is `--root`, else the `BACKTESTER_DATA_ROOT` environment variable, else `data/` in
 the working directory. `data fetch --config FILE.toml` reads the fetch options from a TOML file
@@ -21,6 +22,12 @@ from backtester.data.audit import audit_series
 from backtester.data.catalog import list_series
 from backtester.data.errors import DataError
 from backtester.data.fetch import FetchOptions, fetch
+from backtester.data.fetch_markets import (
+    MarketsOptions,
+    credential_names,
+    credentials_from_env,
+    fetch_markets,
+)
 from backtester.data.importers import FORMATS, read_file
 from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, SeriesKey
 from backtester.data.series_manifest import SourceEntry
@@ -35,6 +42,7 @@ def register(subparsers: Any) -> None:
     data = subparsers.add_parser("data", help="fetch, import, list and validate market data")
     commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     _add_fetch(commands)
+    _add_markets(commands)
     _add_import(commands)
     listing = commands.add_parser("list", help="list the series in the catalog")
     _add_root(listing)
@@ -147,6 +155,63 @@ def run_fetch(args: argparse.Namespace) -> int:
             f"  no bars at the exchange from {format_ms(start)} to {format_ms(end)} "
             "(asked again; recorded as a gap)"
         )
+    return 0
+
+
+def _add_markets(commands: Any) -> None:
+    key_name, secret_name, _ = credential_names("<exchange>")
+    parser = commands.add_parser(
+        "markets",
+        help="store an exchange's markets and leverage tiers through ccxt",
+        description="Fetch an exchange's markets (tick and lot sizes, limits, contract terms) "
+        "and, for contracts, their leverage tiers into the catalog, for configs that say "
+        f'`from_catalog = "<exchange>"`. API credentials come from {key_name} and {secret_name} '
+        "(upper-case exchange id), never from the command line.",
+    )
+    parser.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance")
+    parser.add_argument(
+        "--market",
+        choices=MARKETS,
+        default="swap",
+        help="spot markets, or every contract market (default: swap)",
+    )
+    _add_root(parser)
+    parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
+    parser.add_argument("--rate-limit-ms", type=int, help="ccxt rateLimit")
+    parser.add_argument("--timeout-ms", type=int, default=10_000, help="HTTP timeout per request")
+    parser.add_argument("--max-retries", type=int, default=8, help="retries per request")
+    parser.add_argument(
+        "--no-tiers",
+        dest="tiers",
+        action="store_false",
+        help="store contract markets without leverage tiers (no API key needed)",
+    )
+    parser.set_defaults(handler=run_markets)
+
+
+def run_markets(args: argparse.Namespace) -> int:
+    options = MarketsOptions(
+        exchange=args.exchange,
+        market=args.market,
+        root=str(_root(args)),
+        tiers=args.tiers,
+        api_url=args.api_url,
+        rate_limit_ms=args.rate_limit_ms,
+        timeout_ms=args.timeout_ms,
+        max_retries=args.max_retries,
+    )
+    credentials = credentials_from_env(args.exchange) if args.market == "swap" else None
+    summary = fetch_markets(options, credentials=credentials)
+    manifest = summary.manifest
+    tiers = (
+        f"leverage tiers of {manifest.tiers.entries}"
+        if manifest.tiers is not None
+        else "no leverage tiers"
+    )
+    print(
+        f"{manifest.exchange} {manifest.market}: {manifest.markets.entries} markets, {tiers}, "
+        f"fetched {manifest.fetched_at}; stored in {summary.directory}"
+    )
     return 0
 
 

@@ -27,7 +27,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 import polars as pl
@@ -89,10 +89,25 @@ class FetchSummary(msgspec.Struct, frozen=True):
     empty_ranges: tuple[Range, ...] = ()
 
 
+class RetryPolicy(Protocol):
+    """The retry settings `Retrier` reads (of `FetchOptions`, or any command's options)."""
+
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def unreachable_attempts(self) -> int: ...
+    @property
+    def retry_base_ms(self) -> int: ...
+    @property
+    def retry_max_ms(self) -> int: ...
+    @property
+    def max_retry_after_s(self) -> float: ...
+
+
 class Retrier:
     """Exponential backoff for `TransientError` failures, honouring the server's Retry-After."""
 
-    def __init__(self, options: FetchOptions, sleep: Callable[[float], None]) -> None:
+    def __init__(self, options: RetryPolicy, sleep: Callable[[float], None]) -> None:
         self.options = options
         self.sleep = sleep
         self.retries = 0

@@ -28,6 +28,7 @@ from backtester.data.errors import FetchError
 from backtester.data.redaction import redact
 
 T = TypeVar("T")
+CCXT_VERSION = str(ccxt.__version__)
 _SWAP_MARKET_TYPES = ("swap", "linear", "inverse")
 _URL = re.compile(r"\bhttps?://[^\s'\"]+")
 
