@@ -1,4 +1,5 @@
-"""The data a run config names: loaded into validated frames and fingerprinted for the manifest."""
+"""The data a run config names: loaded into validated frames and fingerprinted for the manifest,
+and its instruments, those read from the catalog's markets snapshots fingerprinted too."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from backtester.data.catalog import read_series
 from backtester.data.columns import iso_ns
 from backtester.data.market_series import load_funding, load_marks
 from backtester.data.timeframes import parse_utc_ms
-from backtester.manifest import DataInput, Partition
+from backtester.domain.instrument import Instrument
+from backtester.engine import assembly
+from backtester.manifest import DataInput, InstrumentInput, Partition, instrument_sha256
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class LoadedData:
     inputs: list[DataInput]
     marks: dict[str, pl.DataFrame] = field(default_factory=dict)
     funding: dict[str, pl.DataFrame] = field(default_factory=dict)
+    # The instrument of every bar symbol, and what the manifest records of those from the catalog.
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    instrument_inputs: list[InstrumentInput] = field(default_factory=list)
 
     def series(self, kind: str) -> dict[str, pl.DataFrame]:
         """The frames of one kind of series ("ohlcv", "mark" or "funding") by symbol."""
@@ -35,6 +41,18 @@ class LoadedData:
 
 
 def load_data(cfg: RunConfig) -> LoadedData:
+    catalog = assembly.catalog_instruments(cfg)
+    instruments = assembly.instruments(cfg, catalog)
+    recorded = [
+        InstrumentInput(
+            symbol=symbol,
+            snapshot=str(found.snapshot.directory),
+            snapshot_sha256=found.snapshot.sha256,
+            fetched_at=found.snapshot.manifest.fetched_at,
+            sha256=instrument_sha256(found.instrument),
+        )
+        for symbol, found in catalog.items()
+    ]
     frames: dict[str, pl.DataFrame] = {}
     marks: dict[str, pl.DataFrame] = {}
     funding: dict[str, pl.DataFrame] = {}
@@ -46,7 +64,7 @@ def load_data(cfg: RunConfig) -> LoadedData:
         inputs.append(entry)
         if entry.repair is not None:
             repairs.append(entry.repair)
-    return LoadedData(frames, repairs, inputs, marks, funding)
+    return LoadedData(frames, repairs, inputs, marks, funding, instruments, recorded)
 
 
 def load_source(

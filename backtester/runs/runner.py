@@ -84,7 +84,14 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
     )
-    result = run_config(cfg, data.frames, data.repairs, marks=data.marks, funding=data.funding)
+    result = run_config(
+        cfg,
+        data.frames,
+        data.repairs,
+        marks=data.marks,
+        funding=data.funding,
+        instruments=data.instruments,
+    )
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
@@ -95,7 +102,7 @@ def identify(cfg: RunConfig, strategy: type[Any], data: LoadedData) -> tuple[str
     """The config_id, the code version and the run_id that derives from them and the data."""
     cid = config_id(cfg)
     code = code_version(strategy)
-    return cid, code, derive_run_id(cid, data.inputs, code)
+    return cid, code, derive_run_id(cid, data.inputs, code, data.instrument_inputs)
 
 
 def recorded(cfg: RunConfig, strategy: type[Any], data: LoadedData, result: RunResult) -> Replay:
@@ -170,4 +177,5 @@ def build_manifest(
         outputs=outputs,
         account=run.result.account,
         marked_by=run.result.marked_by,
+        instruments=run.data.instrument_inputs,
     )

@@ -55,6 +55,14 @@ def decode_spec(raw: dict[str, Any]) -> RunSpec:
     """A point's run config; a mistake is a `ConfigError` naming its key, as `run` reports it."""
     spec = decode_config(raw, _LABEL)
     source_files(spec)
+    for i, instrument in enumerate(spec.instruments):
+        if instrument.from_catalog is not None:
+            raise ConfigError(
+                f"instruments[{i}].from_catalog",
+                "a sweep's workers have no catalog: write the instrument's fields out "
+                "instead of from_catalog",
+                source=_LABEL,
+            )
     return spec
 
 
