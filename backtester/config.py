@@ -130,11 +130,13 @@ class FileSource(DataSpec, frozen=True, tag="file"):
 
 class CatalogSource(DataSpec, frozen=True, tag="catalog"):
     """A series of the Parquet catalog; `start` (inclusive) and `end` (exclusive) are epoch ms or
-    ISO dates/times in UTC."""
+    ISO dates/times in UTC. Bars and mark candles name their `timeframe`; funding rates have none
+    (they are stored at the exchange's funding times). Mark and funding series are a contract's:
+    `market = "swap"`."""
 
     exchange: str
     symbol: str
-    timeframe: str
+    timeframe: str = ""
     market: str = "spot"
     series: Series = "ohlcv"
     start: str | int | None = None
@@ -270,6 +272,8 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             raise ValueError(f"data: symbol {symbol!r} has more than one {what}")
         symbols = [source.symbol for source in self.data if source.series == "ohlcv"]
         for i, source in enumerate(self.data):
+            if isinstance(source, CatalogSource):
+                _check_catalog_source(source, i)
             if source.series != "ohlcv" and source.symbol not in symbols:
                 raise ValueError(
                     f"data[{i}].symbol: a {source.series} series for {source.symbol!r}, which has "
@@ -287,6 +291,20 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
                 value = getattr(instrument, name)
                 if value is not None and not value > 0:
                     raise ValueError(f"instruments[{i}].{name}: must be > 0, got {value}")
+
+
+def _check_catalog_source(source: CatalogSource, index: int) -> None:
+    if source.series == "funding":
+        if source.timeframe not in ("", "funding"):
+            raise ValueError(
+                f"data[{index}].timeframe: funding rates have no timeframe (leave it out)"
+            )
+    elif not source.timeframe:
+        raise ValueError(f"data[{index}].timeframe: missing required key")
+    if source.series != "ohlcv" and source.market != "swap":
+        raise ValueError(
+            f'data[{index}].market: {source.series} series are a contract\'s: market = "swap"'
+        )
 
 
 def _check_catalog_entry(spec: InstrumentSpec, index: int) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import polars as pl
 
 from backtester.data.audit import audit_series
 from backtester.data.catalog import list_series
@@ -29,7 +30,7 @@ from backtester.data.fetch_markets import (
     fetch_markets,
 )
 from backtester.data.importers import FORMATS, read_file
-from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, SeriesKey
+from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, Price, SeriesKey
 from backtester.data.series_manifest import SourceEntry
 from backtester.data.store import write_series
 from backtester.data.timeframes import format_ms, timeframe_ms
@@ -85,7 +86,11 @@ def _add_fetch(commands: Any) -> None:
     parser.add_argument("--since", help="first bar: ISO date/time in UTC, or epoch ms")
     parser.add_argument("--until", help="end, exclusive (default: now; open bars are never kept)")
     parser.add_argument("--market", choices=MARKETS)
-    parser.add_argument("--kind", choices=("ohlcv", "funding"), help="candles or funding rates")
+    parser.add_argument(
+        "--kind",
+        choices=("ohlcv", "mark", "funding"),
+        help="candles, a contract's mark-price candles, or funding rates",
+    )
     _add_root(parser)
     parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
     parser.add_argument(
@@ -224,7 +229,7 @@ def _add_import(commands: Any) -> None:
     parser.add_argument("--symbol", required=True)
     parser.add_argument("--timeframe", help="bar length of the file (required for candles)")
     parser.add_argument("--market", choices=MARKETS, default="spot")
-    parser.add_argument("--kind", choices=("ohlcv", "funding"), default="ohlcv")
+    parser.add_argument("--kind", choices=("ohlcv", "mark", "funding"), default="ohlcv")
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto")
     parser.add_argument("--funding-interval", default="8h")
     parser.add_argument("--spike-threshold", type=float, default=DEFAULT_SPIKE_THRESHOLD)
@@ -234,15 +239,19 @@ def _add_import(commands: Any) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    if args.kind == "ohlcv":
+    if args.kind != "funding":
         if not args.timeframe:
             raise DataError("import of candles needs --timeframe")
-        key = SeriesKey(args.exchange, args.market, args.symbol, args.timeframe)
+        price: Price = "mark" if args.kind == "mark" else "trade"
+        key = SeriesKey(args.exchange, args.market, args.symbol, args.timeframe, price)
         interval = timeframe_ms(args.timeframe)
     else:
         key = SeriesKey(args.exchange, args.market, args.symbol, FUNDING)
         interval = timeframe_ms(args.funding_interval)
     frame = read_file(args.file, key.kind, args.format)
+    if key.price == "mark":
+        # Exchanges publish no volume for mark prices; files leave it empty.
+        frame = frame.with_columns(pl.col("volume").fill_null(0.0).fill_nan(0.0))
     manifest, report = write_series(
         _root(args),
         key,
@@ -273,7 +282,7 @@ def run_list(args: argparse.Namespace) -> int:
             m.exchange,
             m.market,
             m.symbol,
-            m.timeframe,
+            m.timeframe if m.price == "trade" else f"{m.timeframe} mark",
             str(m.rows),
             format_ms(m.first_ms) if m.first_ms is not None else "-",
             format_ms(m.last_ms) if m.last_ms is not None else "-",

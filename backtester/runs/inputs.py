@@ -15,6 +15,7 @@ from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError, RepairReport, load_bars
 from backtester.data.catalog import read_series
 from backtester.data.columns import iso_ns
+from backtester.data.layout import FUNDING
 from backtester.data.market_series import load_funding, load_marks
 from backtester.data.timeframes import parse_utc_ms
 from backtester.domain.instrument import Instrument
@@ -148,9 +149,16 @@ def _epoch_ms(value: str | int, key: str) -> int:
 def _load_catalog(
     source: CatalogSource, index: int, rehash: bool
 ) -> tuple[pl.DataFrame, DataInput]:
-    raw, partitions = read_catalog(source, index, rehash=rehash)
-    label = f"{source.root}:{source.exchange}/{source.market}/{source.symbol}/{source.timeframe}"
-    bars = load_bars(raw, repair=source.repair, name=label)
+    raw, partitions, where = read_catalog(source, index, rehash=rehash)
+    label = f"{source.root}:{source.exchange}/{source.market}/{source.symbol}/{where}"
+    repair: RepairReport | None = None
+    if source.series == "funding":
+        frame = load_funding(raw, name=label)
+    elif source.series == "mark":
+        frame = load_marks(raw, name=label).frame
+    else:
+        bars = load_bars(raw, repair=source.repair, name=label)
+        frame, repair = bars.frame, bars.repair
     listing = msgspec.json.encode([[p.path, p.sha256, p.rows] for p in partitions])
     entry = _entry(
         source.symbol,
@@ -158,28 +166,31 @@ def _load_catalog(
         label,
         hashlib.sha256(listing).hexdigest(),
         raw.height,
-        bars.frame,
-        bars.repair,
+        frame,
+        repair,
     )
-    return bars.frame, msgspec.structs.replace(entry, partitions=partitions)
+    return frame, msgspec.structs.replace(entry, partitions=partitions)
 
 
 def read_catalog(
     source: CatalogSource, index: int, *, rehash: bool = False
-) -> tuple[pl.DataFrame, list[Partition]]:
-    """The one place a catalog source is read; the manifest records every partition file's hash."""
+) -> tuple[pl.DataFrame, list[Partition], str]:
+    """The one place a catalog source is read; the manifest records every partition file's hash.
+    Also returns the series' directory name (`1h`, `mark-1h`, `funding`), which labels it."""
+    funding = source.series == "funding"
     read = read_series(
         source.root,
         source.exchange,
         source.symbol,
-        source.timeframe,
+        FUNDING if funding else source.timeframe,
         market=source.market,
+        price="mark" if source.series == "mark" else "trade",
         start=source.start,
         end=source.end,
         verify=rehash,
     )
     partitions = [Partition(path=p.path, sha256=p.sha256, rows=p.rows) for p in read.partitions]
-    return read.frame, partitions
+    return read.frame, partitions, read.key.series_dir_name
 
 
 def _entry(
