@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
-from backtester.config import FillConfig, IntrabarPath, RiskConfig
+from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
 from backtester.data.bars import BarData, load_bars
 from backtester.data.market_series import load_funding, load_marks
 from backtester.domain.instrument import Instrument, default_instrument
@@ -17,6 +18,7 @@ from backtester.engine.setup import AccountKind
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.manifest import utc_now
+from backtester.progress import bar_wanted
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
 from backtester.strategy.base import Strategy
@@ -51,6 +53,11 @@ class Backtest:
                 (or `rate`); or a dict symbol -> such
     mark        mark-price candles of a contract (frame or file, OHLC; volume optional), which value
                 positions, margin and liquidation; without, the last price marks; or a dict
+    periods_per_year  annualizes Sharpe, Sortino and volatility (periods of `ratio_returns`);
+                default: from the data's calendar, 365 days on 24/7 data, the sessions per year
+                observed on weekday data (stocks: about 252)
+    ratio_returns   "daily" (default: returns of the equity at each trading day's last bar, as
+                peers quote Sharpe) or "bar" (bar-to-bar returns, annualized by bars per year)
     """
 
     def __init__(
@@ -74,7 +81,11 @@ class Backtest:
         account: AccountKind | None = None,
         funding: DataSource | dict[str, DataSource] | None = None,
         mark: DataSource | dict[str, DataSource] | None = None,
+        periods_per_year: float | None = None,
+        ratio_returns: Literal["daily", "bar"] = "daily",
     ) -> None:
+        if not (math.isfinite(cash) and cash > 0):
+            raise ValueError(f"cash must be a finite amount > 0, got {cash}")
         sources = data if isinstance(data, dict) else {_symbol_of(instrument, symbol): data}
         loaded: dict[str, BarData] = {
             name: load_bars(source, repair=repair) for name, source in sources.items()
@@ -89,13 +100,15 @@ class Backtest:
         self.fees: FeeModel = fees if fees is not None else FixedRateFee(rate=fee_rate)
         self.slippage: SlippageModel = slippage if slippage is not None else NoSlippage()
         primary = next(iter(sources))
+        self.funding_sources = _by_symbol(funding, primary)
+        self.mark_sources = _by_symbol(mark, primary)
         self.funding = {
             name: load_funding(source, name=f"funding of {name}")
-            for name, source in _by_symbol(funding, primary).items()
+            for name, source in self.funding_sources.items()
         }
         self.marks = {
             name: load_marks(source, name=f"mark of {name}").frame
-            for name, source in _by_symbol(mark, primary).items()
+            for name, source in self.mark_sources.items()
         }
         self.setup = EngineSetup(
             initial_cash=float(cash),
@@ -107,23 +120,34 @@ class Backtest:
             ),
             seed=seed,
             mode=mode,
+            stats=StatsConfig(periods_per_year=periods_per_year, returns=ratio_returns),
         )
 
-    def run(self, *, save: bool | str | Path = False, **params: Any) -> RunResult:
+    def run(
+        self, *, save: bool | str | Path = False, progress: bool | None = None, **params: Any
+    ) -> RunResult:
         """Run with the strategy's parameters (validated against its `Params`). `save=True` also
         writes the run directory under `runs/` (a path: under that directory) as `result.save()`
-        does; `result.run_dir` is where it went."""
+        does; `result.run_dir` is where it went. `progress`: a progress bar over the bars (default:
+        on a terminal only, not in a notebook or CI)."""
         started_at = utc_now()
         engine = self.engine(**params)
-        result = engine.run()
+        result = engine.run(progress=bar_wanted(progress))
         result.bars = self.data
         result.origin = Origin(
             sources=self.sources,
             bars=self.data,
+            series={
+                "mark": {s: (given, self.marks[s]) for s, given in self.mark_sources.items()},
+                "funding": {
+                    s: (given, self.funding[s]) for s, given in self.funding_sources.items()
+                },
+            },
             repair=self.repair,
             instruments=list(self.given_instruments.values()),
             strategy=self.strategy,
             params=self.strategy.make_params(params),
+            given_params=dict(params),
             fees=self.fees,
             slippage=self.slippage,
             setup=self.setup,

@@ -8,6 +8,7 @@ job (`backtester.engine.assembly`), so this module stays free of the execution p
 from __future__ import annotations
 
 import hashlib
+import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -44,6 +45,23 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_position_quantity: float | None = None
     max_position_notional: float | None = None
 
+    def __post_init__(self) -> None:
+        # A zero or negative limit would deny every order: a silent run without trades.
+        for name in ("max_position_quantity", "max_position_notional"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 (leave it out for no limit), got {value}")
+
+
+class StatsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How Sharpe, Sortino and volatility are annualized: from `returns` "daily" (the equity at
+    each trading day's last bar; the default) or "bar" (bar to bar), times the square root of
+    `periods_per_year` of those returns; None infers it from the data's calendar (365 days on 24/7
+    data, the observed sessions per year on weekday data)."""
+
+    periods_per_year: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    returns: Literal["daily", "bar"] = "daily"
+
 
 class ConfigError(ValueError):
     """A config that cannot run, named by file and dotted key path: one line for the user."""
@@ -64,6 +82,8 @@ class ConfigError(ValueError):
 
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# A fee is a fraction of the notional: at 1 (100%) or more, or infinite, no order is affordable.
+FeeRate = Annotated[float, msgspec.Meta(ge=0, lt=1)]
 
 # --- fee and slippage model specs --------------------------------------------------------------
 
@@ -75,12 +95,12 @@ class FeeSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field
 class FixedFeeSpec(FeeSpec, frozen=True, tag="fixed"):
     """One rate on the notional of every fill (0.001 = 0.1%)."""
 
-    rate: NonNegative = 0.0
+    rate: FeeRate = 0.0
 
 
 class MakerTakerFeeSpec(FeeSpec, frozen=True, tag="maker_taker"):
-    maker: NonNegative = 0.0
-    taker: NonNegative = 0.0
+    maker: FeeRate = 0.0
+    taker: FeeRate = 0.0
 
 
 class SlippageSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
@@ -92,12 +112,21 @@ class NoSlippageSpec(SlippageSpec, frozen=True, tag="none"):
 
 
 class FixedBpsSlippageSpec(SlippageSpec, frozen=True, tag="fixed_bps"):
-    bps: NonNegative = 0.0
+    # 10000 bps moves a sell's price to zero.
+    bps: Annotated[float, msgspec.Meta(ge=0, lt=10_000)] = 0.0
 
 
 class VolumeShareSlippageSpec(SlippageSpec, frozen=True, tag="volume_share"):
     volume_limit: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.025
     price_impact: NonNegative = 0.1
+
+    def __post_init__(self) -> None:
+        # The largest price move is price_impact x volume_limit^2: from 100% a sell's price is 0.
+        if not self.price_impact * self.volume_limit**2 < 1:
+            raise ValueError(
+                f"price_impact {self.price_impact} x volume_limit {self.volume_limit}^2 must be "
+                "below 1 (a move of 100%)"
+            )
 
 
 Fees = FixedFeeSpec | MakerTakerFeeSpec
@@ -261,9 +290,12 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     slippage: Slippage = NoSlippageSpec()
     fill: FillConfig = FillConfig()
     risk: RiskConfig = RiskConfig()
+    stats: StatsConfig = StatsConfig()
     output_dir: str = "runs"
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.cash):
+            raise ValueError(f"cash: must be a finite amount, got {self.cash}")
         keys = [(source.symbol, source.series) for source in self.data]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:

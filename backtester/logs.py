@@ -7,8 +7,12 @@ import sys
 
 import structlog
 
+from backtester.progress import set_json_logs
+
 
 def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
+    # JSON lines on stderr are for machines: no progress bar is drawn between them.
+    set_json_logs(json)
     renderer: structlog.typing.Processor
     if json:
         renderer = structlog.processors.JSONRenderer(sort_keys=True)

@@ -51,6 +51,8 @@ class DataInput(msgspec.Struct, frozen=True):
     last_ts: str
     repair: RepairReport | None = None
     partitions: list[Partition] | None = None
+    # What the series is for its symbol: bars ("ohlcv"), mark-price candles or funding rates.
+    series: str = "ohlcv"
 
 
 class InstrumentInput(msgspec.Struct, frozen=True):

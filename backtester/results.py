@@ -11,6 +11,7 @@ import polars as pl
 from polars._typing import PolarsDataType
 
 from backtester.compiled.drawdown import mark_to_market
+from backtester.config import StatsConfig
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
@@ -232,6 +233,7 @@ def build_result(
     fees_paid: float,
     intrabar_decisions: int,
     repairs: list[RepairReport],
+    stats: StatsConfig,
     account: str = "cash",
     multipliers: dict[str, float] | None = None,
     funding: pl.DataFrame | None = None,
@@ -272,7 +274,7 @@ def build_result(
     for held in holdings:
         exposure |= held != 0.0
     primary = next(iter(closes.values()))
-    stats = compute_stats(
+    computed = compute_stats(
         equity,
         trades,
         initial_cash=initial_cash,
@@ -280,16 +282,18 @@ def build_result(
         first_close=float(primary[0]),
         last_close=float(primary[-1]),
         exposure=exposure,
+        periods_per_year=stats.periods_per_year,
+        returns=stats.returns,
     )
     closed = trades.filter(~pl.col("is_open"))
-    stats["long_trades"] = int((closed["side"] == "long").sum())
-    stats["short_trades"] = int((closed["side"] == "short").sum())
-    stats["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
-    stats["liquidations"] = liquidations
-    stats["orders"] = orders.height
-    stats["fills"] = fills.height
+    computed["long_trades"] = int((closed["side"] == "long").sum())
+    computed["short_trades"] = int((closed["side"] == "short").sum())
+    computed["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
+    computed["liquidations"] = liquidations
+    computed["orders"] = orders.height
+    computed["fills"] = fills.height
     # Bars where the assumed intrabar path decided which of several orders filled first.
-    stats["intrabar_path_decisions"] = intrabar_decisions
+    computed["intrabar_path_decisions"] = intrabar_decisions
     return RunResult(
         strategy=strategy,
         params=msgspec.structs.asdict(params),
@@ -298,7 +302,7 @@ def build_result(
         fills=fills,
         orders=orders,
         equity=equity,
-        stats=stats,
+        stats=computed,
         digest=result_digest(fills, equity),
         repairs=repairs,
         funding=funding_frame,

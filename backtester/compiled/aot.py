@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from backtester.compiled.jit import Kernel, notice
+from backtester.compiled.jit import Kernel, notice, with_numba_twins
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE_ENV = "BACKTESTER_KERNEL_CACHE"
@@ -84,7 +84,7 @@ def load_or_build() -> tuple[ModuleType | None, str]:
         path = directory / filename
         if path.is_file():
             try:
-                return _load(name, path), ""
+                return load_module(name, path), ""
             except ImportError:
                 continue  # a damaged file: build it again
     return _build_somewhere(name, filename)
@@ -92,10 +92,7 @@ def load_or_build() -> tuple[ModuleType | None, str]:
 
 def _build_somewhere(name: str, filename: str) -> tuple[ModuleType | None, str]:
     try:
-        with warnings.catch_warnings():
-            # "pycc is pending deprecation": adr/0012 says what happens when it is gone.
-            warnings.simplefilter("ignore")
-            pycc: Any = importlib.import_module("numba.pycc")
+        pycc = import_pycc()
     except ImportError as exc:
         return None, f"numba cannot build them ahead of time ({exc})"
     for directory in cache_dirs():
@@ -111,28 +108,42 @@ def _build_somewhere(name: str, filename: str) -> tuple[ModuleType | None, str]:
             directory=str(directory),
         )
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cc = pycc.CC(name)
-                cc.output_dir = str(scratch)
-                cc.output_file = filename
-                cc.verbose = False
-                cc.target_cpu = _target_cpu()
-                for k in all_kernels():
-                    cc.export(k.export_name, k.signature)(k.py_func)
-                cc.compile()
-            path = directory / filename
-            os.replace(scratch / filename, path)
+            path = build(pycc, name, all_kernels(), scratch, directory / filename)
         except Exception as exc:  # a missing C compiler, a linker error: fall back to the JIT
             return None, f"the ahead-of-time build failed ({type(exc).__name__}: {exc})"
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         _remove_other_builds(directory, keep=path)
-        return _load(name, path), ""
+        return load_module(name, path), ""
     return None, f"no writable directory for them among {[str(d) for d in cache_dirs()]}"
 
 
-def _load(name: str, path: Path) -> ModuleType:
+def import_pycc() -> Any:
+    with warnings.catch_warnings():
+        # "pycc is pending deprecation": adr/0012 says what happens when it is gone.
+        warnings.simplefilter("ignore")
+        return importlib.import_module("numba.pycc")
+
+
+def build(pycc: Any, name: str, kernels: list[Kernel[..., Any]], scratch: Path, path: Path) -> Path:
+    """Compile `kernels` into the extension module `name` in `scratch`, then move it to `path`."""
+    import numba  # noqa: PLC0415 (only a build imports it)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cc = pycc.CC(name)
+        cc.output_dir = str(scratch)
+        cc.output_file = path.name
+        cc.verbose = False
+        cc.target_cpu = _target_cpu()
+        for k in kernels:
+            cc.export(k.export_name, k.signature)(with_numba_twins(k, numba.njit))
+        cc.compile()
+    os.replace(scratch / path.name, path)
+    return path
+
+
+def load_module(name: str, path: Path) -> ModuleType:
     loader = importlib.machinery.ExtensionFileLoader(name, str(path))
     spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     assert spec is not None

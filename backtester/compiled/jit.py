@@ -16,11 +16,16 @@ the kernels use only IEEE operations numba compiles without reassociation or fus
 Arguments are checked against the signature on every call (a handful of calls per run): the
 ahead-of-time wrappers convert arrays without looking at their dtype, so a wrong one would be read
 as garbage instead of failing.
+
+A kernel may call plain functions imported from elsewhere (`from backtester.accounting.arithmetic
+import cash_after_fill`): numba compiles them into the kernel (`with_numba_twins`), so a rule written
+once in plain Python is the same code in the kernel, and the Python backend calls it as it is.
 """
 
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
@@ -141,6 +146,42 @@ def _split_top_level(text: str) -> list[str]:
     return [*parts, last] if last else parts
 
 
+def with_numba_twins(kernel: Kernel[..., Any], njit: Callable[..., Any]) -> Callable[..., Any]:
+    """The kernel's function as numba should compile it: a copy whose globals name the numba
+    twins of the plain functions it calls from other modules (numba resolves a function's globals
+    when it compiles it), those twins built the same way in turn. The modules are left as they
+    are: every other caller keeps the plain functions."""
+    twins: dict[Any, Any] = {}
+
+    def copy(func: types.FunctionType, own: str | None) -> types.FunctionType:
+        namespace = dict(func.__globals__)
+        for name in _global_names(func.__code__):
+            value = namespace.get(name)
+            # Not the kernel module's own functions: beside its kernels it holds the Python
+            # wrappers around them, which must stay Python.
+            if isinstance(value, types.FunctionType) and value.__module__ != own:
+                if value not in twins:
+                    twins[value] = njit(copy(value, None))
+                namespace[name] = twins[value]
+        twin = types.FunctionType(
+            func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__
+        )
+        twin.__qualname__ = func.__qualname__
+        twin.__module__ = func.__module__
+        return twin
+
+    assert isinstance(kernel.py_func, types.FunctionType)
+    return copy(kernel.py_func, kernel.__module__)
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):  # a closure defined inside the kernel
+            names |= _global_names(const)
+    return names
+
+
 class Backend:
     def __init__(self, name: str, module: Any = None) -> None:
         self.name = name
@@ -155,7 +196,8 @@ class Backend:
 
             # cache=True keeps the machine code next to the module, so later processes skip
             # compiling. No signature: numba types read-only arrays (polars' views) apart.
-            jitted: Callable[..., Any] = numba.njit(cache=True, nogil=True)(kernel.py_func)
+            source = with_numba_twins(kernel, numba.njit)
+            jitted: Callable[..., Any] = numba.njit(cache=True, nogil=True)(source)
             return jitted
         return kernel.py_func
 

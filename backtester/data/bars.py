@@ -8,6 +8,7 @@ indicator columns.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from backtester.data.columns import (
 )
 from backtester.data.duplicates import resolve_duplicates
 from backtester.data.errors import DataError
+from backtester.data.timeframes import format_timeframe
 
 __all__ = [
     "OHLCV",
@@ -73,11 +75,14 @@ def load_bars(source: Any, *, repair: bool = False, name: str | None = None) -> 
     `repair`, duplicate timestamps are fixed first (identical rows are dropped; of conflicting rows
     the last is kept, as an exchange's final candle follows its partial one) and rows are sorted."""
     label = name or (str(source) if isinstance(source, str | Path) else "<DataFrame>")
-    raw = read_frame(source, label)
-    frame = _canonical(raw, label).with_row_index(_ROW)
+    frame = _canonical(read_frame(source, label), label).with_row_index(_ROW)
     report = None
     if repair:
         frame, report = _repair_duplicates(frame, label)
+    # One chunk per column (a Parquet file reads as several): every run reads the columns as numpy
+    # arrays, which is free for one chunk and a copy of the column for several. Before validating,
+    # so that its temporaries reuse the memory the chunks are released from.
+    frame = frame.rechunk()
     validate_bars(frame, label)
     return BarData(source=label, frame=frame.drop(_ROW), repair=report)
 
@@ -165,6 +170,7 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
                 ts.is_null(), *[pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV]
             ),
         ),
+        ("infinite value", pl.any_horizontal(*[pl.col(c).is_infinite() for c in OHLCV])),
         ("duplicate timestamp", ts.diff() == 0),
         ("timestamp before the previous row (unsorted)", ts.diff() < 0),
         ("non-positive price", pl.min_horizontal("open", "high", "low", "close") <= 0),
@@ -172,6 +178,22 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
         ("high below max(open, close)", pl.col("high") < pl.max_horizontal("open", "close")),
         ("low above min(open, close)", pl.col("low") > pl.min_horizontal("open", "close")),
     ]
+    step = bar_step_ns(frame["ts"])
+    if step is not None:
+        # Whole hours only beyond an hour: bars in a local time zone move by an hour in UTC when
+        # daylight saving time starts or ends, and stay on their grid otherwise.
+        grid = math.gcd(step, _HOUR_NS)
+        spacing = f"bars are {_duration(step)} apart"
+        where = (
+            "from the first"
+            if grid == step
+            else "on whole hours from the first"
+            if grid == _HOUR_NS
+            else f"on a {_duration(grid)} grid from the first"
+        )
+        checks.append(
+            (f"timestamp off the bar grid ({spacing}, {where})", (ts - ts.first()) % grid != 0)
+        )
     flags = frame.select(
         *[
             expr.fill_null(False).arg_true().first().alias(str(i))
@@ -196,3 +218,22 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
 
 
 _REPAIRABLE = ("duplicate timestamp", "timestamp before the previous row (unsorted)")
+_HOUR_NS = 3_600 * 1_000_000_000
+# Beyond a week bars are calendar-based (months, quarters): their spacing varies, there is no grid.
+_GRID_UP_TO_NS = 7 * 86_400 * 1_000_000_000
+
+
+def bar_step_ns(ts: pl.Series) -> int | None:
+    """The spacing most bars share, when it is a fixed grid (a week or less); else None."""
+    diffs = ts.diff().drop_nulls()
+    diffs = diffs.filter(diffs > 0)
+    if diffs.len() < 2:
+        return None
+    step = diffs.mode().min()
+    if not isinstance(step, int) or step > _GRID_UP_TO_NS:
+        return None
+    return step
+
+
+def _duration(ns: int) -> str:
+    return format_timeframe(ns // 1_000_000) if ns % 1_000_000 == 0 else f"{ns} ns"

@@ -41,6 +41,38 @@ def epoch_unit(values: pl.Series) -> str:
     return "s"
 
 
+def _epoch_unit_of(values: pl.Series, column: str, label: str) -> str:
+    """The one unit of a column of integer epochs, told by magnitude. A `timestamp_ms` column must
+    hold milliseconds: read as such, seconds would put minute bars 60 ms apart, and nanoseconds
+    overflow. A column mixing units is refused at its first row in another unit."""
+    magnitude = values.cast(pl.Int64).abs()
+    low, mid, high = ((magnitude >= limit).cast(pl.Int8) for limit in _UNIT_LIMITS)
+    band = low + mid + high
+    first = values.is_not_null().arg_true()
+    if first.len() == 0:
+        return "ms"
+    ms_column = column.lower() == "timestamp_ms"
+    expected = 1 if ms_column else int(band[int(first[0])])
+    odd = (band != expected).fill_null(False).arg_true()
+    if odd.len() == 0:
+        return _UNITS[expected]
+    row = int(odd[0])
+    found = _UNIT_NAMES[_UNITS[int(band[row])]]
+    if ms_column:
+        why = "not milliseconds (name the column `timestamp` to have the unit detected)"
+    else:
+        why = f"unlike the epoch {_UNIT_NAMES[_UNITS[expected]]} of row {int(first[0])}"
+    raise DataError(
+        f"{label}: row {row} ({ROWS_AS_READ}): {column}={values[row]} is in epoch {found}, {why}"
+    )
+
+
+# Any date after 1973 in ms exceeds 1e11, in us 1e14, in ns 1e17.
+_UNIT_LIMITS = (10**11, 10**14, 10**17)
+_UNITS = ("s", "ms", "us", "ns")
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
 def timestamps_ns(raw: pl.DataFrame, column: str, label: str) -> pl.Series:
     """The column as int64 UTC nanoseconds: integer epochs (`timestamp_ms` in ms, any other in s, ms,
     us or ns told apart by magnitude), datetimes and dates (naive ones are UTC), or ISO text (UTC
@@ -48,8 +80,7 @@ def timestamps_ns(raw: pl.DataFrame, column: str, label: str) -> pl.Series:
     values = raw[column]
     dtype = values.dtype
     if dtype.is_integer():
-        unit = "ms" if column.lower() == "timestamp_ms" else epoch_unit(values)
-        return values.cast(pl.Int64) * _NS_PER[unit]
+        return values.cast(pl.Int64) * _NS_PER[_epoch_unit_of(values, column, label)]
     if dtype == pl.String:
         values = _parse_text(values, column, label)
         dtype = values.dtype

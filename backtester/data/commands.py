@@ -34,7 +34,7 @@ from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, Price, Series
 from backtester.data.series_manifest import SourceEntry
 from backtester.data.store import write_series
 from backtester.data.timeframes import format_ms, timeframe_ms
-from backtester.data.validation import DEFAULT_SPIKE_THRESHOLD, describe
+from backtester.data.validation import DEFAULT_SPIKE_THRESHOLD, check_spacing, describe
 
 _ROOT_ENV = "BACKTESTER_DATA_ROOT"
 
@@ -252,6 +252,8 @@ def run_import(args: argparse.Namespace) -> int:
     if key.price == "mark":
         # Exchanges publish no volume for mark prices; files leave it empty.
         frame = frame.with_columns(pl.col("volume").fill_null(0.0).fill_nan(0.0))
+    if key.kind == "ohlcv":
+        check_spacing(frame, interval, str(args.file))
     manifest, report = write_series(
         _root(args),
         key,

@@ -36,12 +36,12 @@ import structlog
 
 from backtester.data.errors import DataError, FetchError
 from backtester.data.fetch_exchange import ExchangeClient, TransientError, UnreachableError
-from backtester.data.fetch_progress import FetchProgress
 from backtester.data.layout import DEFAULT_ROOT, FUNDING, Price, SeriesKey
 from backtester.data.series_manifest import Range, SourceEntry, load_manifest, missing_ranges
 from backtester.data.store import write_series
 from backtester.data.timeframes import ceil_to, floor_to, format_ms, parse_utc_ms, timeframe_ms
 from backtester.data.validation import DEFAULT_SPIKE_THRESHOLD, FUNDING_COLUMNS, OHLCV_COLUMNS
+from backtester.progress import Progress, bar_wanted
 
 T = TypeVar("T")
 log = structlog.get_logger("backtester.data.fetch")
@@ -191,7 +191,14 @@ def fetch(
     job = _SeriesFetch(
         options=options, client=client, retry=retry, key=key, symbol=symbol, step=step, root=root
     )
-    progress = FetchProgress(key.label(), sum(b - a for a, b in todo), interactive=interactive)
+    progress = Progress(
+        sum(b - a for a, b in todo) // step,
+        label=key.label(),
+        unit="bar",
+        bar=bar_wanted(interactive),
+        log_event="fetch progress",
+        done_event="fetch finished",
+    )
     log.info(
         "fetch plan",
         series=key.label(),
@@ -266,7 +273,7 @@ class _SeriesFetch:
         self.empty_ranges: list[Range] = []
         self.source = SourceEntry(kind="ccxt", detail=client.describe())
 
-    def fetch_range(self, start: int, end: int, progress: FetchProgress, *, live: bool) -> None:
+    def fetch_range(self, start: int, end: int, progress: Progress, *, live: bool) -> None:
         """Fetch [start, end); `live` when `end` is the newest closed bar, where an exchange that
         has no bars yet may still publish them."""
         cursor = committed = start
@@ -281,10 +288,10 @@ class _SeriesFetch:
                     rows = found
                     self._record_empty(cursor, int(min(r[0] for r in rows)))
                 after = self._next_cursor(rows)
-                progress.update(
-                    rows=len(rows), advanced_ms=after - cursor, first_ms=start, cursor_ms=after
-                )
                 self.rows_received += len(rows)
+                progress.advance(
+                    (after - cursor) // self.step, rows=self.rows_received, to=format_ms(after)
+                )
                 pending.extend(rows)
                 cursor = after
                 if len(pending) >= self.options.flush_rows:
@@ -306,7 +313,7 @@ class _SeriesFetch:
                 self._record_empty(cursor, end)
         if pending or covered_to > committed:
             self._commit(pending, (committed, covered_to))
-        progress.update(rows=0, advanced_ms=end - cursor, first_ms=start, cursor_ms=end)
+        progress.advance((end - cursor) // self.step, to=format_ms(end))
 
     def _page_or_confirmed_empty(self, cursor: int, end: int) -> list[Any]:
         """The page from `cursor`; an empty one is asked for again before it is believed."""

@@ -28,6 +28,14 @@ def timeframe_ms(timeframe: str) -> int:
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
+def format_timeframe(ms: int) -> str:
+    """A length in milliseconds as a timeframe, `86400000` -> `1d`; odd lengths in ms."""
+    for unit in ("d", "h", "m", "s"):
+        if ms % _UNIT_MS[unit] == 0:
+            return f"{ms // _UNIT_MS[unit]}{unit}"
+    return f"{ms} ms"
+
+
 def parse_utc_ms(text: str) -> int:
     """An ISO date or datetime (UTC unless it names an offset) or integer epoch milliseconds."""
     value = text.strip()

@@ -24,7 +24,7 @@ import polars as pl
 
 from backtester.data.duplicates import resolve_duplicates
 from backtester.data.errors import DataError
-from backtester.data.timeframes import format_ms
+from backtester.data.timeframes import format_ms, format_timeframe
 
 OHLCV_COLUMNS = ("timestamp_ms", "open", "high", "low", "close", "volume")
 FUNDING_COLUMNS = ("timestamp_ms", "funding_rate")
@@ -169,11 +169,18 @@ def _row_checks(kind: Kind, timeframe_ms: int) -> list[tuple[str, pl.Expr]]:
     ts = pl.col("timestamp_ms")
     if kind == "funding":
         rate = pl.col("funding_rate")
-        return [("null or NaN value", ts.is_null() | rate.is_null() | rate.is_nan())]
+        return [
+            ("null or NaN value", ts.is_null() | rate.is_null() | rate.is_nan()),
+            ("infinite value", rate.is_infinite()),
+        ]
     values = [pl.col(n).is_null() | pl.col(n).is_nan() for n in OHLCV_COLUMNS[1:]]
     o, h, low, c, v = (pl.col(n) for n in OHLCV_COLUMNS[1:])
     return [
         ("null or NaN value", pl.any_horizontal(ts.is_null(), *values)),
+        (
+            "infinite value",
+            pl.any_horizontal(*[pl.col(n).is_infinite() for n in OHLCV_COLUMNS[1:]]),
+        ),
         ("high below low", h < low),
         ("high below max(open, close)", h < pl.max_horizontal(o, c)),
         ("low above min(open, close)", low > pl.min_horizontal(o, c)),
@@ -192,6 +199,23 @@ def _first_problem_message(
         f"{source}: row {first.row}: {first.problem}: {shown} "
         f"(in all: {total}; rows are 0-based data rows as read)"
     )
+
+
+def check_spacing(frame: pl.DataFrame, timeframe_ms: int, source: str) -> None:
+    """Refuse candles whose own spacing is a multiple of the timeframe they are declared with:
+    daily bars imported as 1m would be stored as 1m bars with a gap between every two of them."""
+    stamps = frame["timestamp_ms"].drop_nulls().unique().sort()
+    diffs = stamps.diff().drop_nulls()
+    if diffs.len() < 2:
+        return
+    counts = diffs.value_counts(sort=True)
+    spacing, share = int(counts[0, 0]), int(counts[0, 1]) / diffs.len()
+    if spacing >= 2 * timeframe_ms and spacing % timeframe_ms == 0 and share > 0.5:
+        raise DataError(
+            f"{source}: most bars are {format_timeframe(spacing)} apart, not "
+            f"{format_timeframe(timeframe_ms)}: is the timeframe {format_timeframe(spacing)}? "
+            "(give the file's own timeframe; resample after import)"
+        )
 
 
 def gap_tolerance(kind: Kind, interval_ms: int) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from backtester.compiled import signal_path
-from backtester.config import RiskConfig
+from backtester.config import RiskConfig, StatsConfig
 from backtester.data.bars import RepairReport
 from backtester.domain.instrument import Instrument
 from backtester.domain.models import FeeModel, SlippageModel
@@ -67,6 +67,7 @@ def run_plan(
     params: msgspec.Struct,
     seed: int,
     repairs: list[RepairReport],
+    stats: StatsConfig,
 ) -> RunResult:
     ts = frame["ts"].to_numpy()
     close = frame["close"].to_numpy()
@@ -172,6 +173,7 @@ def run_plan(
         fees_paid=float(fees_paid[0]),
         intrabar_decisions=0,
         repairs=repairs,
+        stats=stats,
     )
 
 

@@ -34,6 +34,7 @@ from backtester.engine.market import Scheduled, align_marks, expiry_schedule, fu
 from backtester.engine.recorder import Recorder
 from backtester.engine.setup import AccountKind, EngineSetup, Mode, SetupError
 from backtester.execution.venue import NEVER, SimulatedVenue
+from backtester.progress import Progress
 from backtester.results import Books, RunResult, build_result
 from backtester.risk.engine import RiskEngine
 from backtester.strategy.base import Strategy
@@ -163,19 +164,33 @@ class Engine:
             raise SetupError("a run on the compiled order path has no event modules")
         return self.modules
 
-    def run(self) -> RunResult:
+    def run(self, *, progress: bool = False) -> RunResult:
+        """`progress`: draw a progress bar over the bars (`backtester.progress.bar_wanted` says when a
+        caller should ask for one); it changes nothing in the result."""
         if self._ran:
             raise SetupError("an Engine runs once; build another for the next run")
         self._ran = True
-        if self.modules is None:
-            self.strategy.on_start()
-            plan = plan_of(self.strategy)
-            assert plan is not None, "the compiled mode is chosen only for plan-only strategies"
-            result = self._run_compiled(plan)
-        else:
-            result = self._run_events(self.modules)
+        bar = self._progress_bar() if progress else None
+        try:
+            if self.modules is None:
+                self.strategy.on_start()
+                plan = plan_of(self.strategy)
+                assert plan is not None, "the compiled mode is chosen only for plan-only strategies"
+                result = self._run_compiled(plan)
+                if bar is not None:
+                    bar.advance_to(bar.total or 0)
+            else:
+                result = self._run_events(self.modules, bar)
+        finally:
+            if bar is not None:
+                bar.close()
         result.marked_by = {s: "mark" if s in self.mark_series else "last" for s in self.data}
         return result
+
+    def _progress_bar(self) -> Progress:
+        bars = sum(frame.height for frame in self.data.values())
+        label = f"{type(self.strategy).__name__} ({self.mode})"
+        return Progress(bars, label=label, unit="bar", bar=True)
 
     def _run_compiled(self, plan: SignalPlan) -> RunResult:
         ((symbol, frame),) = self.data.items()
@@ -191,9 +206,10 @@ class Engine:
             params=self.params,
             seed=self.setup.seed,
             repairs=self.repairs,
+            stats=self.setup.stats,
         )
 
-    def _run_events(self, modules: EventModules) -> RunResult:
+    def _run_events(self, modules: EventModules, bar: Progress | None = None) -> RunResult:
         bus, venue, ledger, recorder = modules.bus, modules.venue, modules.ledger, modules.recorder
         clock = self.clock
         modules.strategy.start()
@@ -204,20 +220,18 @@ class Engine:
         with gc_paused():
             if active is None:
                 timestamps, events = feed.events(placed)
-                tick_and_drain(clock, bus, timestamps, events)
+                tick_and_drain(
+                    clock, bus, timestamps, events if bar is None else bar.iterate(events)
+                )
             else:
                 (frame,) = self.data.values()
                 venue.attach_ranges(
                     self.ctx.primary, frame["low"].to_numpy(), frame["high"].to_numpy()
                 )
-                tick_and_drain_sparse(
-                    clock,
-                    bus,
-                    feed.timestamps(),
-                    feed.bar_at,
-                    _next_row(active, venue.next_wake),
-                    placed,
-                )
+                next_row = _next_row(active, venue.next_wake)
+                if bar is not None:
+                    next_row = _reporting(next_row, bar, len(feed))
+                tick_and_drain_sparse(clock, bus, feed.timestamps(), feed.bar_at, next_row, placed)
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
                 clock.advance_to(max(clock.now, feed.timestamps()[-1]))
         modules.strategy.stop()
@@ -241,6 +255,7 @@ class Engine:
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
             repairs=self.repairs,
+            stats=self.setup.stats,
             account=self.account_kind,
             multipliers={s: i.contract_size for s, i in self.instruments.items()},
             funding=recorder.funding_frame(),
@@ -295,6 +310,7 @@ def engine_for_config(
         fill=cfg.fill,
         risk=cfg.risk,
         seed=cfg.seed,
+        stats=cfg.stats,
     )
     return Engine(
         data,
@@ -453,6 +469,17 @@ def _next_row(active: np.ndarray, venue_wake: Callable[[int], int]) -> Callable[
         return min(strategy_row, venue_wake(i))
 
     return next_row
+
+
+def _reporting(next_row: Callable[[int], int], bar: Progress, rows: int) -> Callable[[int], int]:
+    """`next_row`, telling the bar how far the sparse loop has got."""
+
+    def reported(i: int) -> int:
+        following = next_row(i)
+        bar.advance_to(min(following, rows))
+        return following
+
+    return reported
 
 
 def _on_timeline(

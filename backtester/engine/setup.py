@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from backtester.config import FillConfig, RiskConfig
+from backtester.config import FillConfig, RiskConfig, StatsConfig
 
 Mode = Literal["auto", "dense", "signal", "compiled"]
 AccountKind = Literal["cash", "margin"]
@@ -24,6 +24,7 @@ class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     account: AccountKind | None = None
     fill: FillConfig = FillConfig()
     risk: RiskConfig = RiskConfig()
+    stats: StatsConfig = StatsConfig()
     seed: int = 0
     max_steps_per_tick: int = 100_000
     mode: Mode = "auto"

@@ -13,8 +13,8 @@ class FixedRateFee(msgspec.Struct, frozen=True):
     rate: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.rate < 0:
-            raise ValueError(f"fee rate must be >= 0, got {self.rate}")
+        if not 0 <= self.rate < 1:
+            raise ValueError(f"fee rate must be >= 0 and below 1 (100%), got {self.rate}")
 
     def fee(self, notional: float, liquidity: Liquidity) -> float:
         return notional * self.rate
@@ -30,8 +30,11 @@ class MakerTakerFee(msgspec.Struct, frozen=True):
     taker: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.maker < 0 or self.taker < 0:
-            raise ValueError(f"fee rates must be >= 0, got maker={self.maker} taker={self.taker}")
+        if not (0 <= self.maker < 1 and 0 <= self.taker < 1):
+            raise ValueError(
+                "fee rates must be >= 0 and below 1 (100%), "
+                f"got maker={self.maker} taker={self.taker}"
+            )
 
     def fee(self, notional: float, liquidity: Liquidity) -> float:
         return notional * (self.maker if liquidity is MAKER else self.taker)

@@ -28,8 +28,8 @@ class FixedBpsSlippage(msgspec.Struct, frozen=True):
     bps: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.bps < 0:
-            raise ValueError(f"slippage bps must be >= 0, got {self.bps}")
+        if not 0 <= self.bps < 10_000:
+            raise ValueError(f"slippage bps must be >= 0 and below 10000, got {self.bps}")
 
     def capacity(self, bar: Bar, already_filled: float) -> float:
         return math.inf
@@ -50,8 +50,11 @@ class VolumeShareSlippage(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         if not 0.0 < self.volume_limit <= 1.0:
             raise ValueError(f"volume_limit must be in (0, 1], got {self.volume_limit}")
-        if self.price_impact < 0:
-            raise ValueError(f"price_impact must be >= 0, got {self.price_impact}")
+        if not 0 <= self.price_impact * self.volume_limit**2 < 1:
+            raise ValueError(
+                f"price_impact must be >= 0 and price_impact x volume_limit^2 below 1 (a move of "
+                f"100%), got {self.price_impact} x {self.volume_limit}^2"
+            )
 
     def capacity(self, bar: Bar, already_filled: float) -> float:
         return max(self.volume_limit * bar.volume - already_filled, 0.0)

@@ -20,7 +20,7 @@ from backtester.config import FillConfig, IntrabarPath
 from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY, IOC, LIMIT, MARKET, SELL, STOP_LIMIT, TAKER, Liquidity
-from backtester.domain.instrument import Instrument
+from backtester.domain.instrument import Instrument, MarginMode
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
@@ -97,6 +97,16 @@ class SimulatedVenue:
         # The mark known now: while a bar is matched its open, after it its close (the last bar
         # seen for every other instrument; a margin account watches every bar while exposed).
         self._marks_now: dict[str, float] = {s: float(m.open[0]) for s, m in marks.items()}
+        # Only cross positions' margin depends on marks: an isolated-only account need not track them.
+        self._cross = any(
+            i.is_contract and i.margin_mode is MarginMode.CROSS for i in instruments.values()
+        )
+        # Liquidation prices, until a booking or a funding payment moves them (cross positions of
+        # several instruments move each other's with every mark: those are not kept).
+        self._levels: dict[str, float] = {}
+        # Per instrument, what a bar must reach to need a look at its path: the mark lows (long) or
+        # highs (short) and the liquidation price; False while flat or while the level moves.
+        self._guards: dict[str, tuple[list[float], float, bool] | bool] = {}
         self._books: dict[str, list[_Resting]] = {symbol: [] for symbol in instruments}
         self._last_bar: dict[str, Bar] = {}
         self._bar_volume_used: dict[str, tuple[int, float]] = {}
@@ -118,7 +128,8 @@ class SimulatedVenue:
         else:
             # Called for bars only while some order rests or a margin position is open: most bars
             # have nothing to match.
-            self._bar_subscription = bus.subscribe(Bar, self.on_bar)
+            handler = self.on_bar if self._margin is None else self.on_bar_with_margin
+            self._bar_subscription = bus.subscribe(Bar, handler)
             self._bar_subscription.pause()
         bus.subscribe(OrderAccepted, self.on_accepted)
         bus.subscribe(CancelOrder, self.on_cancel)
@@ -138,24 +149,40 @@ class SimulatedVenue:
     # --- handlers ------------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> None:
-        symbol = bar.instrument
-        book = self._books[symbol]
-        if self._margin is None:
-            if book:
-                self._match(bar, book)
-            return
-        mark_open, _, _, mark_close = self._lists(symbol)
-        self._marks_now[symbol] = mark_open[bar.index]
+        book = self._books[bar.instrument]
         if book:
             self._match(bar, book)
-        elif self._exposed and self.account.positions[symbol].quantity:
-            self._watch(bar, self._mark_path(bar), 0.0, 3.0)
-        self._marks_now[symbol] = mark_close[bar.index]
+
+    def on_bar_with_margin(self, bar: Bar) -> None:
+        """A margin account's bar: match it, and watch open positions' liquidation prices."""
+        symbol = bar.instrument
+        i = bar.index
+        cross = self._cross
+        if cross:
+            self._marks_now[symbol] = self._lists(symbol)[0][i]
+        book = self._books[symbol]
+        if book:
+            self._match(bar, book)
+        elif self._exposed:
+            guard = self._guards.get(symbol)
+            if guard is None:
+                guard = self._guard(symbol)
+            # Most bars stay clear of the liquidation price: look at the path only when one can't.
+            if guard is not False:
+                assert not isinstance(guard, bool)
+                extremes, level, long = guard
+                if (extremes[i] <= level) if long else (extremes[i] >= level):
+                    self._watch(bar, self._mark_path(bar), 0.0, 3.0)
+        if cross:
+            self._marks_now[symbol] = self._lists(symbol)[3][i]
 
     def on_bar_on_close(self, bar: Bar) -> None:
         """With trade_on_close, market orders fill against the bar that placed them: keep it."""
         self._last_bar[bar.instrument] = bar
-        self.on_bar(bar)
+        if self._margin is None:
+            self.on_bar(bar)
+        else:
+            self.on_bar_with_margin(bar)
 
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order
@@ -201,6 +228,8 @@ class SimulatedVenue:
         amount = event.rate * held * size * event.mark_price
         self.account.apply_funding(symbol, amount)
         self._liquidation_wake[symbol] = None
+        self._levels.clear()
+        self._guards.clear()
         self._bus.publish(
             FundingPaid(
                 instrument=symbol,
@@ -277,7 +306,7 @@ class SimulatedVenue:
 
     def _scan_liquidation(self, symbol: str, start: int) -> int:
         assert self._margin is not None
-        price = self._margin.liquidation_price(symbol, self._marks_now)
+        price = self._level(symbol)
         assert price is not None
         marks = self._marks[symbol]
         long = self.account.positions[symbol].quantity > 0.0
@@ -512,6 +541,8 @@ class SimulatedVenue:
         self.account.book_fill(symbol, buy, quantity, price, fee)
         if self._margin is not None:
             self._liquidation_wake[symbol] = None
+            self._levels.clear()
+            self._guards.clear()
             is_open = position.quantity != 0.0
             if is_open != was_open:
                 self._exposed += 1 if is_open else -1
@@ -536,6 +567,34 @@ class SimulatedVenue:
             return (o[i], low[i], h[i], c[i])
         return (o[i], h[i], low[i], c[i])
 
+    def _guard(self, symbol: str) -> tuple[list[float], float, bool] | bool:
+        held = self.account.positions[symbol].quantity
+        guard: tuple[list[float], float, bool] | bool = False
+        if held:
+            level = self._level(symbol)
+            _, highs, lows, _ = self._lists(symbol)
+            guard = (lows, level, True) if held > 0.0 else (highs, level, False)
+            if symbol not in self._levels:
+                return guard  # a level that moves with other marks is not kept
+        self._guards[symbol] = guard
+        return guard
+
+    def _level(self, symbol: str) -> float:
+        """The open position's liquidation price at the marks known now."""
+        level = self._levels.get(symbol)
+        if level is None:
+            margin = self._margin
+            assert margin is not None
+            computed = margin.liquidation_price(symbol, self._marks_now)
+            assert computed is not None
+            level = computed
+            crossed = sum(
+                1 for s, p in margin.positions.items() if p.quantity and not margin.is_isolated(s)
+            )
+            if crossed < 2:
+                self._levels[symbol] = level
+        return level
+
     def _watch(self, bar: Bar, mark_path: Path, start: float, until: float) -> None:
         """Liquidate the bar's instrument if its mark reaches the liquidation price between path
         times `start` and `until`."""
@@ -544,8 +603,7 @@ class SimulatedVenue:
         position = self.account.positions[symbol]
         if margin is None or not position.quantity:
             return
-        level = margin.liquidation_price(symbol, self._marks_now)
-        assert level is not None
+        level = self._level(symbol)
         long = position.quantity > 0.0
         reached = touch(mark_path, level, below=long, start=start)
         if reached is None or reached[0] > until:

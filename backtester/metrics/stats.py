@@ -1,14 +1,31 @@
-"""Run statistics from the equity curve and the trades. Crypto trades every day: a year is 365 days."""
+"""Run statistics from the equity curve and the trades.
+
+Annualization fits the data's calendar (`metrics.calendar`): 365 days a year on 24/7 data, the
+sessions observed per year on weekday data, or `periods_per_year` when set. Sharpe, Sortino and
+volatility come from daily returns by default (the equity at each trading day's last bar, the first
+day measured from the initial equity), annualized by the trading days per year, as peers quote them;
+`returns="bar"` takes bar-to-bar returns and the bars per year instead. The stats name the
+convention used (`calendar`, `periods_per_year`, `ratio_returns`). CAGR counts calendar time.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
 from backtester.compiled.drawdown import drawdown_profile, majority_step
+from backtester.metrics.calendar import (
+    Calendar,
+    CalendarKind,
+    last_of_each_day,
+    session_days,
+    trading_calendar,
+)
+
+RatioReturns = Literal["daily", "bar"]
 
 NS_PER_DAY = 86_400 * 10**9
 NS_PER_YEAR = 365 * NS_PER_DAY
@@ -56,26 +73,35 @@ def compute_stats(
     first_close: float,
     last_close: float,
     exposure: np.ndarray,
+    periods_per_year: float | None = None,
+    returns: RatioReturns = "daily",
 ) -> Stats:
-    """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held."""
+    """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held.
+    `periods_per_year`: of the returns the ratios use (trading days with daily returns, bars with
+    bar returns); None infers it from the calendar."""
     ts = equity["ts"].dt.epoch("ns").to_numpy()
     values = equity["equity"].to_numpy()
     interval = bar_interval_ns(ts)
-    periods_per_year = NS_PER_YEAR / interval
+    calendar = trading_calendar(ts)
+    if returns == "daily":
+        period_returns = _daily_returns(ts, values, initial_cash, calendar.kind)
+        inferred = calendar.sessions_per_year
+    else:
+        period_returns = _bar_returns(values)
+        inferred = _bars_per_year(len(values), interval, calendar)
+    per_year = inferred if periods_per_year is None else float(periods_per_year)
     span = int(ts[-1] - ts[0]) + interval
     final = float(values[-1])
     total_return = final / initial_cash - 1.0
     years = span / NS_PER_YEAR
     cagr = _cagr(final / initial_cash, years)
 
-    returns = np.diff(values)
-    np.divide(returns, values[:-1], out=returns)  # in place: a year of bars is 4 MB a column
-    mean = float(returns.mean()) if len(returns) else 0.0
-    std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
-    losses_only = np.minimum(returns, 0.0)
+    mean = float(period_returns.mean()) if len(period_returns) else 0.0
+    std = float(period_returns.std(ddof=1)) if len(period_returns) > 1 else 0.0
+    losses_only = np.minimum(period_returns, 0.0)
     np.square(losses_only, out=losses_only)
-    downside = float(np.sqrt(np.mean(losses_only))) if len(returns) else 0.0
-    annual = math.sqrt(periods_per_year)
+    downside = float(np.sqrt(np.mean(losses_only))) if len(period_returns) else 0.0
+    annual = math.sqrt(per_year)
     sharpe = mean / std * annual if std > 0 else math.nan
     sortino = mean / downside * annual if downside > 0 else math.nan
 
@@ -95,6 +121,9 @@ def compute_stats(
         end=str(equity["ts"][-1]),
         bars=len(values),
         bar_interval_s=interval / 1e9,
+        calendar=calendar.kind,
+        periods_per_year=per_year,
+        ratio_returns=returns,
         initial_equity=initial_cash,
         final_equity=final,
         peak_equity=float(np.maximum.reduce(values)),
@@ -119,6 +148,31 @@ def compute_stats(
         avg_trade_duration_hours=float(durations.mean()) / 3600 if len(durations) else math.nan,
         fees_paid=fees_paid,
     )
+
+
+def _bar_returns(values: np.ndarray) -> np.ndarray:
+    returns = np.diff(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(returns, values[:-1], out=returns)  # in place: a year of bars is 4 MB a column
+    return returns
+
+
+def _daily_returns(
+    ts: np.ndarray, values: np.ndarray, initial: float, kind: CalendarKind
+) -> np.ndarray:
+    closes = last_of_each_day(values, session_days(ts, kind))
+    previous = np.concatenate(([initial], closes[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result: np.ndarray = closes / previous - 1.0
+    return result
+
+
+def _bars_per_year(bars: int, interval: int, calendar: Calendar) -> float:
+    """24/7: the bars of a year at the bar interval. Weekdays: the sessions per year times the bars
+    the data has per session."""
+    if calendar.kind == "24/7" or not calendar.sessions:
+        return NS_PER_YEAR / interval
+    return calendar.sessions_per_year * bars / calendar.sessions
 
 
 def _cagr(growth: float, years: float) -> float:

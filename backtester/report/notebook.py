@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from bokeh.io import output_notebook, show
 from bokeh.layouts import column, row
 from bokeh.resources import INLINE
 
+from backtester.progress import in_notebook
 from backtester.report.data import RunData
 from backtester.report.html import write_html
 from backtester.report.overlays import overlays_for
@@ -61,12 +61,3 @@ def plot_result(
         output_notebook(resources=INLINE, hide_banner=True)
         show(layout)
     return layout
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (not a plain IPython terminal, where there is nothing inline)."""
-    shell = sys.modules.get("IPython")
-    if shell is None:
-        return False
-    ipython = shell.get_ipython()
-    return ipython is not None and "IPKernelApp" in getattr(ipython, "config", {})

@@ -24,8 +24,11 @@ STATS = "stats.json"
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Every option that could vary is pinned (one row group, zstd level, statistics), and nothing
-    time- or host-dependent is written, so the same frame gives the same bytes in any process."""
+    """Every option that could vary is pinned (one row group, zstd level, statistics, which columns
+    are dictionary-encoded), and nothing time- or host-dependent is written, so the same frame
+    gives the same bytes in any process. Only text columns are dictionary-encoded: they repeat a
+    few values; a price or equity column has nearly as many values as rows, so its dictionary is
+    built only to be abandoned (that made writing a year of equity 2.3x slower and 15% larger)."""
     pq.write_table(
         frame.to_arrow(),
         path,
@@ -33,7 +36,7 @@ def write_parquet(frame: pl.DataFrame, path: Path) -> None:
         compression="zstd",
         compression_level=3,
         write_statistics=True,
-        use_dictionary=True,
+        use_dictionary=[name for name, dtype in frame.schema.items() if dtype == pl.String],
         store_schema=True,
     )
 

@@ -6,6 +6,7 @@ import argparse
 import math
 from typing import Any
 
+from backtester.progress import bar_wanted
 from backtester.report.commands import add_report_flag, report_after_run
 from backtester.runs.runner import execute
 from backtester.runs.verify import REPLAY_CHECKS, Check, verify_run
@@ -55,6 +56,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="override one config value, e.g. --set strategy.params.fast=12 (repeatable; the "
         "value is read as TOML, else as text)",
     )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a progress bar over the bars (default: on a terminal, not in CI or with "
+        "--log-json)",
+    )
     add_report_flag(run)
     _log_json_flag(run)
     run.set_defaults(handler=_run)
@@ -81,7 +89,13 @@ def _log_json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    outcome = execute(args.config, overrides=args.overrides, seed=args.seed, output_dir=args.out)
+    outcome = execute(
+        args.config,
+        overrides=args.overrides,
+        seed=args.seed,
+        output_dir=args.out,
+        progress=bar_wanted(args.progress),
+    )
     print(format_stats(outcome.result.stats))
     print(f"{'digest':<24}  {outcome.result.digest}")
     if outcome.kept_existing:

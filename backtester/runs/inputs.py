@@ -74,9 +74,12 @@ def load_source(
     """`rehash`: hash catalog partition files again instead of trusting the catalog's manifest."""
     match source:
         case FileSource():
-            return _load_file(source)
+            frame, entry = _load_file(source)
         case CatalogSource():
-            return _load_catalog(source, index, rehash)
+            frame, entry = _load_catalog(source, index, rehash)
+    if source.series != "ohlcv":
+        entry = msgspec.structs.replace(entry, series=source.series)
+    return frame, entry
 
 
 def file_sha256(source: FileSource) -> str | None:

@@ -12,7 +12,7 @@ import structlog
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
 from backtester.data.atomic import sha256_file
-from backtester.engine import assembly, run_config
+from backtester.engine import SetupError, assembly, engine_for_config
 from backtester.manifest import (
     CodeVersion,
     Manifest,
@@ -50,14 +50,26 @@ class RunOutcome:
     kept_existing: bool
 
 
-def replay(cfg: RunConfig, source: str) -> Replay:
+def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
     """Build and run a decoded config; config problems are attributed to `source` (the file)."""
     try:
         strategy = assembly.strategy_class(cfg.strategy.name)
         assembly.strategy_params(strategy, cfg.strategy)  # fail on bad params before loading data
         data = load_data(cfg)
+        # Built before anything is logged: a run that cannot be built is one line of error.
+        engine = engine_for_config(
+            cfg,
+            data.frames,
+            data.repairs,
+            marks=data.marks,
+            funding=data.funding,
+            instruments=data.instruments,
+        )
     except ConfigError as exc:
         raise exc.in_file(source) from None
+    except SetupError as exc:
+        # A run the config describes but the engine cannot build: the config file is at fault.
+        raise ConfigError("", str(exc), source=source) from None
     cid, code, run_id = identify(cfg, strategy, data)
     for spec, entry in zip(cfg.data, data.inputs, strict=True):
         # `rows` are the bars the run gets; a repair also says how many rows it read and changed.
@@ -84,14 +96,7 @@ def replay(cfg: RunConfig, source: str) -> Replay:
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
     )
-    result = run_config(
-        cfg,
-        data.frames,
-        data.repairs,
-        marks=data.marks,
-        funding=data.funding,
-        instruments=data.instruments,
-    )
+    result = engine.run(progress=progress)
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
@@ -117,11 +122,12 @@ def execute(
     overrides: Sequence[str] = (),
     seed: int | None = None,
     output_dir: str | None = None,
+    progress: bool = False,
 ) -> RunOutcome:
     source = str(config_path)
     cfg = load_config(source, overrides=overrides, seed=seed, output_dir=output_dir)
     started_at = utc_now()
-    return write_run(replay(cfg, source), started_at)
+    return write_run(replay(cfg, source, progress=progress), started_at)
 
 
 def write_run(run: Replay, started_at: str, finished_at: str | None = None) -> RunOutcome:

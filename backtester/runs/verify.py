@@ -151,16 +151,11 @@ def _config(root: Path, manifest: Manifest, verdict: Verdict) -> RunConfig | Non
 
 
 def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
-    # The manifest lists the inputs in the config's order: a perpetual's bars, mark candles and
-    # funding rates share a symbol.
-    recorded = manifest.data
+    recorded = {(entry.symbol, entry.series): entry for entry in manifest.data}
     checks = []
     for index, source in enumerate(cfg.data):
-        entry = recorded[index] if index < len(recorded) else None
-        if entry is not None and entry.symbol != source.symbol:
-            entry = None
-        series = "" if source.series == "ohlcv" else f" {source.series}"
-        name = f"data {source.symbol}{series}"
+        entry = recorded.get((source.symbol, source.series))
+        name = f"data {source.symbol}" + ("" if source.series == "ohlcv" else f" {source.series}")
         if entry is None:
             checks.append(Check(name, False, "not an input of the recorded run"))
             continue

@@ -1,15 +1,16 @@
-"""The sweep's progress line: done/total, failed, rate, ETA and the best point so far.
-
-On a terminal the line is redrawn in place a few times a second; elsewhere (a log file, CI) one line
-is printed every `every` seconds, so logs stay readable.
-"""
+"""The sweep's progress: points done out of all, failed, and the best point so far, shown through the
+one progress bar of the package (`backtester.progress`): a bar on a terminal, a log line every ten
+seconds elsewhere (a log file, CI)."""
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from typing import Any, TextIO
+
+from backtester.progress import Progress as Bar
+from backtester.progress import bar_wanted
+
+_LOG_EVERY_S = 10.0
 
 
 class Progress:
@@ -20,7 +21,7 @@ class Progress:
         stat: str,
         maximize: bool,
         stream: TextIO | None = None,
-        every: float = 10.0,
+        bar: bool | None = None,
     ) -> None:
         self.total = total
         self.done = 0
@@ -28,19 +29,16 @@ class Progress:
         self.stat = stat
         self.maximize = maximize
         self.best: tuple[float, dict[str, Any]] | None = None
-        self._stream = stream or sys.stderr
-        self._tty = self._stream.isatty()
-        self._every = 0.2 if self._tty else every
-        self._started = time.monotonic()
-        self._counted_from = 0
-        self._last_draw = 0.0
+        self._stream = stream
+        self._drawn = bar_wanted(bar, stream)
+        self._bar: Bar | None = None
 
     def resumed(self, done: int, failed: int) -> None:
-        """Results from before this session: counted as done, left out of the rate."""
+        """Results from before this session: counted as done (tqdm leaves them out of the rate)."""
         self.done, self.failed = done, failed
-        self._counted_from = done
 
     def add(self, ok: bool, stats: dict[str, Any] | None, params: dict[str, Any]) -> None:
+        bar = self._shown()  # started from the results before this one
         self.done += 1
         if not ok:
             self.failed += 1
@@ -51,34 +49,34 @@ class Progress:
             )
             if better:
                 self.best = (float(value), params)
-
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self._started
-        return (self.done - self._counted_from) / elapsed if elapsed > 0 else 0.0
-
-    def line(self) -> str:
-        rate = self.rate()
-        remaining = self.total - self.done
-        eta = f"{remaining / rate:,.0f}s" if rate > 0 else "?"
-        text = f"{self.done}/{self.total} done, {self.failed} failed, {rate:.2f} runs/s, ETA {eta}"
-        if self.best is not None:
-            shown = ", ".join(f"{k}={v}" for k, v in self.best[1].items())
-            text += f", best {self.stat} {self.best[0]:.4g} ({shown})"
-        return text
+        bar.advance(1, **self._fields())
 
     def draw(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_draw < self._every:
-            return
-        self._last_draw = now
-        if self._tty:
-            self._stream.write("\r\x1b[2K" + self.line())
-        else:
-            self._stream.write(self.line() + "\n")
-        self._stream.flush()
+        """Show the bar before the first result arrives (tqdm redraws it as results come)."""
+        self._shown()
 
     def close(self) -> None:
-        self.draw(force=True)
-        if self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._shown().close()
+
+    def _shown(self) -> Bar:
+        if self._bar is None:
+            self._bar = Bar(
+                self.total,
+                label="sweep",
+                unit="run",
+                bar=self._drawn,
+                initial=self.done,
+                stream=self._stream,
+                log_event="sweep progress",
+                done_event="sweep finished",
+                log_every_s=_LOG_EVERY_S,
+            )
+            self._bar.fields.update(self._fields())
+        return self._bar
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"failed": self.failed}
+        if self.best is not None:
+            shown = ", ".join(f"{k}={v}" for k, v in self.best[1].items())
+            fields["best"] = f"{self.stat} {self.best[0]:.4g} ({shown})"
+        return fields

@@ -31,9 +31,11 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "risk": frozenset({"core", "domain", "config", "accounting"}),
     "execution": frozenset({"core", "domain", "config", "accounting"}),
     "account": frozenset({"core", "domain", "config", "accounting"}),
-    # Data and metrics work on domain values and frames only.
-    "data": frozenset({"domain"}),
+    # Data and metrics work on domain values and frames only (a download shows its progress).
+    "data": frozenset({"domain", "progress"}),
     "metrics": frozenset({"domain", "compiled"}),
+    # Progress bars and lines: infrastructure like `core`, knowing nothing of ours.
+    "progress": frozenset(),
     # Compiled kernels: loops over plain arrays, knowing nothing of ours.
     "compiled": frozenset(),
     # Indicator functions over columns: their kernels, and the data layer's timeframe lengths.

@@ -254,3 +254,37 @@ def test_accounts_that_do_not_fit_the_instrument_are_refused(
         Backtest(
             bars_frame([flat(100.0)] * 3), scripted({}), instrument=instrument, account=account
         ).run()
+
+
+def test_a_saved_perpetual_notebook_run_verifies_with_its_mark_and_funding(tmp_path: Path) -> None:
+    from tests.cli_support import run_cli
+
+    bt = Backtest(
+        xrp_bars(),
+        SmaCross,
+        cash=10_000,
+        fee_rate=0.0004,
+        instrument=Instrument(XRP, leverage=2),
+        funding=pl.read_csv(FUNDING),
+        mark=MARKS,
+    )
+    result = bt.run(fast=3, slow=6, short=True, save=tmp_path)
+    assert result.run_dir is not None
+    config = (result.run_dir / "config.toml").read_text()
+    assert 'series = "funding"' in config and 'series = "mark"' in config
+    done = run_cli("verify", str(result.run_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_compiled_path_declines_margin_runs_and_auto_falls_back_to_identical_results() -> None:
+    perp = Instrument(XRP, leverage=2)
+    bt = Backtest(xrp_bars(), SmaCross, cash=10_000, instrument=perp, mode="compiled")
+    with pytest.raises(SetupError, match="a margin account is not compiled"):
+        bt.run(fast=3, slow=6, short=True)
+    runs = {
+        mode: Backtest(xrp_bars(), SmaCross, cash=10_000, instrument=perp, mode=mode)
+        for mode in ("auto", "signal", "dense")
+    }
+    digests = {mode: bt.run(fast=3, slow=6, short=True).digest for mode, bt in runs.items()}
+    assert len(set(digests.values())) == 1
+    assert runs["auto"].engine(fast=3, slow=6, short=True).mode == "signal"

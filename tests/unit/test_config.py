@@ -231,8 +231,8 @@ def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == (
-        f"{path}: capital: unknown key (valid keys here: data, strategy, instruments, cash, seed, "
-        "fees, slippage, fill, risk, output_dir)"
+        f"{path}: capital: unknown key (valid keys here: data, strategy, instruments, cash, "
+        "account, seed, fees, slippage, fill, risk, stats, output_dir)"
     )
 
 
@@ -292,7 +292,7 @@ def test_a_misspelt_strategy_parameter_gets_the_nearest_declared_one(tmp_path: P
         strategy_params(strategy_class("SmaCross"), cfg.strategy)
     assert str(caught.value) == (
         "strategy.params.fats: SmaCross does not declare this parameter "
-        "(did you mean 'fast'? declared: fast, slow)"
+        "(did you mean 'fast'? declared: fast, slow, short)"
     )
 
 

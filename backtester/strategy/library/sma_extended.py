@@ -4,6 +4,8 @@
   ignored (0: none);
 - daily loss limit: once equity falls `daily_loss_limit_pct` below its value at the day's first bar,
   no new entries for the rest of that UTC day (open positions are still managed);
+- trend filter: with `trend_bars`, entries only while the close is above its simple moving average
+  over that many bars (exits are not filtered);
 - sizing: each entry commits `position_fraction` of equity;
 - protection: optional stop-loss and take-profit, resting at the venue once the entry has filled;
   when one fills the other is canceled.
@@ -17,6 +19,7 @@ import numpy as np
 from backtester.domain.enums import BUY, SELL
 from backtester.domain.messages import Bar, OrderFilled
 from backtester.strategy.base import Strategy
+from backtester.strategy.library.indicators import rolling_sum_exact, tick_scale
 from backtester.strategy.library.sma_cross import sma_cross_signals
 
 NS_PER_DAY = 86_400 * 10**9
@@ -30,10 +33,13 @@ class SmaExtendedParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     position_fraction: float = 1.0
     stop_loss_pct: float | None = None
     take_profit_pct: float | None = None
+    trend_bars: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.fast < self.slow:
             raise ValueError(f"need 1 <= fast < slow, got fast={self.fast} slow={self.slow}")
+        if self.trend_bars is not None and self.trend_bars < 2:
+            raise ValueError(f"trend_bars must be >= 2, got {self.trend_bars}")
         if self.cooldown_bars < 0:
             raise ValueError(f"cooldown_bars must be >= 0, got {self.cooldown_bars}")
         if not 0.0 < self.position_fraction <= 1.0:
@@ -42,6 +48,18 @@ class SmaExtendedParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def uptrend(close: np.ndarray, bars: int | None) -> np.ndarray:
+    """Per bar: the close is above its simple moving average over `bars` bars, compared exactly
+    (in integer ticks when the prices sit on a grid); False until the window fills. None: always."""
+    if bars is None:
+        return np.ones(len(close), dtype=bool)
+    scale = tick_scale(close)
+    sums = rolling_sum_exact(close, bars, scale)
+    closes = close if scale is None else np.round(close * scale)
+    with np.errstate(invalid="ignore"):
+        return closes * bars > sums
 
 
 class SmaExtended(Strategy[SmaExtendedParams]):
@@ -54,6 +72,7 @@ class SmaExtended(Strategy[SmaExtendedParams]):
         )
         self._bar_times = frame["ts"].to_numpy()
         self._signal = self.signal.tolist()
+        self._uptrend = uptrend(frame["close"].to_numpy(), self.params.trend_bars).tolist()
         self._symbol = self.ctx.primary
         self._entry_id: int | None = None
         self._protective: list[int] = []
@@ -82,7 +101,7 @@ class SmaExtended(Strategy[SmaExtendedParams]):
         if signal < 0 and held > 0.0:
             self._cancel_protective()
             self.sell(fraction=1.0, tag="exit")
-        elif signal > 0 and held == 0.0 and self._may_enter(bar.index):
+        elif signal > 0 and held == 0.0 and self._uptrend[bar.index] and self._may_enter(bar.index):
             budget = self.params.position_fraction * self.equity
             self._entry_id = self.buy(fraction=min(1.0, budget / self.cash), tag="entry")
 

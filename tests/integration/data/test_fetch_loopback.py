@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import ccxt
 import msgspec
 import numpy as np
 import pytest
+import structlog
 from binance_stub import BinanceStub, kline_row
 
 from backtester.cli import main
@@ -27,6 +29,7 @@ from backtester.data.errors import FetchError
 from backtester.data.fetch import FetchOptions, fetch
 from backtester.data.fetch_exchange import ExchangeClient
 from backtester.data.validation import Gap
+from backtester.logs import configure_logging
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "data" / "fixtures"
@@ -92,6 +95,36 @@ def clean_root(stub: BinanceStub, tmp_path_factory: pytest.TempPathFactory) -> P
     root = tmp_path_factory.mktemp("clean")
     fetch(options(stub, root), interactive=False)
     return root
+
+
+def test_a_bar_counts_the_bars_fetched(
+    stub: BinanceStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = io.StringIO()
+    monkeypatch.setattr("sys.stderr", terminal)
+    day = options(stub, tmp_path, since="2024-03-01", until="2024-03-02")
+    assert fetch(day, interactive=True).rows_stored == 1_440
+    last = terminal.getvalue().split("\r")[-1]
+    assert last.startswith("binance spot BTC/USDT 1m: 100%")
+    assert "1440/1440" in last
+    assert "rows=1440, to=2024-03-02 00:00" in last
+
+
+def test_without_a_terminal_a_fetch_logs_what_it_got(
+    stub: BinanceStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(json=True)
+    try:
+        fetch(options(stub, tmp_path, since="2024-03-01", until="2024-03-02"), interactive=False)
+    finally:
+        configure_logging(json=False)
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    (finished,) = [e for e in events if e["event"] == "fetch finished"]
+    assert finished["label"] == "binance spot BTC/USDT 1m"
+    assert (finished["done"], finished["total"], finished["percent"]) == (1_440, 1_440, 100.0)
+    assert finished["rows"] == 1_440
+    assert not any("100%|" in json.dumps(e) for e in events)
 
 
 def test_fetch_of_30900_bars_equals_the_served_data_exactly(

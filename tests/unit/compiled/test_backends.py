@@ -14,8 +14,9 @@ import pytest
 
 from backtester import Backtest
 from backtester.compiled import aot, drawdown, indicators
-from backtester.compiled.jit import active_backend, parse_parameters
+from backtester.compiled.jit import Backend, active_backend, parse_parameters
 from backtester.strategies import SmaCross
+from tests.unit.compiled import helper_arithmetic, helper_kernels
 
 REPO = Path(__file__).resolve().parents[3]
 GOLDEN_BARS = REPO / "golden" / "data" / "binance_BTC-USDT_1m.parquet"
@@ -134,3 +135,35 @@ def test_an_unknown_backend_is_refused() -> None:
     assert done.returncode == 1
     assert "BACKTESTER_KERNELS must be one of aot, jit, python, got 'fast'" in done.stderr
     assert drawdown.majority_step(np.arange(3, dtype=np.int64)) == 1
+
+
+def _helper_case() -> tuple[np.ndarray, float]:
+    prices = np.round(np.linspace(100.0, 200.0, 1_000), 2)
+    return prices, helper_kernels.cash_after_buys.py_func(prices, 0.37, 0.001)
+
+
+def test_a_kernel_calling_plain_functions_compiles_just_in_time_to_the_same_float() -> None:
+    prices, expected = _helper_case()
+    compiled = Backend("jit").function(helper_kernels.cash_after_buys)
+    assert compiled(prices, 0.37, 0.001) == expected
+    # The modules keep their plain functions.
+    assert helper_kernels.booked_cash is helper_arithmetic.booked_cash
+    assert helper_arithmetic.booked_cash.__globals__["fee_of"] is helper_arithmetic.fee_of
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler")
+def test_a_kernel_calling_plain_functions_builds_ahead_of_time_to_the_same_float(
+    tmp_path: Path,
+) -> None:
+    prices, expected = _helper_case()
+    name = "_kernels_helper_test"
+    path = aot.build(
+        aot.import_pycc(),
+        name,
+        [helper_kernels.cash_after_buys],
+        tmp_path,
+        tmp_path / f"{name}{aot._ext_suffix()}",
+    )
+    module = aot.load_module(name, path)
+    assert module.helper_kernels__cash_after_buys(prices, 0.37, 0.001) == expected
+    assert helper_kernels.booked_cash is helper_arithmetic.booked_cash

@@ -99,14 +99,36 @@ def test_exposure_is_the_share_of_bars_with_a_position(stats: dict[str, object])
     assert stats["exposure_time_pct"] == pytest.approx(100 * 4 / 7, abs=1e-12)
 
 
-def test_sharpe_and_volatility_annualize_per_bar_returns_over_365_days(
-    stats: dict[str, object],
-) -> None:
+def test_on_request_sharpe_and_volatility_annualize_bar_returns_over_365_days() -> None:
+    stats = compute_stats(
+        equity_frame(EQUITY),
+        trades_frame([]),
+        initial_cash=100.0,
+        fees_paid=0.0,
+        first_close=50.0,
+        last_close=55.0,
+        exposure=EXPOSURE,
+        returns="bar",
+    )
     values = np.array(EQUITY)
     returns = np.diff(values) / values[:-1]
     annual = math.sqrt(365 * 24 * 60)
+    assert (stats["ratio_returns"], stats["periods_per_year"]) == ("bar", 365 * 24 * 60)
     assert stats["sharpe"] == pytest.approx(returns.mean() / returns.std(ddof=1) * annual)
     assert stats["volatility_ann_pct"] == pytest.approx(100 * returns.std(ddof=1) * annual)
+
+
+def test_a_run_within_one_day_has_one_daily_return_and_no_sharpe(
+    stats: dict[str, object],
+) -> None:
+    assert (stats["calendar"], stats["periods_per_year"], stats["ratio_returns"]) == (
+        "24/7",
+        365.0,
+        "daily",
+    )
+    assert math.isnan(stats["sharpe"])  # type: ignore[arg-type]
+    # One return, -5%: its downside deviation is 5%, annualized over 365 days.
+    assert stats["sortino"] == pytest.approx(-0.05 / 0.05 * math.sqrt(365))
 
 
 def test_no_trades_gives_nan_trade_statistics_and_zero_drawdown() -> None:

@@ -74,3 +74,27 @@ def test_daily_loss_limit_halts_entries_for_the_rest_of_the_utc_day_only() -> No
     # The first trade of each day loses more than 1%: no further entry that day, a fresh start the next.
     assert entries(limited) == [4, day + 2]
     assert len(entries(free)) > 30
+
+
+def test_trend_filter_enters_only_above_the_long_average() -> None:
+    # A zigzag that first falls, then rises: crosses up everywhere, but above its 6-bar average
+    # only once the rise has carried the close over it.
+    falling = [110.0 - 0.8 * i + (i % 2) for i in range(12)]
+    rising = [falling[-1] + 0.8 * i + (i % 2) for i in range(1, 13)]
+    closes = falling + rising
+    frame = frame_from_closes(closes)
+    signal = sma_cross_signals(frame["close"].to_numpy(), 1, 2)
+    close = np.array(closes)
+    sma6 = np.array([np.nan] * 5 + [close[i - 5 : i + 1].mean() for i in range(5, len(close))])
+    wanted = [
+        i + 1
+        for i in np.flatnonzero(signal > 0)
+        if close[i] > sma6[i] and i + 1 < len(closes)  # NaN (window not full) compares False
+    ]
+    result = Backtest(frame, SmaExtended, cash=1_000.0).run(fast=1, slow=2, trend_bars=6)
+    unfiltered = Backtest(frame, SmaExtended, cash=1_000.0).run(fast=1, slow=2)
+    assert wanted, "the test data has entries above the trend"
+    got = entries(result)
+    assert set(got) <= set(wanted)
+    assert got[0] == wanted[0]
+    assert len(got) < len(entries(unfiltered))
