@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -17,11 +17,15 @@ from backtester.engine import Engine, EngineSetup, Mode
 from backtester.engine.setup import AccountKind
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
+from backtester.lookahead import LookaheadReport, check_lookahead
 from backtester.manifest import utc_now
 from backtester.progress import bar_wanted
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
 from backtester.strategy.base import Strategy
+
+if TYPE_CHECKING:
+    from backtester.optimize import Optimization
 
 # A pandas DataFrame is accepted too (typed Any: pandas is an optional dependency).
 DataSource = pl.DataFrame | str | Path | Any
@@ -158,6 +162,23 @@ class Backtest:
             result.save("runs" if save is True else save)
         return result
 
+    def optimize(self, **kwargs: Any) -> Optimization:
+        """Run the strategy over a parameter space and find its best point, as a sweep does.
+
+        Parameters as keywords: a `range` or a list (the values; a grid's axes), a `(low, high)`
+        pair (every value between, for random and Bayesian methods), or a single value (fixed).
+        `maximize="sharpe"` (default) or `minimize="max_drawdown_pct"`, or lists of both for
+        several objectives; `method`: "grid" (default), "random", "tpe", "cmaes" or "nsga2",
+        with `n_trials` (and `batch`, the trials asked at once); `constraint`: a function of the
+        point (`lambda p: p.fast < p.slow`) or an expression ("fast < slow"); `workers`: local
+        processes (default one per core); `nats`: a NATS server URL to run on its workers
+        instead; `seed`; `out`: where the sweep directory goes (default "runs").
+        Returns an `Optimization`: `.table` (a polars frame), `.best`, `.selection`, `.plot()`.
+        The same points give the same table and digest as `python -m backtester sweep`."""
+        from backtester.optimize import optimize  # noqa: PLC0415  (sweep machinery on demand)
+
+        return optimize(self, **kwargs)
+
     def engine(self, **params: Any) -> Engine:
         """The engine `run(**params)` would run, built and not yet run: its mode and, on the
         event-driven path, its modules can be inspected before and after `engine.run()`."""
@@ -173,6 +194,27 @@ class Backtest:
             marks=self.marks,
             funding=self.funding,
         )
+
+    def check_lookahead(self, *, cuts: int = 20, seed: int = 0, **params: Any) -> LookaheadReport:
+        """The look-ahead check of `run(**params)`: re-run on the data cut after `cuts` seeded bars
+        and report every signal, order, fill, closed trade or registered indicator at or before a
+        cut that differs from the full run (`report.ok` when there is none), and how much each
+        registered indicator depends on the history before it (`report.drift`)."""
+        typed = self.strategy.make_params(params)
+
+        def factory(data: dict[str, pl.DataFrame]) -> Engine:
+            return Engine(
+                data,
+                self.instruments,
+                self.strategy,
+                typed,
+                self.fees,
+                self.slippage,
+                self.setup,
+                self.repairs,
+            )
+
+        return check_lookahead(factory, self.data, cuts=cuts, seed=seed)
 
 
 def _by_symbol(

@@ -20,6 +20,7 @@ COMMAND_GROUPS = (
     "backtester.data.commands",
     "backtester.report.commands",
     "backtester.sweep.commands",
+    "backtester.lookahead.commands",
 )
 
 # The group that registers each command. A command line naming one of them builds the parser from
@@ -33,6 +34,7 @@ COMMANDS = {
     "compare": "backtester.report.commands",
     "sweep": "backtester.sweep.commands",
     "worker": "backtester.sweep.commands",
+    "lookahead": "backtester.lookahead.commands",
 }
 
 

@@ -68,7 +68,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="lower is better (default: the sweep's direction)",
     )
-    sweep.add_argument("--top", type=int, default=10, metavar="N", help="rows in the top table")
+    sweep.add_argument(
+        "--top", type=int, metavar="N", help="rows in the top table (default: the config's top)"
+    )
     sweep.add_argument(
         "--runs-dir",
         metavar="DIR",

@@ -33,6 +33,8 @@ from backtester.report.run_report import REPORT, RunDirError, read_json, write_r
 from backtester.report.sweep_figures import objective_heatmap, parameter_scatter
 
 SWEEP_REPORT = "report.html"
+SWEEP_CONFIG = "sweep.json"
+OVERFITTING = "overfitting.json"
 PARAM_PREFIX = "param."
 SHOWN_STATS = ("total_return_pct", "sharpe", "max_drawdown_pct", "trades", "win_rate_pct")
 
@@ -86,18 +88,30 @@ def write_sweep_report(
     y: str | None = None,
     objective: str | None = None,
     minimize: bool | None = None,
-    top: int = 10,
+    top: int | None = None,
     runs_dir: str | Path | None = None,
     output: str | Path | None = None,
 ) -> Path:
     """`x`, `y`: parameter names (with or without `param.`); by default the first two. `runs_dir`
-    holds the points' run directories (default: two levels above the sweep, `runs/`)."""
+    holds the points' run directories (default: two levels above the sweep, `runs/`). `top`:
+    rows of the best-points table (default: the sweep config's `top`, else 10)."""
     sweep = load_sweep(Path(directory), objective, minimize)
+    if top is None:
+        top = _configured_top(sweep.directory)
     axes = _axes(sweep, x, y)
     runs = Path(runs_dir) if runs_dir else sweep.directory.resolve().parent.parent
     target = Path(output) if output else sweep.directory / SWEEP_REPORT
     page = sweep_page(sweep, axes, top, runs, target.parent)
     return write_html(target, page)
+
+
+def _configured_top(directory: Path) -> int:
+    path = directory / SWEEP_CONFIG
+    if path.is_file():
+        found = read_json(path).get("top")
+        if isinstance(found, int) and not isinstance(found, bool) and found >= 0:
+            return found
+    return 10
 
 
 def _axes(sweep: Sweep, x: str | None, y: str | None) -> list[str]:
@@ -144,6 +158,11 @@ def sweep_page(sweep: Sweep, axes: list[str], top: int, runs: Path, page_dir: Pa
         Chart(f"scatter-{i}", parameter_scatter(sweep.ok, name, sweep.objective), wide=False)
         for i, name in enumerate(sweep.parameters)
     ]
+    selection = sweep.directory / OVERFITTING
+    if selection.is_file():
+        blocks.append(
+            Html("overfitting", "Can the best point be trusted?", overfitting_block(selection))
+        )
     blocks.append(Html("provenance", "What produced this sweep", _provenance(manifest)))
     return render_page(title, subtitle, blocks)
 
@@ -180,6 +199,40 @@ def _run_link(run_id: str, runs: Path, page_dir: Path) -> str:
         write_run_report(directory)
     href = Path(os.path.relpath(report.resolve(), page_dir.resolve())).as_posix()
     return f'<a href="{html.escape(href)}"><code>{html.escape(run_id)}</code></a>'
+
+
+def overfitting_block(path: Path) -> str:
+    """The overfitting statistics (`overfitting.json`) and their verdict."""
+    found = read_json(path)
+    period = found.get("period_seconds")
+    unit = f"{period / 3600:g} h" if isinstance(period, int | float) and period else "period"
+    rows = [
+        ("verdict", found.get("verdict", "")),
+        ("trials (distinct successful runs)", found.get("trials")),
+        (f"periods of {unit} in the best point's returns", found.get("periods")),
+        ("PBO, probability of backtest overfitting (CSCV, 16 blocks)", found.get("pbo")),
+        ("DSR, deflated Sharpe ratio", found.get("dsr")),
+        ("PSR, probabilistic Sharpe ratio (vs 0)", found.get("psr")),
+        ("best Sharpe ratio per period", found.get("sharpe")),
+        (
+            "expected best Sharpe ratio of as many trials without skill",
+            found.get("expected_max_sharpe"),
+        ),
+        ("minimum track record length (periods, 95%)", found.get("min_track_record")),
+        ("skewness, kurtosis of the best point's returns", _pair(found)),
+    ]
+    shown = [(name, "n/a" if value is None else value) for name, value in rows]
+    return key_value_table(shown) + note(
+        "Formulas and references: docs/optimization.md (Bailey & López de Prado 2012, 2014; "
+        "Bailey, Borwein, López de Prado & Zhu 2015)."
+    )
+
+
+def _pair(found: Mapping[str, Any]) -> str | None:
+    skew, kurt = found.get("skewness"), found.get("kurtosis")
+    if skew is None or kurt is None:
+        return None
+    return f"{format_value(skew)}, {format_value(kurt)}"
 
 
 def _failure_note(sweep: Sweep) -> str:

@@ -70,6 +70,8 @@ class StrategyContext:
         self.last_bar: dict[str, Bar] = {}
         self.marks = _LatestMarks(marks, self.last_bar)
         self._indicators: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
+        # Only what `register_indicator` was given (not data columns read through `indicator`).
+        self._registered: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
         self._next_order_id = 1
 
     # --- reads ---------------------------------------------------------------------------------
@@ -136,7 +138,11 @@ class StrategyContext:
             raise StrategyError(
                 f"indicator {name!r} has {len(values)} values for {self.data[symbol].height} bars"
             )
-        self._indicators[symbol][name] = np.asarray(values)
+        self._indicators[symbol][name] = self._registered[symbol][name] = np.asarray(values)
+
+    def registered_indicators(self) -> dict[str, dict[str, np.ndarray]]:
+        """instrument -> name -> values of every registered indicator (for the look-ahead check)."""
+        return {symbol: dict(named) for symbol, named in self._registered.items()}
 
     def indicator(self, name: str, instrument: str | None = None, lag: int = 0) -> float:
         """Value of a registered indicator or extra data column at the current bar (or `lag` bars ago)."""

@@ -159,7 +159,13 @@ def _sweep(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir or "",
         resume=args.resume is not None,
     )
-    print(f"sweep {plan.sweep_id}: {len(plan.runs)} points -> {plan.output_dir}", file=sys.stderr)
+    search = cfg.search
+    planned = (
+        f"{len(plan.runs)} points"
+        if search is None
+        else f"{search.method} search, {search.trials} trials in batches of {search.batch}"
+    )
+    print(f"sweep {plan.sweep_id}: {planned} -> {plan.output_dir}", file=sys.stderr)
     hint = _resume_hint(plan.sweep_id, args)
     try:
         outcome = _run_until_signal(run_sweep(plan, settings))
@@ -232,7 +238,7 @@ def _run_until_signal(main: Coroutine[Any, Any, T]) -> T:
 
 def _print_outcome(outcome: SweepOutcome, top: int) -> None:
     manifest = outcome.manifest
-    objective = outcome.plan.config.objective
+    objective = outcome.plan.config.ranking()
     print(
         f"sweep {manifest.sweep_id}: {manifest.points} points, {manifest.ok} ok, "
         f"{manifest.failed} failed ({outcome.published} run now, {outcome.already_done} "

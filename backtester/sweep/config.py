@@ -19,6 +19,20 @@ constraints = ["fast < slow"]
 objective = { stat = "sharpe", direction = "maximize" }
 ```
 
+Instead of `[grid]`/`[random]`, a `[search]` asks an optimizer (optuna) for the points, a fixed batch
+of `batch` trials at a time, so the trials depend on the seed and the batch size only:
+
+```toml
+[search]
+method = "tpe"                 # tpe, cmaes, or nsga2 (several objectives)
+trials = 64
+batch = 8
+params = { fast = { randint = [5, 50] }, slow = { randint = [20, 200], step = 10 } }
+```
+
+Several objectives (`objectives = [{ stat = "sharpe" }, { stat = "max_drawdown_pct",
+direction = "minimize" }]`) replace `objective`; the first ranks the results table.
+
 A parameter name without a dot is a strategy parameter (`strategy.params.<name>`); a dotted name is
 any key path of the run config (`fees.rate`, `fill.intrabar`), and `run.<key>` names a top-level key
 (`run.cash`). The seed is not a parameter: each point derives its own from the sweep seed.
@@ -58,12 +72,14 @@ GridAxis = Annotated[list[Any], msgspec.Meta(min_length=1)] | RangeSpec
 
 class Distribution(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Exactly one of: `uniform = [low, high]`, `loguniform = [low, high]` (low > 0),
-    `randint = [low, high]` (inclusive), `choice = [a, b, ...]`."""
+    `randint = [low, high]` (inclusive), `choice = [a, b, ...]`; `uniform` and `randint` take a
+    `step` (values low, low + step, ... up to high)."""
 
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
     randint: tuple[int, int] | None = None
     choice: Annotated[list[Any], msgspec.Meta(min_length=1)] | None = None
+    step: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
     def __post_init__(self) -> None:
         given = [k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k)]
@@ -74,6 +90,10 @@ class Distribution(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"{given[0]}: low {bounds[0]} is above high {bounds[1]}")
         if self.loguniform is not None and self.loguniform[0] <= 0:
             raise ValueError("loguniform: low must be > 0")
+        if self.step is not None and self.uniform is None and self.randint is None:
+            raise ValueError("step applies to uniform and randint only")
+        if self.randint is not None and self.step is not None and self.step != int(self.step):
+            raise ValueError(f"randint: step must be a whole number, got {self.step}")
 
 
 class RandomSpace(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,21 +106,42 @@ class Objective(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
+SearchMethod = Literal["tpe", "cmaes", "nsga2"]
+
+
+class Search(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An optimizer proposes the points: `trials` runs, asked `batch` at a time (the batch size is
+    part of the config, never the number of workers, so any number of workers runs the same
+    trials). `startup`: random trials before TPE or CMA-ES start modelling; `population`: NSGA-II's
+    population (default 50) or CMA-ES's (default from the dimension)."""
+
+    params: Annotated[dict[str, Distribution], msgspec.Meta(min_length=1)]
+    trials: Annotated[int, msgspec.Meta(ge=1)]
+    method: SearchMethod = "tpe"
+    batch: Annotated[int, msgspec.Meta(ge=1)] = 8
+    startup: Annotated[int, msgspec.Meta(ge=0)] = 10
+    population: Annotated[int, msgspec.Meta(ge=2)] | None = None
+
+
 class SweepConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     base: dict[str, Any]
     name: str = "sweep"
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     grid: dict[str, GridAxis] = {}
     random: RandomSpace | None = None
+    search: Search | None = None
     constraints: list[str] = []
     objective: Objective = Objective()
+    objectives: list[Objective] = []
     top: Annotated[int, msgspec.Meta(ge=0)] = 10
     output_dir: str = "runs"
 
     def __post_init__(self) -> None:
-        if not self.grid and self.random is None:
-            raise ValueError("a sweep needs a [grid] or a [random] parameter space")
-        names = [*self.grid, *(self.random.params if self.random else {})]
+        if not self.grid and self.random is None and self.search is None:
+            raise ValueError("a sweep needs a [grid], a [random] or a [search] parameter space")
+        if self.search is not None and (self.grid or self.random is not None):
+            raise ValueError("[search] proposes every point: leave out [grid] and [random]")
+        names = self.parameters()
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"parameter {repeated[0]!r} is in both [grid] and [random]")
@@ -109,9 +150,23 @@ class SweepConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
                 raise ValueError(f"parameter {name!r}: {_RESERVED[target_key(name)]}")
             if not _NAME.match(name):
                 raise ValueError(f"parameter {name!r}: expected a name or a dotted key path")
+            if self.search is not None and target_key(name).startswith("data"):
+                raise ValueError(f"parameter {name!r}: a search cannot vary the data sources")
+        stats = [goal.stat for goal in self.objectives]
+        if len(set(stats)) != len(stats):
+            raise ValueError("objectives: a statistic is named twice")
 
     def parameters(self) -> list[str]:
-        return [*self.grid, *(self.random.params if self.random else {})]
+        searched = self.search.params if self.search else {}
+        return [*self.grid, *(self.random.params if self.random else {}), *searched]
+
+    def goals(self) -> list[Objective]:
+        """What is optimized: `objectives` when given, else the one `objective`."""
+        return list(self.objectives) or [self.objective]
+
+    def ranking(self) -> Objective:
+        """The objective the results table is ranked by: the first goal."""
+        return self.goals()[0]
 
 
 _RESERVED = {

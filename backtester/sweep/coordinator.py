@@ -1,10 +1,15 @@
-"""The coordinator: publish a sweep's data and jobs, collect one result per point, write the table.
+"""The coordinator: ask the sweep's points batch by batch, run them anywhere, collect one result per
+point, tell the batch back, and write the table.
 
 Accounting is by point: a result is accepted only if it names this sweep, a point of it and that
 point's run id; the first accepted result of a point wins and any later one is counted as a
-duplicate and dropped. Results are journaled as they arrive, so `--resume` publishes only the points
+duplicate and dropped. Results are journaled as they arrive, so `--resume` runs only the points
 that have none; results already in the server's results stream (a worker that finished while the
-coordinator was down) are read back before anything is published.
+coordinator was down) are read back before anything is published. Two points of a search that
+propose the same values are one run: it runs once and both points get its result.
+
+Where the runs go is a runner: NATS JetStream (`nats_runner`: an embedded server or a cluster,
+workers anywhere) or local processes (`pool`, no server: a notebook's default).
 """
 
 from __future__ import annotations
@@ -12,21 +17,19 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import msgspec
 import polars as pl
 import structlog
 
-from backtester.data.redaction import without_userinfo
 from backtester.manifest import utc_now
-from backtester.sweep.cache import default_cache_dir
-from backtester.sweep.execute import source_files
-from backtester.sweep.local import LocalWorkers
-from backtester.sweep.nats_adapter import Broker, Credentials, QueueSettings, ResultFeed
+from backtester.sweep.nats_adapter import Credentials, QueueSettings
+from backtester.sweep.nats_runner import nats_runner, public_url
 from backtester.sweep.plan import PlannedRun, SweepPlan
+from backtester.sweep.pool import pool_runner
 from backtester.sweep.progress import Progress
 from backtester.sweep.results import (
     JOURNAL,
@@ -38,24 +41,21 @@ from backtester.sweep.results import (
     sweep_lock,
     write_results,
 )
-from backtester.sweep.server import EmbeddedServer
+from backtester.sweep.search import Search, open_search, total_points
 from backtester.sweep.spec import (
-    DataRef,
-    ExecuteRun,
     MalformedMessage,
     RunCompleted,
     RunFailed,
     RunReport,
     decode_report,
-    encode,
 )
-from backtester.sweep.trust import sweep_strategy_modules
 
 log = structlog.get_logger("backtester.sweep.coordinator")
 
 
 class SweepSettings(msgspec.Struct, frozen=True):
-    """How to run a sweep; none of it changes a result."""
+    """How to run a sweep; none of it changes a result. `local=True` runs the points on `workers`
+    local processes without NATS (then `nats_url` must be None)."""
 
     nats_url: str | None = None
     credentials: Credentials = Credentials()
@@ -64,6 +64,7 @@ class SweepSettings(msgspec.Struct, frozen=True):
     cache_dir: str = ""
     resume: bool = False
     jetstream_timeout: float = 30.0
+    local: bool = False
 
 
 @dataclass
@@ -78,17 +79,30 @@ class SweepOutcome:
     seconds: float  # from the first job published to the last result
 
 
+class Runner(Protocol):
+    published: int
+
+    async def replay(self) -> list[bytes]: ...
+
+    async def submit(self, runs: list[PlannedRun]) -> None: ...
+
+    async def next_batch(self, timeout: float) -> list[bytes]: ...
+
+    def check(self) -> None: ...
+
+
 class Collector:
     def __init__(self, plan: SweepPlan) -> None:
         self.plan = plan
-        self._runs = {run.index: run for run in plan.runs}
         self.reports: dict[int, RunReport] = {}
+        self.by_run_id: dict[str, RunReport] = {}
         self.duplicates = 0
         self.rejected = 0
 
     def accept(self, report: RunReport) -> str | None:
         """None when accepted; else why not ("duplicate" or the reason it was rejected)."""
-        run = self._runs.get(report.index)
+        runs = self.plan.runs
+        run = runs[report.index] if 0 <= report.index < len(runs) else None
         if report.sweep_id != self.plan.sweep_id:
             reason = f"result of another sweep ({report.sweep_id})"
         elif run is None:
@@ -100,16 +114,20 @@ class Collector:
             return "duplicate"
         else:
             self.reports[report.index] = report
+            self.by_run_id.setdefault(report.run_id, report)
             return None
         self.rejected += 1
         return reason
 
-    def missing(self) -> list[PlannedRun]:
-        return [run for run in self.plan.runs if run.index not in self.reports]
+    def shared(self, run: PlannedRun) -> RunReport | None:
+        """The result of another point that is the same run, as this point's."""
+        found = self.by_run_id.get(run.run_id)
+        if found is None or run.index in self.reports:
+            return None
+        return msgspec.structs.replace(found, index=run.index)
 
-    @property
-    def complete(self) -> bool:
-        return len(self.reports) == len(self.plan.runs)
+    def complete(self, batch: list[PlannedRun]) -> bool:
+        return all(run.index in self.reports for run in batch)
 
 
 async def run_sweep(
@@ -124,15 +142,16 @@ async def _run_sweep(
 ) -> SweepOutcome:
     started_at = utc_now()
     directory = prepare_directory(plan, resume=settings.resume)
+    search = open_search(plan, directory)
     collector = Collector(plan)
     for report in read_journal(directory / JOURNAL):
         reason = collector.accept(report)
         if reason is not None and reason != "duplicate":
             log.warning("journal.ignored", index=report.index, reason=reason)
     already_done = len(collector.reports)
-    objective = plan.config.objective
+    objective = plan.config.ranking()
     progress = Progress(
-        len(plan.runs),
+        total_points(plan),
         stat=objective.stat,
         maximize=objective.direction == "maximize",
         stream=stream or sys.stderr,
@@ -141,16 +160,24 @@ async def _run_sweep(
         already_done, sum(isinstance(r, RunFailed) for r in collector.reports.values())
     )
     journal = Journal(directory / JOURNAL)
+    session = _Session(plan, collector, journal, progress)
     published, seconds = 0, 0.0
     try:
-        if not collector.complete:
-            published, seconds = await _run_missing(plan, settings, collector, journal, progress)
+        if not _finished(search, collector):
+            async with _runner(plan, settings, collector) as runner:
+                for data in await runner.replay():
+                    session.receive(data)
+                started = time.perf_counter()
+                await _drive(search, runner, session)
+                seconds = time.perf_counter() - started
+                published = runner.published
     finally:
+        search.close()
         journal.close()
         progress.close()
     execution = Execution(
         workers=settings.workers,
-        nats="embedded" if settings.nats_url is None else _public(settings.nats_url),
+        nats=_where(settings),
         ack_wait=settings.queue.ack_wait,
         max_deliver=settings.queue.max_deliver,
     )
@@ -173,130 +200,78 @@ async def _run_sweep(
     )
 
 
-async def _run_missing(
-    plan: SweepPlan,
-    settings: SweepSettings,
-    collector: Collector,
-    journal: Journal,
-    progress: Progress,
-) -> tuple[int, float]:
-    """Publish the points without a result and collect until every point has one: (jobs
-    published, seconds from the first job to the last result)."""
-    with contextlib.ExitStack() as stack:
-        server = None if settings.nats_url else stack.enter_context(EmbeddedServer())
-        url = server.url if server else str(settings.nats_url)
-        credentials = server.credentials if server else settings.credentials
-        broker = await Broker.connect(url, credentials, name="backtester-coordinator")
-        try:
-            await broker.wait_for_jetstream(settings.jetstream_timeout)
-            await broker.ensure_queue(settings.queue)
-            workers = None
-            if settings.workers > 0:
-                workers = stack.enter_context(
-                    LocalWorkers(
-                        settings.workers,
-                        url,
-                        credentials,
-                        cache_dir=Path(settings.cache_dir or default_cache_dir()),
-                        log_dir=plan.output_dir / "workers",
-                        allow_strategies=sweep_strategy_modules(plan.config),
-                    )
-                )
-            session = _Session(plan, settings, broker, collector, journal, progress)
-            refs = await session.publish_data()
-            feed = await broker.results(plan.sweep_id)
-            await session.replay(feed)
-            started = time.perf_counter()
-            published = await session.publish_jobs(refs)
-            # After publishing: a job the server already had answers with its original sequence,
-            # which is how a dead job from before a resume is recognised.
-            await broker.on_max_deliveries(session.gave_up)
-            log.info(
-                "sweep.published",
-                sweep_id=plan.sweep_id,
-                jobs=published,
-                already_done=len(plan.runs) - published,
-                nats="embedded" if settings.nats_url is None else _public(url),
-            )
-            while not collector.complete:
-                for data in await feed.next_batch(timeout=0.5):
-                    session.receive(data)
-                if server is not None:
-                    server.check()
-                if workers is not None:
-                    workers.check()
-                progress.draw()
-            seconds = time.perf_counter() - started
-            await feed.close()
-        finally:
-            await broker.close()
-    return published, seconds
+def _finished(search: Search, collector: Collector) -> bool:
+    """Whether nothing is left to run or tell, so no runner needs starting."""
+    return search.finished(collector.reports)
+
+
+def _where(settings: SweepSettings) -> str:
+    if settings.local:
+        return "none (local processes)"
+    return "embedded" if settings.nats_url is None else public_url(settings.nats_url)
+
+
+@contextlib.asynccontextmanager
+async def _runner(
+    plan: SweepPlan, settings: SweepSettings, collector: Collector
+) -> AsyncIterator[Runner]:
+    if settings.local:
+        async with pool_runner(plan, max(settings.workers, 1)) as pool:
+            yield pool
+        return
+    async with nats_runner(
+        plan,
+        url=settings.nats_url,
+        credentials=settings.credentials,
+        workers=settings.workers,
+        queue=settings.queue,
+        cache_dir=settings.cache_dir,
+        jetstream_timeout=settings.jetstream_timeout,
+        done=lambda index: index in collector.reports,
+    ) as nats:
+        log.info(
+            "sweep.started",
+            sweep_id=plan.sweep_id,
+            nats="embedded" if settings.nats_url is None else public_url(settings.nats_url),
+        )
+        yield nats
+
+
+async def _drive(search: Search, runner: Runner, session: _Session) -> None:
+    """Ask a batch, run the points without a result (each distinct run once), collect until the
+    batch is complete, tell it; until the search has nothing more to ask."""
+    collector = session.collector
+    while batch := search.ask():
+        wanted: dict[str, PlannedRun] = {}
+        for run in batch:
+            if run.index not in collector.reports and collector.shared(run) is None:
+                wanted.setdefault(run.run_id, run)
+        await runner.submit(list(wanted.values()))
+        log.info("batch.published", points=len(batch), jobs=len(wanted))
+        while True:
+            for run in batch:
+                shared = collector.shared(run)
+                if shared is not None:
+                    session.record(shared)
+            if collector.complete(batch):
+                break
+            for data in await runner.next_batch(timeout=0.5):
+                session.receive(data)
+            runner.check()
+            session.progress.draw()
+        search.tell(batch, collector.reports)
 
 
 class _Session:
+    """What happens to each result that arrives: accepted or not, journaled, counted."""
+
     def __init__(
-        self,
-        plan: SweepPlan,
-        settings: SweepSettings,
-        broker: Broker,
-        collector: Collector,
-        journal: Journal,
-        progress: Progress,
+        self, plan: SweepPlan, collector: Collector, journal: Journal, progress: Progress
     ) -> None:
         self.plan = plan
-        self.settings = settings
-        self.broker = broker
         self.collector = collector
         self.journal = journal
         self.progress = progress
-        self.jobs_by_seq: dict[int, PlannedRun] = {}
-        self._params = {run.index: run.params for run in plan.runs}
-
-    async def publish_data(self) -> dict[str, DataRef]:
-        """Each input file once into the object store, named by its sha256."""
-        refs: dict[str, DataRef] = {}
-        for data in self.plan.data:
-            if not await self.broker.has_file(data.sha256):
-                await self.broker.put_file(data.sha256, Path(data.path))
-                log.info("data.published", sha256=data.sha256[:16], bytes=data.size, path=data.path)
-            refs[data.path] = DataRef(
-                symbol=data.symbol,
-                sha256=data.sha256,
-                size=data.size,
-                suffix=Path(data.path).suffix.lower(),
-            )
-        return refs
-
-    async def replay(self, feed: ResultFeed) -> None:
-        seen = 0
-        while seen < feed.stored:
-            batch = await feed.next_batch(timeout=2.0)
-            if not batch:
-                break
-            for data in batch:
-                self.receive(data)
-            seen += len(batch)
-        if seen:
-            log.info("results.replayed", results=seen, points_done=len(self.collector.reports))
-
-    async def publish_jobs(self, refs: dict[str, DataRef]) -> int:
-        queue = self.settings.queue
-        count = 0
-        for run in self.collector.missing():
-            job = ExecuteRun(
-                sweep_id=self.plan.sweep_id,
-                index=run.index,
-                run_id=run.run_id,
-                spec=run.spec,
-                data=[refs[source.path] for source in source_files(run.spec)],
-                code_sha256=self.plan.code.code_sha256,
-                max_deliver=queue.max_deliver,
-                ack_wait=queue.ack_wait,
-            )
-            seq, _ = await self.broker.publish_job(self.plan.sweep_id, run.run_id, encode(job))
-            self.jobs_by_seq[seq] = run
-            count += 1
-        return count
 
     def receive(self, data: bytes) -> None:
         try:
@@ -312,30 +287,15 @@ class _Session:
         if reason is not None:
             log.warning("result.rejected", reason=reason)
             return
+        self._count(report)
+
+    def record(self, report: RunReport) -> None:
+        """A point's result that another point of the same run produced."""
+        if self.collector.accept(report) is None:
+            self._count(report)
+
+    def _count(self, report: RunReport) -> None:
         self.journal.append(report)
         stats = report.stats if isinstance(report, RunCompleted) else None
-        self.progress.add(isinstance(report, RunCompleted), stats, self._params[report.index])
-
-    async def gave_up(self, seq: int) -> None:
-        """The server stopped redelivering a job: every delivery died or timed out. Recorded as a
-        failure through the results stream, like any other result, so a resume sees it too."""
-        run = self.jobs_by_seq.get(seq)
-        if run is None or run.index in self.collector.reports:
-            return
-        queue = self.settings.queue
-        report = RunFailed(
-            sweep_id=self.plan.sweep_id,
-            index=run.index,
-            run_id=run.run_id,
-            error=f"no result after {queue.max_deliver} deliveries: each worker died or "
-            f"exceeded ack_wait ({queue.ack_wait:g}s) without reporting",
-            worker="coordinator",
-            attempt=queue.max_deliver,
-        )
-        await self.broker.publish_result(self.plan.sweep_id, run.run_id, encode(report))
-        await self.broker.delete_job(seq)
-
-
-def _public(url: str) -> str:
-    """A server URL without any user:password@ part, fit for a manifest."""
-    return without_userinfo(url)
+        params = self.plan.runs[report.index].params
+        self.progress.add(isinstance(report, RunCompleted), stats, params)

@@ -27,6 +27,7 @@ from backtester.config_file import decode_config, set_key_path
 from backtester.data.bars import RepairReport
 from backtester.engine import assembly, run_config
 from backtester.manifest import CodeVersion, DataInput, code_version, derive_run_id
+from backtester.metrics.overfitting import period_returns
 from backtester.runs.inputs import SourceFrame, load_source, read_file_source, window
 
 __all__ = [
@@ -47,8 +48,12 @@ _LABEL = "run config"
 
 
 class RunOutcome(msgspec.Struct, frozen=True):
+    """`returns`: the equity curve's period returns (`metrics.overfitting.period_returns`), which
+    the sweep's overfitting statistics compare across points."""
+
     digest: str
     stats: dict[str, Any]
+    returns: list[float] = []
 
 
 def decode_spec(raw: dict[str, Any]) -> RunSpec:
@@ -123,4 +128,6 @@ def execute(spec: RunSpec, data: Sequence[SourceFrame]) -> RunOutcome:
     result = run_config(
         spec, series["ohlcv"], repairs, marks=series["mark"], funding=series["funding"]
     )
-    return RunOutcome(digest=result.digest, stats=dict(result.stats))
+    equity = result.equity
+    returns = period_returns(equity["ts"].dt.epoch("ns").to_numpy(), equity["equity"].to_numpy())
+    return RunOutcome(digest=result.digest, stats=dict(result.stats), returns=returns.tolist())

@@ -2,16 +2,19 @@
 
 Points come in a fixed order (the grid's cartesian product in the order written, then the random
 draws of each grid combination), so a point's index, its seed and the sweep digest never depend on
-how many workers ran it or in which order results arrived.
+how many workers ran it or in which order results arrived. A `[search]` plan starts without points:
+the optimizer proposes them batch by batch (`sweep/search.py`), each added with `SweepPlan.add`.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,18 +70,53 @@ class PlannedRun:
     run_id: str
 
 
-@dataclass(frozen=True)
+# A point filter besides the config's constraints (a notebook's `constraint=` callable).
+Keep = Callable[[dict[str, Any]], bool]
+
+
+@dataclass
 class SweepPlan:
+    """The sweep's identity and its points so far (all of them unless a search adds more)."""
+
     config: SweepConfig
     sweep_id: str
     config_sha256: str
     code: CodeVersion
     data: list[DataFile]
     runs: list[PlannedRun]
+    inputs: dict[FileSource, DataInput] = field(default_factory=dict)
+    keep: Keep | None = None
 
     @property
     def output_dir(self) -> Path:
         return Path(self.config.output_dir) / "sweeps" / self.sweep_id
+
+    def add(self, params: dict[str, Any]) -> PlannedRun:
+        """The next point: seeded and identified like a grid point of the same values."""
+        seed = point_seed(self.config.seed, params)
+        try:
+            spec = point_spec(self.config.base, params, seed)
+        except ValueError as exc:
+            raise SweepConfigError(f"point {params}: {exc}") from None
+        planned = PlannedRun(
+            index=len(self.runs),
+            params=params,
+            seed=seed,
+            spec=spec,
+            run_id=run_id(spec, self.inputs, self.code),
+        )
+        self.runs.append(planned)
+        return planned
+
+    @functools.cached_property
+    def constraints(self) -> list[Constraint]:
+        return constraints_of(self.config)
+
+    def feasible(self, params: dict[str, Any]) -> bool:
+        """Whether a proposed point passes the config's constraints and the notebook's filter."""
+        if not all(check(params) for check in self.constraints):
+            return False
+        return self.keep is None or bool(self.keep(params))
 
 
 def point_seed(sweep_seed: int, params: dict[str, Any]) -> int:
@@ -101,18 +139,23 @@ def axis_values(axis: GridAxis) -> list[Any]:
 
 def draw(dist: Distribution, rng: np.random.Generator) -> Any:
     if dist.uniform is not None:
+        if dist.step is not None:
+            first, last, step = (Decimal(repr(v)) for v in (*dist.uniform, dist.step))
+            return float(first + step * int(rng.integers(int((last - first) / step) + 1)))
         return float(rng.uniform(*dist.uniform))
     if dist.loguniform is not None:
         low, high = (math.log(v) for v in dist.loguniform)
         return float(math.exp(rng.uniform(low, high)))
     if dist.randint is not None:
-        return int(rng.integers(dist.randint[0], dist.randint[1] + 1))
+        start, stop = dist.randint
+        every = int(dist.step or 1)
+        return start + every * int(rng.integers((stop - start) // every + 1))
     assert dist.choice is not None  # Distribution requires exactly one
     return dist.choice[int(rng.integers(len(dist.choice)))]
 
 
-def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
-    """Every point's parameter values, in point order, constraints applied, duplicates dropped."""
+def constraints_of(cfg: SweepConfig) -> list[Constraint]:
+    """The config's constraints, each naming only parameters of the sweep."""
     constraints = [Constraint(text) for text in cfg.constraints]
     known = set(cfg.parameters())
     for constraint in constraints:
@@ -122,6 +165,15 @@ def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
                 f"constraint {constraint.text!r}: unknown parameter {unknown[0]!r} "
                 f"(parameters: {', '.join(cfg.parameters())})"
             )
+    return constraints
+
+
+def expand(cfg: SweepConfig, keep: Keep | None = None) -> list[dict[str, Any]]:
+    """Every point's parameter values, in point order, constraints applied, duplicates dropped.
+    `keep` filters points besides the constraints (a random draw it rejects is drawn again)."""
+    if cfg.search is not None:
+        return []
+    constraints = constraints_of(cfg)
     grid_names = list(cfg.grid)
     on_grid = [c for c in constraints if set(c.names) <= set(grid_names)]
     others = [c for c in constraints if c not in on_grid]
@@ -133,9 +185,9 @@ def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = []
     seen: set[bytes] = set()
 
-    def keep(point: dict[str, Any]) -> bool:
+    def add(point: dict[str, Any]) -> bool:
         key = msgspec.json.encode(point, order="sorted")
-        if key in seen:
+        if key in seen or (keep is not None and not keep(point)):
             return False
         seen.add(key)
         points.append(point)
@@ -143,7 +195,7 @@ def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
 
     if cfg.random is None:
         for combo in combos:
-            keep(combo)
+            add(combo)
         return points
     rng = module_rng(cfg.seed, "sweep.random")
     for combo in combos:
@@ -156,7 +208,7 @@ def expand(cfg: SweepConfig) -> list[dict[str, Any]]:
                     f"in a row for grid point {combo}; widen the distributions or relax constraints"
                 )
             point = {**combo, **{n: draw(d, rng) for n, d in cfg.random.params.items()}}
-            if all(check(point) for check in others) and keep(point):
+            if all(check(point) for check in others) and add(point):
                 wanted -= 1
     return points
 
@@ -174,11 +226,16 @@ def point_spec(base: dict[str, Any], params: dict[str, Any], seed: int) -> RunSp
     return decode_spec(raw)
 
 
-def build_plan(cfg: SweepConfig) -> SweepPlan:
+def build_plan(cfg: SweepConfig, *, keep: Keep | None = None, identity: str = "") -> SweepPlan:
     """Decode every point's run spec and load its data once (so a bad key or a bad file fails
-    before anything starts); check the strategy and its parameters on the first point."""
-    values = expand(cfg)
-    if not values:
+    before anything starts); check the strategy and its parameters on the first point. A search
+    is checked on a point of its space (each parameter's low end) and starts without points.
+    `identity` names what `keep` keeps, for the sweep id."""
+    values = expand(cfg, keep)
+    if cfg.search is not None:
+        constraints_of(cfg)  # unknown names fail now, not at the first proposal
+        values = [{name: _low_end(d) for name, d in cfg.search.params.items()}]
+    elif not values:
         raise SweepConfigError("the constraints leave no point of the grid")
     specs = []
     for params in values:
@@ -203,12 +260,24 @@ def build_plan(cfg: SweepConfig) -> SweepPlan:
     if len(set(ids)) != len(ids):
         raise SweepConfigError("two points describe the same run; check the parameter space")
     data = _data_files(inputs)
-    identity = {
+    content: dict[str, Any] = {
         "config": msgspec.json.decode(canonical_json(cfg)),
         "data": sorted(d.sha256 for d in data),
     }
-    sweep_id = hashlib.sha256(msgspec.json.encode(identity, order="sorted")).hexdigest()[:16]
-    return SweepPlan(cfg, sweep_id, config_sha256(cfg), code, data, runs)
+    if identity:
+        content["keep"] = identity
+    sweep_id = hashlib.sha256(msgspec.json.encode(content, order="sorted")).hexdigest()[:16]
+    if cfg.search is not None:
+        runs = []
+    return SweepPlan(cfg, sweep_id, config_sha256(cfg), code, data, runs, inputs, keep)
+
+
+def _low_end(dist: Distribution) -> Any:
+    bounds = dist.uniform or dist.loguniform or dist.randint
+    if bounds is not None:
+        return bounds[0]
+    assert dist.choice is not None  # Distribution requires exactly one
+    return dist.choice[0]
 
 
 def _load_inputs(specs: list[RunSpec]) -> dict[FileSource, DataInput]:

@@ -9,8 +9,10 @@ was writing, which a resume detects as a truncated tail and ignores.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import hashlib
+import math
 import os
 import platform
 import sys
@@ -22,8 +24,10 @@ import msgspec
 import polars as pl
 import structlog
 
+from backtester.metrics.overfitting import period_width
 from backtester.sweep.config import SweepConfig, decode_sweep_config
 from backtester.sweep.plan import DataFile, SweepPlan
+from backtester.sweep.selection import OVERFITTING, Selection, assess
 from backtester.sweep.spec import MalformedMessage, RunCompleted, RunFailed, RunReport
 from backtester.sweep.spec import decode_report as _decode_report
 from backtester.sweep.spec import encode as _encode
@@ -34,6 +38,7 @@ JOURNAL = "journal.bin"
 CONFIG = "sweep.json"
 RESULTS = "results.parquet"
 MANIFEST = "manifest.json"
+RETURNS = "returns.parquet"
 MANIFEST_VERSION = 1
 LOCK = ".lock"
 _FIXED = ("index", "seed", "run_id", "status", "digest", "error")
@@ -237,14 +242,15 @@ def write_results(
     partial = directory / f".{RESULTS}.part"
     table.write_parquet(partial)
     os.replace(partial, directory / RESULTS)
+    write_selection(plan, table, reports)
     manifest = SweepManifest(
         sweep_id=plan.sweep_id,
         name=plan.config.name,
         config_sha256=plan.config_sha256,
         seed=plan.config.seed,
         objective={
-            "stat": plan.config.objective.stat,
-            "direction": plan.config.objective.direction,
+            "stat": plan.config.ranking().stat,
+            "direction": plan.config.ranking().direction,
         },
         points=len(plan.runs),
         ok=sum(isinstance(r, RunCompleted) for r in reports.values()),
@@ -266,6 +272,49 @@ def write_results(
     text = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
     (directory / MANIFEST).write_bytes(text)
     return table, manifest
+
+
+def returns_of(reports: dict[int, RunReport]) -> dict[int, list[float]]:
+    return {i: r.returns for i, r in reports.items() if isinstance(r, RunCompleted)}
+
+
+def write_selection(
+    plan: SweepPlan, table: pl.DataFrame, reports: dict[int, RunReport]
+) -> Selection:
+    """The overfitting statistics of the sweep's best point, as `overfitting.json`, and the
+    points' period returns as `returns.parquet` (one row per successful point)."""
+    goal = plan.config.ranking()
+    ranked = best(table, goal.stat, goal.direction, table.height)
+    found = assess(table, returns_of(reports), ranked, period_seconds(plan))
+    text = msgspec.json.format(msgspec.json.encode(found), indent=2) + b"\n"
+    (plan.output_dir / OVERFITTING).write_bytes(text)
+    series = returns_of(reports)
+    frame = pl.DataFrame(
+        {
+            "index": pl.Series(list(series), dtype=pl.Int64),
+            "returns": pl.Series(list(series.values()), dtype=pl.List(pl.Float64)),
+        }
+    )
+    partial = plan.output_dir / f".{RETURNS}.part"
+    frame.write_parquet(partial)
+    os.replace(partial, plan.output_dir / RETURNS)
+    return found
+
+
+def period_seconds(plan: SweepPlan) -> float:
+    """The width of the periods the points' returns are measured over."""
+    if not plan.inputs:
+        return math.nan
+    first = min(_epoch_ns(entry.first_ts) for entry in plan.inputs.values())
+    last = max(_epoch_ns(entry.last_ts) for entry in plan.inputs.values())
+    return period_width(last - first) / 1e9
+
+
+def _epoch_ns(stamp: str) -> int:
+    """A manifest time stamp (UTC, `Z`, up to nanoseconds) to the second, which is enough here."""
+    whole = stamp.rstrip("Z").split(".")[0]
+    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
+    return int(moment.timestamp()) * 10**9
 
 
 def read_manifest(path: Path) -> SweepManifest:

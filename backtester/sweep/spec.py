@@ -47,6 +47,8 @@ class ExecuteRun(SweepMessage, frozen=True, tag="execute_run/1"):
 
 
 class RunCompleted(SweepMessage, frozen=True, tag="run_completed/1"):
+    """`returns`: the run's period returns, for the sweep's overfitting statistics."""
+
     sweep_id: str
     index: int
     run_id: str
@@ -55,6 +57,7 @@ class RunCompleted(SweepMessage, frozen=True, tag="run_completed/1"):
     worker: str = ""
     attempt: int = 1
     seconds: float = 0.0
+    returns: list[float] = []
 
 
 class RunFailed(SweepMessage, frozen=True, tag="run_failed/1"):

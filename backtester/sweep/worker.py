@@ -257,6 +257,7 @@ class Worker:
             run_id=job.run_id,
             digest=outcome.digest,
             stats=plain_stats(outcome.stats),
+            returns=outcome.returns,
             worker=self.name,
             attempt=delivery.attempt,
             seconds=time.perf_counter() - started,

@@ -44,7 +44,8 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
 
 # The engine (composition root), public API, entry points and result assembly: they sit on top and may
 # import any component (nothing in ALLOWED_IMPORTS may import them). `runs` and `config_file` are
-# the run-management layer; `sweep` the parameter sweeps; `report` the HTML pages and plots.
+# the run-management layer; `sweep` the parameter sweeps, `optimize` their notebook form; `report`
+# the HTML pages and plots.
 ON_TOP = frozenset(
     {
         "__init__",
@@ -54,7 +55,9 @@ ON_TOP = frozenset(
         "config_file",
         "engine",
         "logs",
+        "lookahead",
         "manifest",
+        "optimize",
         "report",
         "results",
         "runs",
@@ -64,7 +67,13 @@ ON_TOP = frozenset(
 )
 
 # Third-party packages confined to one component.
-CONFINED_THIRD_PARTY = {"ccxt": "data", "nats": "sweep", "bokeh": "report", "numba": "compiled"}
+CONFINED_THIRD_PARTY = {
+    "ccxt": "data",
+    "nats": "sweep",
+    "optuna": "sweep",
+    "bokeh": "report",
+    "numba": "compiled",
+}
 
 # Banned everywhere: the process-global `random` module.
 BANNED_MODULES = frozenset({"random"})

@@ -122,7 +122,7 @@ def test_the_sweep_id_ignores_where_results_go_but_not_what_is_swept() -> None:
         ({"grid": {"fast": [5]}, "constraints": ["__import__('os').getpid()"]}, "not allowed"),
         ({"grid": {"fast": [5]}, "random": {"n": 1, "params": {"x": {}}}}, "exactly one"),
         ({"grid": {"fast": {"start": 5, "stop": 1, "step": 1}}}, "below start"),
-        ({}, "needs a \\[grid\\] or a \\[random\\]"),
+        ({}, "needs a \\[grid\\], a \\[random\\] or a \\[search\\]"),
         ({"grid": {"fast": [5]}, "constraints": ["fast > 99"]}, "leave no point"),
         ({"grid": {"fats": [5]}}, "does not declare this parameter"),
         ({"grid": {"run.cash": [-1.0]}}, "point .*cash"),

@@ -1,0 +1,66 @@
+"""Where a sweep's points come from, batch by batch: `ask` the next batch, run it, `tell` its results.
+
+A grid or random sweep is one batch holding every point; a `[search]` asks an optimizer
+(`sweep/study.py`, loaded only then: optuna takes a while to import).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from backtester.sweep.plan import PlannedRun, SweepPlan
+from backtester.sweep.spec import RunReport
+
+
+class Search(Protocol):
+    def ask(self) -> list[PlannedRun]:
+        """The next batch (after a resume: the batch in progress); empty when the sweep is done."""
+        ...
+
+    def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
+        """Every point of `batch` has its report in `reports` (by point index)."""
+        ...
+
+    def finished(self, reports: dict[int, RunReport]) -> bool:
+        """Nothing left to ask, run or tell."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FixedPoints:
+    """Every planned point in one batch."""
+
+    def __init__(self, plan: SweepPlan) -> None:
+        self._runs = list(plan.runs)
+        self._asked = False
+
+    def ask(self) -> list[PlannedRun]:
+        if self._asked:
+            return []
+        self._asked = True
+        return self._runs
+
+    def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
+        return None
+
+    def finished(self, reports: dict[int, RunReport]) -> bool:
+        return all(run.index in reports for run in self._runs)
+
+    def close(self) -> None:
+        return None
+
+
+def open_search(plan: SweepPlan, directory: Path) -> Search:
+    """The plan's search; a `[search]` study is created or reloaded from `directory`."""
+    if plan.config.search is None:
+        return FixedPoints(plan)
+    from backtester.sweep.study import OptunaSearch  # noqa: PLC0415  (optuna only when needed)
+
+    return OptunaSearch(plan, directory)
+
+
+def total_points(plan: SweepPlan) -> int:
+    search = plan.config.search
+    return len(plan.runs) if search is None else search.trials

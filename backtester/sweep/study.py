@@ -1,0 +1,241 @@
+"""A `[search]` sweep: optuna proposes the points, a fixed batch at a time (the only optuna import).
+
+The trial sequence depends on the sweep seed and the batch size only, never on the workers:
+- the coordinator asks `batch` trials, the runs go out to any number of workers, and the results
+  are told back in trial order once the whole batch is in; then the next batch is asked;
+- before each ask the sampler is made anew with a seed derived from (sweep seed, trial number), so
+  a trial's proposal is a function of the study's stored trials and that seed, not of how many
+  proposals one sampler object happened to make (which a resumed process would not repeat);
+- the study lives in the sweep directory (optuna's journal file), so a resumed sweep reloads the
+  very trials asked before, completes the batch it was in, and goes on as if never stopped.
+
+A proposal that fails the constraints is told as failed and asked again; it is not a point. Two
+trials may propose the same values: they are the same run (same seed, same run id), run once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseSampler, CmaEsSampler, NSGAIISampler, TPESampler
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.trial import TrialState
+
+from backtester.sweep.config import Distribution, SweepConfigError
+from backtester.sweep.plan import MAX_DRAWS_PER_POINT, PlannedRun, SweepPlan
+from backtester.sweep.spec import RunCompleted, RunReport
+
+STUDY_JOURNAL = "study.journal"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _SingleWriter(BaseJournalFileLock):
+    """No lock file: one coordinator owns a sweep directory at a time, and a lock file left by a
+    coordinator killed mid-write would stall the resume for optuna's grace period."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+class _JournalFile(JournalFileBackend):
+    """optuna's journal file, written without an fsync per operation (a dozen per trial): a killed
+    process loses nothing the operating system already has, and `sync` runs after every batch."""
+
+    def __init__(self, path: Path) -> None:
+        _drop_torn_tail(path)
+        super().__init__(str(path), lock_obj=_SingleWriter())
+        self._handle = path.open("ab")
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        self._handle.write(text.encode("utf-8"))
+        self._handle.flush()
+
+    def sync(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self.sync()
+        self._handle.close()
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """A process killed mid-write leaves a partial last line, which optuna would refuse to read
+    past once anything follows it: cut it off (its operation is redone identically)."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(end)
+
+
+def distribution(spec: Distribution) -> BaseDistribution:
+    if spec.uniform is not None:
+        return FloatDistribution(*spec.uniform, step=spec.step)
+    if spec.loguniform is not None:
+        return FloatDistribution(*spec.loguniform, log=True)
+    if spec.randint is not None:
+        return IntDistribution(*spec.randint, step=int(spec.step or 1))
+    assert spec.choice is not None  # Distribution requires exactly one
+    return CategoricalDistribution(spec.choice)
+
+
+def trial_seed(sweep_seed: int, number: int) -> int:
+    text = f"{sweep_seed}:{number}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
+
+
+class OptunaSearch:
+    def __init__(self, plan: SweepPlan, directory: Path) -> None:
+        search = plan.config.search
+        assert search is not None  # only [search] plans come here
+        goals = plan.config.goals()
+        if search.method == "cmaes" and len(goals) > 1:
+            raise SweepConfigError("cmaes optimizes one objective; use nsga2 or tpe for several")
+        self.plan = plan
+        self.search = search
+        self._specs = search.params
+        self._distributions = {name: distribution(d) for name, d in search.params.items()}
+        self._goals = goals
+        self._journal = _JournalFile(directory / STUDY_JOURNAL)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study = optuna.create_study(
+                study_name=plan.sweep_id,
+                storage=JournalStorage(self._journal),
+                directions=[goal.direction for goal in goals],
+                load_if_exists=True,
+            )
+        self._trial_of: dict[int, int] = {}  # point index -> trial number
+        self._told = 0  # points told, always a prefix in point order
+        self._trials = 0
+        self._restore()
+
+    def _restore(self) -> None:
+        """Points from the trials a previous session asked, in trial order."""
+        for trial in self.study.get_trials(deepcopy=False):
+            self._trials = trial.number + 1
+            params = self._values(trial.params)
+            if not self.plan.feasible(params):
+                if trial.state == TrialState.RUNNING:  # stopped before telling it so
+                    self.study.tell(trial.number, state=TrialState.FAIL)
+                continue
+            run = self.plan.add(params)
+            self._trial_of[run.index] = trial.number
+            if trial.state != TrialState.RUNNING:
+                self._told = run.index + 1
+
+    def finished(self, reports: dict[int, RunReport]) -> bool:
+        return self._told >= self.search.trials
+
+    def ask(self) -> list[PlannedRun]:
+        """The current batch: asked now, or (after a resume) the one that was in progress. Empty
+        once every trial is told."""
+        if self._told >= self.search.trials:
+            return []
+        start = self._told - self._told % self.search.batch
+        end = min(start + self.search.batch, self.search.trials)
+        rejected = 0
+        while len(self.plan.runs) < end:
+            number = self._trials
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.sampler = self._sampler(trial_seed(self.plan.config.seed, number))
+                trial = self.study.ask(self._distributions)
+            self._trials += 1
+            params = self._values(trial.params)
+            if not self.plan.feasible(params):
+                self.study.tell(trial, state=TrialState.FAIL)
+                rejected += 1
+                if rejected > MAX_DRAWS_PER_POINT:
+                    raise SweepConfigError(
+                        f"the optimizer proposed {rejected} points in a row that the constraints "
+                        "reject; widen the parameter space or relax the constraints"
+                    )
+                continue
+            rejected = 0
+            run = self.plan.add(params)
+            self._trial_of[run.index] = trial.number
+        self._journal.sync()
+        return self.plan.runs[start:end]
+
+    def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
+        """Tell each point's outcome in point order: its objectives, or failed (a run that failed,
+        or an objective that is missing or not a finite number)."""
+        for run in batch:
+            if run.index < self._told:
+                continue
+            number = self._trial_of[run.index]
+            values = self.values(reports[run.index])
+            if values is None:
+                self.study.tell(number, state=TrialState.FAIL)
+            else:
+                self.study.tell(number, values)
+            self._told = run.index + 1
+        self._journal.sync()
+
+    def values(self, report: RunReport) -> list[float] | None:
+        if not isinstance(report, RunCompleted):
+            return None
+        found = []
+        for goal in self._goals:
+            value = report.stats.get(goal.stat)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            if not math.isfinite(value):
+                return None
+            found.append(float(value))
+        return found
+
+    def close(self) -> None:
+        self._journal.close()
+
+    def _sampler(self, seed: int) -> BaseSampler:
+        search = self.search
+        if search.method == "tpe":
+            return TPESampler(
+                seed=seed, n_startup_trials=search.startup, multivariate=True, constant_liar=True
+            )
+        if search.method == "cmaes":
+            return CmaEsSampler(
+                seed=seed,
+                n_startup_trials=search.startup,
+                popsize=search.population,
+                warn_independent_sampling=False,
+            )
+        return NSGAIISampler(seed=seed, population_size=search.population or 50)
+
+    def _values(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """A trial's values in the config's parameter order, a stepped float on its exact
+        decimal (low + k * step), as a grid range would have it."""
+        return {name: _on_step(self._specs[name], raw[name]) for name in self._specs}
+
+
+def _on_step(spec: Distribution, value: Any) -> Any:
+    if spec.uniform is None or spec.step is None:
+        return value
+    low, step = Decimal(repr(spec.uniform[0])), Decimal(repr(spec.step))
+    k = round((Decimal(repr(float(value))) - low) / step)
+    return float(low + k * step)

@@ -1,0 +1,130 @@
+"""The optuna search in-process: a trial sequence that depends on (seed, batch) only, resumed
+mid-batch or mid-tell identically, constraints and duplicate proposals, every method."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backtester.sweep.config import decode_sweep_config
+from backtester.sweep.plan import PlannedRun, SweepPlan, build_plan
+from backtester.sweep.spec import RunCompleted, RunReport
+from backtester.sweep.study import STUDY_JOURNAL, OptunaSearch
+from tests.sweep_support import small_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return small_data(tmp_path_factory.mktemp("study") / "bars.parquet", rows=300)
+
+
+def plan_for(data: Path, out: Path, **search: Any) -> SweepPlan:
+    raw: dict[str, Any] = {
+        "seed": 3,
+        "constraints": ["fast < slow"],
+        "search": {
+            "trials": 20,
+            "batch": 6,
+            "startup": 4,
+            "params": {"fast": {"randint": [2, 30]}, "slow": {"randint": [10, 60], "step": 5}},
+            **search,
+        },
+        "base": {
+            "data": [{"kind": "file", "path": str(data), "symbol": "BTC/USDT"}],
+            "strategy": {"name": "SmaCross"},
+        },
+        "output_dir": str(out),
+    }
+    if search.get("method") == "nsga2":
+        raw["objectives"] = [{"stat": "a"}, {"stat": "b", "direction": "minimize"}]
+    plan = build_plan(decode_sweep_config(raw, "test"))
+    plan.output_dir.mkdir(parents=True, exist_ok=True)
+    return plan
+
+
+def outcome(run: PlannedRun) -> RunReport:
+    """A made-up objective with a peak at fast=12, slow=40."""
+    fast, slow = run.params["fast"], run.params["slow"]
+    stats: dict[str, Any] = {"sharpe": -((fast - 12) ** 2) - ((slow - 40) / 5) ** 2}
+    stats |= {"a": math.sin(fast), "b": slow / 10}
+    return RunCompleted("s", run.index, run.run_id, "d", stats)  # type: ignore[arg-type]
+
+
+def drive(search: OptunaSearch, batches: int | None = None) -> None:
+    done = 0
+    while (batches is None or done < batches) and (batch := search.ask()):
+        search.tell(batch, {run.index: outcome(run) for run in batch})
+        done += 1
+
+
+def points(plan: SweepPlan) -> list[tuple[int, int, str]]:
+    return [(r.params["fast"], r.params["slow"], r.run_id) for r in plan.runs]
+
+
+def test_a_study_proposes_the_same_points_every_time_and_honours_the_constraints(
+    data: Path, tmp_path: Path
+) -> None:
+    first, second = plan_for(data, tmp_path / "a"), plan_for(data, tmp_path / "b")
+    for plan in (first, second):
+        search = OptunaSearch(plan, plan.output_dir)
+        drive(search)
+        search.close()
+    assert len(first.runs) == 20
+    assert points(first) == points(second)
+    assert all(r.params["fast"] < r.params["slow"] for r in first.runs)
+    assert all(r.params["slow"] % 5 == 0 for r in first.runs)
+    assert [r.index for r in first.runs] == list(range(20))
+
+
+def test_a_study_stopped_mid_batch_or_mid_tell_resumes_to_the_same_points(
+    data: Path, tmp_path: Path
+) -> None:
+    straight = plan_for(data, tmp_path / "straight")
+    search = OptunaSearch(straight, straight.output_dir)
+    drive(search)
+    search.close()
+
+    broken = plan_for(data, tmp_path / "broken")
+    search = OptunaSearch(broken, broken.output_dir)
+    drive(search, batches=1)
+    batch = search.ask()  # the second batch is asked, then only half of it is told
+    search.tell(batch[:3], {run.index: outcome(run) for run in batch[:3]})
+    search.close()
+    journal = broken.output_dir / STUDY_JOURNAL
+    with journal.open("ab") as handle:
+        handle.write(b'{"op_code": 4, "worker_id"')  # a write torn by a kill
+
+    again = plan_for(data, tmp_path / "broken")
+    resumed = OptunaSearch(again, again.output_dir)
+    assert points(again) == points(broken)  # the asked trials come back as points
+    assert resumed.ask() == again.runs[6:12]  # the batch in progress, not a new one
+    drive(resumed)
+    resumed.close()
+    assert points(again) == points(straight)
+
+
+def test_a_point_proposed_twice_is_the_same_run(data: Path, tmp_path: Path) -> None:
+    plan = plan_for(
+        data, tmp_path, trials=12, params={"fast": {"choice": [3, 4]}, "slow": {"choice": [20]}}
+    )
+    search = OptunaSearch(plan, plan.output_dir)
+    drive(search)
+    search.close()
+    ids = [r.run_id for r in plan.runs]
+    assert len(set(ids)) == 2 < len(ids)
+
+
+@pytest.mark.parametrize("method", ["cmaes", "nsga2"])
+def test_every_method_is_deterministic(data: Path, tmp_path: Path, method: str) -> None:
+    found = []
+    for name in ("a", "b"):
+        plan = plan_for(data, tmp_path / name, method=method, population=4)
+        search = OptunaSearch(plan, plan.output_dir)
+        drive(search)
+        search.close()
+        found.append(points(plan))
+    assert found[0] == found[1]
+    assert len(found[0]) == 20
