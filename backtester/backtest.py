@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 import polars as pl
 
 from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
@@ -138,25 +139,8 @@ class Backtest:
         engine = self.engine(**params)
         result = engine.run(progress=bar_wanted(progress))
         result.bars = self.data
-        result.origin = Origin(
-            sources=self.sources,
-            bars=self.data,
-            series={
-                "mark": {s: (given, self.marks[s]) for s, given in self.mark_sources.items()},
-                "funding": {
-                    s: (given, self.funding[s]) for s, given in self.funding_sources.items()
-                },
-            },
-            repair=self.repair,
-            instruments=list(self.given_instruments.values()),
-            strategy=self.strategy,
-            params=self.strategy.make_params(params),
-            given_params=dict(params),
-            fees=self.fees,
-            slippage=self.slippage,
-            setup=self.setup,
-            started_at=started_at,
-            finished_at=utc_now(),
+        result.origin = self.origin(
+            self.strategy.make_params(params), dict(params), started_at, utc_now()
         )
         if save is not False:
             result.save("runs" if save is True else save)
@@ -178,6 +162,32 @@ class Backtest:
         from backtester.optimize import optimize  # noqa: PLC0415  (sweep machinery on demand)
 
         return optimize(self, **kwargs)
+
+    def origin(
+        self, params: msgspec.Struct, given: dict[str, Any], started_at: str, finished_at: str
+    ) -> Origin:
+        """What a run of this backtest with `params` (`given`: as named in the call) is made of,
+        which `RunResult.save` describes as a run config."""
+        return Origin(
+            sources=self.sources,
+            bars=self.data,
+            series={
+                "mark": {s: (given, self.marks[s]) for s, given in self.mark_sources.items()},
+                "funding": {
+                    s: (given, self.funding[s]) for s, given in self.funding_sources.items()
+                },
+            },
+            repair=self.repair,
+            instruments=list(self.given_instruments.values()),
+            strategy=self.strategy,
+            params=params,
+            given_params=given,
+            fees=self.fees,
+            slippage=self.slippage,
+            setup=self.setup,
+            started_at=started_at,
+            finished_at=finished_at,
+        )
 
     def engine(self, **params: Any) -> Engine:
         """The engine `run(**params)` would run, built and not yet run: its mode and, on the

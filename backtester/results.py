@@ -258,7 +258,10 @@ def build_result(
             position_value += held * unit_values[symbol]
         equity = equity_frame(timeline, cash, position_value)
     paid = books.funding if books.funding is not None else np.zeros(len(timeline))
-    equity = equity.with_columns(pl.Series("funding", paid))
+    notional = np.zeros(len(timeline))
+    for symbol, held in positions.items():
+        notional += np.abs(held) * unit_values[symbol]
+    equity = equity.with_columns(pl.Series("funding", paid), pl.Series("notional", notional))
     if account == "margin" and books.cost_basis is not None:
         basis = np.zeros(len(timeline))
         for values in books.cost_basis.values():

@@ -5,7 +5,7 @@ ever short. `MarginAccount` trades contracts: signed positions at a leverage, in
 position, maintenance margin from the instrument's brackets, funding, and liquidation prices in
 isolated or cross mode. The venue, the risk engine, the ledger and the strategy context each hold
 their own instance and feed it the same events, so they agree by construction; the booking
-arithmetic lives in `accounting.arithmetic` (adr/0016).
+arithmetic lives in `accounting.arithmetic` (adr/0017).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
+from backtester.data.atomic import check_writable
 from backtester.data.audit import audit_series
 from backtester.data.catalog import list_series
 from backtester.data.errors import DataError
@@ -239,6 +240,7 @@ def _add_import(commands: Any) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    check_writable(_root(args), "catalog")
     if args.kind != "funding":
         if not args.timeframe:
             raise DataError("import of candles needs --timeframe")

@@ -55,6 +55,7 @@ def test_result_frames_have_the_documented_columns(result: RunResult) -> None:
         "equity",
         "drawdown_pct",
         "funding",
+        "notional",
     ]
     assert result.equity.height == 30_900
     assert {"entry_time", "exit_time", "entry_price", "exit_price", "pnl", "is_open"} <= set(
