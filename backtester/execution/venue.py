@@ -20,7 +20,7 @@ from backtester.config import FillConfig, IntrabarPath
 from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY, IOC, LIMIT, MARKET, SELL, STOP_LIMIT, TAKER, Liquidity
-from backtester.domain.instrument import Instrument, MarginMode
+from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
@@ -98,15 +98,13 @@ class SimulatedVenue:
         # seen for every other instrument; a margin account watches every bar while exposed).
         self._marks_now: dict[str, float] = {s: float(m.open[0]) for s, m in marks.items()}
         # Only cross positions' margin depends on marks: an isolated-only account need not track them.
-        self._cross = any(
-            i.is_contract and i.margin_mode is MarginMode.CROSS for i in instruments.values()
-        )
+        self._cross = account.marks_matter
         # Liquidation prices, until a booking or a funding payment moves them (cross positions of
         # several instruments move each other's with every mark: those are not kept).
         self._levels: dict[str, float] = {}
         # Per instrument, what a bar must reach to need a look at its path: the mark lows (long) or
-        # highs (short) and the liquidation price; False while flat or while the level moves.
-        self._guards: dict[str, tuple[list[float], float, bool] | bool] = {}
+        # highs (short) and the liquidation price; empty while flat.
+        self._guards: dict[str, tuple[list[float], float, bool] | tuple[()]] = {}
         self._books: dict[str, list[_Resting]] = {symbol: [] for symbol in instruments}
         self._last_bar: dict[str, Bar] = {}
         self._bar_volume_used: dict[str, tuple[int, float]] = {}
@@ -168,8 +166,7 @@ class SimulatedVenue:
             if guard is None:
                 guard = self._guard(symbol)
             # Most bars stay clear of the liquidation price: look at the path only when one can't.
-            if guard is not False:
-                assert not isinstance(guard, bool)
+            if guard:
                 extremes, level, long = guard
                 if (extremes[i] <= level) if long else (extremes[i] >= level):
                     self._watch(bar, self._mark_path(bar), 0.0, 3.0)
@@ -567,9 +564,9 @@ class SimulatedVenue:
             return (o[i], low[i], h[i], c[i])
         return (o[i], h[i], low[i], c[i])
 
-    def _guard(self, symbol: str) -> tuple[list[float], float, bool] | bool:
+    def _guard(self, symbol: str) -> tuple[list[float], float, bool] | tuple[()]:
         held = self.account.positions[symbol].quantity
-        guard: tuple[list[float], float, bool] | bool = False
+        guard: tuple[list[float], float, bool] | tuple[()] = ()
         if held:
             level = self._level(symbol)
             _, highs, lows, _ = self._lists(symbol)
