@@ -63,8 +63,7 @@ def simulate(
     order_floats = np.zeros((3, capacity))  # quoted value, filled quantity, filled notional
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
     fill_floats = np.zeros((3, capacity))  # price, quantity, fee
-    cash_at = np.empty(n)
-    position_at = np.empty(n)
+    cash_at, position_at = np.empty((2, n))  # one block: see results.build_result
     money = np.array([initial_cash, 0.0, 0.0, 0.0])  # cash, position, fees paid, entry price
     counts = np.zeros(2, np.int64)  # orders, fills
     loop = _run_plan if compiled else _run_plan.py_func
@@ -225,22 +224,29 @@ def _run_plan(
         fill_floats[2, j] = fee
 
     pending = -1  # the order resting at the venue until the next bar
+    # The balances as locals between bookings: read from `money` in the loop, they would be loaded
+    # again on every bar (the stores into cash_at might alias them).
+    cash = money[0]
+    position = money[1]
     for i in range(n):
         # The venue sees each bar before the strategy: an order from an earlier bar fills at this
         # bar's open, and the strategy then acts on the position that fill left.
-        if pending >= 0:
-            fill(pending, i, open_[i])
-            pending = -1
         s = signal[i]
-        if (s > 0 and money[1] == 0.0) or (s < 0 and money[1] > 0.0):
-            k = submit(i, s > 0)
-            if k >= 0:
-                if trade_on_close:
-                    fill(k, i, close[i])
-                else:
-                    pending = k
-        cash_at[i] = money[0]
-        position_at[i] = money[1]
+        if pending >= 0 or s != 0:
+            if pending >= 0:
+                fill(pending, i, open_[i])
+                pending = -1
+            if (s > 0 and money[1] == 0.0) or (s < 0 and money[1] > 0.0):
+                k = submit(i, s > 0)
+                if k >= 0:
+                    if trade_on_close:
+                        fill(k, i, close[i])
+                    else:
+                        pending = k
+            cash = money[0]
+            position = money[1]
+        cash_at[i] = cash
+        position_at[i] = position
     if pending >= 0:
         order_ints[2, pending] = CANCELED
         order_ints[3, pending] = CANCELED_END_OF_DATA

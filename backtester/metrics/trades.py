@@ -113,11 +113,16 @@ def round_trips(
     pnl = np.where(long, value_out - entry_value, entry_value - value_out) - fees - funded
     exit_quantity = np.where(is_open, exited + np.abs(held), exited)
     entry_ts = ts[first]
-    tags = fills["tag"].to_numpy() if "tag" in fills.columns else None
+    # Compared in polars: a column of strings read into numpy would be Python objects.
+    liquidation_fill = (
+        (fills["tag"] == LIQUIDATION_TAG).fill_null(False).to_numpy()
+        if "tag" in fills.columns
+        else None
+    )
     liquidated = (
         np.zeros(len(symbol), dtype=bool)
-        if tags is None
-        else ~is_open & (tags[np.maximum(last, 0)] == LIQUIDATION_TAG)
+        if liquidation_fill is None
+        else ~is_open & liquidation_fill[np.maximum(last, 0)]
     )
     return pl.DataFrame(
         {
@@ -126,7 +131,7 @@ def round_trips(
             else pl.Series(symbol).replace_strict(
                 range(len(symbols)), symbols, return_dtype=pl.String
             ),
-            "side": np.where(long, "long", "short"),
+            "side": long,
             "entry_time": entry_ts,
             "exit_time": exit_ts,
             "entry_price": _ratio(entry_value, entered * sizes[symbol]),
@@ -142,11 +147,13 @@ def round_trips(
         },
         schema={
             **TRADE_SCHEMA,
+            "side": pl.Boolean,
             "entry_time": pl.Int64,
             "exit_time": pl.Int64,
             "duration": pl.Int64,
         },
     ).with_columns(
+        pl.when(pl.col("side")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
         pl.col("entry_time", "exit_time").cast(TRADE_SCHEMA["entry_time"]),
         pl.col("duration").cast(TRADE_SCHEMA["duration"]),
     )

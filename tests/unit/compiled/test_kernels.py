@@ -383,17 +383,22 @@ def test_mark_to_market_equals_the_numpy_expressions(
     cash: list[float], data: st.DataObject
 ) -> None:
     n = len(cash)
-    held = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.5, 2.0]), min_size=n, max_size=n)))
+    held = np.array(
+        data.draw(st.lists(st.sampled_from([0.0, 0.5, 2.0, -1.5]), min_size=n, max_size=n))
+    )
     close = np.array(data.draw(st.lists(st.floats(1.0, 100.0), min_size=n, max_size=n)))
     cash_a = np.array(cash)
     position_value = np.zeros(n)
     position_value += held * close
     equity = cash_a + position_value
+    notional = np.zeros(n)
+    notional += np.abs(held) * close
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
     for got in compiled_and_python(
-        drawdown.mark_to_market, cash_a, held, close, outputs=((n, float),) * 3
+        drawdown.mark_to_market, cash_a, held, close, outputs=((n, float),) * 4
     ):
         assert same(got[0], position_value)
         assert same(got[1], equity)
         assert np.array_equal(got[2], pct, equal_nan=True)
+        assert same(got[3], notional)
