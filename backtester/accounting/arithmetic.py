@@ -4,7 +4,7 @@ compiled kernel uses (numba compiles these functions as they are; `compiled/book
 Every account kind books a fill the same way: its notional flows through `cash` (a buy pays it, a
 sell receives it; fees are paid on top), and each position keeps its signed quantity and average
 entry price. Equity is then `cash + sum(quantity * mark * contract_size)` for spot holdings and
-linear contracts alike (adr/0016). Each function is one fixed sequence of IEEE operations, so a
+linear contracts alike (adr/0017). Each function is one fixed sequence of IEEE operations, so a
 replay gives the same floats bit for bit.
 """
 
@@ -78,7 +78,7 @@ def isolated_liquidation_price(
 ) -> float:
     """Binance USDⓈ-M's isolated liquidation price for a position of signed `quantity` (in base
     units) entered at `entry` with `margin`, in the bracket (`rate`, `amount`):
-    `(WB + cum - side * Q * EP) / (Q * MMR - side * Q)` (adr/0016). A result <= 0 is never reached."""
+    `(WB + cum - side * Q * EP) / (Q * MMR - side * Q)` (adr/0017). A result <= 0 is never reached."""
     side = 1.0 if quantity > 0.0 else -1.0
     size = abs(quantity)
     return (margin + amount - side * size * entry) / (size * rate - side * size)

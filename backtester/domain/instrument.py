@@ -14,6 +14,8 @@ from enum import StrEnum
 
 import msgspec
 
+from backtester.domain.times import utc_ms
+
 
 class InstrumentKind(StrEnum):
     SPOT = "spot"
@@ -213,14 +215,9 @@ def _epoch_ms(value: int | str) -> int:
     if isinstance(value, int):
         return value
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InstrumentError(
-            f"expiry {value!r} is neither epoch milliseconds nor an ISO date/time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        return utc_ms(value)
+    except ValueError as exc:
+        raise InstrumentError(f"expiry: {exc}") from None
 
 
 def snap_to_step(steps: int, step: float) -> float:

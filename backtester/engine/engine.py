@@ -285,20 +285,6 @@ class Engine:
         return np.unique(np.asarray(active, dtype=np.int64))  # sorted, as the scheduler needs
 
 
-def run_engine(
-    data: dict[str, pl.DataFrame],
-    instruments: dict[str, Instrument],
-    strategy_type: type[Strategy[Any]],
-    params: msgspec.Struct,
-    fees: FeeModel,
-    slippage: SlippageModel,
-    setup: EngineSetup,
-    repairs: list[RepairReport] | None = None,
-) -> RunResult:
-    """Build an `Engine` and run it."""
-    return Engine(data, instruments, strategy_type, params, fees, slippage, setup, repairs).run()
-
-
 def engine_for_config(
     cfg: RunConfig,
     data: dict[str, pl.DataFrame],

@@ -21,7 +21,7 @@ from backtester.config import FillConfig, IntrabarPath
 from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY, FOK, IOC, MARKET, SELL, TAKER, Liquidity
-from backtester.domain.instrument import Instrument, MarginMode
+from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
@@ -80,15 +80,13 @@ class SimulatedVenue:
         # seen for every other instrument; a margin account watches every bar while exposed).
         self._marks_now: dict[str, float] = {s: float(m.open[0]) for s, m in marks.items()}
         # Only cross positions' margin depends on marks: an isolated-only account need not track them.
-        self._cross = any(
-            i.is_contract and i.margin_mode is MarginMode.CROSS for i in instruments.values()
-        )
+        self._cross = account.marks_matter
         # Liquidation prices, until a booking or a funding payment moves them (cross positions of
         # several instruments move each other's with every mark: those are not kept).
         self._levels: dict[str, float] = {}
         # Per instrument, what a bar must reach to need a look at its path: the mark lows (long) or
-        # highs (short) and the liquidation price; False while flat or while the level moves.
-        self._guards: dict[str, tuple[list[float], float, bool] | bool] = {}
+        # highs (short) and the liquidation price; empty while flat.
+        self._guards: dict[str, tuple[list[float], float, bool] | tuple[()]] = {}
         self._orders = OrderBook(list(instruments))
         self._books = self._orders.books
         self._last_bar: dict[str, Bar] = {}
@@ -154,11 +152,10 @@ class SimulatedVenue:
             if guard is None:
                 guard = self._guard(symbol)
             # Most bars stay clear of the liquidation price: look at the path only when one can't.
-            if guard is not False:
-                assert not isinstance(guard, bool)
+            if guard:
                 extremes, level, long = guard
                 if (extremes[i] <= level) if long else (extremes[i] >= level):
-                    self._watch(bar, self._mark_path(bar), 0.0, 3.0)
+                    self._watch(bar, self._mark_path(bar), 0.0, END)
         if cross:
             self._marks_now[symbol] = self._lists(symbol)[3][i]
 
@@ -833,9 +830,9 @@ class SimulatedVenue:
             return (o[i], low[i], h[i], c[i])
         return (o[i], h[i], low[i], c[i])
 
-    def _guard(self, symbol: str) -> tuple[list[float], float, bool] | bool:
+    def _guard(self, symbol: str) -> tuple[list[float], float, bool] | tuple[()]:
         held = self.account.positions[symbol].quantity
-        guard: tuple[list[float], float, bool] | bool = False
+        guard: tuple[list[float], float, bool] | tuple[()] = ()
         if held:
             level = self._level(symbol)
             _, highs, lows, _ = self._lists(symbol)
