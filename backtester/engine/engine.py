@@ -292,8 +292,10 @@ def engine_for_config(
     *,
     marks: dict[str, pl.DataFrame] | None = None,
     funding: dict[str, pl.DataFrame] | None = None,
+    instruments: dict[str, Instrument] | None = None,
 ) -> Engine:
-    """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`)."""
+    """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`,
+    which also resolves the config's instruments; without them they are resolved here)."""
     strategy = assembly.strategy_class(cfg.strategy.name)
     setup = EngineSetup(
         initial_cash=cfg.cash,
@@ -305,7 +307,7 @@ def engine_for_config(
     )
     return Engine(
         data,
-        assembly.instruments(cfg),
+        assembly.instruments(cfg) if instruments is None else instruments,
         strategy,
         assembly.strategy_params(strategy, cfg.strategy),
         assembly.fee_model(cfg.fees),
@@ -324,9 +326,12 @@ def run_config(
     *,
     marks: dict[str, pl.DataFrame] | None = None,
     funding: dict[str, pl.DataFrame] | None = None,
+    instruments: dict[str, Instrument] | None = None,
 ) -> RunResult:
     """Run a decoded config over its loaded data."""
-    return engine_for_config(cfg, data, repairs, marks=marks, funding=funding).run()
+    return engine_for_config(
+        cfg, data, repairs, marks=marks, funding=funding, instruments=instruments
+    ).run()
 
 
 def _choose_mode(
