@@ -142,7 +142,8 @@ class Backtest:
         with `n_trials` (and `batch`, the trials asked at once); `constraint`: a function of the
         point (`lambda p: p.fast < p.slow`) or an expression ("fast < slow"); `workers`: local
         processes (default one per core); `nats`: a NATS server URL to run on its workers
-        instead; `seed`; `out`: where the sweep directory goes (default "runs").
+        instead; `seed`; `out`: where the sweep directory goes (default "runs"); `materialize`:
+        how many of the best runs get full run directories there (default 1; `.runs`).
         Returns an `Optimization`: `.table` (a polars frame), `.best`, `.selection`, `.plot()`.
         The same points give the same table and digest as `python -m backtester sweep`."""
         from backtester.optimize import optimize  # noqa: PLC0415  (sweep machinery on demand)

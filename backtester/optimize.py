@@ -62,6 +62,7 @@ class Optimization:
     sweep_id: str
     digest: str
     directory: Path
+    runs: list[Path]  # the best points' run directories (`materialize=`), best first
 
     def __repr__(self) -> str:
         stat, direction = self.objectives[0]
@@ -99,6 +100,7 @@ def optimize(
     nats: str | None = None,
     out: str | Path = "runs",
     top: int = 10,
+    materialize: int = 1,
     **space: Any,
 ) -> Optimization:
     objectives = _objectives(maximize, minimize)
@@ -129,7 +131,9 @@ def optimize(
     plan = build_plan(decode_sweep_config(raw, "optimize"), keep=keep, identity=identity)
     local = nats is None
     count = workers if workers is not None else (_cores() if local else 0)
-    settings = SweepSettings(nats_url=nats, workers=count, resume=True, local=local)
+    settings = SweepSettings(
+        nats_url=nats, workers=count, resume=True, local=local, materialize=materialize
+    )
     outcome = _run(run_sweep(plan, settings, stream=_progress_stream()))
     return _optimization(outcome, objectives, method)
 
@@ -270,6 +274,7 @@ def _optimization(
         sweep_id=outcome.plan.sweep_id,
         digest=outcome.manifest.digest,
         directory=directory,
+        runs=outcome.materialized,
     )
 
 

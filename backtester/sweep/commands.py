@@ -17,6 +17,7 @@ from backtester.sweep.cache import default_cache_dir
 from backtester.sweep.config import load_sweep_config
 from backtester.sweep.coordinator import SweepOutcome, SweepSettings, run_sweep
 from backtester.sweep.local import CREDENTIAL_ENV, URL_ENV, WorkersLost
+from backtester.sweep.materialize import MaterializeError
 from backtester.sweep.nats_adapter import BrokerError, Credentials, QueueSettings
 from backtester.sweep.plan import build_plan
 from backtester.sweep.results import SweepBusy, best, stored_config
@@ -52,6 +53,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sweep.add_argument("--resume", metavar="SWEEP_ID", help="continue an earlier sweep")
     sweep.add_argument("--out", metavar="DIR", help="parent of sweeps/ (default: the config's)")
     sweep.add_argument("--top", type=int, metavar="N", help="best points to print")
+    sweep.add_argument(
+        "--materialize",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "write the best N runs as full run directories under the output directory, for the "
+            "sweep report's links, verify and compare (default 1; 0 for none)"
+        ),
+    )
     sweep.add_argument(
         "--ack-wait",
         type=float,
@@ -149,6 +160,8 @@ def _sweep(args: argparse.Namespace) -> int:
             "changed since (resume with --resume alone to use the stored config)"
         )
     workers = args.workers if args.workers is not None else (0 if args.nats else _cores())
+    if args.materialize < 0:
+        raise UserError("--materialize must be 0 or more")
     if workers < 0 or (workers == 0 and not args.nats):
         raise UserError("--workers must be at least 1 without --nats")
     settings = SweepSettings(
@@ -158,6 +171,7 @@ def _sweep(args: argparse.Namespace) -> int:
         queue=QueueSettings(ack_wait=args.ack_wait, max_deliver=args.max_deliver),
         cache_dir=args.cache_dir or "",
         resume=args.resume is not None,
+        materialize=args.materialize,
     )
     search = cfg.search
     planned = (
@@ -172,7 +186,7 @@ def _sweep(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"sweep stopped; {hint}", file=sys.stderr)
         raise
-    except SweepBusy as exc:
+    except (SweepBusy, MaterializeError) as exc:
         raise UserError(str(exc)) from None
     except (ServerError, ConnectionError, WorkersLost, BrokerError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
@@ -255,6 +269,8 @@ def _print_outcome(outcome: SweepOutcome, top: int) -> None:
     elif top:
         print(f"no successful point has a {objective.stat!r} statistic to rank by")
     print(f"results: {outcome.plan.output_dir / 'results.parquet'}")
+    for directory in outcome.materialized:
+        print(f"run directory: {directory}")
 
 
 def _table(rows: list[tuple[Any, ...]], header: list[str]) -> str:

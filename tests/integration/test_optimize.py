@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from backtester import Backtest
+from backtester.cli import main
 from backtester.strategies import SmaCross
 from backtester.sweep.results import MANIFEST, RESULTS, read_manifest
 from tests.sweep_support import REPO, small_data, subprocess_env, sweep_config
@@ -58,6 +59,9 @@ def test_optimize_and_the_sweep_command_give_the_same_table_and_digest(
         ["sharpe", "index"], descending=[True, False]
     )
     assert found.best == {"fast": ranked["param.fast"][0], "slow": ranked["param.slow"][0]}
+    # The best run has its run directory, which replays to its digest.
+    assert [p.name for p in found.runs] == [ranked["run_id"][0]]
+    assert main(["verify", str(found.runs[0])]) == 0
     assert found.selection.trials == 11
     assert found.selection.verdict
     assert "best by sharpe" in repr(found)
