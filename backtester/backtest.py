@@ -24,6 +24,7 @@ from backtester.strategy.base import Strategy
 
 if TYPE_CHECKING:
     from backtester.optimize import Optimization
+    from backtester.walk_forward import WalkForwardResult
 
 # A pandas DataFrame is accepted too (typed Any: pandas is an optional dependency).
 DataSource = pl.DataFrame | str | Path | Any
@@ -149,6 +150,20 @@ class Backtest:
         from backtester.optimize import optimize  # noqa: PLC0415  (sweep machinery on demand)
 
         return optimize(self, **kwargs)
+
+    def walk_forward(
+        self, *, train: str, test: str, step: str | None = None, **kwargs: Any
+    ) -> WalkForwardResult:
+        """Walk-forward validation: per fold, optimize on `train` (a duration: "60d", "12h"),
+        run the best point on the `test` after it, move on by `step` (default `test`);
+        `anchored=True` keeps every training window's start at the data's first bar. The other
+        keywords are `optimize`'s (parameters, `maximize`, `method`, `workers`, ...). Returns a
+        `WalkForwardResult`: `.folds`, the stitched out-of-sample `.equity` and its `.stats`,
+        `.runs` (the out-of-sample run directories) and `.report()` (the HTML page). The same
+        folds and results as `python -m backtester sweep` with `[walk_forward]` in the config."""
+        from backtester.walk_forward import walk_forward  # noqa: PLC0415  (sweep machinery on demand)
+
+        return walk_forward(self, train=train, test=test, step=step, **kwargs)
 
     def engine(self, **params: Any) -> Engine:
         """The engine `run(**params)` would run, built and not yet run: its mode and, on the
