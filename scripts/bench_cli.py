@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -63,13 +64,14 @@ import json, statistics, sys, time
 from backtester import Backtest
 from backtester.strategies import SmaCross
 bt = Backtest(sys.argv[1], SmaCross, cash=100_000.0, fee_rate=0.0001, mode="compiled")
-seconds = []
+seconds, cpu = [], []
 for _ in range(6):
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = bt.run(fast=10, slow=30)
     seconds.append(time.perf_counter() - started)
+    cpu.append(time.process_time() - cpu_started)
 print(json.dumps({"first": seconds[0], "warm": statistics.median(seconds[1:]),
-                  "digest": result.digest}))
+                  "warm_cpu": statistics.median(cpu[1:]), "digest": result.digest}))
 """
 
 
@@ -79,7 +81,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def wall(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wall(args: list[str], cwd: Path) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall seconds from spawn to exit, CPU seconds of the process, what it printed)."""
+    cpu = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         args, cwd=cwd, env=child_env(), capture_output=True, text=True, check=False
@@ -87,7 +96,7 @@ def wall(args: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr}")
-    return seconds, done
+    return seconds, children_cpu() - cpu, done
 
 
 def phases(stderr: str, spawned: float) -> dict[str, float]:
@@ -127,21 +136,26 @@ def main() -> None:
         wall(floor_cmd, root)
         wall(warm_cmd, root)
         floors, clis, warms, firsts = [], [], [], []
+        floors_cpu, clis_cpu, warms_cpu = [], [], []
         stages: list[dict[str, float]] = []
         digests = set()
         for round_ in range(args.rounds):
-            floors.append(wall(floor_cmd, root)[0])
+            seconds, cpu, _ = wall(floor_cmd, root)
+            floors.append(seconds)
+            floors_cpu.append(cpu)
             out = root / f"runs-{round_}"
             spawned = time.time()
-            seconds, done = wall(
+            seconds, cpu, done = wall(
                 [python, "-m", "backtester", "--log-json", "run", str(config), "--out", str(out)],
                 root,
             )
             clis.append(seconds)
+            clis_cpu.append(cpu)
             stages.append(phases(done.stderr, spawned))
             digests.add(json.loads(done.stderr.splitlines()[-2])["digest"][:16])
-            measured = json.loads(wall(warm_cmd, root)[1].stdout.splitlines()[-1])
+            measured = json.loads(wall(warm_cmd, root)[2].stdout.splitlines()[-1])
             warms.append(measured["warm"])
+            warms_cpu.append(measured["warm_cpu"])
             firsts.append(measured["first"])
             digests.add(measured["digest"][:16])
             print(
@@ -152,14 +166,19 @@ def main() -> None:
             )
 
     floor, cli, warm = (statistics.median(x) for x in (floors, clis, warms))
+    floor_cpu, cli_cpu, warm_cpu = (statistics.median(x) for x in (floors_cpu, clis_cpu, warms_cpu))
+    first = statistics.median(firsts)
     print(f"{args.bars:,} synthetic 1-minute bars, SmaCross(10, 30) on the compiled path")
-    print(f"medians over {args.rounds} rounds (each figure a fresh process):")
-    print(f"  python -c 'import polars, numpy'     {floor:.3f} s")
+    print(f"medians over {args.rounds} rounds (each a fresh process), wall seconds (CPU seconds):")
+    print(f"  python -c 'import polars, numpy'     {floor:.3f} ({floor_cpu:.3f})")
     print(
-        f"  warm run (Backtest.run, in memory)   {warm:.3f} s  (first run {statistics.median(firsts):.3f} s)"
+        f"  warm run (Backtest.run, in memory)   {warm:.3f} ({warm_cpu:.3f}), first run {first:.3f}"
     )
-    print(f"  python -m backtester run             {cli:.3f} s")
-    print(f"  CLI / (floor + warm run)             {cli / (floor + warm):.2f}x  (target <= 3x)")
+    print(f"  python -m backtester run             {cli:.3f} ({cli_cpu:.3f})")
+    print(
+        f"  CLI / (floor + warm run)             {cli / (floor + warm):.2f}x "
+        f"(CPU {cli_cpu / (floor_cpu + warm_cpu):.2f}x; target <= 3x)"
+    )
     for event in ("data.loaded", "run.start", "run.finished", "run.written"):
         times = [s[event] for s in stages if event in s]
         if times:

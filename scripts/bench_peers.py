@@ -253,24 +253,29 @@ def vectorbt_run(
 
 
 def child(row: str, n: int, fee: float, calls: int) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     import_framework(FRAMEWORK_OF[row])
     import_seconds = time.perf_counter() - started
+    import_cpu = time.process_time() - cpu
     call, summary = prepare(row, n, fee)
-    seconds = []
+    seconds, cpu_seconds = [], []
     result = None
     for _ in range(1 + calls):
         gc.collect()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = call()
         seconds.append(time.perf_counter() - started)
+        cpu_seconds.append(time.process_time() - cpu)
     trips, final = summary(result)
     print(
         json.dumps(
             {
                 "import": import_seconds,
+                "import_cpu": import_cpu,
                 "first": seconds[0],
                 "warm": statistics.median(seconds[1:]),
+                "first_cpu": cpu_seconds[0],
+                "warm_cpu": statistics.median(cpu_seconds[1:]),
                 "calls": seconds,
                 "trips": trips,
                 "final_equity": final,
@@ -319,6 +324,9 @@ class Row:
     imports: list[float]
     first: list[float]
     warm: list[float]
+    imports_cpu: list[float]
+    first_cpu: list[float]
+    warm_cpu: list[float]
     trips: Trips
     final_equity: float
     peak_rss_mb: float
@@ -346,11 +354,17 @@ def run_size(n: int, rows: list[str], rounds: int, calls: int) -> dict[str, Row]
                 continue
             m = measure(row, n, fee, calls)
             if row not in results:
-                results[row] = Row(row, [], [], [], m["trips"], m["final_equity"], 0.0)
+                results[row] = Row(row, [], [], [], [], [], [], m["trips"], m["final_equity"], 0.0)
             r = results[row]
-            r.imports.append(m["import"])
-            r.first.append(m["first"])
-            r.warm.append(m["warm"])
+            for attr, key in (
+                ("imports", "import"),
+                ("first", "first"),
+                ("warm", "warm"),
+                ("imports_cpu", "import_cpu"),
+                ("first_cpu", "first_cpu"),
+                ("warm_cpu", "warm_cpu"),
+            ):
+                getattr(r, attr).append(m[key])
             r.peak_rss_mb = max(r.peak_rss_mb, m["peak_rss_mb"])
             print(
                 f"  round {round_ + 1}: {row}: import {m['import']:.3f} s, first {m['first']:.3f} s,"
@@ -361,38 +375,48 @@ def run_size(n: int, rows: list[str], rounds: int, calls: int) -> dict[str, Row]
     dense = results["backtester dense"]
     compiled = results.get("backtester compiled path")
     print(
-        "| framework | import s | first call s | warm s | first ÷ warm | warm bars/s "
-        "| ÷ dense (warm) | peak RSS MB | agreement with dense |"
+        "| framework | import s (CPU) | first call s (CPU) | warm s (CPU) | first ÷ warm (CPU) "
+        "| warm bars/s | ÷ dense, warm (CPU) | peak RSS MB | agreement with dense |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in results.values():
-        warm, first = r.median("warm"), r.median("first")
+        warm, first, cpu, cpu_first = (
+            r.median(a) for a in ("warm", "first", "warm_cpu", "first_cpu")
+        )
         print(
-            f"| {r.name} | {r.median('imports'):.3f} | {first:.3f} | {warm:.3f} | "
-            f"{first / warm:.2f}x | {n / warm:,.0f} | {warm / dense.median('warm'):.2f}x | "
+            f"| {r.name} | {r.median('imports'):.3f} ({r.median('imports_cpu'):.3f}) | "
+            f"{first:.3f} ({cpu_first:.3f}) | {warm:.3f} ({cpu:.3f}) | "
+            f"{first / warm:.2f}x ({cpu_first / cpu:.2f}x) | {n / warm:,.0f} | "
+            f"{warm / dense.median('warm'):.2f}x ({cpu / dense.median('warm_cpu'):.2f}x) | "
             f"{r.peak_rss_mb:,.0f} | {'reference' if r is dense else agreement(dense, r)} |"
         )
     print(
         f"\n`import polars, numpy` alone: {statistics.median(floor):.3f} s (median of {rounds}). "
-        f"Medians over {rounds} rounds of {calls} warm calls each (backtrader: one round)."
+        f"Medians over {rounds} rounds of {calls} warm calls each (backtrader: one round); "
+        "CPU is the process's CPU time (all its threads)."
     )
+
+    def versus(slower: Row, faster: Row, attr: str) -> str:
+        return f"{slower.median(attr) / faster.median(attr):.1f}x"
+
     peer = results.get("backtesting.py")
     if peer is not None:
         for ours_ in ("backtester dense", "backtester signal mode", "backtester compiled path"):
             if ours_ in results:
+                mine = results[ours_]
                 print(
-                    f"- {ours_} vs backtesting.py, warm: "
-                    f"{peer.median('warm') / results[ours_].median('warm'):.1f}x faster; "
-                    f"first call: {peer.median('first') / results[ours_].median('first'):.1f}x"
+                    f"- {ours_} vs backtesting.py, warm: {versus(peer, mine, 'warm')} faster "
+                    f"(CPU {versus(peer, mine, 'warm_cpu')}); first call: "
+                    f"{versus(peer, mine, 'first')} (CPU {versus(peer, mine, 'first_cpu')})"
                 )
     if compiled is not None:
         for vbt_row in ("vectorbt, numpy input", "vectorbt, pandas input"):
             if vbt_row in results:
                 vbt = results[vbt_row]
                 print(
-                    f"- compiled path vs {vbt_row}, warm: "
-                    f"{vbt.median('warm') / compiled.median('warm'):.1f}x faster; first call: "
-                    f"{vbt.median('first') / compiled.median('first'):.1f}x"
+                    f"- compiled path vs {vbt_row}, warm: {versus(vbt, compiled, 'warm')} faster "
+                    f"(CPU {versus(vbt, compiled, 'warm_cpu')}); first call: "
+                    f"{versus(vbt, compiled, 'first')} (CPU {versus(vbt, compiled, 'first_cpu')})"
                 )
     return results
 

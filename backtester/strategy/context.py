@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 import numpy as np
@@ -11,6 +11,7 @@ import polars as pl
 from backtester.core.clock import SimClock
 from backtester.domain.enums import GTC, MARKET, OrderType, Side, TimeInForce
 from backtester.domain.messages import Bar, CancelOrder, SubmitOrder
+from backtester.strategy.causal import CausalFrames
 
 
 class StrategyError(RuntimeError):
@@ -35,9 +36,9 @@ class OpenOrder(msgspec.Struct):
 class StrategyContext:
     """Built by the composition root. Reads are as of the bar being handled; there is no look-ahead.
 
-    `data[instrument]` is the whole input frame, but only `window()` and `indicator()` are meant for use
-    inside `on_bar`: they stop at the current bar. Full columns are for vectorized precomputation in
-    `on_start`, whose results the strategy must then read only up to the current index.
+    `data[instrument]` is the whole input frame in `on_start`, for vectorized precomputation whose
+    results the strategy then reads at the current index (`register_indicator` / `indicator`); in
+    `on_bar` and later it is the frame up to the current bar only (`strategy.causal.CausalFrames`).
     """
 
     def __init__(
@@ -50,7 +51,7 @@ class StrategyContext:
     ) -> None:
         self._clock = clock
         self._publish = publish
-        self.data = data
+        self._frames = data
         self.instruments: tuple[str, ...] = tuple(data)
         self.primary = self.instruments[0]
         self.quote_currency = quote_currency
@@ -61,6 +62,7 @@ class StrategyContext:
         self.avg_prices: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
         self.open_orders: dict[int, OpenOrder] = {}
         self.last_bar: dict[str, Bar] = {}
+        self.data: Mapping[str, pl.DataFrame] = CausalFrames(data, self.last_bar)
         self._indicators: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
         # Only what `register_indicator` was given (not data columns read through `indicator`).
         self._registered: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
@@ -94,15 +96,16 @@ class StrategyContext:
         """The last `n` bars up to and including the current one (fewer at the start)."""
         symbol = instrument or self.primary
         end = self.index(symbol) + 1
-        return self.data[symbol].slice(max(0, end - n), min(n, end))
+        return self._frames[symbol].slice(max(0, end - n), min(n, end))
 
     def register_indicator(
         self, name: str, values: np.ndarray, instrument: str | None = None
     ) -> None:
         symbol = instrument or self.primary
-        if len(values) != self.data[symbol].height:
+        if len(values) != self._frames[symbol].height:
             raise StrategyError(
-                f"indicator {name!r} has {len(values)} values for {self.data[symbol].height} bars"
+                f"indicator {name!r} has {len(values)} values for "
+                f"{self._frames[symbol].height} bars"
             )
         self._indicators[symbol][name] = self._registered[symbol][name] = np.asarray(values)
 
@@ -124,7 +127,7 @@ class StrategyContext:
         return float(column[i])
 
     def _column(self, symbol: str, name: str) -> np.ndarray:
-        frame = self.data[symbol]
+        frame = self._frames[symbol]
         if name not in frame.columns:
             known = sorted([*self._indicators[symbol], *frame.columns])
             raise StrategyError(f"unknown indicator {name!r}; known: {', '.join(known)}")

@@ -196,7 +196,7 @@ def _settings(args: argparse.Namespace) -> SweepSettings:
 def _until_done(main: Coroutine[Any, Any, T], hint: str) -> T:
     """Run a sweep or a walk-forward; a stop or a lost server ends it with the command that
     continues it."""
-    from backtester.cli import UserError  # noqa: PLC0415  (the CLI imports this module)
+    from backtester.cli import UserError, os_error_text  # noqa: PLC0415  (the CLI imports this)
 
     try:
         return _run_until_signal(main)
@@ -208,6 +208,8 @@ def _until_done(main: Coroutine[Any, Any, T], hint: str) -> T:
     except (ServerError, ConnectionError, WorkersLost, BrokerError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         raise UserError(f"{reason}. Sweep stopped; {hint}") from None
+    except OSError as exc:  # e.g. a full disk under the journal
+        raise UserError(f"{os_error_text(exc)}. Sweep stopped; {hint}") from None
 
 
 def _walk_forward(cfg: SweepConfig, args: argparse.Namespace) -> int:

@@ -72,9 +72,17 @@ def test_the_notebook_examples_run_as_written(in_a_fresh_directory: Path) -> Non
         assert run.stats["trades"] > 0, name
 
 
-def test_the_config_example_is_the_demo_config_and_runs(in_a_fresh_directory: Path) -> None:
+def test_the_config_example_is_the_demo_config_and_runs(
+    in_a_fresh_directory: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (example,) = blocks("toml")
     assert example == (REPO / demo_config()).read_text(encoding="utf-8")
+    config = in_a_fresh_directory / "example.toml"
+    config.write_text(example, encoding="utf-8")
+    assert main(["run", str(config), "--out", "runs"]) == 0
+    digest = re.search(r"^digest +([0-9a-f]{64})$", capsys.readouterr().out, re.MULTILINE)
+    assert digest is not None
+    assert f"digest                    {digest[1]}" in README
 
 
 def test_the_reproducible_run_commands_work_as_written(in_a_fresh_directory: Path) -> None:
