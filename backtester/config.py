@@ -134,12 +134,21 @@ class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fiel
     pass
 
 
+# What a data source holds for its symbol: its bars, its mark-price candles, or its funding rates.
+Series = Literal["ohlcv", "mark", "funding"]
+
+
 class FileSource(DataSpec, frozen=True, tag="file"):
     """A Parquet or CSV file; a relative path is relative to the working directory, like every
-    path a command takes, so configs in a repository name data by their repository path."""
+    path a command takes, so configs in a repository name data by their repository path.
+    `start` (inclusive) and `end` (exclusive), epoch ms or ISO dates/times in UTC, cut the rows
+    used."""
 
     path: str
     symbol: str
+    series: Series = "ohlcv"
+    start: str | int | None = None
+    end: str | int | None = None
     repair: bool = False
 
 
@@ -151,6 +160,7 @@ class CatalogSource(DataSpec, frozen=True, tag="catalog"):
     symbol: str
     timeframe: str
     market: str = "spot"
+    series: Series = "ohlcv"
     start: str | int | None = None
     end: str | int | None = None
     root: str = "data"
@@ -184,6 +194,13 @@ class StrategySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     params: dict[str, Any] = {}
 
 
+class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`cash`: a spot account (no leverage, no shorts); `margin`: a derivatives account (contracts at
+    a leverage, shorts, funding, liquidation). Unset: margin when the instruments are contracts."""
+
+    kind: Literal["cash", "margin"] | None = None
+
+
 class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything that decides a run's result, plus where to write it (`output_dir`)."""
 
@@ -191,6 +208,7 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     strategy: StrategySpec
     instruments: list[Instrument] = []
     cash: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0
+    account: AccountConfig = AccountConfig()
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     fees: Fees = FixedFeeSpec()
     slippage: Slippage = NoSlippageSpec()
@@ -202,10 +220,19 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     def __post_init__(self) -> None:
         if not math.isfinite(self.cash):
             raise ValueError(f"cash: must be a finite amount, got {self.cash}")
-        symbols = [source.symbol for source in self.data]
-        repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+        keys = [(source.symbol, source.series) for source in self.data]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
-            raise ValueError(f"data: symbol {repeated[0]!r} has more than one source")
+            symbol, series = repeated[0]
+            what = "source" if series == "ohlcv" else f"{series} source"
+            raise ValueError(f"data: symbol {symbol!r} has more than one {what}")
+        symbols = [source.symbol for source in self.data if source.series == "ohlcv"]
+        for i, source in enumerate(self.data):
+            if source.series != "ohlcv" and source.symbol not in symbols:
+                raise ValueError(
+                    f"data[{i}].symbol: a {source.series} series for {source.symbol!r}, which has "
+                    f"no bars (bar symbols: {', '.join(symbols) or 'none'})"
+                )
         for i, instrument in enumerate(self.instruments):
             if instrument.symbol not in symbols:
                 raise ValueError(

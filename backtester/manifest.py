@@ -50,6 +50,8 @@ class DataInput(msgspec.Struct, frozen=True):
     last_ts: str
     repair: RepairReport | None = None
     partitions: list[Partition] | None = None
+    # What the series is for its symbol: bars ("ohlcv"), mark-price candles or funding rates.
+    series: str = "ohlcv"
 
 
 class CodeVersion(msgspec.Struct, frozen=True):
@@ -82,6 +84,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str
     digest: str
     outputs: dict[str, str]
+    # The account the run booked into, and what valued each instrument's positions: its mark-price
+    # series ("mark") or its last traded price ("last").
+    account: str = "cash"
+    marked_by: dict[str, str] = {}
 
     @property
     def code(self) -> CodeVersion:

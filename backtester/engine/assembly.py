@@ -95,4 +95,8 @@ def strategy_params(strategy: type[Strategy[Any]], spec: StrategySpec) -> msgspe
 def instruments(cfg: RunConfig) -> dict[str, Instrument]:
     """One instrument per data symbol: the configured spec, else one with no rounding or limits."""
     given = {instrument.symbol: instrument for instrument in cfg.instruments}
-    return {s.symbol: given.get(s.symbol) or default_instrument(s.symbol) for s in cfg.data}
+    return {
+        s.symbol: given.get(s.symbol) or default_instrument(s.symbol)
+        for s in cfg.data
+        if s.series == "ohlcv"
+    }

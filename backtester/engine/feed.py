@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import repeat
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice, repeat
 
 import numpy as np
 import polars as pl
@@ -71,6 +71,64 @@ class Feed:
             c.item(row),
             v.item(row),
         )
+
+    def scheduled_ticks(
+        self, scheduled: Sequence[tuple[str, int, int, object]]
+    ) -> list[tuple[int, int, object]]:
+        """(merged position, tick time, event) for events due before row `row` of symbol's stream,
+        ascending: the position is that bar's place in the merged stream (`len(self)` after the
+        last), and the tick time the event's own, kept between its neighbours' so the clock never
+        moves back."""
+        placed: list[tuple[int, int, object]] = []
+        positions = self._positions()
+        end = len(self._timestamps)
+        for symbol, row, ts, event in scheduled:
+            rows = positions[self.symbols.index(symbol)]
+            at = rows[row] if row < len(rows) else (rows[-1] + 1 if rows else end)
+            after = self._timestamps[at] if at < end else ts
+            before = self._timestamps[at - 1] if at > 0 else min(ts, after)
+            placed.append((at, max(before, min(ts, after)), event))
+        placed.sort(key=lambda p: p[0])
+        return placed
+
+    def _positions(self) -> list[list[int]]:
+        """For each stream, the merged position of each of its rows."""
+        if self._streams is None:
+            return [list(range(len(self._timestamps)))]
+        per_stream: list[list[int]] = [[] for _ in self.symbols]
+        for position, stream in enumerate(self._streams):
+            per_stream[stream].append(position)
+        return per_stream
+
+    def events(
+        self, placed: Sequence[tuple[int, int, object]]
+    ) -> tuple[list[int], Iterator[object]]:
+        """Tick times and events of the whole run: the bars, with the placed events before theirs."""
+        if not placed:
+            return self._timestamps, self.bars()
+        times: list[int] = []
+        start = 0
+        for at, tick, _ in placed:
+            times.extend(self._timestamps[start:at])
+            times.append(tick)
+            start = at
+        times.extend(self._timestamps[start:])
+        return times, self._interleaved(placed)
+
+    def _interleaved(self, placed: Sequence[tuple[int, int, object]]) -> Iterator[object]:
+        """The bars with the placed events among them, chained in C: the Python below runs once
+        per placed event, not once per bar."""
+        bars = self.bars()
+
+        def segments() -> Iterator[Iterable[object]]:
+            start = 0
+            for at, _, event in placed:
+                yield islice(bars, at - start)
+                yield (event,)
+                start = at
+            yield bars
+
+        return chain.from_iterable(segments())
 
     def bars(self) -> Iterator[Bar]:
         m = self._merged

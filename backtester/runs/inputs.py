@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -14,27 +14,39 @@ from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError, RepairReport, load_bars
 from backtester.data.catalog import read_series
 from backtester.data.columns import iso_ns
+from backtester.data.market_series import load_funding, load_marks
+from backtester.data.timeframes import parse_utc_ms
 from backtester.manifest import DataInput, Partition
 
 
 @dataclass(frozen=True)
 class LoadedData:
+    """Bars by symbol, and for perpetuals their mark candles and funding rates by symbol."""
+
     frames: dict[str, pl.DataFrame]
     repairs: list[RepairReport]
     inputs: list[DataInput]
+    marks: dict[str, pl.DataFrame] = field(default_factory=dict)
+    funding: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def series(self, kind: str) -> dict[str, pl.DataFrame]:
+        """The frames of one kind of series ("ohlcv", "mark" or "funding") by symbol."""
+        return {"ohlcv": self.frames, "mark": self.marks, "funding": self.funding}[kind]
 
 
 def load_data(cfg: RunConfig) -> LoadedData:
     frames: dict[str, pl.DataFrame] = {}
+    marks: dict[str, pl.DataFrame] = {}
+    funding: dict[str, pl.DataFrame] = {}
     repairs: list[RepairReport] = []
     inputs: list[DataInput] = []
     for index, source in enumerate(cfg.data):
         frame, entry = load_source(source, index)
-        frames[source.symbol] = frame
+        {"ohlcv": frames, "mark": marks, "funding": funding}[source.series][source.symbol] = frame
         inputs.append(entry)
         if entry.repair is not None:
             repairs.append(entry.repair)
-    return LoadedData(frames, repairs, inputs)
+    return LoadedData(frames, repairs, inputs, marks, funding)
 
 
 def load_source(
@@ -43,9 +55,12 @@ def load_source(
     """`rehash`: hash catalog partition files again instead of trusting the catalog's manifest."""
     match source:
         case FileSource():
-            return _load_file(source)
+            frame, entry = _load_file(source)
         case CatalogSource():
-            return _load_catalog(source, index, rehash)
+            frame, entry = _load_catalog(source, index, rehash)
+    if source.series != "ohlcv":
+        entry = msgspec.structs.replace(entry, series=source.series)
+    return frame, entry
 
 
 def file_sha256(source: FileSource) -> str | None:
@@ -58,11 +73,39 @@ def _load_file(source: FileSource) -> tuple[pl.DataFrame, DataInput]:
     sha256 = file_sha256(source)
     if sha256 is None:
         raise DataError(f"{source.path}: data file not found")
-    bars = load_bars(source.path, repair=source.repair, name=source.path)
+    if source.series == "funding":
+        frame = _window(load_funding(source.path, name=source.path), source, source.path)
+        return frame, _entry(source.symbol, "file", source.path, sha256, frame.height, frame, None)
+    if source.series == "mark":
+        bars = load_marks(source.path, name=source.path)
+    else:
+        bars = load_bars(source.path, repair=source.repair, name=source.path)
     rows = bars.repair.rows_in if bars.repair is not None else bars.frame.height
-    return bars.frame, _entry(
-        source.symbol, "file", source.path, sha256, rows, bars.frame, bars.repair
-    )
+    frame = _window(bars.frame, source, source.path)
+    return frame, _entry(source.symbol, "file", source.path, sha256, rows, frame, bars.repair)
+
+
+def _window(frame: pl.DataFrame, source: FileSource, label: str) -> pl.DataFrame:
+    """The rows in [start, end) of a file source; none left is an error."""
+    if source.start is None and source.end is None:
+        return frame
+    ts = pl.col("ts")
+    if source.start is not None:
+        frame = frame.filter(ts >= _epoch_ms(source.start, "start") * 1_000_000)
+    if source.end is not None:
+        frame = frame.filter(ts < _epoch_ms(source.end, "end") * 1_000_000)
+    if frame.height == 0:
+        raise DataError(f"{label}: no rows between start={source.start} and end={source.end}")
+    return frame
+
+
+def _epoch_ms(value: str | int, key: str) -> int:
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_utc_ms(value)
+    except ValueError as exc:
+        raise DataError(f"{key}: {exc}") from None
 
 
 def _load_catalog(

@@ -148,11 +148,11 @@ def _config(root: Path, manifest: Manifest, verdict: Verdict) -> RunConfig | Non
 
 
 def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
-    recorded = {entry.symbol: entry for entry in manifest.data}
+    recorded = {(entry.symbol, entry.series): entry for entry in manifest.data}
     checks = []
     for index, source in enumerate(cfg.data):
-        entry = recorded.get(source.symbol)
-        name = f"data {source.symbol}"
+        entry = recorded.get((source.symbol, source.series))
+        name = f"data {source.symbol}" + ("" if source.series == "ohlcv" else f" {source.series}")
         if entry is None:
             checks.append(Check(name, False, "not an input of the recorded run"))
             continue

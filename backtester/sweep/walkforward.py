@@ -113,6 +113,11 @@ def plan_folds(cfg: SweepConfig) -> tuple[list[_Source], list[Fold]]:
     base = _base_spec(cfg.base)
     sources = []
     for index, source in enumerate(source_files(base)):
+        if source.series != "ohlcv":
+            raise SweepConfigError(
+                f"walk_forward: data[{index}] is a {source.series} series; walk-forward cuts "
+                "bar files (ohlcv) into its windows only"
+            )
         frame, entry = load_source(source, index)
         sources.append(_Source(source, frame, entry.sha256))
     primary = sources[0].frame["ts"].to_numpy()
@@ -255,7 +260,10 @@ def _window_base(
                 "every data source must cover the whole span"
             )
         path = store_bars(rows, out / "data")
-        window = msgspec.structs.replace(source.spec, path=str(path), repair=False)
+        # The stored rows are already validated and cut to the window.
+        window = msgspec.structs.replace(
+            source.spec, path=str(path), repair=False, start=None, end=None
+        )
         data.append(msgspec.to_builtins(window))
     raw["data"] = data
     return raw
