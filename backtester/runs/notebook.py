@@ -123,6 +123,7 @@ def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
         "slippage": _spec(origin.slippage, "slippage"),
         "fill": msgspec.to_builtins(origin.setup.fill),
         "risk": msgspec.to_builtins(origin.setup.risk),
+        "stats": msgspec.to_builtins(origin.setup.stats),
         "output_dir": str(output_dir),
     }
     return decode_config(cfg, "<notebook run>")

@@ -128,3 +128,14 @@ def test_several_objectives_give_a_pareto_front(data: Path, tmp_path: Path) -> N
     front = found.pareto.select("sharpe", "trades").rows()
     for sharpe, trades in front:
         assert not any(s >= sharpe and t <= trades and (s, t) != (sharpe, trades) for s, t in front)
+
+
+def test_the_statistics_convention_of_the_backtest_reaches_its_points(
+    data: Path, tmp_path: Path
+) -> None:
+    bt = Backtest(str(data), SmaCross, cash=10_000.0, fee_rate=0.001, ratio_returns="bar")
+    found = bt.optimize(fast=[3, 5], slow=[20], workers=1, out=tmp_path, materialize=0)
+    for row in found.table.iter_rows(named=True):
+        alone = bt.run(fast=row["param.fast"], slow=row["param.slow"])
+        assert row["ratio_returns"] == "bar"
+        assert row["sharpe"] == alone.stats["sharpe"]
