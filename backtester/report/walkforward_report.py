@@ -105,7 +105,7 @@ def walk_forward_page(
             wide=False,
         )
     )
-    blocks.append(Html("provenance", "What produced it", _provenance(summary), wide=False))
+    blocks.append(Html("provenance", "What produced it", _provenance(summary)))
     return render_page(title, subtitle, blocks)
 
 
