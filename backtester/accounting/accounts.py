@@ -140,6 +140,12 @@ class Account:
     def leverage(self, symbol: str) -> float:
         return 1.0
 
+    @property
+    def marks_matter(self) -> bool:
+        """Whether buying power and liquidation prices depend on other instruments' marks (cross
+        margin): then whoever asks must keep the marks current."""
+        return False
+
     def reducible(self, symbol: str, buy: bool) -> float:
         """How much of an order on this side would reduce the position (the rest opens exposure)."""
         held = self.positions[symbol].quantity
@@ -219,6 +225,10 @@ class MarginAccount(Account):
 
     def leverage(self, symbol: str) -> float:
         return self.positions[symbol].instrument.leverage
+
+    @property
+    def marks_matter(self) -> bool:
+        return any(not self.is_isolated(symbol) for symbol in self.positions)
 
     def _book_margin(
         self, position: Position, held: float, closed: float, opened: float, price: float

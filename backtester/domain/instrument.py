@@ -8,11 +8,15 @@ in the base coin). Base, quote, settle currency and kind are derived from the sy
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any, Literal
 
 import msgspec
+
+from backtester.domain.times import utc_ms
 
 
 class InstrumentKind(StrEnum):
@@ -142,6 +146,56 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 f"{self.margin_tiers[0].max_leverage:g} of its first margin bracket"
             )
 
+    @classmethod
+    def from_ccxt(
+        cls,
+        market: Mapping[str, Any],
+        tiers: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        leverage: float = 1.0,
+        margin_mode: MarginMode = MarginMode.ISOLATED,
+        precision_mode: Literal["tick_size", "decimal_places"] = "tick_size",
+    ) -> Instrument:
+        """The instrument of a ccxt market (a `load_markets()` entry) and its leverage tiers (the
+        market's `fetch_leverage_tiers()` list). `precision_mode` is how the exchange states its
+        precision (ccxt's `exchange.precisionMode`: tick sizes, as ccxt 4.5 reports Binance's, or
+        decimal places). A limit of 0 or none is not enforced. The maintenance amount of a tier is
+        Binance's `info.cum` where the exchange sends it, else the amount that keeps maintenance
+        margin continuous across brackets (which is how Binance derives `cum`)."""
+        symbol = str(market["symbol"])
+        kind = _CCXT_KINDS.get(str(market.get("type")))
+        if kind is None:
+            raise InstrumentError(
+                f"{symbol}: ccxt market type {market.get('type')!r} is not supported "
+                f"(supported: {', '.join(_CCXT_KINDS)})"
+            )
+        contract = kind is not InstrumentKind.SPOT
+        precision = market.get("precision") or {}
+        limits = market.get("limits") or {}
+        amount, cost = limits.get("amount") or {}, limits.get("cost") or {}
+        info = market.get("info") or {}
+        fee = _positive(info.get("liquidationFee")) if isinstance(info, Mapping) else None
+        return cls(
+            symbol=symbol,
+            base=str(market.get("base") or ""),
+            quote=str(market.get("quote") or ""),
+            kind=kind,
+            settle=str(market.get("settle") or "") if contract else "",
+            contract_size=(_positive(market.get("contractSize")) or 1.0) if contract else 1.0,
+            linear=_ccxt_linear(market) if contract else True,
+            expiry=int(market["expiry"]) if kind is InstrumentKind.FUTURE else None,
+            leverage=float(leverage),
+            margin_mode=margin_mode,
+            margin_tiers=_ccxt_tiers(symbol, tiers or ()),
+            liquidation_fee=DEFAULT_LIQUIDATION_FEE if fee is None else fee,
+            tick_size=_step(precision.get("price"), precision_mode),
+            lot_size=_step(precision.get("amount"), precision_mode),
+            min_quantity=_positive(amount.get("min")),
+            max_quantity=_positive(amount.get("max")),
+            min_notional=_positive(cost.get("min")),
+            max_notional=_positive(cost.get("max")),
+        )
+
     @property
     def is_contract(self) -> bool:
         return self.kind is not InstrumentKind.SPOT
@@ -179,6 +233,61 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 _UNTIERED = MarginTier(max_notional=math.inf, maintenance_rate=DEFAULT_MAINTENANCE_RATE)
 
+# --- ccxt's market and leverage-tier shapes -----------------------------------------------------
+
+_CCXT_KINDS = {
+    "spot": InstrumentKind.SPOT,
+    "swap": InstrumentKind.PERPETUAL,
+    "future": InstrumentKind.FUTURE,
+}
+
+
+def _positive(value: Any) -> float | None:
+    """A ccxt number (a float, or the exchange's decimal text in `info`); None unless > 0."""
+    if value is None or value == "":
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _step(value: Any, mode: str) -> float | None:
+    if mode == "decimal_places":
+        return None if value is None else float(f"1e{-int(value)}")
+    return _positive(value)
+
+
+def _ccxt_linear(market: Mapping[str, Any]) -> bool:
+    linear = market.get("linear")
+    return not market.get("inverse") if linear is None else bool(linear)
+
+
+def _ccxt_tiers(symbol: str, rows: Sequence[Mapping[str, Any]]) -> tuple[MarginTier, ...]:
+    tiers: list[MarginTier] = []
+    ordered = sorted(rows, key=lambda row: float(row.get("minNotional") or 0.0))
+    for k, row in enumerate(ordered):
+        try:
+            floor = float(row.get("minNotional") or 0.0)
+            cap = row.get("maxNotional")
+            rate = float(row["maintenanceMarginRate"])
+            cap_value = math.inf if cap is None else float(cap)
+            leverage = float(row["maxLeverage"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InstrumentError(
+                f"{symbol}: leverage tier {k + 1} is not ccxt's shape "
+                f"(minNotional, maxNotional, maintenanceMarginRate, maxLeverage): {exc!r}"
+            ) from None
+        info = row.get("info")
+        cum = info.get("cum") if isinstance(info, Mapping) else None
+        if cum is not None:
+            amount = float(cum)
+        elif tiers:
+            previous = tiers[-1]
+            amount = previous.maintenance_amount + floor * (rate - previous.maintenance_rate)
+        else:
+            amount = 0.0
+        tiers.append(MarginTier(cap_value, rate, amount, leverage, floor))
+    return tuple(tiers)
+
 
 class ParsedSymbol(msgspec.Struct, frozen=True):
     base: str
@@ -213,14 +322,9 @@ def _epoch_ms(value: int | str) -> int:
     if isinstance(value, int):
         return value
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InstrumentError(
-            f"expiry {value!r} is neither epoch milliseconds nor an ISO date/time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+        return utc_ms(value)
+    except ValueError as exc:
+        raise InstrumentError(f"expiry: {exc}") from None
 
 
 def snap_to_step(steps: int, step: float) -> float:

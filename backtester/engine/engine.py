@@ -278,20 +278,6 @@ class Engine:
         return np.unique(np.asarray(active, dtype=np.int64))  # sorted, as the scheduler needs
 
 
-def run_engine(
-    data: dict[str, pl.DataFrame],
-    instruments: dict[str, Instrument],
-    strategy_type: type[Strategy[Any]],
-    params: msgspec.Struct,
-    fees: FeeModel,
-    slippage: SlippageModel,
-    setup: EngineSetup,
-    repairs: list[RepairReport] | None = None,
-) -> RunResult:
-    """Build an `Engine` and run it."""
-    return Engine(data, instruments, strategy_type, params, fees, slippage, setup, repairs).run()
-
-
 def engine_for_config(
     cfg: RunConfig,
     data: dict[str, pl.DataFrame],
@@ -299,8 +285,10 @@ def engine_for_config(
     *,
     marks: dict[str, pl.DataFrame] | None = None,
     funding: dict[str, pl.DataFrame] | None = None,
+    instruments: dict[str, Instrument] | None = None,
 ) -> Engine:
-    """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`)."""
+    """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`,
+    which also resolves the config's instruments; without them they are resolved here)."""
     strategy = assembly.strategy_class(cfg.strategy.name)
     setup = EngineSetup(
         initial_cash=cfg.cash,
@@ -312,7 +300,7 @@ def engine_for_config(
     )
     return Engine(
         data,
-        assembly.instruments(cfg),
+        assembly.instruments(cfg) if instruments is None else instruments,
         strategy,
         assembly.strategy_params(strategy, cfg.strategy),
         assembly.fee_model(cfg.fees),
@@ -331,9 +319,12 @@ def run_config(
     *,
     marks: dict[str, pl.DataFrame] | None = None,
     funding: dict[str, pl.DataFrame] | None = None,
+    instruments: dict[str, Instrument] | None = None,
 ) -> RunResult:
     """Run a decoded config over its loaded data."""
-    return engine_for_config(cfg, data, repairs, marks=marks, funding=funding).run()
+    return engine_for_config(
+        cfg, data, repairs, marks=marks, funding=funding, instruments=instruments
+    ).run()
 
 
 def _choose_mode(

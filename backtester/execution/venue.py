@@ -20,7 +20,7 @@ from backtester.config import FillConfig, IntrabarPath
 from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY, IOC, LIMIT, MARKET, SELL, STOP_LIMIT, TAKER, Liquidity
-from backtester.domain.instrument import Instrument, MarginMode
+from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
@@ -98,9 +98,7 @@ class SimulatedVenue:
         # seen for every other instrument; a margin account watches every bar while exposed).
         self._marks_now: dict[str, float] = {s: float(m.open[0]) for s, m in marks.items()}
         # Only cross positions' margin depends on marks: an isolated-only account need not track them.
-        self._cross = any(
-            i.is_contract and i.margin_mode is MarginMode.CROSS for i in instruments.values()
-        )
+        self._cross = account.marks_matter
         # Liquidation prices, until a booking or a funding payment moves them (cross positions of
         # several instruments move each other's with every mark: those are not kept).
         self._levels: dict[str, float] = {}

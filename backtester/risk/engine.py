@@ -9,7 +9,7 @@ from backtester.config import RiskConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY, TAKER
-from backtester.domain.instrument import Instrument, MarginMode
+from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
@@ -66,9 +66,7 @@ class RiskEngine:
         bus.subscribe(OrderCanceled, self.on_closed)
         bus.subscribe(OrderExpired, self.on_closed)
         bus.subscribe(ContractExpired, self.on_expired)
-        if any(
-            i.is_contract and i.margin_mode is MarginMode.CROSS for i in self._instruments.values()
-        ):
+        if self.account.marks_matter:
             # Cross positions' profit counts toward buying power: it needs their marks.
             bus.subscribe(Bar, self.on_bar)
 

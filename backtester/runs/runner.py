@@ -58,7 +58,12 @@ def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
         data = load_data(cfg)
         # Built before anything is logged: a run that cannot be built is one line of error.
         engine = engine_for_config(
-            cfg, data.frames, data.repairs, marks=data.marks, funding=data.funding
+            cfg,
+            data.frames,
+            data.repairs,
+            marks=data.marks,
+            funding=data.funding,
+            instruments=data.instruments,
         )
     except ConfigError as exc:
         raise exc.in_file(source) from None
@@ -102,7 +107,7 @@ def identify(cfg: RunConfig, strategy: type[Any], data: LoadedData) -> tuple[str
     """The config_id, the code version and the run_id that derives from them and the data."""
     cid = config_id(cfg)
     code = code_version(strategy)
-    return cid, code, derive_run_id(cid, data.inputs, code)
+    return cid, code, derive_run_id(cid, data.inputs, code, data.instrument_inputs)
 
 
 def recorded(cfg: RunConfig, strategy: type[Any], data: LoadedData, result: RunResult) -> Replay:
@@ -179,4 +184,5 @@ def build_manifest(
         outputs=outputs,
         account=run.result.account,
         marked_by=run.result.marked_by,
+        instruments=run.data.instrument_inputs,
     )
