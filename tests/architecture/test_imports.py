@@ -49,7 +49,7 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
 
 # The engine (composition root), public API, entry points and result assembly: they sit on top and may
 # import any component (nothing in ALLOWED_IMPORTS may import them). `runs` and `config_file` are
-# the run-management layer; `sweep` the parameter sweeps, `optimize` their notebook form; `report`
+# the run-management layer; `sweep` the parameter sweeps, `optimize` and `walk_forward` their notebook form; `report`
 # the HTML pages and plots.
 ON_TOP = frozenset(
     {
@@ -68,6 +68,7 @@ ON_TOP = frozenset(
         "runs",
         "strategies",
         "sweep",
+        "walk_forward",
     }
 )
 
