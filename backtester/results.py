@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -93,13 +94,7 @@ class RunResult:
     def denial_warning(self) -> str | None:
         """One line when risk denied any order (a run that trades less than its strategy asked),
         else None."""
-        denied = self.stats.get("orders_denied", 0)
-        if not denied:
-            return None
-        return (
-            f"{denied} of {self.stats.get('orders', denied)} orders were denied "
-            f"({self.stats.get('denial_reasons', '')})"
-        )
+        return denial_warning(self.stats)
 
     @property
     def denials(self) -> pl.DataFrame:
@@ -359,3 +354,12 @@ def build_result(
         funding=funding_frame,
         account=account,
     )
+
+
+def denial_warning(stats: Mapping[str, Any]) -> str | None:
+    """The warning of a run whose risk engine denied orders, from its statistics (a result's or a
+    run directory's stats.json), else None."""
+    denied = stats.get("orders_denied", 0)
+    if not denied:
+        return None
+    return f"{denied} of {stats.get('orders', denied)} orders were denied ({stats.get('denial_reasons', '')})"
