@@ -478,3 +478,16 @@ def test_excursions_equal_the_per_trade_loop_they_replaced(
         round_trips.range_extremes, first, last, high, low, outputs=((len(first), float),) * 2
     )
     assert same(spans_out[0][0], spans_out[1][0]) and same(spans_out[0][1], spans_out[1][1])
+
+
+@given(
+    st.lists(st.integers(0, 50), min_size=0, max_size=30),
+    st.lists(st.integers(-5, 60), min_size=0, max_size=30),
+)
+def test_counting_sorted_keys_equals_searchsorted(steps: list[int], keys: list[int]) -> None:
+    ts = np.cumsum(np.array(steps, dtype=np.int64))
+    ordered = np.sort(np.array(keys, dtype=np.int64))
+    for got in compiled_and_python(
+        round_trips.count_at_or_before, ts, ordered, outputs=((len(ordered), np.int64),)
+    ):
+        assert np.array_equal(got[0], np.searchsorted(ts, ordered, side="right"))
