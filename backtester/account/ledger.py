@@ -58,7 +58,9 @@ class AccountLedger:
                 self.avg_prices[symbol] = 0.0
         self.positions[symbol] = new_position
         self.fees_paid += fill.fee
-        self._journal_ts.append(fill.ts_event)
+        # Booked now (the clock: the close of the bar being handled), which is monotonic even when
+        # a coarser stream's fill is stamped with an earlier bar open.
+        self._journal_ts.append(self._clock.now)
         self._journal_cash.append(self.cash)
         for s in self.instruments:
             self._journal_positions[s].append(self.positions[s])

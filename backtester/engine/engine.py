@@ -9,7 +9,7 @@ some module needs (signal). `run()` runs it once; the modules stay inspectable a
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,9 @@ from backtester.engine import assembly, compiled_path
 from backtester.engine.feed import Feed
 from backtester.engine.recorder import Recorder
 from backtester.engine.setup import EngineSetup, Mode, SetupError
+from backtester.engine.timeframes import timeframe_views
 from backtester.execution.venue import NEVER, SimulatedVenue
+from backtester.metrics.stats import bar_interval_ns
 from backtester.progress import Progress
 from backtester.results import RunResult, build_result
 from backtester.risk.engine import RiskEngine
@@ -65,7 +67,10 @@ class Engine:
         slippage: SlippageModel,
         setup: EngineSetup,
         repairs: list[RepairReport] | None = None,
+        timeframes: Mapping[str, pl.DataFrame] | None = None,
     ) -> None:
+        """`timeframes`: series for the higher timeframes the strategy declares, as `"1h"` (the
+        primary instrument) or `"ETH/USDT@1h"`; others are resampled from the data."""
         quotes = sorted({instruments[s].quote for s in data})
         if len(quotes) != 1:
             raise SetupError(
@@ -81,15 +86,20 @@ class Engine:
         self.setup = setup
         self.repairs = repairs or []
         self.mode: Mode = _choose_mode(strategy_type, data, instruments, fees, slippage, setup)
+        views = timeframe_views(data, strategy_type.timeframes, timeframes)
         self.clock = SimClock(start_ns=min(int(f["ts"][0]) for f in data.values()))
         self.modules: EventModules | None = None
         if self.mode == "compiled":
             # The kernel runs the plan; the strategy only computes it, and has no bus to order on.
-            self.ctx = StrategyContext(self.clock, _no_orders, data, quotes[0], setup.initial_cash)
+            self.ctx = StrategyContext(
+                self.clock, _no_orders, data, quotes[0], setup.initial_cash, views
+            )
             self.strategy = strategy_type(self.ctx, params)
         else:
             bus = MessageBus(max_steps=setup.max_steps_per_tick)
-            self.ctx = StrategyContext(self.clock, bus.publish, data, quotes[0], setup.initial_cash)
+            self.ctx = StrategyContext(
+                self.clock, bus.publish, data, quotes[0], setup.initial_cash, views
+            )
             self.strategy = strategy_type(self.ctx, params)
             self.modules = self._wire(bus, quotes[0])
         self._ran = False
@@ -203,7 +213,8 @@ class Engine:
         bus.drain()
 
         timeline = feed.timeline()
-        cash, positions = ledger.sample(timeline)
+        known_at = feed.sample_times()
+        cash, positions = ledger.sample(known_at)
         return build_result(
             strategy=type(self.strategy).__name__,
             params=self.params,
@@ -213,7 +224,7 @@ class Engine:
             timeline=timeline,
             cash=cash,
             positions=positions,
-            closes=_closes_on(timeline, self.data),
+            closes=_closes_on(known_at, self.data),
             initial_cash=self.setup.initial_cash,
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
@@ -341,15 +352,17 @@ def _reporting(next_row: Callable[[int], int], bar: Progress, rows: int) -> Call
     return reported
 
 
-def _closes_on(timeline: np.ndarray, data: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:
-    """Each instrument's latest close at every timeline point (before its first bar: its first close)."""
+def _closes_on(known_at: np.ndarray, data: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:
+    """Each instrument's latest known close at every timeline point (`known_at`: when the point's
+    state is known): that of its last bar closed by then (before its first: its first close)."""
     closes: dict[str, np.ndarray] = {}
     for symbol, frame in data.items():
         ts = frame["ts"].to_numpy()
         close = frame["close"].to_numpy()
-        if len(ts) == len(timeline) and np.array_equal(ts, timeline):
+        closed_at = ts + bar_interval_ns(ts)
+        if len(closed_at) == len(known_at) and np.array_equal(closed_at, known_at):
             closes[symbol] = close
             continue
-        at = np.searchsorted(ts, timeline, side="right") - 1
+        at = np.searchsorted(closed_at, known_at, side="right") - 1
         closes[symbol] = close[np.maximum(at, 0)]
     return closes

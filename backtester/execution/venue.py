@@ -196,8 +196,10 @@ class SimulatedVenue:
     # --- matching ------------------------------------------------------------------------------
 
     def _match(self, bar: Bar, book: list[_Resting]) -> None:
+        # Eligible: accepted at or before the bar opened (the engine runs on close times: an order
+        # placed at bar t's close is accepted at the next bar's open, no later).
         ts = bar.ts_event
-        eligible = [r for r in book if r.accepted_ts < ts]
+        eligible = [r for r in book if r.accepted_ts <= ts]
         if not eligible:
             return
         path = bar_path(bar, self._low_first(bar))
@@ -310,7 +312,8 @@ class SimulatedVenue:
                 fee=fee,
                 liquidity=hit.liquidity,
                 leaves_quantity=leaves,
-                ts_event=now,
+                # When it executed: on the bar it filled on (its open time is its label).
+                ts_event=bar.ts_event,
                 ts_init=now,
             )
         )
