@@ -1,8 +1,8 @@
 """Command-line entry point: argument parsing and logging setup only; the work lives elsewhere.
 
 Each command group registers its own subparser and sets `handler` (args -> exit code). A user error is a
-`UserError` (or a `ValueError` subclass from the data layer): one line on stderr and exit code 2, never a
-traceback.
+`UserError` (or a `ValueError` subclass from the data layer), and so is an OS error (a read-only
+directory, a full disk): one line on stderr naming the path, exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -92,7 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, FileNotFoundError) as exc:
+    except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (
+        OSError
+    ) as exc:  # a read-only directory, a full disk, a file-size limit: the user's to fix
+        print(f"error: {os_error_text(exc)}", file=sys.stderr)
+        return 2
     return code
+
+
+def os_error_text(exc: OSError) -> str:
+    """One line naming the path and what went wrong (`runs/x/stats.json: File too large`)."""
+    text = exc.strerror or str(exc)
+    if exc.filename is None:
+        return text
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{where}: {text}"

@@ -8,6 +8,7 @@ new name survives a power loss too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -38,10 +39,48 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         temp.replace(path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise naming(exc, path) from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def naming(exc: OSError, path: Path) -> OSError:
+    """`exc` with the path it concerns: a failed write (a full disk, a file-size limit) often
+    carries none, and the user must know where it happened."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Fail before any work if `directory` cannot be created or written (a read-only file system,
+    a file in the way, no permission), naming it. Nothing is created: the nearest existing
+    ancestor is checked."""
+    existing = directory
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"cannot write the {what} {directory}: {existing} is not a directory"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _read_only_fs(existing) else "no write permission"
+        raise PermissionError(
+            errno.EACCES, f"cannot write the {what} {directory}: {reason} at {existing}"
+        )
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def fsync_dir(path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from backtester.data.atomic import check_writable
 from backtester.data.audit import audit_series
 from backtester.data.catalog import list_series
 from backtester.data.errors import DataError
@@ -169,6 +170,7 @@ def _add_import(commands: Any) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    check_writable(_root(args), "catalog")
     if args.kind == "ohlcv":
         if not args.timeframe:
             raise DataError("import of candles needs --timeframe")

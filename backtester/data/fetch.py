@@ -33,6 +33,7 @@ import msgspec
 import polars as pl
 import structlog
 
+from backtester.data.atomic import check_writable
 from backtester.data.errors import DataError, FetchError
 from backtester.data.fetch_exchange import ExchangeClient, TransientError, UnreachableError
 from backtester.data.layout import DEFAULT_ROOT, FUNDING, SeriesKey
@@ -153,6 +154,7 @@ def fetch(
     interval = options.timeframe if options.kind == "ohlcv" else options.funding_interval
     step = timeframe_ms(interval)
     window, live = _window(options, step, now)  # bad dates fail here, before any request
+    check_writable(Path(options.root), "catalog")  # so is a catalog that cannot be written
     client = client or ExchangeClient(
         options.exchange,
         options.market,

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from backtester.data.atomic import naming
 from backtester.results import RunResult
 
 FRAMES = ("trades", "fills", "orders", "equity")
@@ -103,10 +104,12 @@ def publish(parent: Path, name: str, fill: Callable[[Path], None]) -> Path:
             # Another process published the same name in between. Names derive from content, so its
             # directory holds the same run: keep it and drop ours.
             shutil.rmtree(staging)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if retired.exists() and not final.exists():
             retired.rename(final)
+        if isinstance(exc, OSError):
+            raise naming(exc, final) from exc
         raise
     shutil.rmtree(retired, ignore_errors=True)
     return final

@@ -11,7 +11,7 @@ import structlog
 
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
-from backtester.data.atomic import sha256_file
+from backtester.data.atomic import check_writable, sha256_file
 from backtester.engine import assembly, engine_for_config
 from backtester.manifest import (
     CodeVersion,
@@ -114,6 +114,7 @@ def execute(
 ) -> RunOutcome:
     source = str(config_path)
     cfg = load_config(source, overrides=overrides, seed=seed, output_dir=output_dir)
+    check_writable(Path(cfg.output_dir), "run directory")  # before the run, not after it
     started_at = utc_now()
     return write_run(replay(cfg, source, progress=progress), started_at)
 

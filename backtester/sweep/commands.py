@@ -134,7 +134,7 @@ def _cores() -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from backtester.cli import UserError  # noqa: PLC0415  (the CLI imports this module)
+    from backtester.cli import UserError, os_error_text  # noqa: PLC0415  (the CLI imports this)
 
     if args.config is None and args.resume is None:
         raise UserError("give a sweep CONFIG, or --resume SWEEP_ID")
@@ -177,6 +177,8 @@ def _sweep(args: argparse.Namespace) -> int:
     except (ServerError, ConnectionError, WorkersLost, BrokerError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         raise UserError(f"{reason}. Sweep stopped; {hint}") from None
+    except OSError as exc:  # e.g. a full disk under the journal
+        raise UserError(f"{os_error_text(exc)}. Sweep stopped; {hint}") from None
     _print_outcome(outcome, args.top if args.top is not None else cfg.top)
     return 0
 

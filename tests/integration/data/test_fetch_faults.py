@@ -7,7 +7,11 @@ request that hangs, a truncated body, an unreachable host, and errors after page
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +31,7 @@ from backtester.data.series_manifest import SeriesManifest
 from backtester.data.timeframes import parse_utc_ms
 from backtester.data.validation import Gap
 
+REPO = Path(__file__).resolve().parents[3]
 MINUTE = 60_000
 SINCE, UNTIL = "2024-03-01", "2024-03-03"
 START, END = parse_utc_ms(SINCE), parse_utc_ms(UNTIL)
@@ -243,3 +248,49 @@ def test_credentials_in_the_api_url_never_reach_logs_errors_or_the_manifest(
         assert "hunter2" not in text
     for path in tmp_path.rglob("*.json"):
         assert "hunter2" not in path.read_text()
+
+
+def test_a_catalog_that_cannot_be_written_is_named_before_any_request(
+    stub: BinanceStub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "catalog"
+    blocker.write_text("")
+    args = ["data", "fetch", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", SINCE]
+    args += ["--until", UNTIL, "--root", str(blocker / "data"), "--api-url", stub.url]
+    assert main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"error: cannot write the catalog {blocker / 'data'}: {blocker} is not a directory"
+    )
+    assert stub.requests == []  # nothing downloaded only to be thrown away
+
+
+def test_a_fetch_past_the_file_size_limit_stops_with_one_line_keeping_what_was_committed(
+    stub: BinanceStub, tmp_path: Path
+) -> None:
+    root = tmp_path / "catalog"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, 96 * 1024))
+
+    command = [
+        sys.executable, "-m", "backtester", "data", "fetch", "--exchange", "binance",
+        "--symbol", "BTC/USDT", "--since", "2024-03-01", "--until", "2024-03-15",
+        "--root", str(root), "--api-url", stub.url, "--rate-limit-ms", "1",
+        "--flush-rows", "2000",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
+        check=False, preexec_fn=limit,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {root}/binance/spot/BTC-USDT/1m/")
+    assert line.endswith("File too large")
+    # What was committed before the limit is intact and claims nothing more.
+    manifest = assert_consistent(root)
+    assert 0 < manifest.rows < 20_160
+    assert manifest.coverage == ((START, START + manifest.rows * MINUTE),)
+    assert np.array_equal(stored(root), served(stub, START, START + manifest.rows * MINUTE))

@@ -4,6 +4,7 @@ dying. Every process a sweep started is gone within seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -17,7 +18,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from backtester.sweep.results import JOURNAL, RESULTS, read_journal
+from backtester.sweep.config import load_sweep_config
+from backtester.sweep.nats_adapter import Broker, Credentials
+from backtester.sweep.plan import build_plan
+from backtester.sweep.results import JOURNAL, RESULTS, SweepBusy, read_journal, sweep_lock
 from tests.sweep_support import (
     Processes,
     alive,
@@ -115,19 +119,17 @@ def test_sigterm_stops_the_sweep_within_five_seconds_with_a_resume_command(
 def test_a_second_coordinator_of_the_same_sweep_is_refused_while_the_first_runs(
     tmp_path: Path, data: Path
 ) -> None:
-    config = sweep_config(
-        tmp_path / "sweep.toml", data, params={"delay_ms": 300}, grid={"fast": [5], "slow": [20]}
-    )
-    with Processes(tmp_path / "logs") as procs:
-        first = procs.start("first", _embedded_args(config, tmp_path), subprocess_env())
-        _journal(tmp_path / "out")
+    config = sweep_config(tmp_path / "sweep.toml", data, grid={"fast": [5], "slow": [20]})
+    plan = build_plan(load_sweep_config(config, output_dir=str(tmp_path / "out")))
+    with sweep_lock(plan), Processes(tmp_path / "logs") as procs:  # the first coordinator
         second = procs.start("second", _embedded_args(config, tmp_path), subprocess_env())
         assert second.wait(60) == 2
-        assert first.wait(60) == 0, procs.log("first")
         refused = procs.log("second")
-    assert f"is already running (process {first.pid}" in refused
-    (directory,) = (tmp_path / "out" / "sweeps").iterdir()
-    assert pl.read_parquet(directory / RESULTS)["status"].to_list() == ["ok"]
+    assert f"sweep {plan.sweep_id} is already running (process {os.getpid()}" in refused
+    assert "Traceback" not in refused
+    assert not (plan.output_dir / JOURNAL).exists()  # it ran nothing
+    with pytest.raises(SweepBusy), sweep_lock(plan), sweep_lock(plan):
+        pass
 
 
 def test_a_worker_slot_that_keeps_dying_stops_the_sweep_with_a_resume_command(
@@ -187,17 +189,18 @@ def test_an_untrusted_certificate_fails_fast_naming_the_problem(
         assert worker.wait(30) == 2
         assert time.monotonic() - started < 20
         logs = [procs.log("sweep"), procs.log("worker")]
-        trusted = procs.start(
-            "trusted",
-            ["sweep", str(config), "--out", str(tmp_path / "out"), "--nats", url,
-             "--tls-ca", str(cert), "--workers", "1", "--cache-dir", str(tmp_path / "cache")],
-            subprocess_env(),
-        )  # fmt: skip
-        assert trusted.wait(60) == 0, procs.log("trusted")
+        # Given the CA that signed it, the same server is trusted.
+        assert asyncio.run(_connects(url, Credentials(tls_ca=str(cert))))
     for log in logs:
         assert "TLS certificate verification failed: self-signed certificate" in log
         assert "--tls-ca" in log
         assert "Traceback" not in log
+
+
+async def _connects(url: str, credentials: Credentials) -> bool:
+    broker = await Broker.connect(url, credentials)
+    await broker.close()
+    return True
 
 
 @contextlib.contextmanager
