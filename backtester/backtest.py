@@ -7,14 +7,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 import polars as pl
 
 from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
 from backtester.data.bars import BarData, load_bars
+from backtester.data.market_series import load_funding, load_marks
 from backtester.data.timeframes import timeframe_ms
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
+from backtester.engine.setup import AccountKind
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.lookahead import LookaheadReport, check_lookahead
@@ -52,13 +55,19 @@ class Backtest:
     mode        "auto" (default), "dense", "signal" or "compiled": signal mode visits only the bars a
                 strategy declares active and those where a resting order can fill; the compiled
                 path runs a `SignalStrategy`'s plan in one compiled loop; results are identical
+    account     "cash" (spot) or "margin" (contracts: leverage, shorts, funding, liquidation);
+                default: margin when the instrument is a contract
+    funding     funding rates of a perpetual: a frame or file with a timestamp and `funding_rate`
+                (or `rate`); or a dict symbol -> such
+    mark        mark-price candles of a contract (frame or file, OHLC; volume optional), which value
+                positions, margin and liquidation; without, the last price marks; or a dict
     periods_per_year  annualizes Sharpe, Sortino and volatility (periods of `ratio_returns`);
                 default: from the data's calendar, 365 days on 24/7 data, the sessions per year
                 observed on weekday data (stocks: about 252)
     ratio_returns   "daily" (default: returns of the equity at each trading day's last bar, as
                 peers quote Sharpe) or "bar" (bar-to-bar returns, annualized by bars per year)
     higher_timeframes  series for the timeframes the strategy declares (`Strategy.timeframes`),
-                by timeframe ("1h": for the first instrument) or "SYMBOL@1h"; others are
+                by timeframe ("1h": for the first instrument) or "SYMBOL@1h"; the others are
                 resampled from the data
     """
 
@@ -80,6 +89,9 @@ class Backtest:
         repair: bool = False,
         seed: int = 0,
         mode: Mode = "auto",
+        account: AccountKind | None = None,
+        funding: DataSource | dict[str, DataSource] | None = None,
+        mark: DataSource | dict[str, DataSource] | None = None,
         periods_per_year: float | None = None,
         ratio_returns: Literal["daily", "bar"] = "daily",
         higher_timeframes: Mapping[str, DataSource] | None = None,
@@ -103,8 +115,20 @@ class Backtest:
         self.strategy = strategy
         self.fees: FeeModel = fees if fees is not None else FixedRateFee(rate=fee_rate)
         self.slippage: SlippageModel = slippage if slippage is not None else NoSlippage()
+        primary = next(iter(sources))
+        self.funding_sources = _by_symbol(funding, primary)
+        self.mark_sources = _by_symbol(mark, primary)
+        self.funding = {
+            name: load_funding(source, name=f"funding of {name}")
+            for name, source in self.funding_sources.items()
+        }
+        self.marks = {
+            name: load_marks(source, name=f"mark of {name}").frame
+            for name, source in self.mark_sources.items()
+        }
         self.setup = EngineSetup(
             initial_cash=float(cash),
+            account=account,
             fill=FillConfig(trade_on_close=trade_on_close, intrabar=IntrabarPath(intrabar)),
             risk=RiskConfig(
                 max_position_quantity=max_position_quantity,
@@ -126,18 +150,8 @@ class Backtest:
         engine = self.engine(**params)
         result = engine.run(progress=bar_wanted(progress))
         result.bars = self.data
-        result.origin = Origin(
-            sources=self.sources,
-            bars=self.data,
-            repair=self.repair,
-            instruments=list(self.given_instruments.values()),
-            strategy=self.strategy,
-            params=self.strategy.make_params(params),
-            fees=self.fees,
-            slippage=self.slippage,
-            setup=self.setup,
-            started_at=started_at,
-            finished_at=utc_now(),
+        result.origin = self.origin(
+            self.strategy.make_params(params), dict(params), started_at, utc_now()
         )
         if save is not False:
             result.save("runs" if save is True else save)
@@ -160,6 +174,32 @@ class Backtest:
 
         return optimize(self, **kwargs)
 
+    def origin(
+        self, params: msgspec.Struct, given: dict[str, Any], started_at: str, finished_at: str
+    ) -> Origin:
+        """What a run of this backtest with `params` (`given`: as named in the call) is made of,
+        which `RunResult.save` describes as a run config."""
+        return Origin(
+            sources=self.sources,
+            bars=self.data,
+            series={
+                "mark": {s: (given, self.marks[s]) for s, given in self.mark_sources.items()},
+                "funding": {
+                    s: (given, self.funding[s]) for s, given in self.funding_sources.items()
+                },
+            },
+            repair=self.repair,
+            instruments=list(self.given_instruments.values()),
+            strategy=self.strategy,
+            params=params,
+            given_params=given,
+            fees=self.fees,
+            slippage=self.slippage,
+            setup=self.setup,
+            started_at=started_at,
+            finished_at=finished_at,
+        )
+
     def engine(self, **params: Any) -> Engine:
         """The engine `run(**params)` would run, built and not yet run: its mode and, on the
         event-driven path, its modules can be inspected before and after `engine.run()`."""
@@ -172,7 +212,9 @@ class Backtest:
             self.slippage,
             self.setup,
             self.repairs,
-            self.higher,
+            marks=self.marks,
+            funding=self.funding,
+            timeframes=self.higher,
         )
 
     def check_lookahead(self, *, cuts: int = 20, seed: int = 0, **params: Any) -> LookaheadReport:
@@ -192,7 +234,10 @@ class Backtest:
                 self.slippage,
                 self.setup,
                 self.repairs,
-                _known_by(self.higher, data),
+                # The engine reads marks and funding only over the bars it is given.
+                marks=self.marks,
+                funding=self.funding,
+                timeframes=_known_by(self.higher, data),
             )
 
         return check_lookahead(factory, self.data, cuts=cuts, seed=seed)
@@ -205,12 +250,20 @@ def _known_by(
     check's cut runs must not see more of them than of the data)."""
     if not series:
         return series
-    known = max(int(f["ts"].max()) + bar_interval_ns(f["ts"].to_numpy()) for f in data.values())  # type: ignore[arg-type]
+    known = max(int(f["ts"][-1]) + bar_interval_ns(f["ts"].to_numpy()) for f in data.values())
     cut = {}
     for name, frame in series.items():
         span = timeframe_ms(name.rpartition("@")[2]) * 1_000_000
         cut[name] = frame.filter(pl.col("ts") + span <= known)
     return cut
+
+
+def _by_symbol(
+    given: DataSource | dict[str, DataSource] | None, primary: str
+) -> dict[str, DataSource]:
+    if given is None:
+        return {}
+    return given if isinstance(given, dict) else {primary: given}
 
 
 def _symbol_of(instrument: Instrument | dict[str, Instrument] | None, default: str) -> str:

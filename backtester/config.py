@@ -14,7 +14,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from backtester.domain.instrument import Instrument
+from backtester.domain.instrument import (
+    Instrument,
+    InstrumentKind,
+    MarginMode,
+    MarginTier,
+)
 
 
 class IntrabarPath(StrEnum):
@@ -134,23 +139,35 @@ class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fiel
     pass
 
 
+# What a data source holds for its symbol: its bars, its mark-price candles, or its funding rates.
+Series = Literal["ohlcv", "mark", "funding"]
+
+
 class FileSource(DataSpec, frozen=True, tag="file"):
     """A Parquet or CSV file; a relative path is relative to the working directory, like every
-    path a command takes, so configs in a repository name data by their repository path."""
+    path a command takes, so configs in a repository name data by their repository path.
+    `start` (inclusive) and `end` (exclusive), epoch ms or ISO dates/times in UTC, cut the rows
+    used."""
 
     path: str
     symbol: str
+    series: Series = "ohlcv"
+    start: str | int | None = None
+    end: str | int | None = None
     repair: bool = False
 
 
 class CatalogSource(DataSpec, frozen=True, tag="catalog"):
     """A series of the Parquet catalog; `start` (inclusive) and `end` (exclusive) are epoch ms or
-    ISO dates/times in UTC."""
+    ISO dates/times in UTC. Bars and mark candles name their `timeframe`; funding rates have none
+    (they are stored at the exchange's funding times). Mark and funding series are a contract's:
+    `market = "swap"`."""
 
     exchange: str
     symbol: str
-    timeframe: str
+    timeframe: str = ""
     market: str = "spot"
+    series: Series = "ohlcv"
     start: str | int | None = None
     end: str | int | None = None
     root: str = "data"
@@ -173,6 +190,75 @@ def kinds_of(key: str) -> list[str]:
     return [str(m.__struct_config__.tag) for m in members]
 
 
+# --- instruments -------------------------------------------------------------------------------
+
+# An exchange id as ccxt spells it, which also names a catalog directory.
+ExchangeId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+
+
+class InstrumentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An `[[instruments]]` entry. Either the instrument's fields (`Instrument`; one left out takes
+    the instrument's default), or `from_catalog = "<exchange>"`: the instrument as that exchange
+    lists it in the catalog's markets snapshot (`python -m backtester data markets`) under `root`
+    (default `data`), with only `leverage` and `margin_mode` set next to it. The engine's
+    composition root (`engine.assembly`) turns a spec into an `Instrument`."""
+
+    symbol: str
+    from_catalog: ExchangeId | None = None
+    root: str | None = None
+    base: str | None = None
+    quote: str | None = None
+    kind: InstrumentKind | None = None
+    settle: str | None = None
+    contract_size: float | None = None
+    linear: bool | None = None
+    expiry: int | str | None = None
+    leverage: float | None = None
+    margin_mode: MarginMode | None = None
+    margin_tiers: tuple[MarginTier, ...] | None = None
+    liquidation_fee: float | None = None
+    tick_size: float | None = None
+    lot_size: float | None = None
+    min_quantity: float | None = None
+    max_quantity: float | None = None
+    min_notional: float | None = None
+    max_notional: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.from_catalog is None:
+            self.instrument()  # a spec that is no instrument fails where it is written
+
+    def given(self) -> dict[str, Any]:
+        """The `Instrument` fields this entry sets."""
+        return {
+            name: value for name in _INSTRUMENT_FIELDS if (value := getattr(self, name)) is not None
+        }
+
+    def instrument(self) -> Instrument:
+        """The instrument of an entry that spells it out (not `from_catalog`)."""
+        return Instrument(**self.given())
+
+    def canonical(self) -> dict[str, Any]:
+        """The entry as its config identity sees it: a spelled-out instrument with every field
+        derived (so a config means the same whether it writes `base` or lets the symbol say
+        it), a catalog one as where it comes from and how it is traded."""
+        if self.from_catalog is None:
+            plain: dict[str, Any] = msgspec.to_builtins(self.instrument())
+            return plain
+        return {
+            "symbol": self.symbol,
+            "from_catalog": self.from_catalog,
+            "root": self.root if self.root is not None else DEFAULT_CATALOG_ROOT,
+            "leverage": self.leverage if self.leverage is not None else 1.0,
+            "margin_mode": str(self.margin_mode or MarginMode.ISOLATED),
+        }
+
+
+_INSTRUMENT_FIELDS = tuple(f.name for f in msgspec.structs.fields(Instrument))
+# What a catalog entry may set besides its symbol: how it is traded, not what the exchange lists.
+CATALOG_TRADING_FIELDS = ("leverage", "margin_mode")
+DEFAULT_CATALOG_ROOT = "data"
+
 # --- the run config ----------------------------------------------------------------------------
 
 
@@ -184,13 +270,21 @@ class StrategySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     params: dict[str, Any] = {}
 
 
+class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`cash`: a spot account (no leverage, no shorts); `margin`: a derivatives account (contracts at
+    a leverage, shorts, funding, liquidation). Unset: margin when the instruments are contracts."""
+
+    kind: Literal["cash", "margin"] | None = None
+
+
 class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything that decides a run's result, plus where to write it (`output_dir`)."""
 
     data: Annotated[list[Source], msgspec.Meta(min_length=1)]
     strategy: StrategySpec
-    instruments: list[Instrument] = []
+    instruments: list[InstrumentSpec] = []
     cash: Annotated[float, msgspec.Meta(gt=0)] = 10_000.0
+    account: AccountConfig = AccountConfig()
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     fees: Fees = FixedFeeSpec()
     slippage: Slippage = NoSlippageSpec()
@@ -202,21 +296,66 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     def __post_init__(self) -> None:
         if not math.isfinite(self.cash):
             raise ValueError(f"cash: must be a finite amount, got {self.cash}")
-        symbols = [source.symbol for source in self.data]
-        repeated = sorted({s for s in symbols if symbols.count(s) > 1})
+        keys = [(source.symbol, source.series) for source in self.data]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
-            raise ValueError(f"data: symbol {repeated[0]!r} has more than one source")
+            symbol, series = repeated[0]
+            what = "source" if series == "ohlcv" else f"{series} source"
+            raise ValueError(f"data: symbol {symbol!r} has more than one {what}")
+        symbols = [source.symbol for source in self.data if source.series == "ohlcv"]
+        for i, source in enumerate(self.data):
+            if isinstance(source, CatalogSource):
+                _check_catalog_source(source, i)
+            if source.series != "ohlcv" and source.symbol not in symbols:
+                raise ValueError(
+                    f"data[{i}].symbol: a {source.series} series for {source.symbol!r}, which has "
+                    f"no bars (bar symbols: {', '.join(symbols) or 'none'})"
+                )
         for i, instrument in enumerate(self.instruments):
             if instrument.symbol not in symbols:
                 raise ValueError(
                     f"instruments[{i}].symbol: {instrument.symbol!r} has no data source "
                     f"(data symbols: {', '.join(symbols)})"
                 )
+            _check_catalog_entry(instrument, i)
             # The domain type leaves these unchecked; a zero step would divide by zero mid-run.
             for name in _POSITIVE_INSTRUMENT_FIELDS:
                 value = getattr(instrument, name)
                 if value is not None and not value > 0:
                     raise ValueError(f"instruments[{i}].{name}: must be > 0, got {value}")
+
+
+def _check_catalog_source(source: CatalogSource, index: int) -> None:
+    if source.series == "funding":
+        if source.timeframe not in ("", "funding"):
+            raise ValueError(
+                f"data[{index}].timeframe: funding rates have no timeframe (leave it out)"
+            )
+    elif not source.timeframe:
+        raise ValueError(f"data[{index}].timeframe: missing required key")
+    if source.series != "ohlcv" and source.market != "swap":
+        raise ValueError(
+            f'data[{index}].market: {source.series} series are a contract\'s: market = "swap"'
+        )
+
+
+def _check_catalog_entry(spec: InstrumentSpec, index: int) -> None:
+    if spec.from_catalog is None:
+        if spec.root is not None:
+            raise ValueError(
+                f"instruments[{index}].root: names the catalog of a from_catalog instrument; "
+                "this one sets no from_catalog"
+            )
+        return
+    for name in spec.given():
+        if name not in ("symbol", *CATALOG_TRADING_FIELDS):
+            raise ValueError(
+                f"instruments[{index}].{name}: comes from the {spec.from_catalog} markets "
+                f"snapshot (from_catalog); only {' and '.join(CATALOG_TRADING_FIELDS)} may be "
+                "set next to it"
+            )
+    if spec.leverage is not None and not spec.leverage > 0:
+        raise ValueError(f"instruments[{index}].leverage: must be > 0, got {spec.leverage}")
 
 
 _POSITIVE_INSTRUMENT_FIELDS = (
@@ -234,9 +373,17 @@ _POSITIVE_INSTRUMENT_FIELDS = (
 _NOT_IDENTITY = ("output_dir",)
 
 
+def plain_config(cfg: RunConfig) -> dict[str, Any]:
+    """The decoded config as plain tables, defaults filled in, each instrument in its canonical
+    form (`InstrumentSpec.canonical`)."""
+    plain: dict[str, Any] = msgspec.to_builtins(cfg)
+    plain["instruments"] = [spec.canonical() for spec in cfg.instruments]
+    return plain
+
+
 def canonical_json(cfg: RunConfig) -> bytes:
     """The decoded config as JSON with sorted keys, defaults filled in, output location left out."""
-    plain = msgspec.to_builtins(cfg)
+    plain = plain_config(cfg)
     for key in _NOT_IDENTITY:
         plain.pop(key)
     return msgspec.json.encode(plain, order="sorted")

@@ -281,7 +281,9 @@ def _emit_table(lines: list[str], path: list[str], table: dict[str, Any]) -> Non
 
 
 def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+    return (
+        isinstance(value, list | tuple) and bool(value) and all(isinstance(v, dict) for v in value)
+    )
 
 
 def _key(key: str) -> str:
@@ -301,7 +303,7 @@ def _value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return _string(value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
         items = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None)

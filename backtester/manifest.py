@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +51,25 @@ class DataInput(msgspec.Struct, frozen=True):
     last_ts: str
     repair: RepairReport | None = None
     partitions: list[Partition] | None = None
+    # What the series is for its symbol: bars ("ohlcv"), mark-price candles or funding rates.
+    series: str = "ohlcv"
+
+
+class InstrumentInput(msgspec.Struct, frozen=True):
+    """An instrument built from a catalog markets snapshot (`from_catalog`): the snapshot it was
+    read from and when that was fetched, and `sha256`, of the instrument as built, which the run
+    id covers (a snapshot fetched again that lists the instrument unchanged names the same run)."""
+
+    symbol: str
+    snapshot: str
+    snapshot_sha256: str
+    fetched_at: str
+    sha256: str
+
+
+def instrument_sha256(instrument: Any) -> str:
+    """The content hash of an instrument as built (its fields as sorted JSON)."""
+    return hashlib.sha256(msgspec.json.encode(instrument, order="sorted")).hexdigest()
 
 
 class CodeVersion(msgspec.Struct, frozen=True):
@@ -82,6 +102,11 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str
     digest: str
     outputs: dict[str, str]
+    # The account the run booked into, and what valued each instrument's positions: its mark-price
+    # series ("mark") or its last traded price ("last").
+    account: str = "cash"
+    marked_by: dict[str, str] = {}
+    instruments: list[InstrumentInput] = []
 
     @property
     def code(self) -> CodeVersion:
@@ -94,16 +119,24 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def derive_run_id(config_id: str, data: list[DataInput], code: CodeVersion) -> str:
+def derive_run_id(
+    config_id: str,
+    data: list[DataInput],
+    code: CodeVersion,
+    instruments: Sequence[InstrumentInput] = (),
+) -> str:
     """Content-derived: the same config, data and code give the same id on any machine, at any time.
-    Git facts stay out, so a commit that touches no code (docs, goldens) does not rename runs."""
-    identity = {
+    Git facts stay out, so a commit that touches no code (docs, goldens) does not rename runs.
+    Instruments read from the catalog count like data (a config without them keeps its id)."""
+    identity: dict[str, Any] = {
         "config_id": config_id,
         "data": [entry.sha256 for entry in data],
         "package_version": code.package_version,
         "code_sha256": code.code_sha256,
         "strategy_sha256": code.strategy_sha256,
     }
+    if instruments:
+        identity["instruments"] = [entry.sha256 for entry in instruments]
     return hashlib.sha256(msgspec.json.encode(identity, order="sorted")).hexdigest()[:16]
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import msgspec
 import polars as pl
 
-from backtester.runs.notebook import Origin, run_config_of
+from backtester.runs.notebook import run_config_of
 from backtester.sweep.config import decode_sweep_config
 from backtester.sweep.coordinator import SweepOutcome, SweepSettings, run_sweep
 from backtester.sweep.plan import Keep, build_plan
@@ -149,19 +149,7 @@ def _is_space(value: Any) -> bool:
 
 
 def _base(bt: Backtest, out: Path, fixed: dict[str, Any]) -> dict[str, Any]:
-    origin = Origin(
-        sources=bt.sources,
-        bars=bt.data,
-        repair=bt.repair,
-        instruments=list(bt.given_instruments.values()),
-        strategy=bt.strategy,
-        params=_NoParams(),
-        fees=bt.fees,
-        slippage=bt.slippage,
-        setup=bt.setup,
-        started_at="",
-        finished_at="",
-    )
+    origin = bt.origin(_NoParams(), {}, "", "")
     base: dict[str, Any] = msgspec.to_builtins(run_config_of(origin, out))
     base["strategy"]["params"] = dict(fixed)
     for key in ("seed", "output_dir"):

@@ -15,7 +15,7 @@ from backtester.config import StatsConfig
 from backtester.core.digest import STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
-from backtester.metrics.trades import round_trips
+from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
 
 if TYPE_CHECKING:
     from backtester.runs.notebook import Origin
@@ -40,6 +40,8 @@ class RunResult:
         digest: str,
         repairs: list[RepairReport],
         bars: dict[str, pl.DataFrame] | None = None,
+        funding: pl.DataFrame | None = None,
+        account: str = "cash",
     ) -> None:
         self.strategy = strategy
         self.params = params
@@ -51,6 +53,12 @@ class RunResult:
         self.stats = stats
         self.digest = digest
         self.repairs = repairs
+        # Funding payments (none on spot), and the kind of account the run booked into.
+        self.funding = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
+        self.account = account
+        # What valued each instrument's positions: "mark" (a mark-price series) or "last" (its
+        # last traded price).
+        self.marked_by: dict[str, str] = {}
         # The input bars by symbol, kept for the price chart of `plot()` (the frames the engine ran on,
         # not a copy); None when the result was built without them.
         self.bars = bars
@@ -130,6 +138,7 @@ FILL_SCHEMA: dict[str, PolarsDataType] = {
     "fee": pl.Float64,
     "liquidity": pl.String,
     "leaves_quantity": pl.Float64,
+    "tag": pl.String,
 }
 
 
@@ -199,6 +208,16 @@ def _joined(column: pl.Series) -> str:
     return str(column.str.join(STRING_SEPARATOR).item())
 
 
+class Books(NamedTuple):
+    """The account sampled at every timeline point: cash, signed positions by instrument, and for
+    margin accounts each position valued at its entry price and the funding paid so far."""
+
+    cash: np.ndarray
+    positions: dict[str, np.ndarray]
+    cost_basis: dict[str, np.ndarray] | None = None
+    funding: np.ndarray | None = None
+
+
 def build_result(
     *,
     strategy: str,
@@ -207,27 +226,52 @@ def build_result(
     fills: pl.DataFrame,
     orders: pl.DataFrame,
     timeline: np.ndarray,
-    cash: np.ndarray,
-    positions: dict[str, np.ndarray],
+    books: Books,
+    marks: dict[str, np.ndarray],
     closes: dict[str, np.ndarray],
     initial_cash: float,
     fees_paid: float,
     intrabar_decisions: int,
     repairs: list[RepairReport],
     stats: StatsConfig,
+    account: str = "cash",
+    multipliers: dict[str, float] | None = None,
+    funding: pl.DataFrame | None = None,
+    liquidations: int = 0,
 ) -> RunResult:
+    """`marks`: each instrument's mark at every timeline point (on spot, its close), which values the
+    positions; `closes`: its last price, for buy-and-hold and the marking of open trades; `account`:
+    "cash" or "margin" (whose `cash` column is then the wallet balance and `position_value` the
+    unrealized profit; equity is the same sum either way)."""
+    cash, positions = books.cash, books.positions
+    sizes = multipliers or {}
+    # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
+    unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
         position_value, marked, drawdown = (np.empty(len(timeline)) for _ in range(3))
-        mark_to_market(cash, held, closes[symbol], position_value, marked, drawdown)
+        mark_to_market(cash, held, unit_values[symbol], position_value, marked, drawdown)
         equity = equity_frame(timeline, cash, position_value, (marked, drawdown))
     else:
         position_value = np.zeros(len(timeline))
         for symbol, held in positions.items():
-            position_value += held * closes[symbol]
+            position_value += held * unit_values[symbol]
         equity = equity_frame(timeline, cash, position_value)
-    last_close = {s: (int(timeline[-1]), float(c[-1])) for s, c in closes.items()}
-    trades = round_trips(fills, last_close)
+    paid = books.funding if books.funding is not None else np.zeros(len(timeline))
+    notional = np.zeros(len(timeline))
+    for symbol, held in positions.items():
+        notional += np.abs(held) * unit_values[symbol]
+    equity = equity.with_columns(pl.Series("funding", paid), pl.Series("notional", notional))
+    if account == "margin" and books.cost_basis is not None:
+        basis = np.zeros(len(timeline))
+        for values in books.cost_basis.values():
+            basis += values
+        equity = equity.with_columns(
+            pl.Series("cash", cash + basis), pl.Series("position_value", position_value - basis)
+        )
+    last_mark = {s: (int(timeline[-1]), float(c[-1])) for s, c in marks.items()}
+    funding_frame = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
+    trades = round_trips(fills, last_mark, sizes, funding_frame)
     holdings = iter(positions.values())
     exposure = next(holdings) != 0.0
     for held in holdings:
@@ -244,6 +288,11 @@ def build_result(
         periods_per_year=stats.periods_per_year,
         returns=stats.returns,
     )
+    closed = trades.filter(~pl.col("is_open"))
+    computed["long_trades"] = int((closed["side"] == "long").sum())
+    computed["short_trades"] = int((closed["side"] == "short").sum())
+    computed["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
+    computed["liquidations"] = liquidations
     computed["orders"] = orders.height
     computed["fills"] = fills.height
     # Bars where the assumed intrabar path decided which of several orders filled first.
@@ -259,4 +308,6 @@ def build_result(
         stats=computed,
         digest=result_digest(fills, equity),
         repairs=repairs,
+        funding=funding_frame,
+        account=account,
     )

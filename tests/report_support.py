@@ -168,6 +168,7 @@ def synthetic_year(minutes: int = 525_600, fast: int = 60, slow: int = 360) -> R
             "fee": fees,
             "liquidity": ["taker"] * len(fill_rows),
             "leaves_quantity": [0.0] * len(fill_rows),
+            "tag": [""] * len(fill_rows),
         },
         schema={**FILL_SCHEMA, "ts": pl.Int64},
     ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))

@@ -1,17 +1,76 @@
-"""Spot cash account in one quote currency, booked fill by fill.
+"""The client-side ledger: books every fill and funding payment into its account, journals the state
+after each booking, and tells the other modules what changed.
 
-Money is float64 booked in a fixed order (see adr/0003): every booking is one deterministic expression,
-so the ledger replays bit for bit and reconciles exactly against the fills that produced it.
+Money is float64 booked in a fixed order (see adr/0003): every booking is one deterministic expression
+(`accounting.arithmetic`), so the ledger replays bit for bit and reconciles exactly against the fills
+and payments that produced it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from backtester.accounting.accounts import Account
+from backtester.accounting.arithmetic import position_value
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY
-from backtester.domain.messages import AccountState, OrderFilled, PositionChanged
+from backtester.domain.messages import (
+    AccountState,
+    ContractExpired,
+    FundingPaid,
+    FundingRate,
+    OrderFilled,
+    PositionChanged,
+)
+
+
+class Journal:
+    """The account's state after each booking, from which the equity curve is sampled.
+
+    A booking is journaled at the clock's time: a bar's at its close, when the bar is handled
+    (adr/0019). One made by a scheduled event (a funding, an expiry) at time t is marked `after`:
+    it belongs after the bars that closed at t, so a state sampled at t leaves it out."""
+
+    def __init__(self, instruments: tuple[str, ...]) -> None:
+        self.instruments = instruments
+        self.ts: list[int] = []
+        self.after: list[bool] = []
+        self.cash: list[float] = []
+        self.funding: list[float] = []
+        self.positions: dict[str, list[float]] = {s: [] for s in instruments}
+        self.cost_basis: dict[str, list[float]] = {s: [] for s in instruments}
+
+    def record(self, ts: int, account: Account, *, after: bool = False) -> None:
+        self.ts.append(ts)
+        self.after.append(after)
+        self.cash.append(account.cash)
+        self.funding.append(account.funding_paid)
+        for symbol in self.instruments:
+            position = account.positions[symbol]
+            self.positions[symbol].append(position.quantity)
+            self.cost_basis[symbol].append(
+                position_value(
+                    position.quantity, position.avg_price, position.instrument.contract_size
+                )
+            )
+
+
+class Sampled:
+    """The journal as it stood at the end of each timeline point: cash, signed positions, the
+    positions valued at their entry prices, and the funding paid so far."""
+
+    def __init__(
+        self,
+        cash: np.ndarray,
+        positions: dict[str, np.ndarray],
+        cost_basis: dict[str, np.ndarray],
+        funding: np.ndarray,
+    ) -> None:
+        self.cash = cash
+        self.positions = positions
+        self.cost_basis = cost_basis
+        self.funding = funding
 
 
 class AccountLedger:
@@ -19,84 +78,123 @@ class AccountLedger:
         self,
         bus: MessageBus,
         clock: SimClock,
-        instruments: tuple[str, ...],
+        account: Account,
         currency: str,
-        initial_cash: float,
     ) -> None:
         self._bus = bus
         self._clock = clock
-        self.instruments = instruments
+        self.account = account
+        self.instruments = tuple(account.positions)
         self.currency = currency
-        self.initial_cash = initial_cash
-        self.cash = initial_cash
-        self.fees_paid = 0.0
-        self.realized_pnl = 0.0
-        self.positions: dict[str, float] = dict.fromkeys(instruments, 0.0)
-        self.avg_prices: dict[str, float] = dict.fromkeys(instruments, 0.0)
-        # The booking journal: state after each fill, from which the equity curve is sampled.
-        self._journal_ts: list[int] = []
-        self._journal_cash: list[float] = []
-        self._journal_positions: dict[str, list[float]] = {s: [] for s in instruments}
+        self.initial_cash = account.initial_cash
+        self.journal = Journal(self.instruments)
+        # The time of the latest scheduled event (funding, expiry): what is booked then follows
+        # the bars that closed at that time.
+        self._scheduled_at: int | None = None
+
+    @property
+    def cash(self) -> float:
+        return self.account.cash
+
+    @property
+    def fees_paid(self) -> float:
+        return self.account.fees_paid
+
+    @property
+    def funding_paid(self) -> float:
+        return self.account.funding_paid
+
+    @property
+    def realized_pnl(self) -> float:
+        return self.account.realized_pnl
+
+    @property
+    def positions(self) -> dict[str, float]:
+        return {symbol: p.quantity for symbol, p in self.account.positions.items()}
+
+    @property
+    def avg_prices(self) -> dict[str, float]:
+        return {symbol: p.avg_price for symbol, p in self.account.positions.items()}
 
     def subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(OrderFilled, self.on_filled)
+        bus.subscribe(FundingPaid, self.on_funding)
+        bus.subscribe(FundingRate, self.on_scheduled)
+        bus.subscribe(ContractExpired, self.on_scheduled)
+
+    def on_scheduled(self, event: FundingRate | ContractExpired) -> None:
+        self._scheduled_at = self._clock.now
 
     def on_filled(self, fill: OrderFilled) -> None:
         symbol = fill.instrument
-        quantity = fill.quantity
-        held = self.positions[symbol]
-        notional = quantity * fill.price
-        if fill.side is BUY:
-            self.cash -= notional + fill.fee
-            new_position = held + quantity
-            self.avg_prices[symbol] = (self.avg_prices[symbol] * held + notional) / new_position
-        else:
-            self.cash += notional - fill.fee
-            self.realized_pnl += (fill.price - self.avg_prices[symbol]) * quantity
-            new_position = held - quantity
-            if new_position == 0.0:
-                self.avg_prices[symbol] = 0.0
-        self.positions[symbol] = new_position
-        self.fees_paid += fill.fee
-        # Booked now (the clock: the close of the bar being handled), which is monotonic even when
-        # a coarser stream's fill is stamped with an earlier bar open.
-        self._journal_ts.append(self._clock.now)
-        self._journal_cash.append(self.cash)
-        for s in self.instruments:
-            self._journal_positions[s].append(self.positions[s])
+        account = self.account
+        account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
         now = self._clock.now
+        self.journal.record(now, account, after=now == self._scheduled_at)
+        position = account.positions[symbol]
         self._bus.publish(
             PositionChanged(
                 instrument=symbol,
-                quantity=new_position,
-                avg_price=self.avg_prices[symbol],
-                realized_pnl=self.realized_pnl,
+                quantity=position.quantity,
+                avg_price=position.avg_price,
+                realized_pnl=account.realized_pnl,
                 ts_event=now,
                 ts_init=now,
             )
         )
+        self._publish_state(fill)
+
+    def on_funding(self, payment: FundingPaid) -> None:
+        self.account.apply_funding(payment.instrument, payment.amount)
+        self.journal.record(self._clock.now, self.account, after=True)
+        self._publish_state(None)
+
+    def _publish_state(self, fill: OrderFilled | None) -> None:
+        account = self.account
+        now = self._clock.now
         self._bus.publish(
             AccountState(
                 currency=self.currency,
-                cash=self.cash,
-                fees_paid=self.fees_paid,
-                realized_pnl=self.realized_pnl,
+                cash=account.cash,
+                fees_paid=account.fees_paid,
+                realized_pnl=account.realized_pnl,
                 ts_event=now,
                 ts_init=now,
                 fill=fill,
+                funding_paid=account.funding_paid,
             )
         )
 
-    def sample(self, timestamps: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Cash and positions as they stood at the end of each timestamp (after that time's fills)."""
-        journal_ts = np.asarray(self._journal_ts, dtype=np.int64)
-        at = np.searchsorted(journal_ts, timestamps, side="right") - 1
+    def sample(self, timestamps: np.ndarray) -> Sampled:
+        """The journal as it stood at each timestamp, once the bars closing then were booked (and
+        not what scheduled events booked at that same time)."""
+        journal = self.journal
+        journal_ts = np.asarray(journal.ts, dtype=np.int64)
+        at = _booked_by(journal_ts, np.asarray(journal.after, dtype=bool), timestamps)
         booked = at >= 0
         cash = np.full(len(timestamps), self.initial_cash)
-        cash[booked] = np.asarray(self._journal_cash)[at[booked]]
+        cash[booked] = np.asarray(journal.cash)[at[booked]]
+        funding = np.zeros(len(timestamps))
+        funding[booked] = np.asarray(journal.funding)[at[booked]]
         positions: dict[str, np.ndarray] = {}
+        cost_basis: dict[str, np.ndarray] = {}
         for symbol in self.instruments:
             held = np.zeros(len(timestamps))
-            held[booked] = np.asarray(self._journal_positions[symbol])[at[booked]]
+            held[booked] = np.asarray(journal.positions[symbol])[at[booked]]
             positions[symbol] = held
-        return cash, positions
+            basis = np.zeros(len(timestamps))
+            basis[booked] = np.asarray(journal.cost_basis[symbol])[at[booked]]
+            cost_basis[symbol] = basis
+        return Sampled(cash, positions, cost_basis, funding)
+
+
+def _booked_by(ts: np.ndarray, after: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """For each timestamp, the last journal entry booked before it, or at it by a bar (-1: none).
+    Entries at one time come in delivery order: the bars closing then, then scheduled events."""
+    before = np.searchsorted(ts, timestamps, side="left") - 1
+    upto = np.searchsorted(ts, timestamps, side="right") - 1
+    if not after.any():
+        return upto
+    by_bars = np.concatenate(([0], np.cumsum(~after)))
+    at: np.ndarray = before + (by_bars[upto + 1] - by_bars[before + 1])
+    return at

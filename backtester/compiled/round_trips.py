@@ -1,10 +1,18 @@
-"""Groups fills into round trips (flat -> position -> flat), one pass over the fills."""
+"""Groups fills into round trips (flat -> long or short -> flat), one pass over the fills.
+
+A fill that crosses zero closes one trade and opens the next: the part up to flat (and that share of
+its fee) goes to the closing trade, the rest opens the new one on the other side. A funding payment
+belongs to the trade open on its instrument when it is paid.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from backtester.compiled.jit import kernel
+
+# Columns of the per-trade float state.
+HELD, ENTRY_QTY, EXIT_QTY, ENTRY_VALUE, EXIT_VALUE, FEES, PEAK, FUNDING = range(8)
 
 
 def group_round_trips(
@@ -13,36 +21,50 @@ def group_round_trips(
     price: np.ndarray,
     quantity: np.ndarray,
     fee: np.ndarray,
+    multiplier: np.ndarray,
+    funding_symbol: np.ndarray,
+    funding_amount: np.ndarray,
+    funding_after: np.ndarray,
     *,
     compiled: bool = True,
 ) -> tuple[np.ndarray, ...]:
-    """`symbol` holds codes 0..k-1. Returns, per trade (closed ones in the order they closed, then
-    the still-open ones in the order they opened): symbol code, index of the opening fill, index of
-    the closing fill (-1 if open), quantity bought, sold, cost, proceeds, fees, peak |position|,
-    and the position still held. `compiled=False` runs the same loop as plain Python."""
+    """`symbol` holds codes 0..k-1; `multiplier[code]` is the instrument's contract size. Funding
+    payment j (`funding_symbol`, `funding_amount`) was booked after the first `funding_after[j]`
+    fills. Returns, per trade (closed ones in the order they closed, then the still-open ones in
+    the order they opened): symbol code, side (+1 long, -1 short), index of the opening fill, index
+    of the closing fill (-1 if open), then floats: quantity entered, exited, value entered
+    (quantity * price * size), value exited, fees, peak |position|, funding paid, and the position
+    still held. `compiled=False` runs the same loop as plain Python."""
     n = len(symbol)
-    # Allocated by numpy, not in the kernel, whose own allocations fault in page by page.
-    ints = np.zeros((3, n), np.int64)
-    state = np.zeros((n, 7))
+    # Allocated by numpy, not in the kernel, whose own allocations fault in page by page. A fill
+    # closes at most one trade, and opens at most one.
+    ints = np.zeros((4, n + 1), np.int64)
+    state = np.zeros((n + 1, 8))
     loop = _group if compiled else _group.py_func
-    trades = loop(symbol, buy, price, quantity, fee, ints, state)
+    trades = loop(
+        symbol,
+        buy,
+        price,
+        quantity,
+        fee,
+        multiplier,
+        funding_symbol,
+        funding_amount,
+        funding_after,
+        ints,
+        state,
+    )
     result = state[:trades]
     return (
         *ints[:, :trades],
-        result[:, 1].copy(),
-        result[:, 2].copy(),
-        result[:, 3].copy(),
-        result[:, 4].copy(),
-        result[:, 5].copy(),
-        result[:, 6].copy(),
-        result[:, 0].copy(),
+        *(result[:, column].copy() for column in (1, 2, 3, 4, 5, 6, 7, 0)),
     )
 
 
 @kernel(
     "int64("
-    "int64[::1], boolean[::1], float64[::1], float64[::1], float64[::1], "
-    "int64[:, ::1], float64[:, ::1]"
+    "int64[::1], boolean[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
+    "int64[::1], float64[::1], int64[::1], int64[:, ::1], float64[:, ::1]"
     ")"
 )
 def _group(
@@ -51,49 +73,92 @@ def _group(
     price: np.ndarray,
     quantity: np.ndarray,
     fee: np.ndarray,
+    multiplier: np.ndarray,
+    funding_symbol: np.ndarray,
+    funding_amount: np.ndarray,
+    funding_after: np.ndarray,
     out_ints: np.ndarray,
     out_state: np.ndarray,
 ) -> int:
     """The loop of `group_round_trips`; returns the number of trades written."""
     n = len(symbol)
-    k = 0
-    for i in range(n):
-        k = max(k, symbol[i] + 1)
+    k = len(multiplier)
     is_open = np.zeros(k, np.bool_)
+    side = np.zeros(k, np.int64)
     opened_at = np.zeros(k, np.int64)
-    state = np.zeros((k, 7))  # held, bought, sold, cost, proceeds, fees, peak
+    state = np.zeros((k, 8))
     trades = 0
-    for i in range(n):
+    j = 0
+    payments = len(funding_symbol)
+    for i in range(n + 1):
+        # Funding booked before fill i goes to the trade open then (none open: nobody paid it).
+        while j < payments and funding_after[j] <= i:
+            s = funding_symbol[j]
+            if is_open[s]:
+                state[s, FUNDING] += funding_amount[j]
+            j += 1
+        if i == n:
+            break
         s = symbol[i]
+        q = quantity[i]
+        p = price[i]
+        size = multiplier[s]
+        direction = 1 if buy[i] else -1
         if not is_open[s]:
             is_open[s] = True
+            side[s] = direction
             opened_at[s] = i
             state[s, :] = 0.0
-        q = quantity[i]
-        if buy[i]:
-            state[s, 0] += q
-            state[s, 1] += q
-            state[s, 3] += q * price[i]
+        rest = 0.0
+        closing_fee = 0.0
+        if direction == side[s]:
+            state[s, HELD] += q if buy[i] else -q
+            state[s, ENTRY_QTY] += q
+            state[s, ENTRY_VALUE] += q * p * size
+            state[s, FEES] += fee[i]
         else:
-            state[s, 0] -= q
-            state[s, 2] += q
-            state[s, 4] += q * price[i]
-        state[s, 5] += fee[i]
-        state[s, 6] = max(state[s, 6], abs(state[s, 0]))
-        if state[s, 0] == 0.0:
+            held = abs(state[s, HELD])
+            closing = q
+            closing_fee = fee[i]
+            if q > held:
+                closing = held
+                closing_fee = fee[i] * (held / q)
+                rest = q - held
+            state[s, HELD] += closing if buy[i] else -closing
+            state[s, EXIT_QTY] += closing
+            state[s, EXIT_VALUE] += closing * p * size
+            state[s, FEES] += closing_fee
+            if rest > 0.0:
+                state[s, HELD] = (
+                    0.0  # crossed zero: flat exactly, and the rest opens the next trade
+                )
+        state[s, PEAK] = max(state[s, PEAK], abs(state[s, HELD]))
+        if state[s, HELD] == 0.0:
             out_ints[0, trades] = s
-            out_ints[1, trades] = opened_at[s]
-            out_ints[2, trades] = i
+            out_ints[1, trades] = side[s]
+            out_ints[2, trades] = opened_at[s]
+            out_ints[3, trades] = i
             out_state[trades, :] = state[s, :]
             trades += 1
             is_open[s] = False
+            if rest > 0.0:
+                is_open[s] = True
+                side[s] = direction
+                opened_at[s] = i
+                state[s, :] = 0.0
+                state[s, HELD] = rest if buy[i] else -rest
+                state[s, ENTRY_QTY] = rest
+                state[s, ENTRY_VALUE] = rest * p * size
+                state[s, FEES] = fee[i] - closing_fee
+                state[s, PEAK] = rest
     # Still open at the end, in the order they opened (as a dict keyed by symbol would list them).
     order = np.argsort(opened_at, kind="mergesort")
     for s in order:
         if is_open[s]:
             out_ints[0, trades] = s
-            out_ints[1, trades] = opened_at[s]
-            out_ints[2, trades] = -1
+            out_ints[1, trades] = side[s]
+            out_ints[2, trades] = opened_at[s]
+            out_ints[3, trades] = -1
             out_state[trades, :] = state[s, :]
             trades += 1
     return trades

@@ -31,21 +31,40 @@ def tick_and_drain_sparse(
     timestamps: Sequence[int],
     event_at: Callable[[int], object],
     next_index: Callable[[int], int],
+    scheduled: Sequence[tuple[int, int, object]] = (),
 ) -> int:
     """Visit only the rows some module needs: `next_index(i)` is the first row after `i` where a
     subscriber can act (`len(timestamps)` or more: none). Each visit is a full tick-and-drain, so a
-    run that skips rows nobody needs is identical to one that visits them all."""
+    run that skips rows nobody needs is identical to one that visits them all.
+
+    `scheduled` holds (row, tick time, event), ascending by row: events that must be delivered just
+    before row `row` (`len(timestamps)`: after the last), visited or not. What they change may make
+    an earlier row needed, so the next row is asked again after them."""
     advance = clock.advance_to
     deliver = bus.deliver
     end = len(timestamps)
     count = 0
-    i = next_index(-1)
-    while i < end:
+    done = -1  # every row up to here is handled
+    k = 0
+    pending = len(scheduled)
+    while True:
+        i = next_index(done)
+        if k < pending and scheduled[k][0] <= i:
+            row = scheduled[k][0]
+            while k < pending and scheduled[k][0] == row:
+                _, tick, event = scheduled[k]
+                advance(tick)
+                deliver(event)
+                count += 1
+                k += 1
+            done = row - 1
+            continue
+        if i >= end:
+            return count
         advance(timestamps[i])
         deliver(event_at(i))
         count += 1
-        i = next_index(i)
-    return count
+        done = i
 
 
 @contextmanager

@@ -75,7 +75,7 @@ def load_bars(source: Any, *, repair: bool = False, name: str | None = None) -> 
     `repair`, duplicate timestamps are fixed first (identical rows are dropped; of conflicting rows
     the last is kept, as an exchange's final candle follows its partial one) and rows are sorted."""
     label = name or (str(source) if isinstance(source, str | Path) else "<DataFrame>")
-    frame = _canonical(_read(source, label), label).with_row_index(_ROW)
+    frame = _canonical(read_frame(source, label), label).with_row_index(_ROW)
     report = None
     if repair:
         frame, report = _repair_duplicates(frame, label)
@@ -95,7 +95,8 @@ def is_pandas_frame(source: object) -> bool:
     )
 
 
-def _read(source: Any, label: str) -> pl.DataFrame:
+def read_frame(source: Any, label: str) -> pl.DataFrame:
+    """A frame as given (polars or pandas), or read from a Parquet or CSV file."""
     if isinstance(source, pl.DataFrame):
         return source
     if is_pandas_frame(source):

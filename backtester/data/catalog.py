@@ -6,9 +6,10 @@
     read.partitions                       # ((path from root, sha256 of the file, rows), ...)
     rates = read_series("data", "binance", "BTC/USDT:USDT", "funding", market="swap").frame
     # funding: timestamp_ms int64 + funding_rate float64
+    marks = read_series("data", "binance", "BTC/USDT:USDT", "1h", market="swap", price="mark")
 
-`read_series(root, exchange, symbol, timeframe, *, market="spot", start=None, end=None,
-columns=None)` reads rows with start <= timestamp_ms < end (epoch ms, or an ISO date/time in UTC).
+`read_series(root, exchange, symbol, timeframe, *, market="spot", price="trade", start=None,
+end=None, columns=None)` reads rows with start <= timestamp_ms < end (epoch ms, or an ISO date/time in UTC).
 Only the partition files whose [first, last] overlaps the window are opened, through one lazy polars
 scan that reads only the requested columns and skips row groups outside the window by their
 statistics. The file list comes from the series manifest, never from listing directories, so a
@@ -30,7 +31,7 @@ import polars as pl
 
 from backtester.data.atomic import sha256_file
 from backtester.data.errors import CatalogError
-from backtester.data.layout import FUNDING, MANIFEST_NAME, SeriesKey, series_dir, symbol_dir
+from backtester.data.layout import FUNDING, MANIFEST_NAME, Price, SeriesKey, series_dir, symbol_dir
 from backtester.data.resample import resample
 from backtester.data.series_manifest import FileEntry, SeriesManifest, read_manifest
 from backtester.data.timeframes import ceil_to, floor_to, parse_utc_ms, timeframe_ms
@@ -60,13 +61,14 @@ def read_series(
     timeframe: str,
     *,
     market: str = "spot",
+    price: Price = "trade",
     start: int | str | None = None,
     end: int | str | None = None,
     columns: Sequence[str] | None = None,
     verify: bool = False,
 ) -> SeriesRead:
     root = Path(root)
-    key = SeriesKey(exchange, market, symbol, timeframe)
+    key = SeriesKey(exchange, market, symbol, timeframe, price)
     lo = parse_utc_ms(start) if isinstance(start, str) else start
     hi = parse_utc_ms(end) if isinstance(end, str) else end
     wanted = _columns(key, columns)
@@ -191,6 +193,7 @@ def _same_instrument(manifest: SeriesManifest, key: SeriesKey) -> bool:
     return (
         manifest.exchange == key.exchange
         and manifest.market == key.market
+        and manifest.price == key.price
         and symbol_dir(manifest.symbol) == symbol_dir(key.symbol)
     )
 

@@ -1,4 +1,5 @@
-"""`python -m backtester data ...`: fetch, import, list and validate the market-data catalog.
+"""`python -m backtester data ...`: fetch, import, list and validate the market-data catalog, and
+store an exchange's markets (`data markets`).
 
 The catalog root is `--root`, else the `BACKTESTER_DATA_ROOT` environment variable, else `data/` in
 the working directory. `data fetch --config FILE.toml` reads the fetch options from a TOML file
@@ -16,14 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import polars as pl
 
 from backtester.data.atomic import check_writable
 from backtester.data.audit import audit_series
 from backtester.data.catalog import list_series
 from backtester.data.errors import DataError
 from backtester.data.fetch import FetchOptions, fetch
+from backtester.data.fetch_markets import (
+    MarketsOptions,
+    credential_names,
+    credentials_from_env,
+    fetch_markets,
+)
 from backtester.data.importers import FORMATS, read_file
-from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, SeriesKey
+from backtester.data.layout import DEFAULT_ROOT, FUNDING, MARKETS, Price, SeriesKey
 from backtester.data.series_manifest import SourceEntry
 from backtester.data.store import write_series
 from backtester.data.timeframes import format_ms, timeframe_ms
@@ -36,6 +44,7 @@ def register(subparsers: Any) -> None:
     data = subparsers.add_parser("data", help="fetch, import, list and validate market data")
     commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     _add_fetch(commands)
+    _add_markets(commands)
     _add_import(commands)
     listing = commands.add_parser("list", help="list the series in the catalog")
     _add_root(listing)
@@ -78,7 +87,11 @@ def _add_fetch(commands: Any) -> None:
     parser.add_argument("--since", help="first bar: ISO date/time in UTC, or epoch ms")
     parser.add_argument("--until", help="end, exclusive (default: now; open bars are never kept)")
     parser.add_argument("--market", choices=MARKETS)
-    parser.add_argument("--kind", choices=("ohlcv", "funding"), help="candles or funding rates")
+    parser.add_argument(
+        "--kind",
+        choices=("ohlcv", "mark", "funding"),
+        help="candles, a contract's mark-price candles, or funding rates",
+    )
     _add_root(parser)
     parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
     parser.add_argument(
@@ -151,6 +164,63 @@ def run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_markets(commands: Any) -> None:
+    key_name, secret_name, _ = credential_names("<exchange>")
+    parser = commands.add_parser(
+        "markets",
+        help="store an exchange's markets and leverage tiers through ccxt",
+        description="Fetch an exchange's markets (tick and lot sizes, limits, contract terms) "
+        "and, for contracts, their leverage tiers into the catalog, for configs that say "
+        f'`from_catalog = "<exchange>"`. API credentials come from {key_name} and {secret_name} '
+        "(upper-case exchange id), never from the command line.",
+    )
+    parser.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance")
+    parser.add_argument(
+        "--market",
+        choices=MARKETS,
+        default="swap",
+        help="spot markets, or every contract market (default: swap)",
+    )
+    _add_root(parser)
+    parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
+    parser.add_argument("--rate-limit-ms", type=int, help="ccxt rateLimit")
+    parser.add_argument("--timeout-ms", type=int, default=10_000, help="HTTP timeout per request")
+    parser.add_argument("--max-retries", type=int, default=8, help="retries per request")
+    parser.add_argument(
+        "--no-tiers",
+        dest="tiers",
+        action="store_false",
+        help="store contract markets without leverage tiers (no API key needed)",
+    )
+    parser.set_defaults(handler=run_markets)
+
+
+def run_markets(args: argparse.Namespace) -> int:
+    options = MarketsOptions(
+        exchange=args.exchange,
+        market=args.market,
+        root=str(_root(args)),
+        tiers=args.tiers,
+        api_url=args.api_url,
+        rate_limit_ms=args.rate_limit_ms,
+        timeout_ms=args.timeout_ms,
+        max_retries=args.max_retries,
+    )
+    credentials = credentials_from_env(args.exchange) if args.market == "swap" else None
+    summary = fetch_markets(options, credentials=credentials)
+    manifest = summary.manifest
+    tiers = (
+        f"leverage tiers of {manifest.tiers.entries}"
+        if manifest.tiers is not None
+        else "no leverage tiers"
+    )
+    print(
+        f"{manifest.exchange} {manifest.market}: {manifest.markets.entries} markets, {tiers}, "
+        f"fetched {manifest.fetched_at}; stored in {summary.directory}"
+    )
+    return 0
+
+
 def _add_import(commands: Any) -> None:
     parser = commands.add_parser(
         "import", help="validate a candle or funding file into the catalog"
@@ -160,7 +230,7 @@ def _add_import(commands: Any) -> None:
     parser.add_argument("--symbol", required=True)
     parser.add_argument("--timeframe", help="bar length of the file (required for candles)")
     parser.add_argument("--market", choices=MARKETS, default="spot")
-    parser.add_argument("--kind", choices=("ohlcv", "funding"), default="ohlcv")
+    parser.add_argument("--kind", choices=("ohlcv", "mark", "funding"), default="ohlcv")
     parser.add_argument("--format", choices=("auto", *FORMATS), default="auto")
     parser.add_argument("--funding-interval", default="8h")
     parser.add_argument("--spike-threshold", type=float, default=DEFAULT_SPIKE_THRESHOLD)
@@ -171,15 +241,19 @@ def _add_import(commands: Any) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     check_writable(_root(args), "catalog")
-    if args.kind == "ohlcv":
+    if args.kind != "funding":
         if not args.timeframe:
             raise DataError("import of candles needs --timeframe")
-        key = SeriesKey(args.exchange, args.market, args.symbol, args.timeframe)
+        price: Price = "mark" if args.kind == "mark" else "trade"
+        key = SeriesKey(args.exchange, args.market, args.symbol, args.timeframe, price)
         interval = timeframe_ms(args.timeframe)
     else:
         key = SeriesKey(args.exchange, args.market, args.symbol, FUNDING)
         interval = timeframe_ms(args.funding_interval)
     frame = read_file(args.file, key.kind, args.format)
+    if key.price == "mark":
+        # Exchanges publish no volume for mark prices; files leave it empty.
+        frame = frame.with_columns(pl.col("volume").fill_null(0.0).fill_nan(0.0))
     if key.kind == "ohlcv":
         check_spacing(frame, interval, str(args.file))
     manifest, report = write_series(
@@ -212,7 +286,7 @@ def run_list(args: argparse.Namespace) -> int:
             m.exchange,
             m.market,
             m.symbol,
-            m.timeframe,
+            m.timeframe if m.price == "trade" else f"{m.timeframe} mark",
             str(m.rows),
             format_ms(m.first_ms) if m.first_ms is not None else "-",
             format_ms(m.last_ms) if m.last_ms is not None else "-",

@@ -1,4 +1,5 @@
-"""Download candles or funding rates through ccxt into the catalog, resuming whatever is missing.
+"""Download candles (of trades or of a contract's mark price) or funding rates through ccxt into the
+catalog, resuming whatever is missing.
 
 The catalog itself is the checkpoint. Each series manifest records the ranges already known
 complete (`coverage`); a fetch requests only the parts of [since, until) outside them, pages forward
@@ -27,7 +28,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 import polars as pl
@@ -36,7 +37,7 @@ import structlog
 from backtester.data.atomic import check_writable
 from backtester.data.errors import DataError, FetchError
 from backtester.data.fetch_exchange import ExchangeClient, TransientError, UnreachableError
-from backtester.data.layout import DEFAULT_ROOT, FUNDING, SeriesKey
+from backtester.data.layout import DEFAULT_ROOT, FUNDING, Price, SeriesKey
 from backtester.data.series_manifest import Range, SourceEntry, load_manifest, missing_ranges
 from backtester.data.store import write_series
 from backtester.data.timeframes import ceil_to, floor_to, format_ms, parse_utc_ms, timeframe_ms
@@ -56,7 +57,7 @@ class FetchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     until: str | int | None = None
     timeframe: str = "1m"
     market: Literal["spot", "swap"] = "spot"
-    kind: Literal["ohlcv", "funding"] = "ohlcv"
+    kind: Literal["ohlcv", "mark", "funding"] = "ohlcv"
     root: str = DEFAULT_ROOT
     api_url: str | None = None
     rate_limit_ms: int | None = None
@@ -90,10 +91,25 @@ class FetchSummary(msgspec.Struct, frozen=True):
     empty_ranges: tuple[Range, ...] = ()
 
 
+class RetryPolicy(Protocol):
+    """The retry settings `Retrier` reads (of `FetchOptions`, or any command's options)."""
+
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def unreachable_attempts(self) -> int: ...
+    @property
+    def retry_base_ms(self) -> int: ...
+    @property
+    def retry_max_ms(self) -> int: ...
+    @property
+    def max_retry_after_s(self) -> float: ...
+
+
 class Retrier:
     """Exponential backoff for `TransientError` failures, honouring the server's Retry-After."""
 
-    def __init__(self, options: FetchOptions, sleep: Callable[[float], None]) -> None:
+    def __init__(self, options: RetryPolicy, sleep: Callable[[float], None]) -> None:
         self.options = options
         self.sleep = sleep
         self.retries = 0
@@ -149,9 +165,10 @@ def fetch(
     for name in ("page_limit", "flush_rows"):
         if getattr(options, name) < 1:
             raise DataError(f"{name} must be at least 1")
-    if options.kind == "funding" and options.market != "swap":
-        raise FetchError("funding rates exist for perpetual swaps only: pass --market swap")
-    interval = options.timeframe if options.kind == "ohlcv" else options.funding_interval
+    if options.kind != "ohlcv" and options.market != "swap":
+        what = "funding rates" if options.kind == "funding" else "mark-price candles"
+        raise FetchError(f"{what} exist for contracts only: pass --market swap")
+    interval = options.funding_interval if options.kind == "funding" else options.timeframe
     step = timeframe_ms(interval)
     window, live = _window(options, step, now)  # bad dates fail here, before any request
     check_writable(Path(options.root), "catalog")  # so is a catalog that cannot be written
@@ -164,9 +181,10 @@ def fetch(
     )
     retry = Retrier(options, sleep)
     symbol = retry(lambda: client.resolve_symbol(options.symbol))
-    if options.kind == "ohlcv":
+    if options.kind != "funding":
         client.check_timeframe(options.timeframe)
-        key = SeriesKey(options.exchange, options.market, symbol, options.timeframe)
+        price: Price = "mark" if options.kind == "mark" else "trade"
+        key = SeriesKey(options.exchange, options.market, symbol, options.timeframe, price)
     else:
         key = SeriesKey(options.exchange, options.market, symbol, FUNDING)
     root = Path(options.root)
@@ -214,7 +232,7 @@ def _window(options: FetchOptions, step: int, now: int) -> tuple[Range, bool]:
     """The range to bring up to date, and whether its end is the newest closed bar (or now)."""
     since = parse_utc_ms(str(options.since))
     until = now if options.until is None else min(parse_utc_ms(str(options.until)), now)
-    if options.kind == "ohlcv":
+    if options.kind != "funding":
         # Only bars that have closed: the one opening at floor(now) is still forming. The margin
         # covers a local clock running a little ahead of the exchange's.
         closed = floor_to(now - options.close_margin_ms, step)
@@ -346,7 +364,12 @@ class _SeriesFetch:
     def _page(self, cursor: int, end: int) -> list[Any]:
         if self.key.kind == "ohlcv":
             raw: list[Any] = self.client.ohlcv_page(
-                self.symbol, self.options.timeframe, cursor, end - 1, self.options.page_limit
+                self.symbol,
+                self.options.timeframe,
+                cursor,
+                end - 1,
+                self.options.page_limit,
+                mark=self.key.price == "mark",
             )
         else:
             raw = self.client.funding_page(self.symbol, cursor, end - 1, self.options.page_limit)

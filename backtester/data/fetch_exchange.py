@@ -28,6 +28,7 @@ from backtester.data.errors import FetchError
 from backtester.data.redaction import redact
 
 T = TypeVar("T")
+CCXT_VERSION = str(ccxt.__version__)
 _SWAP_MARKET_TYPES = ("swap", "linear", "inverse")
 _URL = re.compile(r"\bhttps?://[^\s'\"]+")
 
@@ -141,10 +142,21 @@ class ExchangeClient:
             )
 
     def ohlcv_page(
-        self, symbol: str, timeframe: str, since: int, until_inclusive: int, limit: int
+        self,
+        symbol: str,
+        timeframe: str,
+        since: int,
+        until_inclusive: int,
+        limit: int,
+        *,
+        mark: bool = False,
     ) -> list[list[float]]:
+        """A page of candles; `mark`: of the contract's mark price (binance: markPriceKlines)."""
+        params: dict[str, Any] = {"until": until_inclusive}
+        if mark:
+            params["price"] = "mark"
         page: list[list[float]] = self.call(
-            self.exchange.fetch_ohlcv, symbol, timeframe, since, limit, {"until": until_inclusive}
+            self.exchange.fetch_ohlcv, symbol, timeframe, since, limit, params
         )
         if not page:
             self._check_empty_body()

@@ -2,7 +2,8 @@
 
 The symbol directory is the ccxt unified symbol with `/` and `:` turned into `-` (`BTC/USDT` ->
 `BTC-USDT`, `BTC/USDT:USDT` -> `BTC-USDT-USDT`); the exact symbol is kept in the series manifest.
-Funding rates use `funding` in place of the timeframe.
+Funding rates use `funding` in place of the timeframe, mark-price candles `mark-<timeframe>`
+(`mark-1h`): a contract's mark price has candles of its own, apart from its trades'.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from backtester.data.errors import DataError
 
 MARKETS = ("spot", "swap")
 FUNDING = "funding"
+MARK_PREFIX = "mark-"
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
 DEFAULT_ROOT = "data"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 Market = Literal["spot", "swap"]
+# What a candle series prices: trades (the exchange's klines), or the contract's mark price.
+Price = Literal["trade", "mark"]
 
 
 class SeriesKey(msgspec.Struct, frozen=True):
@@ -31,10 +35,13 @@ class SeriesKey(msgspec.Struct, frozen=True):
     market: str
     symbol: str
     timeframe: str
+    price: Price = "trade"
 
     def __post_init__(self) -> None:
         if self.market not in MARKETS:
             raise DataError(f"market {self.market!r} is not one of {', '.join(MARKETS)}")
+        if self.price == "mark" and (self.market != "swap" or self.timeframe == FUNDING):
+            raise DataError("mark-price candles exist for contracts only (market swap)")
         for label, value in (("exchange", self.exchange), ("timeframe", self.timeframe)):
             if not _SAFE.match(value):
                 raise DataError(f"{label} {value!r} may use only letters, digits, '.', '_' and '-'")
@@ -45,10 +52,15 @@ class SeriesKey(msgspec.Struct, frozen=True):
         return "funding" if self.timeframe == FUNDING else "ohlcv"
 
     def relative_dir(self) -> Path:
-        return Path(self.exchange, self.market, symbol_dir(self.symbol), self.timeframe)
+        return Path(self.exchange, self.market, symbol_dir(self.symbol), self.series_dir_name)
+
+    @property
+    def series_dir_name(self) -> str:
+        return MARK_PREFIX + self.timeframe if self.price == "mark" else self.timeframe
 
     def label(self) -> str:
-        return f"{self.exchange} {self.market} {self.symbol} {self.timeframe}"
+        mark = " mark" if self.price == "mark" else ""
+        return f"{self.exchange} {self.market} {self.symbol} {self.timeframe}{mark}"
 
 
 def symbol_dir(symbol: str) -> str:

@@ -16,7 +16,7 @@ import msgspec
 
 from backtester.data.atomic import atomic_write_bytes
 from backtester.data.errors import CatalogError
-from backtester.data.layout import MANIFEST_NAME, SeriesKey, series_dir
+from backtester.data.layout import MANIFEST_NAME, Price, SeriesKey, series_dir
 from backtester.data.validation import Gap, Spike, ValidationReport
 
 FORMAT_VERSION = 1
@@ -53,10 +53,11 @@ class SeriesManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sources: tuple[SourceEntry, ...] = ()
     last_write: ValidationReport | None = None
     format: int = FORMAT_VERSION
+    price: Price = "trade"
 
     @property
     def key(self) -> SeriesKey:
-        return SeriesKey(self.exchange, self.market, self.symbol, self.timeframe)
+        return SeriesKey(self.exchange, self.market, self.symbol, self.timeframe, self.price)
 
 
 _encoder = msgspec.json.Encoder(order="deterministic")

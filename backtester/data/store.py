@@ -236,6 +236,7 @@ def _summarise(
         spikes=spikes,
         sources=sources,
         last_write=report,
+        price=key.price,
     )
 
 

@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime
 
 from backtester.data.errors import DataError
+from backtester.domain.times import utc_ms
 
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _TIMEFRAME = re.compile(r"^([1-9][0-9]*)([smhd])$")
@@ -38,18 +39,10 @@ def format_timeframe(ms: int) -> str:
 
 def parse_utc_ms(text: str) -> int:
     """An ISO date or datetime (UTC unless it names an offset) or integer epoch milliseconds."""
-    value = text.strip()
-    if re.fullmatch(r"-?[0-9]+", value):
-        return int(value)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return utc_ms(text)
     except ValueError as exc:
-        raise DataError(
-            f"time {text!r} is neither an ISO date (2024-01-31, 2024-01-31T12:00) nor epoch ms"
-        ) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+        raise DataError(str(exc)) from None
 
 
 def format_ms(ts_ms: int) -> str:

@@ -18,7 +18,7 @@ class Message(msgspec.Struct, frozen=True, gc=False, tag_field="kind", tag=True)
 
 class Bar(Message, frozen=True, gc=False):
     """One OHLCV bar. `ts_event` is the bar's open time; `ts_init` the time it becomes known, its
-    close (open + its stream's bar interval), when the engine delivers it (adr/0017); `index` its
+    close (open + its stream's bar interval), when the engine delivers it (adr/0019); `index` its
     row in its own stream."""
 
     instrument: str
@@ -30,6 +30,26 @@ class Bar(Message, frozen=True, gc=False):
     close: float
     volume: float
     ts_init: int = 0
+
+
+class FundingRate(Message, frozen=True, gc=False):
+    """A perpetual's funding at `ts_event`: a position pays `rate * quantity * contract size *
+    mark_price` (a positive rate: longs pay shorts). `mark_price` is the mark known at that time."""
+
+    instrument: str
+    rate: float
+    mark_price: float
+    ts_event: int
+    ts_init: int
+
+
+class ContractExpired(Message, frozen=True, gc=False):
+    """A future reached its expiry: open positions settle at `settlement_price` (the last mark)."""
+
+    instrument: str
+    settlement_price: float
+    ts_event: int
+    ts_init: int
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -81,6 +101,8 @@ class OrderDenied(Message, frozen=True, gc=False):
 
 
 class OrderFilled(Message, frozen=True, gc=False):
+    """A fill. Orders the venue issues itself (liquidations, settlements) have negative ids."""
+
     order_id: int
     instrument: str
     side: Side
@@ -125,7 +147,8 @@ class PositionChanged(Message, frozen=True, gc=False):
 
 
 class AccountState(Message, frozen=True, gc=False):
-    """Cash of one quote currency after a booking; `fill` is the fill that caused it, if any."""
+    """Cash of one quote currency after a booking; `fill` is the fill that caused it, if any (none
+    for a funding payment)."""
 
     currency: str
     cash: float
@@ -134,6 +157,41 @@ class AccountState(Message, frozen=True, gc=False):
     ts_event: int
     ts_init: int
     fill: OrderFilled | None = None
+    funding_paid: float = 0.0
+
+
+class FundingPaid(Message, frozen=True, gc=False):
+    """The venue booked a funding payment on a position: `amount` > 0 was paid, < 0 received."""
+
+    instrument: str
+    rate: float
+    mark_price: float
+    quantity: float
+    amount: float
+    ts_event: int
+    ts_init: int
+
+
+class PositionLiquidated(Message, frozen=True, gc=False):
+    """The venue closes a position whose margin fell to its maintenance margin: `order` is the
+    closing order it issued (its fill follows), at the mark price where the liquidation price was
+    reached (`liquidation_price`, or beyond it when the mark gapped past)."""
+
+    order: SubmitOrder
+    liquidation_price: float
+    mark_price: float
+    ts_event: int
+    ts_init: int
+
+
+class PositionSettled(Message, frozen=True, gc=False):
+    """An expired future's position closes at the settlement price: `order` is the venue's closing
+    order (its fill follows)."""
+
+    order: SubmitOrder
+    settlement_price: float
+    ts_event: int
+    ts_init: int
 
 
 TERMINAL_EVENTS = (OrderDenied, OrderCanceled, OrderExpired)

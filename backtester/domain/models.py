@@ -15,11 +15,11 @@ from backtester.domain.messages import Bar
 
 class FeeModel(Protocol):
     def fee(self, notional: float, liquidity: Liquidity) -> float:
-        """Fee in quote currency for a fill of `notional` (price * quantity). Never negative."""
-        ...
+        """Fee in quote currency for a fill of `notional` (price * quantity). Never negative.
 
-    def affordable_quantity(self, budget: float, price: float, liquidity: Liquidity) -> float:
-        """Largest quantity whose notional plus fee fits in `budget` at `price`."""
+        Orders sized from a budget take `fee(1.0)` as the rate for their first guess of the
+        quantity, then step down until the booked cost fits: a fee that is not proportional to
+        notional is sized conservatively."""
         ...
 
 

@@ -2,7 +2,7 @@
 the recorder of orders and fills, the compiled order path, and the translation of config specs into
 the objects a run uses."""
 
-from backtester.engine.engine import Engine, EventModules, engine_for_config, run_config, run_engine
+from backtester.engine.engine import Engine, EventModules, engine_for_config, run_config
 from backtester.engine.setup import EngineSetup, Mode, SetupError
 
 __all__ = [
@@ -13,5 +13,4 @@ __all__ = [
     "SetupError",
     "engine_for_config",
     "run_config",
-    "run_engine",
 ]

@@ -1,21 +1,26 @@
 """From config specs to the objects the engine runs with: fee and slippage models, the strategy class
-and its typed parameters, instruments. Used by the composition root; every failure is a `ConfigError`
-naming the config key at fault.
+and its typed parameters, instruments (a `from_catalog` one read from the catalog's markets
+snapshot). Used by the composition root; every failure is a `ConfigError` naming the config key at
+fault.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from backtester.config import (
+    DEFAULT_CATALOG_ROOT,
     ConfigError,
     Fees,
     FixedBpsSlippageSpec,
     FixedFeeSpec,
+    InstrumentSpec,
     MakerTakerFeeSpec,
     NoSlippageSpec,
     RunConfig,
@@ -24,7 +29,9 @@ from backtester.config import (
     VolumeShareSlippageSpec,
 )
 from backtester.config_file import translate
-from backtester.domain.instrument import Instrument, default_instrument
+from backtester.data.errors import CatalogError
+from backtester.data.markets import MarketsSnapshot, market_of, read_snapshot
+from backtester.domain.instrument import Instrument, InstrumentError, MarginMode, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
@@ -92,7 +99,75 @@ def strategy_params(strategy: type[Strategy[Any]], spec: StrategySpec) -> msgspe
         raise translate(str(exc), under="strategy.params", schema=strategy.Params) from None
 
 
-def instruments(cfg: RunConfig) -> dict[str, Instrument]:
-    """One instrument per data symbol: the configured spec, else one with no rounding or limits."""
-    given = {instrument.symbol: instrument for instrument in cfg.instruments}
-    return {s.symbol: given.get(s.symbol) or default_instrument(s.symbol) for s in cfg.data}
+def instruments(
+    cfg: RunConfig, resolved: Mapping[str, CatalogInstrument] | None = None
+) -> dict[str, Instrument]:
+    """One instrument per bar symbol: the configured one, else one with no rounding or limits.
+    `resolved` are the config's catalog instruments already read (`catalog_instruments`), so a
+    run uses exactly the instruments its manifest records; without it they are read here."""
+    catalog = catalog_instruments(cfg) if resolved is None else resolved
+    given = {
+        spec.symbol: catalog[spec.symbol].instrument if spec.from_catalog else spec.instrument()
+        for spec in cfg.instruments
+    }
+    return {
+        s.symbol: given.get(s.symbol) or default_instrument(s.symbol)
+        for s in cfg.data
+        if s.series == "ohlcv"
+    }
+
+
+@dataclass(frozen=True)
+class CatalogInstrument:
+    """An instrument built from a markets snapshot, and the snapshot it was read from."""
+
+    instrument: Instrument
+    snapshot: MarketsSnapshot
+
+
+def catalog_instruments(cfg: RunConfig) -> dict[str, CatalogInstrument]:
+    """The config's `from_catalog` instruments by symbol, each snapshot read once."""
+    snapshots: dict[tuple[str, str, str], MarketsSnapshot] = {}
+    found = {}
+    for index, spec in enumerate(cfg.instruments):
+        if spec.from_catalog is None:
+            continue
+        where = (spec.root or DEFAULT_CATALOG_ROOT, spec.from_catalog, market_of(spec.symbol))
+        if where not in snapshots:
+            try:
+                snapshots[where] = read_snapshot(*where)
+            except CatalogError as exc:
+                raise ConfigError(f"instruments[{index}].from_catalog", str(exc)) from None
+        found[spec.symbol] = CatalogInstrument(
+            _from_snapshot(spec, index, snapshots[where]), snapshots[where]
+        )
+    return found
+
+
+def _from_snapshot(spec: InstrumentSpec, index: int, snapshot: MarketsSnapshot) -> Instrument:
+    key = f"instruments[{index}]"
+    if spec.symbol not in snapshot.markets:
+        similar = snapshot.similar(spec.symbol)
+        hint = f" (it lists {', '.join(similar)})" if similar else ""
+        raise ConfigError(
+            f"{key}.symbol",
+            f"{spec.symbol!r} is not in the {snapshot.label}{hint}",
+        )
+    leverage = spec.leverage if spec.leverage is not None else 1.0
+    try:
+        listed = snapshot.instrument(spec.symbol)
+    except InstrumentError as exc:
+        raise ConfigError(key, f"cannot be built from the {snapshot.label}: {exc}") from None
+    brackets = listed.margin_tiers
+    if brackets and leverage > brackets[0].max_leverage:
+        raise ConfigError(
+            f"{key}.leverage",
+            f"{leverage:g} is above the maximum {brackets[0].max_leverage:g} of "
+            f"{spec.symbol}'s first margin bracket",
+        )
+    try:
+        return snapshot.instrument(
+            spec.symbol, leverage=leverage, margin_mode=spec.margin_mode or MarginMode.ISOLATED
+        )
+    except InstrumentError as exc:  # e.g. leverage on a spot market
+        raise ConfigError(f"{key}.leverage", str(exc)) from None

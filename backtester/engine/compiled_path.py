@@ -17,7 +17,7 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
 from backtester.metrics.stats import bar_interval_ns
-from backtester.results import UTC_NS, RunResult, build_result
+from backtester.results import UTC_NS, Books, RunResult, build_result
 from backtester.strategy.signal import SignalPlan
 
 _STATUS = {
@@ -33,10 +33,17 @@ def unsupported(
     fees: FeeModel,
     slippage: SlippageModel,
     risk: RiskConfig,
+    *,
+    account: str = "cash",
+    shorts: bool = False,
 ) -> str | None:
     """Why this run cannot take the compiled order path, or None if it can."""
     if streams != 1:
         return "it runs on several streams"
+    if account != "cash":
+        return "a margin account is not compiled"
+    if shorts:
+        return "shorts are not compiled"
     if instrument.tick_size is not None or instrument.lot_size is not None:
         return "the instrument has a tick or lot grid"
     if type(fees) not in (FixedRateFee, MakerTakerFee):
@@ -64,7 +71,7 @@ def run_plan(
     stats: StatsConfig,
 ) -> RunResult:
     ts = frame["ts"].to_numpy()
-    # The event path runs on close times (adr/0017): an order is submitted at its bar's close, and
+    # The event path runs on close times (adr/0019): an order is submitted at its bar's close, and
     # an order not filled is closed at the close of the bar that ends it; a fill is stamped with the
     # open time of the bar it executes on.
     known_at = ts + bar_interval_ns(ts)
@@ -122,6 +129,7 @@ def run_plan(
         "fee",
         pl.lit("taker").alias("liquidity"),
         pl.lit(0.0).alias("leaves_quantity"),
+        _either("buy", plan.entry_tag, plan.exit_tag).alias("tag"),
     )
     filled = order_filled_qty != 0.0
     # NaN marks "no fill" and becomes null, as the event path's None does.
@@ -165,8 +173,8 @@ def run_plan(
         fills=fills,
         orders=orders,
         timeline=ts,
-        cash=cash,
-        positions={symbol: position},
+        books=Books(cash, {symbol: position}),
+        marks={symbol: close},
         closes={symbol: close},
         initial_cash=initial_cash,
         fees_paid=float(fees_paid[0]),

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from backtester.account.ledger import AccountLedger
+from backtester.accounting.accounts import Account, CashAccount, MarginAccount
 from backtester.config import RunConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
@@ -25,16 +26,18 @@ from backtester.core.loop import gc_paused, tick_and_drain, tick_and_drain_spars
 from backtester.core.rng import module_rng
 from backtester.data.bars import RepairReport
 from backtester.domain.instrument import Instrument
+from backtester.domain.marks import MarkBars
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import assembly, compiled_path
 from backtester.engine.feed import Feed
+from backtester.engine.market import Scheduled, align_marks, expiry_schedule, funding_schedule
 from backtester.engine.recorder import Recorder
-from backtester.engine.setup import EngineSetup, Mode, SetupError
+from backtester.engine.setup import AccountKind, EngineSetup, Mode, SetupError
 from backtester.engine.timeframes import timeframe_views
 from backtester.execution.venue import NEVER, SimulatedVenue
 from backtester.metrics.stats import bar_interval_ns
 from backtester.progress import Progress
-from backtester.results import RunResult, build_result
+from backtester.results import Books, RunResult, build_result
 from backtester.risk.engine import RiskEngine
 from backtester.strategy.base import Strategy
 from backtester.strategy.context import StrategyContext, StrategyError
@@ -67,42 +70,61 @@ class Engine:
         slippage: SlippageModel,
         setup: EngineSetup,
         repairs: list[RepairReport] | None = None,
+        *,
+        marks: dict[str, pl.DataFrame] | None = None,
+        funding: dict[str, pl.DataFrame] | None = None,
         timeframes: Mapping[str, pl.DataFrame] | None = None,
     ) -> None:
-        """`timeframes`: series for the higher timeframes the strategy declares, as `"1h"` (the
-        primary instrument) or `"ETH/USDT@1h"`; others are resampled from the data."""
-        quotes = sorted({instruments[s].quote for s in data})
-        if len(quotes) != 1:
+        """`marks` and `funding`: mark-price candles and funding rates by symbol, for contracts.
+        `timeframes`: series for the higher timeframes the strategy declares, as `"1h"` (the
+        primary instrument) or `"ETH/USDT@1h"`; the others are resampled from the data."""
+        traded = {s: instruments[s] for s in data}
+        currencies = sorted({i.settle if i.is_contract else i.quote for i in traded.values()})
+        if len(currencies) != 1:
             raise SetupError(
-                f"all instruments of a run must share one quote currency, got {quotes}"
+                f"all instruments of a run must share one quote currency, got {currencies}"
             )
         if setup.initial_cash <= 0:
             raise SetupError(f"initial cash must be positive, got {setup.initial_cash}")
+        self.account_kind: AccountKind = _account_kind(traded, setup.account)
+        _check_shorts(strategy_type, params, traded, self.account_kind)
         self.data = data
-        self.instruments = instruments
+        self.instruments = traded
         self.params = params
         self.fees = fees
         self.slippage = slippage
         self.setup = setup
         self.repairs = repairs or []
-        self.mode: Mode = _choose_mode(strategy_type, data, instruments, fees, slippage, setup)
+        self.marks, self.scheduled = _market(data, traded, marks or {}, funding or {})
+        # Which instruments are marked by a mark series (the others by their last price).
+        self.mark_series = sorted(marks or {})
+        self.mode: Mode = _choose_mode(
+            strategy_type, params, data, traded, fees, slippage, setup, self.account_kind
+        )
         views = timeframe_views(data, strategy_type.timeframes, timeframes)
         self.clock = SimClock(start_ns=min(int(f["ts"][0]) for f in data.values()))
         self.modules: EventModules | None = None
-        if self.mode == "compiled":
-            # The kernel runs the plan; the strategy only computes it, and has no bus to order on.
-            self.ctx = StrategyContext(
-                self.clock, _no_orders, data, quotes[0], setup.initial_cash, views
-            )
-            self.strategy = strategy_type(self.ctx, params)
-        else:
-            bus = MessageBus(max_steps=setup.max_steps_per_tick)
-            self.ctx = StrategyContext(
-                self.clock, bus.publish, data, quotes[0], setup.initial_cash, views
-            )
-            self.strategy = strategy_type(self.ctx, params)
-            self.modules = self._wire(bus, quotes[0])
+        currency = currencies[0]
+        bus = None if self.mode == "compiled" else MessageBus(max_steps=setup.max_steps_per_tick)
+        # On the compiled path the kernel runs the plan: the strategy only computes it, and has no
+        # bus to order on.
+        self.ctx = StrategyContext(
+            self.clock,
+            _no_orders if bus is None else bus.publish,
+            data,
+            currency,
+            self._new_account(),
+            self.marks,
+            views,
+        )
+        self.strategy = strategy_type(self.ctx, params)
+        if bus is not None:
+            self.modules = self._wire(bus, currency)
         self._ran = False
+
+    def _new_account(self) -> Account:
+        kind = MarginAccount if self.account_kind == "margin" else CashAccount
+        return kind(self.instruments, self.setup.initial_cash)
 
     def _wire(self, bus: MessageBus, currency: str) -> EventModules:
         setup = self.setup
@@ -110,7 +132,13 @@ class Engine:
             bus=bus,
             strategy=StrategyModule(self.strategy, self.ctx),
             risk=RiskEngine(
-                bus, self.clock, self.instruments, self.fees, setup.risk, setup.initial_cash
+                bus,
+                self.clock,
+                self.instruments,
+                self.fees,
+                setup.risk,
+                self._new_account(),
+                self.marks,
             ),
             venue=SimulatedVenue(
                 bus,
@@ -120,9 +148,10 @@ class Engine:
                 self.slippage,
                 setup.fill,
                 module_rng(setup.seed, "execution"),
-                setup.initial_cash,
+                self._new_account(),
+                self.marks,
             ),
-            ledger=AccountLedger(bus, self.clock, tuple(self.data), currency, setup.initial_cash),
+            ledger=AccountLedger(bus, self.clock, self._new_account(), currency),
             recorder=Recorder(),
         )
         # Delivery order within one message type is subscription order. The venue sees each bar before
@@ -157,11 +186,13 @@ class Engine:
                 result = self._run_compiled(plan)
                 if bar is not None:
                     bar.advance_to(bar.total or 0)
-                return result
-            return self._run_events(self.modules, bar)
+            else:
+                result = self._run_events(self.modules, bar)
         finally:
             if bar is not None:
                 bar.close()
+        result.marked_by = {s: "mark" if s in self.mark_series else "last" for s in self.data}
+        return result
 
     def _progress_bar(self) -> Progress:
         bars = sum(frame.height for frame in self.data.values())
@@ -191,11 +222,14 @@ class Engine:
         modules.strategy.start()
         bus.drain()
         feed = Feed(self.data)
+        placed = feed.scheduled_ticks(self.scheduled)
         active = self._active_rows()
         with gc_paused():
             if active is None:
-                bars = feed.bars() if bar is None else bar.iterate(feed.bars())
-                tick_and_drain(clock, bus, feed.timestamps(), bars)
+                timestamps, events = feed.events(placed)
+                tick_and_drain(
+                    clock, bus, timestamps, events if bar is None else bar.iterate(events)
+                )
             else:
                 (frame,) = self.data.values()
                 venue.attach_ranges(
@@ -204,17 +238,18 @@ class Engine:
                 next_row = _next_row(active, venue.next_wake)
                 if bar is not None:
                     next_row = _reporting(next_row, bar, len(feed))
-                tick_and_drain_sparse(clock, bus, feed.timestamps(), feed.bar_at, next_row)
+                tick_and_drain_sparse(clock, bus, feed.timestamps(), feed.bar_at, next_row, placed)
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
-                clock.advance_to(feed.timestamps()[-1])
+                clock.advance_to(max(clock.now, feed.timestamps()[-1]))
         modules.strategy.stop()
         bus.drain()
         venue.cancel_all("end of data")
         bus.drain()
 
         timeline = feed.timeline()
+        # Each point's state as known once its bars have closed (adr/0019).
         known_at = feed.sample_times()
-        cash, positions = ledger.sample(known_at)
+        sampled = ledger.sample(known_at)
         return build_result(
             strategy=type(self.strategy).__name__,
             params=self.params,
@@ -222,14 +257,18 @@ class Engine:
             fills=recorder.fills_frame(),
             orders=recorder.orders_frame(),
             timeline=timeline,
-            cash=cash,
-            positions=positions,
-            closes=_closes_on(known_at, self.data),
+            books=Books(sampled.cash, sampled.positions, sampled.cost_basis, sampled.funding),
+            marks=_known_on(known_at, self.data, {s: m.close for s, m in self.marks.items()}),
+            closes=_known_on(known_at, self.data, _column(self.data, "close")),
             initial_cash=self.setup.initial_cash,
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
             repairs=self.repairs,
             stats=self.setup.stats,
+            account=self.account_kind,
+            multipliers={s: i.contract_size for s, i in self.instruments.items()},
+            funding=recorder.funding_frame(),
+            liquidations=venue.liquidations,
         )
 
     def _active_rows(self) -> np.ndarray | None:
@@ -248,53 +287,64 @@ class Engine:
         return np.unique(np.asarray(active, dtype=np.int64))  # sorted, as the scheduler needs
 
 
-def run_engine(
-    data: dict[str, pl.DataFrame],
-    instruments: dict[str, Instrument],
-    strategy_type: type[Strategy[Any]],
-    params: msgspec.Struct,
-    fees: FeeModel,
-    slippage: SlippageModel,
-    setup: EngineSetup,
-    repairs: list[RepairReport] | None = None,
-) -> RunResult:
-    """Build an `Engine` and run it."""
-    return Engine(data, instruments, strategy_type, params, fees, slippage, setup, repairs).run()
-
-
 def engine_for_config(
-    cfg: RunConfig, data: dict[str, pl.DataFrame], repairs: list[RepairReport] | None = None
+    cfg: RunConfig,
+    data: dict[str, pl.DataFrame],
+    repairs: list[RepairReport] | None = None,
+    *,
+    marks: dict[str, pl.DataFrame] | None = None,
+    funding: dict[str, pl.DataFrame] | None = None,
+    instruments: dict[str, Instrument] | None = None,
 ) -> Engine:
-    """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`)."""
+    """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`,
+    which also resolves the config's instruments; without them they are resolved here)."""
     strategy = assembly.strategy_class(cfg.strategy.name)
+    setup = EngineSetup(
+        initial_cash=cfg.cash,
+        account=cfg.account.kind,
+        fill=cfg.fill,
+        risk=cfg.risk,
+        seed=cfg.seed,
+        stats=cfg.stats,
+    )
     return Engine(
         data,
-        assembly.instruments(cfg),
+        assembly.instruments(cfg) if instruments is None else instruments,
         strategy,
         assembly.strategy_params(strategy, cfg.strategy),
         assembly.fee_model(cfg.fees),
         assembly.slippage_model(cfg.slippage),
-        EngineSetup(
-            initial_cash=cfg.cash, fill=cfg.fill, risk=cfg.risk, seed=cfg.seed, stats=cfg.stats
-        ),
+        setup,
         repairs,
+        marks=marks,
+        funding=funding,
     )
 
 
 def run_config(
-    cfg: RunConfig, data: dict[str, pl.DataFrame], repairs: list[RepairReport] | None = None
+    cfg: RunConfig,
+    data: dict[str, pl.DataFrame],
+    repairs: list[RepairReport] | None = None,
+    *,
+    marks: dict[str, pl.DataFrame] | None = None,
+    funding: dict[str, pl.DataFrame] | None = None,
+    instruments: dict[str, Instrument] | None = None,
 ) -> RunResult:
     """Run a decoded config over its loaded data."""
-    return engine_for_config(cfg, data, repairs).run()
+    return engine_for_config(
+        cfg, data, repairs, marks=marks, funding=funding, instruments=instruments
+    ).run()
 
 
 def _choose_mode(
     strategy_type: type[Strategy[Any]],
+    params: msgspec.Struct,
     data: dict[str, pl.DataFrame],
     instruments: dict[str, Instrument],
     fees: FeeModel,
     slippage: SlippageModel,
     setup: EngineSetup,
+    account: AccountKind,
 ) -> Mode:
     """The mode the run takes, before anything is built: the compiled path where it applies (and
     was not ruled out), else signal mode where the strategy can declare active bars, else dense."""
@@ -304,7 +354,13 @@ def _choose_mode(
             f"{strategy_type.__name__} is not a SignalStrategy with only its plan's hooks"
             if not runs_on_plan_only(strategy_type)
             else compiled_path.unsupported(
-                len(data), instruments[symbol], fees, slippage, setup.risk
+                len(data),
+                instruments[symbol],
+                fees,
+                slippage,
+                setup.risk,
+                account=account,
+                shorts=strategy_type.shorts(params),
             )
         )
         if why is None:
@@ -320,6 +376,75 @@ def _choose_mode(
         why = "runs on several streams" if len(data) != 1 else "declares no active_bars()"
         raise SetupError(f"signal mode needs one stream and declared active bars: {why}")
     return "dense"
+
+
+def _account_kind(instruments: dict[str, Instrument], asked: AccountKind | None) -> AccountKind:
+    """The account a run books into: as asked, else margin for contracts and cash for spot."""
+    contracts = sorted(s for s, i in instruments.items() if i.is_contract)
+    spot = sorted(s for s, i in instruments.items() if not i.is_contract)
+    for symbol in contracts:
+        if not instruments[symbol].linear:
+            raise SetupError(
+                f"{symbol}: inverse (coin-margined) contracts are not supported: their profit is "
+                "in the base coin; use a linear contract settled in the quote currency"
+            )
+    kind: AccountKind = asked or ("margin" if contracts else "cash")
+    if kind == "cash" and contracts:
+        raise SetupError(
+            f"{contracts[0]} is a {instruments[contracts[0]].kind} contract, which needs a margin "
+            'account ([account] kind = "margin", or account="margin" in a notebook)'
+        )
+    if kind == "margin" and spot:
+        raise SetupError(
+            f"{spot[0]} is a spot instrument: a margin account trades contracts (kind = "
+            '"perpetual" or "future"); spot margin trading is not modeled'
+        )
+    return kind
+
+
+def _check_shorts(
+    strategy_type: type[Strategy[Any]],
+    params: msgspec.Struct,
+    instruments: dict[str, Instrument],
+    account: AccountKind,
+) -> None:
+    if account == "cash" and strategy_type.shorts(params):
+        symbol = next(iter(instruments))
+        raise SetupError(
+            f"strategy.params.short: {strategy_type.__name__} goes short, but {symbol} is a spot "
+            'instrument on a cash account; shorts need a contract (kind = "perpetual") on a '
+            'margin account ([account] kind = "margin")'
+        )
+
+
+def _market(
+    data: dict[str, pl.DataFrame],
+    instruments: dict[str, Instrument],
+    marks: dict[str, pl.DataFrame],
+    funding: dict[str, pl.DataFrame],
+) -> tuple[dict[str, MarkBars], list[tuple[str, int, int, object]]]:
+    """Marks aligned to the bars, and the funding and expiry events of the run."""
+    for name, series in (("mark", marks), ("funding", funding)):
+        for symbol in sorted(series):
+            if symbol not in data:
+                raise SetupError(
+                    f"a {name} series for {symbol!r}, which has no bars in this run "
+                    f"(bar symbols: {', '.join(data)})"
+                )
+            if not instruments[symbol].is_contract:
+                raise SetupError(f"a {name} series for {symbol}, a spot instrument: contracts only")
+    aligned = {s: align_marks(s, frame, marks.get(s)) for s, frame in data.items()}
+    scheduled: list[Scheduled] = []
+    for symbol, frame in data.items():
+        if symbol in funding:
+            scheduled.extend(funding_schedule(symbol, frame, aligned[symbol], funding[symbol]))
+        scheduled.extend(expiry_schedule(instruments[symbol], frame, aligned[symbol]))
+    scheduled.sort(key=lambda s: (s.ts, list(data).index(s.symbol)))
+    return aligned, [(s.symbol, s.row, s.ts, s.event) for s in scheduled]
+
+
+def _column(data: dict[str, pl.DataFrame], name: str) -> dict[str, np.ndarray]:
+    return {symbol: frame[name].to_numpy() for symbol, frame in data.items()}
 
 
 def _no_orders(message: object) -> None:
@@ -352,17 +477,19 @@ def _reporting(next_row: Callable[[int], int], bar: Progress, rows: int) -> Call
     return reported
 
 
-def _closes_on(known_at: np.ndarray, data: dict[str, pl.DataFrame]) -> dict[str, np.ndarray]:
-    """Each instrument's latest known close at every timeline point (`known_at`: when the point's
-    state is known): that of its last bar closed by then (before its first: its first close)."""
-    closes: dict[str, np.ndarray] = {}
+def _known_on(
+    known_at: np.ndarray, data: dict[str, pl.DataFrame], values: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Each instrument's latest value (one per bar) known at every timeline point (`known_at`: when
+    the point's state is known): that of its last bar closed by then (before its first: its first)."""
+    sampled: dict[str, np.ndarray] = {}
     for symbol, frame in data.items():
         ts = frame["ts"].to_numpy()
-        close = frame["close"].to_numpy()
+        column = values[symbol]
         closed_at = ts + bar_interval_ns(ts)
         if len(closed_at) == len(known_at) and np.array_equal(closed_at, known_at):
-            closes[symbol] = close
+            sampled[symbol] = column
             continue
         at = np.searchsorted(closed_at, known_at, side="right") - 1
-        closes[symbol] = close[np.maximum(at, 0)]
-    return closes
+        sampled[symbol] = column[np.maximum(at, 0)]
+    return sampled

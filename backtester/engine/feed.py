@@ -3,14 +3,15 @@
 A bar becomes known at its close: its open time plus its stream's bar interval (the most common
 step between its timestamps). The feed delivers bars in the order they become known, a stream's
 bars of equal close time finer first (the last 1m bar of an hour before that hour's 1h bar), then
-by stream and row; the clock runs on those close times (adr/0017). For one stream, or streams of
+by stream and row; the clock runs on those close times (adr/0019). For one stream, or streams of
 one interval, that is the order of open times it always was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import repeat
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice, repeat
 
 import numpy as np
 import polars as pl
@@ -96,6 +97,47 @@ class Feed:
             v.item(row),
             self._timestamps[row],
         )
+
+    def scheduled_ticks(
+        self, scheduled: Sequence[tuple[str, int, int, object]]
+    ) -> list[tuple[int, int, object]]:
+        """(merged position, tick time, event) for scheduled events (symbol, row, time, event),
+        ascending: each at its own time, after every bar that closes by then and before the first
+        that closes later (`len(self)`: after the last) — for its own stream, just before its row
+        `row`. The clock never moves back: the bars around it close before and after it."""
+        placed = [(bisect_right(self._timestamps, ts), ts, event) for _, _, ts, event in scheduled]
+        placed.sort(key=lambda p: p[0])
+        return placed
+
+    def events(
+        self, placed: Sequence[tuple[int, int, object]]
+    ) -> tuple[list[int], Iterator[object]]:
+        """Tick times and events of the whole run: the bars, with the placed events before theirs."""
+        if not placed:
+            return self._timestamps, self.bars()
+        times: list[int] = []
+        start = 0
+        for at, tick, _ in placed:
+            times.extend(self._timestamps[start:at])
+            times.append(tick)
+            start = at
+        times.extend(self._timestamps[start:])
+        return times, self._interleaved(placed)
+
+    def _interleaved(self, placed: Sequence[tuple[int, int, object]]) -> Iterator[object]:
+        """The bars with the placed events among them, chained in C: the Python below runs once
+        per placed event, not once per bar."""
+        bars = self.bars()
+
+        def segments() -> Iterator[Iterable[object]]:
+            start = 0
+            for at, _, event in placed:
+                yield islice(bars, at - start)
+                yield (event,)
+                start = at
+            yield bars
+
+        return chain.from_iterable(segments())
 
     def bars(self) -> Iterator[Bar]:
         m = self._merged

@@ -8,13 +8,17 @@ import polars as pl
 from backtester.core.bus import MessageBus
 from backtester.domain.enums import OrderStatus
 from backtester.domain.messages import (
+    FundingPaid,
     OrderAccepted,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    PositionLiquidated,
+    PositionSettled,
     SubmitOrder,
 )
+from backtester.metrics.trades import FUNDING_SCHEMA
 from backtester.results import FILL_SCHEMA, ORDER_SCHEMA, UTC_NS
 
 # Module constants: reading a member through its Enum class runs a descriptor on Python 3.11.
@@ -37,6 +41,8 @@ class Recorder:
     def __init__(self) -> None:
         self.orders: dict[int, OrderRecord] = {}
         self.fills: list[OrderFilled] = []
+        # Each payment with the number of fills recorded before it.
+        self.funding: list[tuple[FundingPaid, int]] = []
 
     def subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(SubmitOrder, self.on_submit)
@@ -45,9 +51,19 @@ class Recorder:
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(OrderCanceled, self.on_canceled)
         bus.subscribe(OrderExpired, self.on_expired)
+        bus.subscribe(FundingPaid, self.on_funding)
+        bus.subscribe(PositionLiquidated, self.on_venue_order)
+        bus.subscribe(PositionSettled, self.on_venue_order)
 
     def on_submit(self, order: SubmitOrder) -> None:
         self.orders[order.order_id] = OrderRecord(order=order, status=_ACCEPTED)
+
+    def on_venue_order(self, event: PositionLiquidated | PositionSettled) -> None:
+        """An order the venue issued itself: recorded like a strategy's, its fill follows."""
+        self.orders[event.order.order_id] = OrderRecord(order=event.order, status=_ACCEPTED)
+
+    def on_funding(self, payment: FundingPaid) -> None:
+        self.funding.append((payment, len(self.fills)))
 
     def on_accepted(self, event: OrderAccepted) -> None:
         record = self.orders[event.order.order_id]
@@ -92,8 +108,24 @@ class Recorder:
                 "fee": [f.fee for f in fills],
                 "liquidity": [f.liquidity.value for f in fills],
                 "leaves_quantity": [f.leaves_quantity for f in fills],
+                "tag": [self.orders[f.order_id].order.tag for f in fills],
             },
             schema={**FILL_SCHEMA, "ts": pl.Int64},
+        ).with_columns(pl.col("ts").cast(UTC_NS))
+
+    def funding_frame(self) -> pl.DataFrame:
+        payments = self.funding
+        return pl.DataFrame(
+            {
+                "ts": [p.ts_event for p, _ in payments],
+                "instrument": [p.instrument for p, _ in payments],
+                "rate": [p.rate for p, _ in payments],
+                "mark_price": [p.mark_price for p, _ in payments],
+                "quantity": [p.quantity for p, _ in payments],
+                "amount": [p.amount for p, _ in payments],
+                "fills_before": [before for _, before in payments],
+            },
+            schema={**FUNDING_SCHEMA, "ts": pl.Int64},
         ).with_columns(pl.col("ts").cast(UTC_NS))
 
     def orders_frame(self) -> pl.DataFrame:

@@ -9,6 +9,7 @@ import msgspec
 from backtester.config import FillConfig, RiskConfig, StatsConfig
 
 Mode = Literal["auto", "dense", "signal", "compiled"]
+AccountKind = Literal["cash", "margin"]
 
 
 class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -19,6 +20,8 @@ class EngineSetup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     active bars and the run has one stream, else dense."""
 
     initial_cash: float = 10_000.0
+    # None: a margin account when the instruments are contracts, else a cash account.
+    account: AccountKind | None = None
     fill: FillConfig = FillConfig()
     risk: RiskConfig = RiskConfig()
     stats: StatsConfig = StatsConfig()

@@ -1,4 +1,4 @@
-"""Fee models. Any object with `fee` and `affordable_quantity` (see `domain.models.FeeModel`) plugs in."""
+"""Fee models. Any object with `fee` (see `domain.models.FeeModel`) plugs in."""
 
 from __future__ import annotations
 
@@ -19,9 +19,6 @@ class FixedRateFee(msgspec.Struct, frozen=True):
     def fee(self, notional: float, liquidity: Liquidity) -> float:
         return notional * self.rate
 
-    def affordable_quantity(self, budget: float, price: float, liquidity: Liquidity) -> float:
-        return budget / (price * (1.0 + self.rate))
-
 
 class MakerTakerFee(msgspec.Struct, frozen=True):
     """Separate rates for fills that rested on the book (maker) and fills that took liquidity (taker).
@@ -41,7 +38,3 @@ class MakerTakerFee(msgspec.Struct, frozen=True):
 
     def fee(self, notional: float, liquidity: Liquidity) -> float:
         return notional * (self.maker if liquidity is MAKER else self.taker)
-
-    def affordable_quantity(self, budget: float, price: float, liquidity: Liquidity) -> float:
-        rate = self.maker if liquidity is MAKER else self.taker
-        return budget / (price * (1.0 + rate))

@@ -49,7 +49,8 @@ def fill_markers(fills: pl.DataFrame, orders: pl.DataFrame) -> pl.DataFrame:
     after = signed.cum_sum().over("instrument")
     tags = typed_orders(orders).select("order_id", pl.col("type").alias("order_type"), "tag")
     return (
-        fills.with_columns(
+        fills.drop("tag", strict=False)
+        .with_columns(
             pl.when(after.abs() > (after - signed).abs())
             .then(pl.lit("entry"))
             .otherwise(pl.lit("exit"))
@@ -123,8 +124,11 @@ def yearly_returns(monthly: pl.DataFrame) -> pl.DataFrame:
 
 
 def exposure_pct(equity: pl.DataFrame) -> np.ndarray:
-    """Position value as a percentage of equity, bar by bar (0 where equity is not positive)."""
-    value = equity["position_value"].to_numpy()
+    """What is held, as a percentage of equity, bar by bar (0 where equity is not positive): the
+    positions' notional where the run recorded it (a margin account's position value is its
+    unrealized profit), else their value."""
+    column = "notional" if "notional" in equity.columns else "position_value"
+    value = equity[column].to_numpy()
     total = equity["equity"].to_numpy()
     out = np.zeros(len(total))
     np.divide(100.0 * value, total, out=out, where=total > 0)

@@ -37,6 +37,8 @@ from backtester.report.overlays import draw_overlays
 
 BUY, SELL = "#1b9e3e", "#d62728"
 EQUITY, BENCHMARK, UNDERWATER, EXPOSURE = "#1f4e9c", "#9e9e9e", "#c62828", "#6a51a3"
+LIQUIDATION, FUNDING = "#000000", "#b26a00"
+LIQUIDATION_TAG = "liquidation"
 TOOLS = "xpan,xwheel_zoom,box_zoom,reset,save"
 TIME_FORMAT: dict[str, Any] = {
     "@x": "datetime",
@@ -119,7 +121,9 @@ def price_figure(
     draw_overlays(fig, bars, overlays or {})
     _add_levels(fig, order_levels(orders.filter(pl.col("instrument") == symbol), _end_of(bars)))
     _add_trade_lines(fig, trades.filter(pl.col("instrument") == symbol))
-    _add_fills(fig, fill_markers(fills, orders).filter(pl.col("instrument") == symbol))
+    markers = fill_markers(fills, orders).filter(pl.col("instrument") == symbol)
+    _add_fills(fig, markers)
+    _add_liquidations(fig, markers)
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
     return fig
@@ -167,27 +171,93 @@ def _add_fills(fig: Any, markers: pl.DataFrame) -> None:
 
 
 def _add_trade_lines(fig: Any, trades: pl.DataFrame) -> None:
+    """Each trade from entry to exit, coloured by its result: long trades dotted, short ones dashed
+    (one legend entry each, so either side can be hidden)."""
+    sides = (
+        trades["side"] if "side" in trades.columns else pl.repeat("long", trades.height, eager=True)
+    )
+    for side, dash in (("long", "dotted"), ("short", "dashed")):
+        rows = trades.filter(sides == side)
+        if rows.height == 0 and side == "short":
+            continue
+        source = ColumnDataSource(
+            {
+                "x0": epoch_ms(rows["entry_time"]),
+                "y0": rows["entry_price"].to_numpy(),
+                "x1": epoch_ms(rows["exit_time"]),
+                "y1": rows["exit_price"].to_numpy(),
+                "color": np.where((rows["pnl"] >= 0).to_numpy(), BUY, SELL),
+            }
+        )
+        fig.segment(
+            "x0",
+            "y0",
+            "x1",
+            "y1",
+            source=source,
+            color="color",
+            line_width=2,
+            line_dash=dash,
+            legend_label=f"{side} trades",
+            name="trade-lines" if side == "long" else "short-trade-lines",
+        )
+
+
+def _add_liquidations(fig: Any, markers: pl.DataFrame) -> None:
+    """Fills of the venue's liquidation orders, as crosses over the fill markers."""
+    rows = markers.filter(pl.col("tag") == LIQUIDATION_TAG)
+    if rows.height == 0:
+        return
     source = ColumnDataSource(
         {
-            "x0": epoch_ms(trades["entry_time"]),
-            "y0": trades["entry_price"].to_numpy(),
-            "x1": epoch_ms(trades["exit_time"]),
-            "y1": trades["exit_price"].to_numpy(),
-            "color": np.where((trades["pnl"] >= 0).to_numpy(), BUY, SELL),
+            "x": epoch_ms(rows["ts"]),
+            "price": rows["price"].to_numpy(),
+            "quantity": rows["quantity"].to_numpy(),
+            "fee": rows["fee"].to_numpy(),
+            "side": rows["side"].to_list(),
         }
     )
-    fig.segment(
-        "x0",
-        "y0",
-        "x1",
-        "y1",
+    renderer = fig.scatter(
+        "x",
+        "price",
         source=source,
-        color="color",
-        line_width=2,
-        line_dash="dotted",
-        legend_label="trades",
-        name="trade-lines",
+        marker="x",
+        size=16,
+        line_width=3,
+        color=LIQUIDATION,
+        legend_label="liquidations",
+        name="liquidations",
     )
+    fig.add_tools(
+        HoverTool(
+            renderers=[renderer],
+            tooltips=[
+                ("liquidated", "@side @quantity{0.000000} @ @price{0,0.00000}"),
+                ("time", "@x{%F %H:%M}"),
+                ("liquidation fee", "@fee{0,0.0000}"),
+            ],
+            formatters=TIME_FORMAT,
+        )
+    )
+
+
+def funding_figure(equity: pl.DataFrame, x_range: Range1d) -> Any:
+    """Funding paid so far (received: below zero), a step at each payment."""
+    fig = time_figure("Funding paid (cumulative)", x_range, 160, "funding")
+    fig.yaxis.formatter = NumeralTickFormatter(format="0,0.00")
+    source = line_source(equity, "funding")
+    line = fig.step(
+        "x", "funding", source=source, mode="after", color=FUNDING, line_width=2, name="funding"
+    )
+    fig.add_tools(
+        HoverTool(
+            renderers=[line],
+            tooltips=[("time", "@x{%F %H:%M}"), ("funding paid", "@funding{0,0.0000}")],
+            formatters=TIME_FORMAT,
+            mode="vline",
+        )
+    )
+    return fig
 
 
 def _add_levels(fig: Any, levels: pl.DataFrame) -> None:

@@ -13,6 +13,7 @@ from backtester.report.figures import (
     drawdown_figure,
     equity_figure,
     exposure_figure,
+    funding_figure,
     price_figure,
     time_range,
 )
@@ -62,6 +63,10 @@ def run_charts(data: RunData) -> list[Chart]:
         Chart("equity", equity_figure(data.equity, data.stats, x_range, benchmark)),
         Chart("drawdown", drawdown_figure(data.equity, data.stats, x_range)),
         Chart("exposure", exposure_figure(data.equity, data.stats, x_range)),
+    ]
+    if "funding" in data.equity.columns and bool((data.equity["funding"] != 0.0).any()):
+        charts.append(Chart("funding", funding_figure(data.equity, x_range)))
+    charts += [
         Chart("monthly-returns", monthly_heatmap(data.equity, initial)),
         Chart("trade-returns", pnl_histogram(data.trades), wide=False),
         Chart("trade-durations", duration_scatter(data.trades), wide=False),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from backtester.domain.enums import BUY, LIMIT, SELL, STOP, STOP_LIMIT, Side
+from backtester.domain.enums import LIMIT, SELL, STOP, STOP_LIMIT, Side
 from backtester.domain.instrument import Instrument
 from backtester.domain.messages import SubmitOrder
 
@@ -57,14 +57,40 @@ def check_notional(notional: float, instrument: Instrument) -> str | None:
     return None
 
 
-def check_spot_balance(
-    side: Side, quantity: float, cost: float, available_cash: float, position: float
+def check_balance(
+    side: Side,
+    quantity: float,
+    opening: float,
+    cost: float,
+    available: float,
+    held: float,
+    refusal: str | None,
+    margin: bool,
 ) -> str | None:
-    """Spot: a buy must be paid from cash on hand, a sell from the position held (no shorting)."""
-    if side is BUY and cost > available_cash:
-        return f"insufficient cash: needs {cost:.8g}, available {available_cash:.8g}"
-    if side is SELL and quantity > position:
-        return f"insufficient position: sell {quantity:.8g}, held {position:.8g} (spot: no short)"
+    """The part of an order that opens exposure (`opening` of `quantity`) must be allowed by the
+    account (`refusal`: why it may not, e.g. a short on spot) and paid for: its `cost` (margin and
+    fee; spot: notional and fee) within what is `available`."""
+    if opening <= 0.0:
+        return None
+    if refusal is not None:
+        action = "sell" if side is SELL else "buy"
+        return f"insufficient position: {action} {quantity:.8g}, held {held:.8g} ({refusal})"
+    if cost > available:
+        money = "margin" if margin else "cash"
+        return f"insufficient {money}: needs {cost:.8g}, available {available:.8g}"
+    return None
+
+
+def check_bracket_leverage(notional: float, instrument: Instrument) -> str | None:
+    """A position may not be held above its bracket's maximum leverage."""
+    if not instrument.margin_tiers:
+        return None
+    tier = instrument.tier_for(notional)
+    if instrument.leverage > tier.max_leverage:
+        return (
+            f"leverage {instrument.leverage:g} is above the maximum {tier.max_leverage:g} for a "
+            f"position notional of {notional:.8g}"
+        )
     return None
 
 

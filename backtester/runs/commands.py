@@ -27,6 +27,8 @@ SUMMARY = (
     "profit_factor",
     "fees_paid",
 )
+# Shown too when the run traded contracts or liquidated: what a derivatives account adds.
+DERIVATIVES_SUMMARY = ("long_trades", "short_trades", "funding_paid", "liquidations")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -136,6 +138,8 @@ def _status(check: Check, *, replayed: bool) -> str:
 
 def format_stats(stats: dict[str, Any]) -> str:
     shown = [key for key in SUMMARY if key in stats]
+    if stats.get("short_trades") or stats.get("funding_paid") or stats.get("liquidations"):
+        shown.extend(key for key in DERIVATIVES_SUMMARY if key in stats)
     width = max(24, *(len(key) for key in shown))
     return "\n".join(f"{key:<{width}}  {_number(stats[key])}" for key in shown)
 

@@ -61,10 +61,13 @@ class Origin:
 
     sources: dict[str, Any]  # symbol -> the path or DataFrame given
     bars: dict[str, pl.DataFrame]  # symbol -> the validated frame the run used
+    # "mark" / "funding" -> symbol -> (the path or DataFrame given, the frame the run used)
+    series: dict[str, dict[str, tuple[Any, pl.DataFrame]]]
     repair: bool
     instruments: list[Instrument]  # the ones given; the others are the defaults a config gets too
     strategy: type[Strategy[Any]]
     params: msgspec.Struct
+    given_params: dict[str, Any]  # the parameters named in the call, as given
     fees: FeeModel
     slippage: SlippageModel
     setup: EngineSetup
@@ -99,13 +102,22 @@ def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
         _source(symbol, given, origin.bars[symbol], origin.repair, Path(output_dir))
         for symbol, given in origin.sources.items()
     ]
+    for series, given_by_symbol in origin.series.items():
+        for symbol, (given, frame) in given_by_symbol.items():
+            entry = _source(symbol, given, frame, False, Path(output_dir))
+            entry.pop("repair", None)
+            data.append({**entry, "series": series})
     cfg = {
         "data": data,
         "instruments": [msgspec.to_builtins(i) for i in origin.instruments],
         "strategy": msgspec.to_builtins(
-            StrategySpec(name=strategy_name(origin.strategy), params=_params(origin.params))
+            StrategySpec(
+                name=strategy_name(origin.strategy),
+                params=_params(origin.params, origin.given_params),
+            )
         ),
         "cash": origin.setup.initial_cash,
+        "account": {"kind": origin.setup.account},
         "seed": origin.setup.seed,
         "fees": _spec(origin.fees, "fees"),
         "slippage": _spec(origin.slippage, "slippage"),
@@ -123,9 +135,11 @@ def strategy_name(strategy: type[Strategy[Any]]) -> str:
     return f"{strategy.__module__}:{strategy.__qualname__}"
 
 
-def _params(params: msgspec.Struct) -> dict[str, Any]:
+def _params(params: msgspec.Struct, given: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the run was given, as a config names them (the typed values): a config that
+    leaves a parameter to its default and a notebook run that did the same are the same run."""
     plain: dict[str, Any] = msgspec.to_builtins(params)
-    return plain
+    return {name: value for name, value in plain.items() if name in given}
 
 
 def _spec(model: FeeModel | SlippageModel, key: str) -> dict[str, Any]:

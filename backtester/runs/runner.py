@@ -12,7 +12,7 @@ import structlog
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
 from backtester.data.atomic import check_writable, sha256_file
-from backtester.engine import assembly, engine_for_config
+from backtester.engine import SetupError, assembly, engine_for_config
 from backtester.manifest import (
     CodeVersion,
     Manifest,
@@ -56,10 +56,22 @@ def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
         strategy = assembly.strategy_class(cfg.strategy.name)
         assembly.strategy_params(strategy, cfg.strategy)  # fail on bad params before loading data
         data = load_data(cfg)
+        # Built before anything is logged: a run that cannot be built is one line of error.
+        engine = engine_for_config(
+            cfg,
+            data.frames,
+            data.repairs,
+            marks=data.marks,
+            funding=data.funding,
+            instruments=data.instruments,
+        )
     except ConfigError as exc:
         raise exc.in_file(source) from None
+    except SetupError as exc:
+        # A run the config describes but the engine cannot build: the config file is at fault.
+        raise ConfigError("", str(exc), source=source) from None
     cid, code, run_id = identify(cfg, strategy, data)
-    for entry in data.inputs:
+    for spec, entry in zip(cfg.data, data.inputs, strict=True):
         # `rows` are the bars the run gets; a repair also says how many rows it read and changed.
         repair = entry.repair
         changes = (
@@ -76,7 +88,7 @@ def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
             "data.loaded",
             symbol=entry.symbol,
             path=entry.path,
-            rows=data.frames[entry.symbol].height,
+            rows=data.series(spec.series)[entry.symbol].height,
             **changes,
             sha256=entry.sha256[:16],
             repaired=repair is not None,
@@ -84,7 +96,7 @@ def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
     log.info(
         "run.start", run_id=run_id, config_id=cid[:16], strategy=cfg.strategy.name, seed=cfg.seed
     )
-    result = engine_for_config(cfg, data.frames, data.repairs).run(progress=progress)
+    result = engine.run(progress=progress)
     log.info(
         "run.finished", run_id=run_id, digest=result.digest[:16], trades=result.stats["trades"]
     )
@@ -95,7 +107,7 @@ def identify(cfg: RunConfig, strategy: type[Any], data: LoadedData) -> tuple[str
     """The config_id, the code version and the run_id that derives from them and the data."""
     cid = config_id(cfg)
     code = code_version(strategy)
-    return cid, code, derive_run_id(cid, data.inputs, code)
+    return cid, code, derive_run_id(cid, data.inputs, code, data.instrument_inputs)
 
 
 def recorded(cfg: RunConfig, strategy: type[Any], data: LoadedData, result: RunResult) -> Replay:
@@ -170,4 +182,7 @@ def build_manifest(
         finished_at=finished_at,
         digest=run.result.digest,
         outputs=outputs,
+        account=run.result.account,
+        marked_by=run.result.marked_by,
+        instruments=run.data.instrument_inputs,
     )

@@ -14,10 +14,12 @@ from backtester.config import CatalogSource, ConfigError, FileSource, RunConfig,
 from backtester.config_file import load_config
 from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError
+from backtester.engine import assembly
 from backtester.manifest import (
     CodeVersion,
     Manifest,
     dependency_versions,
+    instrument_sha256,
     read_manifest,
 )
 from backtester.runs.artifacts import CONFIG, MANIFEST
@@ -79,6 +81,7 @@ def verify_run(directory: str | Path) -> Verdict:
     if cfg is None:
         return verdict
     verdict.checks.extend(_data(cfg, manifest))
+    verdict.checks.extend(_instruments(cfg, manifest))
     try:
         run = replay(cfg, str(root / CONFIG))
     except (ConfigError, DataError) as exc:
@@ -148,11 +151,11 @@ def _config(root: Path, manifest: Manifest, verdict: Verdict) -> RunConfig | Non
 
 
 def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
-    recorded = {entry.symbol: entry for entry in manifest.data}
+    recorded = {(entry.symbol, entry.series): entry for entry in manifest.data}
     checks = []
     for index, source in enumerate(cfg.data):
-        entry = recorded.get(source.symbol)
-        name = f"data {source.symbol}"
+        entry = recorded.get((source.symbol, source.series))
+        name = f"data {source.symbol}" + ("" if source.series == "ohlcv" else f" {source.series}")
         if entry is None:
             checks.append(Check(name, False, "not an input of the recorded run"))
             continue
@@ -170,6 +173,34 @@ def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
             )
         else:
             checks.append(Check(name, True, f"{entry.path}: {entry.sha256}"))
+    return checks
+
+
+def _instruments(cfg: RunConfig, manifest: Manifest) -> list[Check]:
+    """Each instrument the run read from a markets snapshot, as the snapshot builds it now."""
+    if not manifest.instruments:
+        return []
+    try:
+        current = assembly.catalog_instruments(cfg)
+    except ConfigError as exc:
+        return [Check("instruments", False, f"cannot be read: {exc.message}")]
+    checks = []
+    for entry in manifest.instruments:
+        name = f"instrument {entry.symbol}"
+        found = current.get(entry.symbol)
+        if found is None:
+            checks.append(Check(name, False, "not read from a markets snapshot by this config"))
+            continue
+        now = instrument_sha256(found.instrument)
+        where = f"{entry.snapshot} (fetched {entry.fetched_at})"
+        if now != entry.sha256:
+            detail = (
+                f"{found.snapshot.directory} (fetched {found.snapshot.manifest.fetched_at}) "
+                f"lists it otherwise than {where}: sha256 recorded {entry.sha256}, now {now}"
+            )
+            checks.append(Check(name, False, detail, subject=str(found.snapshot.directory)))
+        else:
+            checks.append(Check(name, True, f"{where}: {now}"))
     return checks
 
 

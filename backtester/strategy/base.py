@@ -19,7 +19,7 @@ from backtester.domain.enums import (
     OrderType,
     TimeInForce,
 )
-from backtester.domain.messages import Bar, OrderFilled
+from backtester.domain.messages import Bar, OrderFilled, PositionLiquidated
 from backtester.strategy.context import OpenOrder, StrategyContext
 
 
@@ -34,8 +34,12 @@ class Strategy(Generic[P]):
     """Subclass, set `Params` to a frozen msgspec Struct of typed parameters, override the hooks.
 
     Hooks run inside the engine's drain loop: `on_start` once before the first bar (precompute vectorized
-    indicators here), `on_bar` for every bar, `on_fill` after each fill has been booked, `on_stop` after
-    the last bar. Orders placed in `on_bar` are eligible from the next bar on (unless trade_on_close).
+    indicators here), `on_bar` for every bar, `on_fill` after each fill has been booked,
+    `on_liquidation` when the venue liquidates a position (its fill follows), `on_stop` after the
+    last bar. Orders placed in `on_bar` are eligible from the next bar on (unless trade_on_close).
+
+    A strategy that shorts says so with a parameter `short: bool` (see `shorts`), so a run that
+    cannot short (a spot instrument on a cash account) is refused before it starts.
     """
 
     Params: ClassVar[type[msgspec.Struct]] = NoParams
@@ -58,6 +62,12 @@ class Strategy(Generic[P]):
                 f"{cls.__name__} parameters: {exc} (declared parameters: {declared})"
             ) from exc
 
+    @classmethod
+    def shorts(cls, params: msgspec.Struct) -> bool:
+        """Whether the strategy, with these parameters, opens short positions: by convention, a
+        parameter `short` set to true. Override where shorting is decided otherwise."""
+        return bool(getattr(params, "short", False))
+
     # --- hooks ---------------------------------------------------------------------------------
 
     def on_start(self) -> None:
@@ -76,6 +86,9 @@ class Strategy(Generic[P]):
     def on_fill(self, fill: OrderFilled) -> None:
         pass
 
+    def on_liquidation(self, event: PositionLiquidated) -> None:
+        pass
+
     def on_stop(self) -> None:
         pass
 
@@ -83,6 +96,7 @@ class Strategy(Generic[P]):
 
     @property
     def position(self) -> float:
+        """The primary instrument's signed position: above zero long, below zero short."""
         return self.ctx.positions[self.ctx.primary]
 
     @property
@@ -108,7 +122,9 @@ class Strategy(Generic[P]):
         instrument: str | None = None,
         tag: str = "",
     ) -> int:
-        """Buy `quantity`, or `fraction` of available cash sized at the fill price, fees included."""
+        """Buy `quantity`, or a `fraction`: of a short position, that share of it; otherwise that
+        share of the buying power (cash, or available margin at the instrument's leverage), sized at
+        the fill price, fees included."""
         return self.ctx.submit(
             BUY,
             instrument=instrument,
@@ -132,7 +148,9 @@ class Strategy(Generic[P]):
         instrument: str | None = None,
         tag: str = "",
     ) -> int:
-        """Sell `quantity`, or `fraction` of the position held when the order fills."""
+        """Sell `quantity`, or a `fraction`: of a long position, that share of it (when the order
+        fills); otherwise, on a margin account, that share of the buying power as a short. On a
+        spot instrument with a cash account a sell never goes short."""
         return self.ctx.submit(
             SELL,
             instrument=instrument,
@@ -146,10 +164,13 @@ class Strategy(Generic[P]):
         )
 
     def close(self, instrument: str | None = None, tag: str = "close") -> int | None:
-        """Market-sell the whole position, if there is one."""
-        if self.ctx.position(instrument) <= 0:
-            return None
-        return self.sell(fraction=1.0, instrument=instrument, tag=tag)
+        """Close the whole position at market, long or short, if there is one."""
+        held = self.ctx.position(instrument)
+        if held > 0:
+            return self.sell(fraction=1.0, instrument=instrument, tag=tag)
+        if held < 0:
+            return self.buy(fraction=1.0, instrument=instrument, tag=tag)
+        return None
 
     def cancel(self, order_id: int) -> None:
         self.ctx.cancel(order_id)

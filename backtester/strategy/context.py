@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import msgspec
 import numpy as np
 import polars as pl
 
+from backtester.accounting.accounts import Account, MarginAccount
 from backtester.core.clock import SimClock
 from backtester.domain.enums import GTC, MARKET, OrderType, Side, TimeInForce
+from backtester.domain.marks import MarkBars
 from backtester.domain.messages import Bar, CancelOrder, SubmitOrder
 from backtester.strategy.causal import CausalFrames
 from backtester.strategy.timeframes import TimeframeView
@@ -48,7 +50,8 @@ class StrategyContext:
         publish: Callable[[object], None],
         data: dict[str, pl.DataFrame],
         quote_currency: str,
-        initial_cash: float,
+        account: Account,
+        marks: dict[str, MarkBars],
         timeframes: Mapping[tuple[str, str], TimeframeView] | None = None,
     ) -> None:
         self._clock = clock
@@ -57,14 +60,19 @@ class StrategyContext:
         self.instruments: tuple[str, ...] = tuple(data)
         self.primary = self.instruments[0]
         self.quote_currency = quote_currency
-        self.cash = initial_cash
+        # The strategy's own account, booked from the same fills and payments as the venue's.
+        self.account = account
+        self.cash = account.cash
         self.fees_paid = 0.0
+        self.funding_paid = 0.0
         self.realized_pnl = 0.0
+        # Signed: below zero is short.
         self.positions: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
         self.avg_prices: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
         self.open_orders: dict[int, OpenOrder] = {}
         self.last_bar: dict[str, Bar] = {}
         self.data: Mapping[str, pl.DataFrame] = CausalFrames(data, self.last_bar)
+        self.marks = _LatestMarks(marks, self.last_bar)
         self._indicators: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
         # Only what `register_indicator` was given (not data columns read through `indicator`).
         self._registered: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
@@ -88,12 +96,38 @@ class StrategyContext:
 
     @property
     def equity(self) -> float:
-        """Cash plus every position marked at its latest close."""
-        total = self.cash
-        for symbol, quantity in self.positions.items():
-            if quantity:
-                total += quantity * self.last_bar[symbol].close
-        return total
+        """Cash plus every position valued at its latest mark (the latest close without a mark
+        series); on a margin account, the wallet balance plus unrealized profit."""
+        return self.account.equity(self.marks)
+
+    @property
+    def buying_power(self) -> float:
+        """What a new position may spend now: cash on a cash account, available margin on a margin
+        account (orders still open are not deducted)."""
+        return self.account.buying_power(self.marks)
+
+    def liquidation_price(self, instrument: str | None = None) -> float | None:
+        """The mark at which the position would be liquidated (None when flat or on a cash account)."""
+        account = self.account
+        if not isinstance(account, MarginAccount):
+            return None
+        return account.liquidation_price(instrument or self.primary, self.marks)
+
+    def book_fill(self, symbol: str, buy: bool, quantity: float, price: float, fee: float) -> None:
+        """The strategy module's booking of a fill into this context's account and its views."""
+        account = self.account
+        account.book_fill(symbol, buy, quantity, price, fee)
+        position = account.positions[symbol]
+        self.positions[symbol] = position.quantity
+        self.avg_prices[symbol] = position.avg_price
+        self.cash = account.cash
+        self.fees_paid = account.fees_paid
+        self.realized_pnl = account.realized_pnl
+
+    def book_funding(self, symbol: str, amount: float) -> None:
+        self.account.apply_funding(symbol, amount)
+        self.cash = self.account.cash
+        self.funding_paid = self.account.funding_paid
 
     def window(self, n: int, instrument: str | None = None) -> pl.DataFrame:
         """The last `n` bars up to and including the current one (fewer at the start)."""
@@ -211,3 +245,25 @@ class StrategyContext:
 
     def cancel(self, order_id: int) -> None:
         self._publish(CancelOrder(order_id=order_id, ts_init=self._clock.now))
+
+
+class _LatestMarks(Mapping[str, float]):
+    """Each instrument's mark at the latest bar the strategy has seen."""
+
+    def __init__(self, marks: dict[str, MarkBars], last_bar: dict[str, Bar]) -> None:
+        self._marks = marks
+        self._last_bar = last_bar
+        self._closes: dict[str, list[float]] = {}
+
+    def __getitem__(self, symbol: str) -> float:
+        closes = self._closes.get(symbol)
+        if closes is None:
+            closes = self._closes[symbol] = self._marks[symbol].close.tolist()
+        bar = self._last_bar.get(symbol)
+        return closes[bar.index if bar is not None else 0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)

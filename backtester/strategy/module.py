@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from backtester.core.bus import MessageBus
+from backtester.domain.enums import BUY
 from backtester.domain.messages import (
     AccountState,
     Bar,
+    FundingPaid,
     OrderAccepted,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
-    PositionChanged,
+    PositionLiquidated,
 )
 from backtester.strategy.base import Strategy
 from backtester.strategy.context import OpenOrder, StrategyContext
@@ -35,7 +37,8 @@ class StrategyModule:
         bus.subscribe(OrderDenied, self.on_closed)
         bus.subscribe(OrderCanceled, self.on_closed)
         bus.subscribe(OrderExpired, self.on_closed)
-        bus.subscribe(PositionChanged, self.on_position)
+        bus.subscribe(FundingPaid, self.on_funding)
+        bus.subscribe(PositionLiquidated, self.on_liquidated)
         bus.subscribe(AccountState, self.on_account)
 
     def start(self) -> None:
@@ -63,6 +66,7 @@ class StrategyModule:
         )
 
     def on_filled(self, fill: OrderFilled) -> None:
+        self.ctx.book_fill(fill.instrument, fill.side is BUY, fill.quantity, fill.price, fill.fee)
         live = self.ctx.open_orders.get(fill.order_id)
         if live is None:
             return
@@ -73,13 +77,13 @@ class StrategyModule:
     def on_closed(self, event: OrderDenied | OrderCanceled | OrderExpired) -> None:
         self.ctx.open_orders.pop(event.order_id, None)
 
-    def on_position(self, event: PositionChanged) -> None:
-        self.ctx.positions[event.instrument] = event.quantity
-        self.ctx.avg_prices[event.instrument] = event.avg_price
+    def on_funding(self, payment: FundingPaid) -> None:
+        self.ctx.book_funding(payment.instrument, payment.amount)
+
+    def on_liquidated(self, event: PositionLiquidated) -> None:
+        self.strategy.on_liquidation(event)
 
     def on_account(self, event: AccountState) -> None:
-        self.ctx.cash = event.cash
-        self.ctx.fees_paid = event.fees_paid
-        self.ctx.realized_pnl = event.realized_pnl
+        # After the ledger booked the fill: the hook sees the books as they stand after it.
         if event.fill is not None:
             self.strategy.on_fill(event.fill)

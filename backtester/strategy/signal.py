@@ -23,13 +23,18 @@ class SignalPlan(NamedTuple):
     exit_fraction: float
     entry_tag: str
     exit_tag: str
+    short: bool = False  # -1 also enters a short, +1 covers it (stop and reverse)
 
 
 class SignalStrategy(Strategy[P]):
-    """Long-only, market orders, driven by `signals()`: on a +1 bar while flat it buys
-    `entry_fraction` of the cash (sized at the fill price, fees included); on a -1 bar while long it
-    sells `exit_fraction` of the position. Orders fill at the next bar's open (or this bar's close
-    with trade_on_close).
+    """Market orders driven by `signals()`: on a +1 bar while flat it buys `entry_fraction` of the
+    buying power (sized at the fill price, fees included); on a -1 bar while long it sells
+    `exit_fraction` of the position. Orders fill at the next bar's open (or this bar's close with
+    trade_on_close).
+
+    With a parameter `short` set to true (a margin account and a contract), it also goes short:
+    a -1 bar while flat sells `entry_fraction` of the buying power, and while long it closes the
+    long and then enters the short (stop and reverse, when `exit_fraction` is 1); +1 mirrors it.
 
     Override `signals()` (computed once, vectorized, from the full columns: a value at bar i must
     depend on bars up to i only). Fractions that come from parameters are set in `on_start`
@@ -68,6 +73,7 @@ class SignalStrategy(Strategy[P]):
         self._signal: list[int] | None = None
         self._positions = self.ctx.positions
         self._symbol = symbol
+        self._short = type(self).shorts(self.params)
 
     def active_bars(self) -> np.ndarray:
         return np.flatnonzero(self.signal)
@@ -80,10 +86,19 @@ class SignalStrategy(Strategy[P]):
         if signal == 0 or bar.instrument != self._symbol:
             return
         held = self._positions[self._symbol]
-        if signal > 0 and held == 0.0:
-            self.buy(fraction=self.entry_fraction, tag=self.entry_tag)
-        elif signal < 0 and held > 0.0:
+        if signal > 0:
+            if held == 0.0:
+                self.buy(fraction=self.entry_fraction, tag=self.entry_tag)
+            elif held < 0.0:
+                self.buy(fraction=self.exit_fraction, tag=self.exit_tag)
+                if self.exit_fraction == 1.0:
+                    self.buy(fraction=self.entry_fraction, tag=self.entry_tag)
+        elif held > 0.0:
             self.sell(fraction=self.exit_fraction, tag=self.exit_tag)
+            if self._short and self.exit_fraction == 1.0:
+                self.sell(fraction=self.entry_fraction, tag=self.entry_tag)
+        elif held == 0.0 and self._short:
+            self.sell(fraction=self.entry_fraction, tag=self.entry_tag)
 
     def signal_plan(self) -> SignalPlan | None:
         """The plan after `on_start`; None when a subclass overrides a hook, since its behaviour is
@@ -91,7 +106,12 @@ class SignalStrategy(Strategy[P]):
         if not runs_on_plan_only(type(self)):
             return None
         return SignalPlan(
-            self.signal, self.entry_fraction, self.exit_fraction, self.entry_tag, self.exit_tag
+            self.signal,
+            self.entry_fraction,
+            self.exit_fraction,
+            self.entry_tag,
+            self.exit_tag,
+            self._short,
         )
 
 

@@ -19,8 +19,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import structlog
 
+from backtester.config import FileSource
 from backtester.data.atomic import sha256_file
-from backtester.data.bars import BarData, load_bars
+from backtester.runs.inputs import SourceFrame, read_file_source
 from backtester.sweep.spec import DataRef
 
 log = structlog.get_logger("backtester.sweep.cache")
@@ -42,7 +43,7 @@ class DataCache:
         self.directory = directory / "data"
         self._fetch = fetch
         self._verified: set[str] = set()
-        self._frames: OrderedDict[tuple[str, bool], BarData] = OrderedDict()
+        self._frames: OrderedDict[tuple[str, str, bool], SourceFrame] = OrderedDict()
         self._frames_kept = frames_kept
         self._temp_names = itertools.count()
         self.fetched: list[str] = []
@@ -73,19 +74,20 @@ class DataCache:
         log.info("cache.fetched", sha256=ref.sha256[:16], bytes=ref.size, file=str(target))
         return target
 
-    def bars(self, ref: DataRef, path: Path, *, repair: bool, label: str) -> BarData:
-        """The validated frame of a file `path(ref)` returned; kept in memory for later runs.
-        Synchronous, so it can run on the worker's run thread next to the engine."""
-        key = (ref.sha256, repair)
+    def load(self, source: FileSource, ref: DataRef, path: Path) -> SourceFrame:
+        """The validated frame of `source` from the file `path(ref)` returned, read as the
+        source's series; kept in memory for later runs. Synchronous, so it can run on the
+        worker's run thread next to the engine."""
+        key = (ref.sha256, source.series, source.repair)
         if key in self._frames:
             self._frames.move_to_end(key)
             return self._frames[key]
         if path.suffix.lower() == ".parquet":
             frame = pl.from_arrow(pq.read_table(path, memory_map=True))
             assert isinstance(frame, pl.DataFrame)  # a table converts to a frame, never a series
-            loaded = load_bars(frame, repair=repair, name=label)
+            loaded = read_file_source(source, frame)
         else:
-            loaded = load_bars(path, repair=repair, name=label)
+            loaded = read_file_source(source, path)
         self._frames[key] = loaded
         if len(self._frames) > self._frames_kept:
             self._frames.popitem(last=False)

@@ -9,23 +9,26 @@ run id and code identity are the manifest's (`derive_run_id`, `code_version`) an
 `engine.run_config`. So a sweep row has the digest and the run id of a single run of that point.
 
 Workers receive their inputs as files named by content hash, so a sweep's data sources are files
-(`kind = "file"`); a catalog source is refused when the point is decoded.
+(`kind = "file"`); a catalog source is refused when the point is decoded. Every source travels,
+in the config's order: the bars, and for a perpetual its mark candles and funding rates, each read
+as `run` reads it (`runs.inputs.read_file_source`) and cut to its window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
+import polars as pl
 
 from backtester.config import ConfigError, FileSource, RunConfig, config_id
 from backtester.config_file import decode_config, set_key_path
-from backtester.data.bars import BarData
+from backtester.data.bars import RepairReport
 from backtester.engine import assembly, run_config
 from backtester.manifest import CodeVersion, DataInput, code_version, derive_run_id
 from backtester.metrics.overfitting import period_returns
-from backtester.runs.inputs import load_source
+from backtester.runs.inputs import SourceFrame, load_source, read_file_source, window
 
 __all__ = [
     "RunOutcome",
@@ -34,6 +37,7 @@ __all__ = [
     "data_input",
     "decode_spec",
     "execute",
+    "read_sources",
     "run_id",
     "set_key_path",
     "source_files",
@@ -56,6 +60,14 @@ def decode_spec(raw: dict[str, Any]) -> RunSpec:
     """A point's run config; a mistake is a `ConfigError` naming its key, as `run` reports it."""
     spec = decode_config(raw, _LABEL)
     source_files(spec)
+    for i, instrument in enumerate(spec.instruments):
+        if instrument.from_catalog is not None:
+            raise ConfigError(
+                f"instruments[{i}].from_catalog",
+                "a sweep's workers have no catalog: write the instrument's fields out "
+                "instead of from_catalog",
+                source=_LABEL,
+            )
     return spec
 
 
@@ -95,13 +107,26 @@ def run_id(spec: RunSpec, inputs: Mapping[FileSource, DataInput], code: CodeVers
     return derive_run_id(config_id(spec), [inputs[s] for s in source_files(spec)], code)
 
 
-def execute(spec: RunSpec, data: Mapping[str, BarData]) -> RunOutcome:
-    """Run one config over its loaded data (`data` keyed by symbol)."""
-    bars = [data[source.symbol] for source in source_files(spec)]
+def read_sources(spec: RunSpec) -> list[SourceFrame]:
+    """The config's data files, read from their paths, in the order `execute` takes them."""
+    return [read_file_source(source) for source in source_files(spec)]
+
+
+def execute(spec: RunSpec, data: Sequence[SourceFrame]) -> RunOutcome:
+    """Run one config over its data: one file read whole per data source, in the config's order
+    (`read_sources`, or a worker's cached copies). Each source's window is cut here and its series
+    (bars, mark candles, funding rates) goes where `python -m backtester run` sends it."""
+    sources = source_files(spec)
+    if len(data) != len(sources):
+        raise ValueError(f"{len(sources)} data source(s) but {len(data)} loaded file(s)")
+    series: dict[str, dict[str, pl.DataFrame]] = {"ohlcv": {}, "mark": {}, "funding": {}}
+    repairs: list[RepairReport] = []
+    for source, loaded in zip(sources, data, strict=True):
+        series[source.series][source.symbol] = window(loaded.frame, source)
+        if loaded.repair is not None:
+            repairs.append(loaded.repair)
     result = run_config(
-        spec,
-        {source.symbol: b.frame for source, b in zip(spec.data, bars, strict=True)},
-        [b.repair for b in bars if b.repair is not None],
+        spec, series["ohlcv"], repairs, marks=series["mark"], funding=series["funding"]
     )
     equity = result.equity
     returns = period_returns(equity["ts"].dt.epoch("ns").to_numpy(), equity["equity"].to_numpy())

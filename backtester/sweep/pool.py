@@ -25,8 +25,8 @@ from typing import Any
 import cloudpickle
 
 from backtester.config import FileSource
-from backtester.data.bars import BarData, load_bars
 from backtester.engine import assembly
+from backtester.runs.inputs import SourceFrame, read_file_source
 from backtester.sweep.execute import RunSpec, execute, source_files
 from backtester.sweep.local import WorkersLost
 from backtester.sweep.plan import PlannedRun, SweepPlan
@@ -58,15 +58,13 @@ def _install(classes: bytes) -> None:
 
 def _serve(name: str, jobs: Any, results: Any, classes: bytes) -> None:
     _install(classes)
-    loaded: dict[FileSource, BarData] = {}
+    loaded: dict[FileSource, SourceFrame] = {}
 
-    def bars(spec: RunSpec) -> dict[str, BarData]:
-        found = {}
+    def files(spec: RunSpec) -> list[SourceFrame]:
         for source in source_files(spec):
             if source not in loaded:
-                loaded[source] = load_bars(source.path, repair=source.repair, name=source.path)
-            found[source.symbol] = loaded[source]
-        return found
+                loaded[source] = read_file_source(source)
+        return [loaded[source] for source in source_files(spec)]
 
     while True:
         job: _Job | None = jobs.get()
@@ -75,7 +73,7 @@ def _serve(name: str, jobs: Any, results: Any, classes: bytes) -> None:
         sweep_id, index, run_id, spec = job
         report: RunReport
         try:
-            outcome = execute(spec, bars(spec))
+            outcome = execute(spec, files(spec))
             report = RunCompleted(
                 sweep_id=sweep_id,
                 index=index,

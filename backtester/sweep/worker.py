@@ -37,9 +37,9 @@ from typing import Any
 import msgspec
 import structlog
 
-from backtester.data.bars import BarData
 from backtester.data.redaction import redact
 from backtester.manifest import package_sha256
+from backtester.runs.inputs import SourceFrame
 from backtester.sweep.cache import DataCache
 from backtester.sweep.execute import RunOutcome, execute, source_files
 from backtester.sweep.nats_adapter import Broker, Credentials, Delivery, JobSource
@@ -271,24 +271,21 @@ class Worker:
             except Exception as exc:  # a missed beat costs at worst a redelivery
                 log.warning("heartbeat.failed", error=f"{type(exc).__name__}: {exc}")
 
-    async def _fetch(self, job: ExecuteRun) -> dict[str, tuple[DataRef, Path]]:
-        """Each symbol's input file, local and verified (fetched from the object store if new)."""
-        refs = {ref.symbol: ref for ref in job.data}
-        files: dict[str, tuple[DataRef, Path]] = {}
-        for source in source_files(job.spec):
-            ref = refs.get(source.symbol)
-            if ref is None:
-                raise MalformedMessage(f"job names no data file for symbol {source.symbol!r}")
-            files[source.symbol] = (ref, await self.cache.path(ref))
-        return files
-
-    def _load(self, job: ExecuteRun, files: dict[str, tuple[DataRef, Path]]) -> dict[str, BarData]:
-        return {
-            source.symbol: self.cache.bars(
-                *files[source.symbol], repair=source.repair, label=source.path
+    async def _fetch(self, job: ExecuteRun) -> list[tuple[DataRef, Path]]:
+        """Each data source's input file (the job lists them in the config's order), local and
+        verified (fetched from the object store if new)."""
+        sources = source_files(job.spec)
+        if len(job.data) != len(sources):
+            raise MalformedMessage(
+                f"job names {len(job.data)} data file(s) for {len(sources)} data source(s)"
             )
-            for source in source_files(job.spec)
-        }
+        return [(ref, await self.cache.path(ref)) for ref in job.data]
+
+    def _load(self, job: ExecuteRun, files: list[tuple[DataRef, Path]]) -> list[SourceFrame]:
+        return [
+            self.cache.load(source, ref, path)
+            for source, (ref, path) in zip(source_files(job.spec), files, strict=True)
+        ]
 
     async def _on_thread(self, work: Callable[[], RunOutcome]) -> RunOutcome:
         """Run `work` on a daemon thread, so the event loop keeps the heartbeat going and a

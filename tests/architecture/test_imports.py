@@ -23,11 +23,14 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "core": frozenset(),
     # Frozen settings; model specs in it may name domain types.
     "config": frozenset({"domain"}),
-    # The four bounded contexts on the bus: only core, domain and config, never each other.
-    "strategy": frozenset({"core", "domain", "config", "compiled", "indicators"}),
-    "risk": frozenset({"core", "domain", "config"}),
-    "execution": frozenset({"core", "domain", "config"}),
-    "account": frozenset({"core", "domain", "config"}),
+    # The account model: pure classes over domain types, which every module holding balances uses.
+    "accounting": frozenset({"domain"}),
+    # The four bounded contexts on the bus: only core, domain, config and the account model, never
+    # each other.
+    "strategy": frozenset({"core", "domain", "config", "compiled", "indicators", "accounting"}),
+    "risk": frozenset({"core", "domain", "config", "accounting"}),
+    "execution": frozenset({"core", "domain", "config", "accounting"}),
+    "account": frozenset({"core", "domain", "config", "accounting"}),
     # Data and metrics work on domain values and frames only (a download shows its progress).
     "data": frozenset({"domain", "progress"}),
     "metrics": frozenset({"domain", "compiled"}),

@@ -87,7 +87,7 @@ def test_undeclared_strategy_parameter(tmp_path: Path) -> None:
     assert_user_error(
         done,
         f"{config}: strategy.params.fsat: SmaCross does not declare this parameter "
-        "(did you mean 'fast'? declared: fast, slow)",
+        "(did you mean 'fast'? declared: fast, slow, short)",
     )
 
 

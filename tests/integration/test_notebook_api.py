@@ -39,14 +39,24 @@ def test_readme_snippet_runs_and_reports_stats_trades_and_digest(result: RunResu
     assert len(result.trades) > 0
     assert re.fullmatch(r"[0-9a-f]{64}", result.digest)
     assert result.stats["bars"] == 30_900
-    assert result.params == {"fast": 10, "slow": 30}
+    assert result.params == {"fast": 10, "slow": 30, "short": False}
     assert result.seed == 7
-    assert repr(result).startswith("<RunResult SmaCross(fast=10, slow=30) seed=7 bars=30900")
+    assert repr(result).startswith(
+        "<RunResult SmaCross(fast=10, slow=30, short=False) seed=7 bars=30900"
+    )
     assert "<table>" in result._repr_html_()
 
 
 def test_result_frames_have_the_documented_columns(result: RunResult) -> None:
-    assert result.equity.columns == ["ts", "cash", "position_value", "equity", "drawdown_pct"]
+    assert result.equity.columns == [
+        "ts",
+        "cash",
+        "position_value",
+        "equity",
+        "drawdown_pct",
+        "funding",
+        "notional",
+    ]
     assert result.equity.height == 30_900
     assert {"entry_time", "exit_time", "entry_price", "exit_price", "pnl", "is_open"} <= set(
         result.trades.columns
@@ -68,7 +78,7 @@ def test_bad_strategy_params_raise_params_error_naming_the_declared_ones(
     params: dict[str, object], message: str
 ) -> None:
     bt = Backtest(GOLDEN, SmaCross, cash=100_000, fee_rate=0.001)
-    with pytest.raises(ParamsError, match=r"declared parameters: fast, slow") as error:
+    with pytest.raises(ParamsError, match=r"declared parameters: fast, slow, short") as error:
         bt.run(**params)
     assert message in str(error.value)
 

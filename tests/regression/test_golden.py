@@ -22,7 +22,7 @@ def computed() -> dict[str, dict[str, Any]]:
     return {case.name: golden.compute(case) for case in CASES}
 
 
-def test_golden_cases_cover_both_strategies_on_two_datasets_and_a_repair() -> None:
+def test_golden_cases_cover_both_strategies_on_two_datasets_a_repair_and_perpetuals() -> None:
     names = {case.name for case in CASES}
     assert {
         "sma_cross_binance",
@@ -31,6 +31,8 @@ def test_golden_cases_cover_both_strategies_on_two_datasets_and_a_repair() -> No
         "sma_extended_binance_raw_repaired",
         "sma_cross_binanceus",
         "sma_extended_binanceus",
+        "perp_short_funding",
+        "perp_liquidation",
     } <= names
 
 

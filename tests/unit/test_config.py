@@ -205,6 +205,7 @@ name = "SmaCross"
         "symbol": "BTC/USDT",
         "timeframe": "1h",
         "market": "spot",
+        "series": "ohlcv",
         "start": "2024-01-01",
         "end": 1709251200000,
         "root": "data",
@@ -230,8 +231,8 @@ def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value) == (
-        f"{path}: capital: unknown key (valid keys here: data, strategy, instruments, cash, seed, "
-        "fees, slippage, fill, risk, stats, output_dir)"
+        f"{path}: capital: unknown key (valid keys here: data, strategy, instruments, cash, "
+        "account, seed, fees, slippage, fill, risk, stats, output_dir)"
     )
 
 
@@ -291,7 +292,7 @@ def test_a_misspelt_strategy_parameter_gets_the_nearest_declared_one(tmp_path: P
         strategy_params(strategy_class("SmaCross"), cfg.strategy)
     assert str(caught.value) == (
         "strategy.params.fats: SmaCross does not declare this parameter "
-        "(did you mean 'fast'? declared: fast, slow)"
+        "(did you mean 'fast'? declared: fast, slow, short)"
     )
 
 

@@ -1,5 +1,6 @@
 """SmaCross: long when the fast simple moving average of closes crosses above the slow one, flat when it
-crosses below. All-in entries: the whole cash, sized at the next bar's open with the fee reserved."""
+crosses below (with `short`, short: stop and reverse). All-in entries: the whole buying power, sized at
+the next bar's open with the fee reserved."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from backtester.strategy.signal import SignalStrategy
 class SmaCrossParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fast: int = 10
     slow: int = 30
+    # Also go short below the slow average (a contract on a margin account).
+    short: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.fast < self.slow:

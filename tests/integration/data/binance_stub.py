@@ -1,15 +1,21 @@
 """A loopback stand-in for Binance's public REST API: real recorded data, injectable faults.
 
 ccxt's own `binance` class talks to it over HTTP (every `urls['api']` entry redirected, which is
-what `--api-url` does). Served: spot, USD-M and COIN-M `exchangeInfo`, spot and USD-M `klines`
-and USD-M `fundingRate`, with Binance's documented paging semantics (rows with startTime <= t <=
-endTime, the first `limit` of them). Faults are queued in `faults`, one per data request.
+what `--api-url` does). Served: spot, USD-M and COIN-M `exchangeInfo` (USD-M: the recorded-shape
+fixture of four perpetuals and a quarterly future), spot and USD-M `klines`, USD-M
+`markPriceKlines` and `fundingRate`, with Binance's documented paging semantics (rows with
+startTime <= t <= endTime, the first `limit` of them), and the signed USD-M `leverageBracket`
+(API key in the X-MBX-APIKEY header, HMAC-SHA256 signature of the query, as Binance checks them;
+brackets rebuilt from the shipped ccxt tiers' raw `info`). Faults are queued in `faults`, one per
+data request.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -23,6 +29,9 @@ from urllib.parse import parse_qs, urlparse
 import polars as pl
 
 DATA = Path(__file__).resolve().parents[2] / "data"
+FIXTURES = DATA / "fixtures"
+API_KEY = "stub-api-key-7f3a"
+API_SECRET = "stub-api-secret-c9d1e2"
 STEP_MS = {"1m": 60_000, "1h": 3_600_000}
 FAULTS = (
     "429",
@@ -70,6 +79,42 @@ def load_funding(
     return list(pl.read_csv(path).sort("timestamp_ms").iter_rows())
 
 
+def load_marks(
+    path: Path = DATA / "freqtrade_XRP-USDT-USDT_1h_mark.csv",
+) -> list[tuple[Any, ...]]:
+    """XRP/USDT:USDT mark-price candles; Binance publishes no volume for them."""
+    frame = pl.read_csv(path).sort("timestamp_ms").with_columns(pl.lit(0.0).alias("volume"))
+    return list(frame.iter_rows())
+
+
+def leverage_brackets(
+    path: Path = FIXTURES / "ccxt_binance_leverage_tiers_subset.json",
+) -> list[dict[str, Any]]:
+    """`GET /fapi/v1/leverageBracket` as Binance documents it (numbers, not text), rebuilt from
+    the raw bracket rows ccxt kept in each tier's `info`."""
+    tiers = json.loads(path.read_text())
+    answer = []
+    for symbol, rows in tiers.items():
+        brackets = [
+            {
+                "bracket": int(row["info"]["bracket"]),
+                "initialLeverage": int(row["info"]["initialLeverage"]),
+                "notionalCap": _number(row["info"]["notionalCap"]),
+                "notionalFloor": _number(row["info"]["notionalFloor"]),
+                "maintMarginRatio": float(row["info"]["maintMarginRatio"]),
+                "cum": float(row["info"]["cum"]),
+            }
+            for row in rows
+        ]
+        answer.append({"symbol": symbol.split(":")[0].replace("/", ""), "brackets": brackets})
+    return answer
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def _spot_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
     return {
         "symbol": symbol,
@@ -97,36 +142,6 @@ def _spot_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
     }
 
 
-def _perp_symbol(symbol: str, base: str, quote: str) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "pair": symbol,
-        "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000,
-        "onboardDate": 1569398400000,
-        "status": "TRADING",
-        "baseAsset": base,
-        "quoteAsset": quote,
-        "marginAsset": quote,
-        "pricePrecision": 4,
-        "quantityPrecision": 1,
-        "baseAssetPrecision": 8,
-        "quotePrecision": 8,
-        "underlyingType": "COIN",
-        "orderTypes": ["LIMIT", "MARKET"],
-        "timeInForce": ["GTC"],
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": "0.0001",
-                "maxPrice": "100000",
-                "tickSize": "0.0001",
-            },
-            _LOT,
-        ],
-    }
-
-
 EXCHANGE_INFO = {
     "/api/v3/exchangeInfo": {
         "timezone": "UTC",
@@ -135,14 +150,9 @@ EXCHANGE_INFO = {
         "exchangeFilters": [],
         "symbols": [_spot_symbol("BTCUSDT", "BTC", "USDT")],
     },
-    "/fapi/v1/exchangeInfo": {
-        "timezone": "UTC",
-        "serverTime": 1711105200000,
-        "rateLimits": [],
-        "exchangeFilters": [],
-        "assets": [],
-        "symbols": [_perp_symbol("XRPUSDT", "XRP", "USDT"), _perp_symbol("BTCUSDT", "BTC", "USDT")],
-    },
+    "/fapi/v1/exchangeInfo": json.loads(
+        (FIXTURES / "binance_fapi_exchangeInfo_subset.json").read_text()
+    ),
     "/dapi/v1/exchangeInfo": {
         "timezone": "UTC",
         "serverTime": 1711105200000,
@@ -158,9 +168,13 @@ class BinanceStub:
         self,
         klines: Sequence[tuple[Any, ...]] | None = None,
         funding: Sequence[tuple[Any, ...]] | None = None,
+        marks: Sequence[tuple[Any, ...]] | None = None,
     ) -> None:
         self.klines = list(klines if klines is not None else load_klines())
         self.kline_times = [int(r[0]) for r in self.klines]
+        self.marks = list(marks if marks is not None else load_marks())
+        self.mark_times = [int(r[0]) for r in self.marks]
+        self.brackets = leverage_brackets()
         self.funding = list(funding if funding is not None else load_funding())
         self.funding_times = [int(r[0]) for r in self.funding]
         # One entry per data request; None serves that request normally.
@@ -171,6 +185,7 @@ class BinanceStub:
         self.overlap_rows = 7
         self.retry_after = "0"
         self.requests: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.arrivals: list[float] = []  # time.monotonic() of each data request
         self.data_requests = 0
         self.lock = threading.Lock()
@@ -196,7 +211,9 @@ class BinanceStub:
             self.arrivals.append(time.monotonic())
             return self.faults.popleft() if self.faults else None
 
-    def kline_body(self, query: dict[str, str], *, fault: str | None) -> list[list[Any]]:
+    def kline_body(
+        self, query: dict[str, str], *, fault: str | None, mark: bool = False
+    ) -> list[list[Any]]:
         step = STEP_MS[query.get("interval", "1m")]
         limit = min(int(query.get("limit", 500)), 1000)
         start = int(query["startTime"]) if "startTime" in query else None
@@ -206,13 +223,20 @@ class BinanceStub:
                 start -= self.overlap_rows * step
             elif fault == "stale":
                 start -= 2 * limit * step
-        rows = _select(self.klines, self.kline_times, start, end, limit)
+        if mark:
+            rows = _select(self.marks, self.mark_times, start, end, limit)
+        else:
+            rows = _select(self.klines, self.kline_times, start, end, limit)
         if fault == "repeat" and rows:
             rows = rows + rows[:5]  # re-sent rows, as a client re-fetching a page boundary sees
         elif fault == "partial" and rows:
             first = rows[0]
             rows = [(*first[:5], first[5] / 2), *rows]  # the still-open candle, then the final one
         return [kline_row(row, step) for row in rows]
+
+    def bracket_body(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        wanted = query.get("symbol")
+        return [b for b in self.brackets if wanted is None or b["symbol"] == wanted]
 
     def funding_body(self, query: dict[str, str]) -> list[dict[str, Any]]:
         limit = min(int(query.get("limit", 100)), 1000)
@@ -235,6 +259,14 @@ def kline_row(row: Sequence[Any], step_ms: int) -> list[Any]:
     t, o, h, lo, c, v = row[:6]
     return [int(t), str(o), str(h), str(lo), str(c), str(v), int(t) + step_ms - 1, "0", 0, "0",
             "0", "0"]  # fmt: skip
+
+
+_DATA_PATHS = (
+    "/api/v3/klines",
+    "/fapi/v1/klines",
+    "/fapi/v1/markPriceKlines",
+    "/fapi/v1/fundingRate",
+)
 
 
 def _select(
@@ -265,19 +297,23 @@ def _handler_for(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             with stub.lock:
                 stub.requests.append(self.path)
+                stub.headers.append(dict(self.headers.items()))
             try:
-                self._serve(url.path, query)
+                self._serve(url.path, query, url.query)
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up (timeout test): nothing to answer
 
-        def _serve(self, path: str, query: dict[str, str]) -> None:
+        def _serve(self, path: str, query: dict[str, str], raw_query: str) -> None:
+            if path == "/fapi/v1/leverageBracket":
+                self._signed(raw_query, lambda: stub.bracket_body(query))
+                return
             if path in EXCHANGE_INFO:
                 self._send(200, json.dumps(EXCHANGE_INFO[path]).encode())
                 return
             if path == "/api/v3/time":
                 self._send(200, b'{"serverTime": 1711105200000}')
                 return
-            if path not in ("/api/v3/klines", "/fapi/v1/klines", "/fapi/v1/fundingRate"):
+            if path not in _DATA_PATHS:
                 self._send(404, b'{"code": -1, "msg": "not found"}')
                 return
             if stub.delay_s:
@@ -288,11 +324,25 @@ def _handler_for(stub: BinanceStub) -> type[BaseHTTPRequestHandler]:
             if path.endswith("fundingRate"):
                 payload: Any = stub.funding_body(query)
             else:
-                payload = stub.kline_body(query, fault=fault)
+                payload = stub.kline_body(query, fault=fault, mark=path.endswith("markPriceKlines"))
             body = json.dumps(payload).encode()
             if fault == "truncated":
                 body = body[: max(len(body) // 2, 1)]
             self._send(200, body)
+
+        def _signed(self, raw_query: str, answer: Any) -> None:
+            """Binance's checks of a USER_DATA request: the key, then the query's signature."""
+            if self.headers.get("X-MBX-APIKEY") != API_KEY:
+                body = b'{"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}'
+                self._send(401, body)
+                return
+            signed, _, signature = raw_query.rpartition("&signature=")
+            expected = hmac.new(API_SECRET.encode(), signed.encode(), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(signature, expected):
+                body = b'{"code": -1022, "msg": "Signature for this request is not valid."}'
+                self._send(400, body)
+                return
+            self._send(200, json.dumps(answer()).encode())
 
         def _inject(self, fault: str) -> bool:
             """Answer with the fault and return True, or return False to serve (changed) data."""

@@ -261,11 +261,11 @@ class InterruptedClient(ExchangeClient):
         super().__init__("binance", "spot", api_url=stub.url, rate_limit_ms=1)
         self.pages_left = pages
 
-    def ohlcv_page(self, *args: Any) -> list[list[float]]:
+    def ohlcv_page(self, *args: Any, **kwargs: Any) -> list[list[float]]:
         self.pages_left -= 1
         if self.pages_left < 0:
             raise KeyboardInterrupt
-        return super().ohlcv_page(*args)
+        return super().ohlcv_page(*args, **kwargs)
 
 
 def test_ctrl_c_commits_what_arrived_and_the_next_fetch_resumes_there(
@@ -348,7 +348,7 @@ def test_funding_rate_history_is_stored_like_candles(stub: BinanceStub, tmp_path
     assert read.frame.rows() == [(int(t), float(r)) for t, r in stub.funding]
     assert read.partitions[0].path.startswith("binance/swap/XRP-USDT-USDT/funding/year=2021/")
     assert fetch(opts, interactive=False).requests == 0
-    with pytest.raises(FetchError, match="perpetual swaps only"):
+    with pytest.raises(FetchError, match="contracts only: pass --market swap"):
         fetch(options(stub, tmp_path, kind="funding"), interactive=False)
 
 

@@ -252,3 +252,57 @@ def test_smc_run_report_shows_the_overlays(tmp_path: Path, browser: Browser) -> 
         assert count > 0 and visible, (name, count)
     _assert_offline_and_clean(browser, page)
     browser.screenshot(ARTIFACTS / "report-smc.png")
+
+
+def test_perpetual_report_shows_sides_funding_and_liquidations(
+    tmp_path: Path, browser: Browser
+) -> None:
+    import polars as pl
+
+    from backtester import Backtest, Instrument
+    from tests.engine_support import scripted
+
+    data = REPO / "golden" / "data"
+    bars = pl.read_csv(data / "freqtrade_XRP-USDT-USDT_1h_futures.csv").filter(
+        pl.col("timestamp_ms").is_between(1_637_164_800_000, 1_637_316_000_000, closed="left")
+    )
+    # At 60x both a short and the long after it are liquidated by the next move against them.
+    script = {
+        1: [lambda s: s.sell(fraction=0.3)],
+        12: [lambda s: s.close()],
+        14: [lambda s: s.buy(fraction=0.3)],
+    }
+    result = Backtest(
+        bars,
+        scripted(script),
+        cash=10_000,
+        fee_rate=0.0004,
+        instrument=Instrument("XRP/USDT:USDT", leverage=60),
+        funding=data / "freqtrade_XRP-USDT-USDT_8h_funding_rate.csv",
+        mark=data / "freqtrade_XRP-USDT-USDT_1h_mark.csv",
+    ).run()
+    assert result.stats["short_trades"] == 1 and result.stats["liquidations"] == 2
+    page = tmp_path / "perp.html"
+    result.plot(filename=page, show=False)
+    state, _ = _load(browser, page)
+    assert "funding" in [chart["key"] for chart in state["charts"]]
+    drawn = browser.evaluate(
+        """(() => {
+          const doc = Bokeh.documents[0];
+          return ['liquidations', 'short-trade-lines', 'trade-lines', 'funding'].map(n => {
+            const r = doc.get_model_by_name(n);
+            if (!r) { return [n, -1]; }
+            const data = r.data_source.data;
+            return [n, data[Object.keys(data)[0]].length];
+          });
+        })()"""
+    )
+    assert dict(drawn) == {
+        "liquidations": 2,
+        "short-trade-lines": 1,
+        "trade-lines": 1,
+        "funding": dict(drawn)["funding"],
+    }
+    assert dict(drawn)["funding"] > 1
+    _assert_offline_and_clean(browser, page)
+    browser.screenshot(ARTIFACTS / "report-perpetual.png")

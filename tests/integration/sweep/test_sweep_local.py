@@ -9,9 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from backtester.data.bars import load_bars
 from backtester.sweep.config import load_sweep_config
-from backtester.sweep.execute import execute
+from backtester.sweep.execute import execute, read_sources
 from backtester.sweep.plan import build_plan
 from backtester.sweep.results import MANIFEST, RESULTS, read_manifest
 from tests.sweep_support import REPO, small_data, subprocess_env, sweep_config
@@ -78,10 +77,9 @@ def test_every_row_digest_equals_a_single_run_of_that_point(
     config, one, _ = two_sweeps
     plan = build_plan(load_sweep_config(config))
     table = pl.read_parquet(_sweep_dir(one) / RESULTS)
-    path = plan.runs[0].spec.data[0].path
-    bars = {"BTC/USDT": load_bars(path, name=path)}
+    data = read_sources(plan.runs[0].spec)
     for run, row in zip(plan.runs, table.iter_rows(named=True), strict=True):
-        outcome = execute(run.spec, bars)
+        outcome = execute(run.spec, data)
         assert (row["param.fast"], row["param.slow"]) == (run.params["fast"], run.params["slow"])
         assert (row["run_id"], row["seed"]) == (run.run_id, run.seed)
         assert row["digest"] == outcome.digest

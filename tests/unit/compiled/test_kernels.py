@@ -59,27 +59,37 @@ def reference_crossovers(
 def reference_round_trips(
     fills: pl.DataFrame, last_close: dict[str, tuple[int, float]]
 ) -> pl.DataFrame:
+    """Long and short round trips, written out fill by fill (no funding, contract size 1)."""
     rows: list[dict[str, object]] = []
     trades: dict[str, dict[str, Any]] = {}
 
     def row(symbol: str, t: dict[str, Any], exit_ts: int, value_out: float, is_open: bool) -> None:
-        pnl = value_out - t["cost"] - t["fees"]
-        exit_quantity = t["sold"] + (t["held"] if is_open else 0.0)
+        gross = value_out - t["entry_value"] if t["long"] else t["entry_value"] - value_out
+        pnl = gross - t["fees"] - 0.0
+        exit_quantity = t["exited"] + (abs(t["held"]) if is_open else 0.0)
         rows.append(
             {
                 "instrument": symbol,
+                "side": "long" if t["long"] else "short",
                 "entry_time": t["entry_ts"],
                 "exit_time": exit_ts,
-                "entry_price": t["cost"] / t["bought"] if t["bought"] else 0.0,
+                "entry_price": t["entry_value"] / t["entered"] if t["entered"] else 0.0,
                 "exit_price": value_out / exit_quantity if exit_quantity else 0.0,
                 "quantity": t["peak"],
                 "fees": t["fees"],
+                "funding": 0.0,
                 "pnl": pnl,
-                "return_pct": 100.0 * pnl / t["cost"] if t["cost"] else 0.0,
+                "return_pct": 100.0 * pnl / t["entry_value"] if t["entry_value"] else 0.0,
                 "duration": exit_ts - t["entry_ts"],
                 "is_open": is_open,
+                "liquidated": False,
             }
         )
+
+    def opened(ts: int, long: bool) -> dict[str, Any]:
+        t = dict.fromkeys(("held", "entered", "exited", "entry_value", "exit_value", "fees"), 0.0)
+        t.update(entry_ts=ts, long=long, peak=0.0)
+        return t
 
     for symbol, ts, side, price, quantity, fee in zip(
         fills["instrument"].to_list(),
@@ -90,28 +100,45 @@ def reference_round_trips(
         fills["fee"].to_list(),
         strict=True,
     ):
+        buy = side == "buy"
         t = trades.get(symbol)
         if t is None:
-            t = trades[symbol] = dict.fromkeys(
-                ("held", "bought", "sold", "cost", "proceeds", "fees", "peak"), 0.0
-            )
-            t["entry_ts"] = ts
-        if side == "buy":
-            t["held"] += quantity
-            t["bought"] += quantity
-            t["cost"] += quantity * price
+            t = trades[symbol] = opened(ts, buy)
+        rest = 0.0
+        closing_fee = 0.0
+        if buy == t["long"]:
+            t["held"] += quantity if buy else -quantity
+            t["entered"] += quantity
+            t["entry_value"] += quantity * price * 1.0
+            t["fees"] += fee
         else:
-            t["held"] -= quantity
-            t["sold"] += quantity
-            t["proceeds"] += quantity * price
-        t["fees"] += fee
+            closing, closing_fee = quantity, fee
+            if quantity > abs(t["held"]):
+                closing = abs(t["held"])
+                closing_fee = fee * (closing / quantity)
+                rest = quantity - closing
+            t["held"] += closing if buy else -closing
+            t["exited"] += closing
+            t["exit_value"] += closing * price * 1.0
+            t["fees"] += closing_fee
+            if rest > 0.0:
+                t["held"] = 0.0
         t["peak"] = max(t["peak"], abs(t["held"]))
         if t["held"] == 0.0:
-            row(symbol, t, ts, t["proceeds"], False)
+            row(symbol, t, ts, t["exit_value"], False)
             del trades[symbol]
+            if rest > 0.0:
+                t = trades[symbol] = opened(ts, buy)
+                t.update(
+                    held=rest if buy else -rest,
+                    entered=rest,
+                    entry_value=rest * price * 1.0,
+                    fees=fee - closing_fee,
+                    peak=rest,
+                )
     for symbol, t in trades.items():
         ts, close = last_close[symbol]
-        row(symbol, t, ts, t["proceeds"] + t["held"] * close, True)
+        row(symbol, t, ts, t["exit_value"] + abs(t["held"]) * close * 1.0, True)
     return pl.DataFrame(rows, schema=TRADE_SCHEMA, orient="row")
 
 
@@ -132,7 +159,8 @@ def price_series(draw: st.DrawFn) -> np.ndarray:
 
 @st.composite
 def fill_streams(draw: st.DrawFn) -> pl.DataFrame:
-    """Fills of up to three instruments that buy and sell parts of what they hold."""
+    """Fills of up to three instruments that open, add to, reduce, close and reverse long and
+    short positions."""
     symbols = ["A", "B", "C"][: draw(st.integers(1, 3))]
     held = dict.fromkeys(symbols, 0.0)
     rows = []
@@ -140,15 +168,25 @@ def fill_streams(draw: st.DrawFn) -> pl.DataFrame:
         symbol = draw(st.sampled_from(symbols))
         price = draw(st.sampled_from([90.0, 99.5, 100.0, 101.25, 0.1, 0.7]))
         fee = draw(st.sampled_from([0.0, 0.01, 0.3]))
-        if held[symbol] > 0 and draw(st.booleans()):
-            quantity = held[symbol] if draw(st.booleans()) else held[symbol] * 0.5
-            side = "sell"
-            held[symbol] -= quantity
+        position = held[symbol]
+        if position != 0.0 and draw(st.booleans()):
+            # Against the position: all of it, half of it, or through zero.
+            share = draw(st.sampled_from([1.0, 0.5, 2.5]))
+            quantity = abs(position) * share
+            side = "sell" if position > 0 else "buy"
         else:
             quantity = draw(st.sampled_from([0.1, 0.5, 1.0, 3.0]))
-            side = "buy"
-            held[symbol] += quantity
-        rows.append((i * 60_000_000_000, i + 1, symbol, side, price, quantity, fee, "taker", 0.0))
+            side = (
+                ("buy" if position > 0 else "sell")
+                if position
+                else draw(st.sampled_from(["buy", "sell"]))
+            )
+        held[symbol] = position + quantity if side == "buy" else position - quantity
+        if abs(held[symbol]) < 1e-12:
+            held[symbol] = 0.0
+        rows.append(
+            (i * 60_000_000_000, i + 1, symbol, side, price, quantity, fee, "taker", 0.0, "")
+        )
     return pl.DataFrame(rows, schema={**FILL_SCHEMA, "ts": pl.Int64}, orient="row").with_columns(
         pl.col("ts").cast(FILL_SCHEMA["ts"])
     )
@@ -264,6 +302,10 @@ def test_round_trip_kernel_compiled_equals_its_python(fills: pl.DataFrame) -> No
         fills["price"].to_numpy(),
         fills["quantity"].to_numpy(),
         fills["fee"].to_numpy(),
+        np.array([1.0, 2.0, 0.5]),
+        np.array([0, 1], dtype=np.int64),
+        np.array([1.5, -0.25]),
+        np.array([2, 7], dtype=np.int64),
     )
     compiled = round_trips.group_round_trips(*args)
     python = round_trips.group_round_trips(*args, compiled=False)

@@ -650,8 +650,14 @@ def test_sell_without_position_is_denied_as_short_sale() -> None:
     script = {0: [lambda s: s.sell(1.0), lambda s: s.sell(fraction=1.0)]}
     result = run_script([FLAT, FLAT], script, cash=1000)
     assert result.fills.height == 0
-    assert order(result, 1)["reason"] == "insufficient position: sell 1, held 0 (spot: no short)"
-    assert order(result, 2)["reason"] == "insufficient position: nothing to sell (spot: no short)"
+    assert (
+        order(result, 1)["reason"]
+        == "insufficient position: sell 1, held 0 (spot: no short; a short needs a perpetual or future instrument on a margin account)"
+    )
+    assert (
+        order(result, 2)["reason"]
+        == "insufficient position: nothing to sell (spot: no short; a short needs a perpetual or future instrument on a margin account)"
+    )
     assert result.orders["status"].to_list() == ["denied", "denied"]
 
 
@@ -661,7 +667,7 @@ def test_sell_of_more_than_held_is_denied() -> None:
     record = order(result, 2)
     assert (record["status"], record["reason"]) == (
         "denied",
-        "insufficient position: sell 1.5, held 1 (spot: no short)",
+        "insufficient position: sell 1.5, held 1 (spot: no short; a short needs a perpetual or future instrument on a margin account)",
     )
 
 
@@ -689,7 +695,7 @@ def test_cancel_of_a_resting_order_removes_it_before_it_could_fill() -> None:
     assert result.fills.height == 0
     record = order(result, 1)
     assert (record["status"], record["reason"]) == ("canceled", "canceled")
-    assert record["ts_closed"] == bar_ns(2)  # while handling bar 1: at its close (adr/0017)
+    assert record["ts_closed"] == bar_ns(2)  # while handling bar 1: at its close (adr/0019)
 
 
 def test_cancel_of_an_unknown_order_is_rejected_and_changes_nothing() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from backtester import Backtest
 from backtester.metrics.stats import compute_stats
-from backtester.metrics.trades import TRADE_SCHEMA, round_trips
+from backtester.metrics.trades import FUNDING_SCHEMA, TRADE_SCHEMA, round_trips
 from backtester.results import FILL_SCHEMA
 from backtester.strategies import SmaCross
 from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
@@ -176,6 +176,7 @@ def test_round_trips_group_partial_fills_and_mark_open_trades_at_the_last_close(
             "fee": [1.0, 1.0, 1.0, 1.0, 0.5],
             "liquidity": ["taker"] * 5,
             "leaves_quantity": [0.0] * 5,
+            "tag": [""] * 5,
         },
         schema={**FILL_SCHEMA, "ts": pl.Int64},
     ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
@@ -191,6 +192,46 @@ def test_round_trips_group_partial_fills_and_mark_open_trades_at_the_last_close(
     assert still_open["is_open"] is True
     assert still_open["pnl"] == 2.0 * 95.0 - 180.0 - 0.5
     assert still_open["exit_price"] == 95.0
+
+
+def test_a_fill_through_zero_closes_the_long_and_opens_a_short_with_its_share_of_the_fee() -> None:
+    fills = pl.DataFrame(
+        {
+            "ts": [T0_NS + i * MINUTE_NS for i in range(3)],
+            "order_id": [1, 2, -1],
+            "instrument": ["X"] * 3,
+            "side": ["buy", "sell", "buy"],
+            "price": [100.0, 110.0, 120.0],
+            "quantity": [1.0, 3.0, 2.0],
+            "fee": [1.0, 3.0, 2.0],
+            "liquidity": ["taker"] * 3,
+            "leaves_quantity": [0.0] * 3,
+            "tag": ["", "", "liquidation"],
+        },
+        schema={**FILL_SCHEMA, "ts": pl.Int64},
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    funding = pl.DataFrame(
+        {
+            "ts": [T0_NS + 90 * 10**9],
+            "instrument": ["X"],
+            "rate": [-0.001],
+            "mark_price": [115.0],
+            "quantity": [-2.0],
+            "amount": [0.23],
+            "fills_before": [2],
+        },
+        schema={**FUNDING_SCHEMA, "ts": pl.Int64},
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    trades = round_trips(fills, {"X": (T0_NS, 0.0)}, {"X": 1.0}, funding).to_dicts()
+    long, short = trades
+    assert (long["side"], long["quantity"], long["fees"]) == ("long", 1.0, 2.0)
+    assert long["pnl"] == 110.0 - 100.0 - 2.0
+    assert (short["side"], short["entry_price"], short["exit_price"]) == ("short", 110.0, 120.0)
+    assert short["fees"] == 3.0 - 1.0 + 2.0
+    assert short["funding"] == 0.23
+    assert short["pnl"] == 220.0 - 240.0 - 4.0 - 0.23
+    assert short["entry_time"] == long["exit_time"]
+    assert (long["liquidated"], short["liquidated"]) == (False, True)
 
 
 # --- SmaCross: exact ties -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import pytest
 
+from backtester.config import FileSource
 from backtester.data.bars import load_bars
 from backtester.sweep.cache import DataCache, DataMismatch
 from backtester.sweep.spec import DataRef
@@ -42,8 +43,9 @@ def test_a_file_is_fetched_once_then_served_from_disk_and_memory(
     store = FakeStore(path.read_bytes())
     cache = DataCache(tmp_path / "cache", store.get_file)
     local = asyncio.run(cache.path(ref))
-    first = cache.bars(ref, local, repair=False, label="bars.parquet")
-    again = cache.bars(ref, asyncio.run(cache.path(ref)), repair=False, label="bars.parquet")
+    source = FileSource(path="bars.parquet", symbol="BTC/USDT")
+    first = cache.load(source, ref, local)
+    again = cache.load(source, ref, asyncio.run(cache.path(ref)))
     assert first is again
     other_worker = DataCache(tmp_path / "cache", store.get_file)  # same machine, same directory
     assert asyncio.run(other_worker.path(ref)) == local

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from backtester.data.bars import load_bars
 from backtester.runs.runner import replay
 from backtester.sweep.config import SweepConfigError, decode_sweep_config, load_sweep_config
 from backtester.sweep.constraints import Constraint, ConstraintError
-from backtester.sweep.execute import execute
+from backtester.sweep.execute import execute, read_sources
 from backtester.sweep.plan import axis_values, build_plan, expand, point_seed
 from tests.sweep_support import GOLDEN, REPO
 
@@ -166,8 +165,7 @@ def test_a_point_has_the_run_id_and_digest_of_a_single_run_of_its_config() -> No
     single = replay(run.spec, "point")
     assert run.run_id == single.run_id
     assert plan.code == single.code
-    bars = {"BTC/USDT": load_bars(GOLDEN, name=str(GOLDEN))}
-    assert execute(run.spec, bars).digest == single.result.digest
+    assert execute(run.spec, read_sources(run.spec)).digest == single.result.digest
 
 
 def test_data_a_sweep_cannot_ship_or_find_fails_before_anything_runs(tmp_path: Path) -> None:

@@ -1,0 +1,84 @@
+"""The booking arithmetic, as plain functions of floats: the one definition every account, module and
+compiled kernel uses (numba compiles these functions as they are; `compiled/booking.py`).
+
+Every account kind books a fill the same way: its notional flows through `cash` (a buy pays it, a
+sell receives it; fees are paid on top), and each position keeps its signed quantity and average
+entry price. Equity is then `cash + sum(quantity * mark * contract_size)` for spot holdings and
+linear contracts alike (adr/0017). Each function is one fixed sequence of IEEE operations, so a
+replay gives the same floats bit for bit.
+"""
+
+from __future__ import annotations
+
+
+def fill_notional(quantity: float, price: float, multiplier: float) -> float:
+    """The value a fill moves: `quantity * price * contract size` (for spot, the size is 1)."""
+    return quantity * price * multiplier
+
+
+def cash_after_fill(cash: float, buy: bool, notional: float, fee: float) -> float:
+    """A buy pays its notional and fee; a sell receives its notional less the fee."""
+    if buy:
+        return cash - (notional + fee)
+    return cash + (notional - fee)
+
+
+def position_value(quantity: float, mark: float, multiplier: float) -> float:
+    """What a signed position adds to equity at `mark`."""
+    return quantity * (mark * multiplier)
+
+
+def position_after_fill(
+    held: float, avg_price: float, buy: bool, quantity: float, price: float
+) -> tuple[float, float, float]:
+    """(new signed quantity, new average entry price, quantity that closed the old position).
+
+    A fill on the side of the position (or from flat) averages into the entry price; a fill against
+    it closes up to the position at the old entry price, and what is left opens the other side at
+    the fill price: one fill that crosses zero is a close and an open in one step."""
+    new_held = held + quantity if buy else held - quantity
+    if held == 0.0 or (held > 0.0) == buy:
+        return new_held, (avg_price * abs(held) + quantity * price) / abs(new_held), 0.0
+    closed = min(quantity, abs(held))
+    if new_held == 0.0:
+        return new_held, 0.0, closed
+    if (new_held > 0.0) != (held > 0.0):
+        return new_held, price, closed
+    return new_held, avg_price, closed
+
+
+def realized_pnl(
+    held: float, avg_price: float, price: float, closed: float, multiplier: float
+) -> float:
+    """The profit of closing `closed` of a position `held` entered at `avg_price`, at `price`."""
+    gain = (price - avg_price) * closed if held > 0.0 else (avg_price - price) * closed
+    return gain * multiplier
+
+
+def margin_after_fill(
+    margin: float, held: float, closed: float, opened_notional: float, leverage: float
+) -> float:
+    """Initial margin a position keeps after a fill: closing `closed` of `held` releases its share
+    of the margin; opening `opened_notional` of exposure adds that notional over the leverage."""
+    if closed > 0.0:
+        margin = 0.0 if closed >= abs(held) else margin * (1.0 - closed / abs(held))
+    if opened_notional > 0.0:
+        margin = margin + opened_notional / leverage
+    return margin
+
+
+def opening_cost(notional: float, fee: float, leverage: float) -> float:
+    """What opening exposure of `notional` takes from buying power: its margin and the fee (with
+    leverage 1, as on spot, the whole notional)."""
+    return notional / leverage + fee
+
+
+def isolated_liquidation_price(
+    margin: float, quantity: float, entry: float, rate: float, amount: float
+) -> float:
+    """Binance USDⓈ-M's isolated liquidation price for a position of signed `quantity` (in base
+    units) entered at `entry` with `margin`, in the bracket (`rate`, `amount`):
+    `(WB + cum - side * Q * EP) / (Q * MMR - side * Q)` (adr/0017). A result <= 0 is never reached."""
+    side = 1.0 if quantity > 0.0 else -1.0
+    size = abs(quantity)
+    return (margin + amount - side * size * entry) / (size * rate - side * size)
