@@ -112,12 +112,24 @@ def read_frame(source: Any, label: str) -> pl.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return pl.read_parquet(path)
+            return _read_parquet(path)
         if suffix in (".csv", ".txt"):
             return pl.read_csv(path, infer_schema_length=10_000)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(f"{label}: cannot read {suffix} file: {exc}") from exc
     raise DataError(f"{label}: unsupported file type {suffix!r} (use .parquet or .csv)")
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    """Column by column, each joined into one chunk as it is read. Read whole, the file's row
+    groups become chunks, and joining them holds every column twice while polars' allocator keeps
+    freed memory for a while: five years of minutes peaked at 310-350 MB that way, 210 MB so."""
+    return pl.DataFrame(
+        [
+            pl.read_parquet(path, columns=[name]).to_series().rechunk()
+            for name in pl.read_parquet_schema(path)
+        ]
+    )
 
 
 def _from_pandas(frame: Any) -> pl.DataFrame:
@@ -194,12 +206,19 @@ def validate_bars(frame: pl.DataFrame, label: str) -> None:
         checks.append(
             (f"timestamp off the bar grid ({spacing}, {where})", (ts - ts.first()) % grid != 0)
         )
-    flags = frame.select(
-        *[
-            expr.fill_null(False).arg_true().first().alias(str(i))
-            for i, (_, expr) in enumerate(checks)
-        ]
-    ).row(0)
+    # Streaming: the checks go over the rows in batches, so their temporaries are a batch long,
+    # not a column long (five years of minutes: +40 MB of peak memory instead of +100 MB).
+    flags = (
+        frame.lazy()
+        .select(
+            *[
+                expr.fill_null(False).arg_true().first().alias(str(i))
+                for i, (_, expr) in enumerate(checks)
+            ]
+        )
+        .collect(engine="streaming")
+        .row(0)
+    )
     failures = [(index, checks[i][0]) for i, index in enumerate(flags) if index is not None]
     if not failures:
         return

@@ -33,15 +33,14 @@ class Calendar(NamedTuple):
 
 def trading_calendar(ts_ns: np.ndarray) -> Calendar:
     """The calendar of bars opening at `ts_ns` (int64 UTC nanoseconds, ascending)."""
-    days = ts_ns // NS_PER_DAY
-    if not len(days):
+    if not len(ts_ns):
         return Calendar("24/7", float(DAYS_PER_YEAR), 0)
-    span_days = int(days[-1] - days[0]) + 1
-    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; 0 is Monday
-    weekend_share = float(np.count_nonzero(weekday >= 5)) / len(days)
+    days, counts, _ = _days_of(ts_ns)
+    span_days = len(days)
+    weekend_share = float(counts[_weekday(days) >= 5].sum()) / len(ts_ns)
     if span_days < MIN_SPAN_DAYS or weekend_share > WEEKEND_SHARE:
-        return Calendar("24/7", float(DAYS_PER_YEAR), _distinct(days))
-    sessions = _distinct(session_days(ts_ns, "weekdays"))
+        return Calendar("24/7", float(DAYS_PER_YEAR), int(np.count_nonzero(counts)))
+    sessions = _distinct(_session_of(days, "weekdays")[counts > 0])
     if span_days < MIN_OBSERVED_DAYS:
         return Calendar("weekdays", DAYS_PER_YEAR * 5 / 7, sessions)
     return Calendar("weekdays", sessions * DAYS_PER_YEAR / span_days, sessions)
@@ -50,19 +49,40 @@ def trading_calendar(ts_ns: np.ndarray) -> Calendar:
 def session_days(ts_ns: np.ndarray, kind: CalendarKind) -> np.ndarray:
     """The trading day of each bar: its UTC date, a weekend's moved to the next Monday on a weekday
     calendar."""
-    days = ts_ns // NS_PER_DAY
+    return _session_of(ts_ns // NS_PER_DAY, kind)
+
+
+def session_ends(ts_ns: np.ndarray, kind: CalendarKind) -> np.ndarray:
+    """The index of the last bar of each trading day (`ts_ns` ascending)."""
+    if not len(ts_ns):
+        return np.zeros(0, dtype=np.int64)
+    days, counts, edges = _days_of(ts_ns)
+    traded = counts > 0
+    sessions = _session_of(days, kind)[traded]
+    last_bar = edges[1:][traded] - 1
+    ends: np.ndarray = last_bar[np.append(sessions[1:] != sessions[:-1], True)]
+    return ends
+
+
+def _days_of(ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every UTC day from the first bar's to the last's, the bars on each, and where each day's
+    bars start (and, last, where the bars end). Computed over days, not bars: a year of minutes
+    would otherwise take a few day-number arrays as long as the series."""
+    first, last = int(ts_ns[0]) // NS_PER_DAY, int(ts_ns[-1]) // NS_PER_DAY
+    days = np.arange(first, last + 1, dtype=np.int64)
+    edges = np.searchsorted(ts_ns, np.append(days, last + 1) * NS_PER_DAY, side="left")
+    return days, np.diff(edges), edges
+
+
+def _weekday(days: np.ndarray) -> np.ndarray:
+    return (days + 3) % 7  # 1970-01-01 was a Thursday; 0 is Monday
+
+
+def _session_of(days: np.ndarray, kind: CalendarKind) -> np.ndarray:
     if kind == "24/7":
         return days
-    weekday = (days + 3) % 7
+    weekday = _weekday(days)
     return np.where(weekday >= 5, days + (7 - weekday), days)
-
-
-def last_of_each_day(values: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """`values` at the last bar of each trading day (days ascending)."""
-    if not len(days):
-        return values[:0]
-    ends = np.flatnonzero(days[1:] != days[:-1])
-    return np.concatenate((values[ends], values[-1:]))
 
 
 def _distinct(sorted_days: np.ndarray) -> int:

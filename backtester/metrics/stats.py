@@ -20,8 +20,7 @@ from backtester.compiled.drawdown import drawdown_profile, majority_step
 from backtester.metrics.calendar import (
     Calendar,
     CalendarKind,
-    last_of_each_day,
-    session_days,
+    session_ends,
     trading_calendar,
 )
 
@@ -160,7 +159,7 @@ def _bar_returns(values: np.ndarray) -> np.ndarray:
 def _daily_returns(
     ts: np.ndarray, values: np.ndarray, initial: float, kind: CalendarKind
 ) -> np.ndarray:
-    closes = last_of_each_day(values, session_days(ts, kind))
+    closes = values[session_ends(ts, kind)]
     previous = np.concatenate(([initial], closes[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
         result: np.ndarray = closes / previous - 1.0

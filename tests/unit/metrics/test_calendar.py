@@ -8,10 +8,13 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtester import Backtest
 from backtester.data.bars import load_bars
-from backtester.metrics.calendar import session_days, trading_calendar
+from backtester.metrics import calendar as calendar_module
+from backtester.metrics.calendar import session_days, session_ends, trading_calendar
 from backtester.strategies import SmaCross
 
 GOOG = "tests/data/backtestingpy_GOOG_1d.csv"
@@ -89,3 +92,44 @@ def test_calendar_inference() -> None:
     assert session_days(sunday_evening, "weekdays")[0] == monday // DAY_NS
     # Under a week of data cannot show its weekends: it counts as 24/7.
     assert trading_calendar(every_hour[:48]).kind == "24/7"
+
+
+# --- computed over days, equal to the same rules applied to every bar ---------------------------
+
+
+def reference_calendar(ts_ns: np.ndarray) -> tuple[str, float, int]:
+    """The rules of `trading_calendar` on one day number per bar."""
+    days = ts_ns // DAY_NS
+    span_days = int(days[-1] - days[0]) + 1
+    weekday = (days + 3) % 7
+    weekend_share = float(np.count_nonzero(weekday >= 5)) / len(days)
+    distinct = len(np.unique(days))
+    if span_days < calendar_module.MIN_SPAN_DAYS or weekend_share > calendar_module.WEEKEND_SHARE:
+        return "24/7", 365.0, distinct
+    sessions = len(np.unique(np.where(weekday >= 5, days + (7 - weekday), days)))
+    if span_days < calendar_module.MIN_OBSERVED_DAYS:
+        return "weekdays", 365 * 5 / 7, sessions
+    return "weekdays", sessions * 365 / span_days, sessions
+
+
+def reference_session_ends(ts_ns: np.ndarray, kind: str) -> np.ndarray:
+    sessions = session_days(ts_ns, kind)  # type: ignore[arg-type]
+    return np.append(np.flatnonzero(sessions[1:] != sessions[:-1]), len(sessions) - 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(1, 3 * DAY_NS), min_size=1, max_size=300),
+    st.integers(-400 * DAY_NS, 20_000 * DAY_NS),
+    st.booleans(),
+)
+def test_calendar_over_days_equals_the_rules_over_bars(
+    steps: list[int], start: int, skip_weekends: bool
+) -> None:
+    ts = start + np.cumsum(np.array(steps, dtype=np.int64))
+    if skip_weekends:
+        kept = ts[((ts // DAY_NS + 3) % 7) < 5]
+        ts = kept if len(kept) else ts
+    assert tuple(trading_calendar(ts)) == reference_calendar(ts)
+    for kind in ("24/7", "weekdays"):
+        assert np.array_equal(session_ends(ts, kind), reference_session_ends(ts, kind))
