@@ -30,6 +30,7 @@ from backtester.strategy.base import Strategy
 
 if TYPE_CHECKING:
     from backtester.optimize import Optimization
+    from backtester.walk_forward import WalkForwardResult
 
 # A pandas DataFrame is accepted too (typed Any: pandas is an optional dependency).
 DataSource = pl.DataFrame | str | Path | Any
@@ -48,7 +49,11 @@ class Backtest:
     slippage    a slippage model (default: none)
     instrument  an `Instrument` with tick/lot sizes and notional limits (default: no rounding)
     trade_on_close  fill market orders at the close of the bar that placed them
-    intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
+    intrabar    which of two orders that could fill in one bar fills first: "pessimistic" (the
+                default, as backtesting.py and backtrader: the extreme adverse to the position first,
+                so a stop-loss beats a take-profit), "optimistic" or "ohlc" (by the bar's direction)
+    max_position_quantity, max_position_notional  limits on the position; `on_limit` "deny" (an
+                order past them is denied) or "cap" (cut down to the limit)
     repair      drop identical duplicate bars, keep the last of conflicting ones and sort
                 out-of-order bars (reported in `result.repairs`)
     seed        seeds every random draw of the run (stochastic models); same seed, same result
@@ -83,9 +88,10 @@ class Backtest:
         instrument: Instrument | dict[str, Instrument] | None = None,
         symbol: str = "BTC/USDT",
         trade_on_close: bool = False,
-        intrabar: IntrabarPath | str = IntrabarPath.OHLC,
+        intrabar: IntrabarPath | str = IntrabarPath.PESSIMISTIC,
         max_position_quantity: float | None = None,
         max_position_notional: float | None = None,
+        on_limit: Literal["deny", "cap"] = "deny",
         repair: bool = False,
         seed: int = 0,
         mode: Mode = "auto",
@@ -133,6 +139,7 @@ class Backtest:
             risk=RiskConfig(
                 max_position_quantity=max_position_quantity,
                 max_position_notional=max_position_notional,
+                on_limit=on_limit,
             ),
             seed=seed,
             mode=mode,
@@ -167,12 +174,27 @@ class Backtest:
         with `n_trials` (and `batch`, the trials asked at once); `constraint`: a function of the
         point (`lambda p: p.fast < p.slow`) or an expression ("fast < slow"); `workers`: local
         processes (default one per core); `nats`: a NATS server URL to run on its workers
-        instead; `seed`; `out`: where the sweep directory goes (default "runs").
+        instead; `seed`; `out`: where the sweep directory goes (default "runs"); `materialize`:
+        how many of the best runs get full run directories there (default 1; `.runs`).
         Returns an `Optimization`: `.table` (a polars frame), `.best`, `.selection`, `.plot()`.
         The same points give the same table and digest as `python -m backtester sweep`."""
         from backtester.optimize import optimize  # noqa: PLC0415  (sweep machinery on demand)
 
         return optimize(self, **kwargs)
+
+    def walk_forward(
+        self, *, train: str, test: str, step: str | None = None, **kwargs: Any
+    ) -> WalkForwardResult:
+        """Walk-forward validation: per fold, optimize on `train` (a duration: "60d", "12h"),
+        run the best point on the `test` after it, move on by `step` (default `test`);
+        `anchored=True` keeps every training window's start at the data's first bar. The other
+        keywords are `optimize`'s (parameters, `maximize`, `method`, `workers`, ...). Returns a
+        `WalkForwardResult`: `.folds`, the stitched out-of-sample `.equity` and its `.stats`,
+        `.runs` (the out-of-sample run directories) and `.report()` (the HTML page). The same
+        folds and results as `python -m backtester sweep` with `[walk_forward]` in the config."""
+        from backtester.walk_forward import walk_forward  # noqa: PLC0415  (sweep machinery on demand)
+
+        return walk_forward(self, train=train, test=test, step=step, **kwargs)
 
     def origin(
         self, params: msgspec.Struct, given: dict[str, Any], started_at: str, finished_at: str

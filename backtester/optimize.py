@@ -62,6 +62,7 @@ class Optimization:
     sweep_id: str
     digest: str
     directory: Path
+    runs: list[Path]  # the best points' run directories (`materialize=`), best first
 
     def __repr__(self) -> str:
         stat, direction = self.objectives[0]
@@ -99,42 +100,74 @@ def optimize(
     nats: str | None = None,
     out: str | Path = "runs",
     top: int = 10,
+    materialize: int = 1,
     **space: Any,
 ) -> Optimization:
-    objectives = _objectives(maximize, minimize)
-    if not space:
-        raise ValueError("give at least one parameter to optimize, e.g. fast=range(5, 50, 5)")
-    swept = {k: v for k, v in space.items() if _is_space(v)}
-    fixed = {k: v for k, v in space.items() if k not in swept}
-    base = _base(bt, Path(out), fixed)
+    objectives = objectives_of(maximize, minimize)
+    raw = sweep_raw(bt, objectives, seed, out, top)
+    raw |= space_of(bt, out, method, space, n_trials, batch, startup, population)
+    keep, identity = keep_of(constraint, raw)
+    plan = build_plan(decode_sweep_config(raw, "optimize"), keep=keep, identity=identity)
+    settings = local_or_nats(nats, workers, materialize)
+    outcome = run_async(run_sweep(plan, settings, stream=progress_stream()))
+    return _optimization(outcome, objectives, method)
+
+
+def sweep_raw(
+    bt: Backtest, objectives: list[tuple[str, str]], seed: int, out: str | Path, top: int
+) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "name": f"optimize-{bt.strategy.__name__}",
         "seed": seed,
-        "base": base,
         "top": top,
         "output_dir": str(out),
         "objective": {"stat": objectives[0][0], "direction": objectives[0][1]},
     }
     if len(objectives) > 1:
         raw["objectives"] = [{"stat": s, "direction": d} for s, d in objectives]
-    raw |= _space(method, swept, n_trials, batch, startup, population)
-    keep: Keep | None = None
-    identity = ""
+    return raw
+
+
+def space_of(
+    bt: Backtest,
+    out: str | Path,
+    method: Method,
+    space: dict[str, Any],
+    n_trials: int | None,
+    batch: int,
+    startup: int,
+    population: int | None,
+) -> dict[str, Any]:
+    """The base config (with the fixed values) and the parameter space of the keywords."""
+    if not space:
+        raise ValueError("give at least one parameter to optimize, e.g. fast=range(5, 50, 5)")
+    swept = {k: v for k, v in space.items() if _is_space(v)}
+    fixed = {k: v for k, v in space.items() if k not in swept}
+    found = {"base": _base(bt, Path(out), fixed)}
+    return found | _space(method, swept, n_trials, batch, startup, population)
+
+
+def keep_of(constraint: Constraint, raw: dict[str, Any]) -> tuple[Keep | None, str]:
+    """A constraint expression goes into the config; a function filters points (`keep`), named
+    for the sweep id by its code."""
     if isinstance(constraint, str):
         raw["constraints"] = [constraint]
-    elif constraint is not None:
-        check = constraint
-        keep = lambda params: bool(check(SimpleNamespace(**params)))  # noqa: E731
-        identity = _callable_identity(constraint)
-    plan = build_plan(decode_sweep_config(raw, "optimize"), keep=keep, identity=identity)
+        return None, ""
+    if constraint is None:
+        return None, ""
+    check = constraint
+    return (lambda params: bool(check(SimpleNamespace(**params)))), _callable_identity(check)
+
+
+def local_or_nats(nats: str | None, workers: int | None, materialize: int) -> SweepSettings:
     local = nats is None
     count = workers if workers is not None else (_cores() if local else 0)
-    settings = SweepSettings(nats_url=nats, workers=count, resume=True, local=local)
-    outcome = _run(run_sweep(plan, settings, stream=_progress_stream()))
-    return _optimization(outcome, objectives, method)
+    return SweepSettings(
+        nats_url=nats, workers=count, resume=True, local=local, materialize=materialize
+    )
 
 
-def _objectives(
+def objectives_of(
     maximize: str | Sequence[str] | None, minimize: str | Sequence[str] | None
 ) -> list[tuple[str, str]]:
     def names(given: str | Sequence[str] | None) -> list[str]:
@@ -218,11 +251,11 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _progress_stream() -> Any:
+def progress_stream() -> Any:
     return sys.stderr if sys.stderr is not None else io.StringIO()
 
 
-def _run(main: Coroutine[Any, Any, T]) -> T:
+def run_async(main: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to the end, also from a notebook, whose own event loop is running."""
     try:
         asyncio.get_running_loop()
@@ -258,6 +291,7 @@ def _optimization(
         sweep_id=outcome.plan.sweep_id,
         digest=outcome.manifest.digest,
         directory=directory,
+        runs=outcome.materialized,
     )
 
 

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,18 @@ def check_writable(directory: Path, what: str) -> None:
         raise PermissionError(
             errno.EACCES, f"cannot write the {what} {directory}: {reason} at {existing}"
         )
+    # Permission bits do not bind root, and some file systems refuse writes whatever the bits say
+    # (/sys, a read-only bind mount): only a write proves a write, so a probe file comes and goes.
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise PermissionError(
+            exc.errno or errno.EACCES,
+            f"cannot write the {what} {directory}: {reason} at {existing}",
+        ) from exc
+    os.close(handle)
+    os.unlink(probe)
 
 
 def _read_only_fs(path: Path) -> bool:

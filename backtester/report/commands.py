@@ -32,17 +32,23 @@ def is_installed(module: str) -> bool:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser(
         "report",
-        help="write the HTML report of a run or a sweep directory",
+        help="write the HTML report of a run, a sweep or a walk-forward directory",
         description=(
             "Write a self-contained HTML report (works offline). For a run directory "
             "(runs/<run_id>): statistics, price with fills and stop/limit levels, equity, "
             "drawdown, exposure, monthly returns, trade distributions and the manifest, as "
             "runs/<run_id>/report.html. For a sweep directory (runs/sweeps/<sweep_id>): the "
             "objective over two parameters, each parameter against it, and the top points linked "
-            "to their run reports, as runs/sweeps/<sweep_id>/report.html."
+            "to their run reports, as runs/sweeps/<sweep_id>/report.html. For a walk-forward "
+            "directory (runs/walkforward/<id>): the folds, the stitched out-of-sample equity "
+            "and its statistics."
         ),
     )
-    report.add_argument("directory", metavar="DIR", help="runs/<run_id> or runs/sweeps/<sweep_id>")
+    report.add_argument(
+        "directory",
+        metavar="DIR",
+        help="runs/<run_id>, runs/sweeps/<sweep_id> or runs/walkforward/<id>",
+    )
     report.add_argument(
         "--out", metavar="FILE", help="where to write the page (default: DIR/report.html)"
     )
@@ -109,7 +115,11 @@ def report_after_run(args: argparse.Namespace, run_dir: Path) -> None:
 def _report(args: argparse.Namespace) -> int:
     require_report_extra()
     directory = Path(args.directory)
-    if (directory / "results.parquet").is_file():
+    if (directory / "walkforward.json").is_file():
+        from backtester.report.walkforward_report import write_walk_forward_report
+
+        path = write_walk_forward_report(directory, args.out)
+    elif (directory / "results.parquet").is_file():
         from backtester.report.sweep_report import write_sweep_report
 
         path = write_sweep_report(

@@ -184,12 +184,12 @@ def top_table(sweep: Sweep, top: int, runs: Path, page_dir: Path) -> str:
         cells += [html.escape(format_value(row[p])) for p in sweep.parameters]
         cells.append(html.escape(str(row.get("seed", ""))))
         cells += [html.escape(format_value(row[s])) for s in stats]
-        cells.append(_run_link(str(row.get("run_id", "")), runs, page_dir))
+        cells.append(run_link(str(row.get("run_id", "")), runs, page_dir))
         rows.append(cells)
     return grid_table(header, rows)
 
 
-def _run_link(run_id: str, runs: Path, page_dir: Path) -> str:
+def run_link(run_id: str, runs: Path, page_dir: Path) -> str:
     """A link to the point's run report, generated now if its run directory is there without one."""
     directory = runs / run_id
     if not run_id or not (directory / "manifest.json").is_file():

@@ -123,6 +123,7 @@ def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
         "slippage": _spec(origin.slippage, "slippage"),
         "fill": msgspec.to_builtins(origin.setup.fill),
         "risk": msgspec.to_builtins(origin.setup.risk),
+        "stats": msgspec.to_builtins(origin.setup.stats),
         "output_dir": str(output_dir),
     }
     return decode_config(cfg, "<notebook run>")
@@ -158,13 +159,13 @@ def _source(
 ) -> dict[str, Any]:
     if isinstance(given, str | Path):
         return {"kind": "file", "path": str(given), "symbol": symbol, "repair": repair}
-    path = _store_frame(bars, output_dir / "data")
+    path = store_bars(bars, output_dir / "data")
     # The stored frame is the validated one the run used: it needs no repair.
     plain: dict[str, Any] = msgspec.to_builtins(FileSource(path=str(path), symbol=symbol))
     return plain
 
 
-def _store_frame(bars: pl.DataFrame, directory: Path) -> Path:
+def store_bars(bars: pl.DataFrame, directory: Path) -> Path:
     """The bars as Parquet named by their content hash: the same bars are stored once, in bytes that
     do not depend on the process. Time as a UTC datetime column, so reading it back needs no guess
     at the epoch unit."""

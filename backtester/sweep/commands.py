@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 from backtester.data.redaction import without_userinfo
 from backtester.sweep.cache import default_cache_dir
-from backtester.sweep.config import load_sweep_config
+from backtester.sweep.config import SweepConfig, load_sweep_config
 from backtester.sweep.coordinator import SweepOutcome, SweepSettings, run_sweep
 from backtester.sweep.local import CREDENTIAL_ENV, URL_ENV, WorkersLost
+from backtester.sweep.materialize import MaterializeError
 from backtester.sweep.nats_adapter import BrokerError, Credentials, QueueSettings
 from backtester.sweep.plan import build_plan
 from backtester.sweep.results import SweepBusy, best, stored_config
@@ -52,6 +53,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sweep.add_argument("--resume", metavar="SWEEP_ID", help="continue an earlier sweep")
     sweep.add_argument("--out", metavar="DIR", help="parent of sweeps/ (default: the config's)")
     sweep.add_argument("--top", type=int, metavar="N", help="best points to print")
+    sweep.add_argument(
+        "--materialize",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "write the best N runs as full run directories under the output directory, for the "
+            "sweep report's links, verify and compare (default 1; 0 for none)"
+        ),
+    )
     sweep.add_argument(
         "--ack-wait",
         type=float,
@@ -134,7 +145,7 @@ def _cores() -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from backtester.cli import UserError, os_error_text  # noqa: PLC0415  (the CLI imports this)
+    from backtester.cli import UserError  # noqa: PLC0415  (the CLI imports this module)
 
     if args.config is None and args.resume is None:
         raise UserError("give a sweep CONFIG, or --resume SWEEP_ID")
@@ -142,23 +153,15 @@ def _sweep(args: argparse.Namespace) -> int:
         cfg = load_sweep_config(args.config, output_dir=args.out)
     else:
         cfg = stored_config(args.out or "runs", args.resume)
+    if cfg.walk_forward is not None:
+        return _walk_forward(cfg, args)
     plan = build_plan(cfg)
     if args.resume is not None and plan.sweep_id != args.resume:
         raise UserError(
             f"{args.config} is sweep {plan.sweep_id}, not {args.resume}: the config or its data "
             "changed since (resume with --resume alone to use the stored config)"
         )
-    workers = args.workers if args.workers is not None else (0 if args.nats else _cores())
-    if workers < 0 or (workers == 0 and not args.nats):
-        raise UserError("--workers must be at least 1 without --nats")
-    settings = SweepSettings(
-        nats_url=args.nats,
-        credentials=_credentials(args),
-        workers=workers,
-        queue=QueueSettings(ack_wait=args.ack_wait, max_deliver=args.max_deliver),
-        cache_dir=args.cache_dir or "",
-        resume=args.resume is not None,
-    )
+    settings = _settings(args)
     search = cfg.search
     planned = (
         f"{len(plan.runs)} points"
@@ -166,21 +169,90 @@ def _sweep(args: argparse.Namespace) -> int:
         else f"{search.method} search, {search.trials} trials in batches of {search.batch}"
     )
     print(f"sweep {plan.sweep_id}: {planned} -> {plan.output_dir}", file=sys.stderr)
-    hint = _resume_hint(plan.sweep_id, args)
+    outcome = _until_done(run_sweep(plan, settings), _resume_hint(plan.sweep_id, args))
+    _print_outcome(outcome, args.top if args.top is not None else cfg.top)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> SweepSettings:
+    from backtester.cli import UserError  # noqa: PLC0415  (the CLI imports this module)
+
+    workers = args.workers if args.workers is not None else (0 if args.nats else _cores())
+    if args.materialize < 0:
+        raise UserError("--materialize must be 0 or more")
+    if workers < 0 or (workers == 0 and not args.nats):
+        raise UserError("--workers must be at least 1 without --nats")
+    return SweepSettings(
+        nats_url=args.nats,
+        credentials=_credentials(args),
+        workers=workers,
+        queue=QueueSettings(ack_wait=args.ack_wait, max_deliver=args.max_deliver),
+        cache_dir=args.cache_dir or "",
+        resume=args.resume is not None,
+        materialize=args.materialize,
+    )
+
+
+def _until_done(main: Coroutine[Any, Any, T], hint: str) -> T:
+    """Run a sweep or a walk-forward; a stop or a lost server ends it with the command that
+    continues it."""
+    from backtester.cli import UserError, os_error_text  # noqa: PLC0415  (the CLI imports this)
+
     try:
-        outcome = _run_until_signal(run_sweep(plan, settings))
+        return _run_until_signal(main)
     except KeyboardInterrupt:
         print(f"sweep stopped; {hint}", file=sys.stderr)
         raise
-    except SweepBusy as exc:
+    except (SweepBusy, MaterializeError) as exc:
         raise UserError(str(exc)) from None
     except (ServerError, ConnectionError, WorkersLost, BrokerError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         raise UserError(f"{reason}. Sweep stopped; {hint}") from None
     except OSError as exc:  # e.g. a full disk under the journal
         raise UserError(f"{os_error_text(exc)}. Sweep stopped; {hint}") from None
-    _print_outcome(outcome, args.top if args.top is not None else cfg.top)
+
+
+def _walk_forward(cfg: SweepConfig, args: argparse.Namespace) -> int:
+    from backtester.sweep.walkforward import run_walk_forward  # noqa: PLC0415  (its imports on demand)
+
+    wf = cfg.walk_forward
+    assert wf is not None  # only walk-forward configs come here
+    settings = _settings(args)
+    windows = f"train {wf.train}, test {wf.test}, step {wf.step_or_test()}"
+    if wf.anchored:
+        windows += ", anchored"
+    print(f"walk-forward {cfg.name}: {windows}", file=sys.stderr)
+    outcome = _until_done(run_walk_forward(cfg, settings), _rerun_hint(args))
+    summary = outcome.summary
+    print(
+        f"walk-forward {summary.walk_forward_id}: {summary.folds} folds, {summary.folds_run} run "
+        "out of sample"
+    )
+    print(f"digest {summary.digest}")
+    goal = cfg.ranking()
+    params = [c for c in outcome.folds.columns if c.startswith("param.")]
+    shown = ["fold", "test_start", *params, f"in_sample.{goal.stat}"]
+    shown += [f"out_of_sample.{goal.stat}", "out_of_sample.total_return_pct", "run_id"]
+    header = [c.removeprefix("param.").replace("_of_sample.", "_of_sample ") for c in shown]
+    print(_table(outcome.folds.select(shown).rows(), header))
+    stats = summary.stats
+    if stats:
+        picked = [s for s in ("total_return_pct", goal.stat, *SHOWN_STATS) if s in stats]
+        line = ", ".join(f"{name} {_cell(stats[name])}" for name in dict.fromkeys(picked))
+        print(f"out of sample, stitched: {line}")
+    print(f"results: {outcome.directory}")
     return 0
+
+
+def _rerun_hint(args: argparse.Namespace) -> str:
+    command = "python -m backtester sweep " + (
+        str(args.config) if args.config is not None else f"--resume {args.resume}"
+    )
+    if args.out:
+        command += f" --out {args.out}"
+    if args.nats:
+        command += f" --nats {without_userinfo(args.nats)}"
+    return f"finished folds are kept. Continue with: {command}"
 
 
 def _resume_hint(sweep_id: str, args: argparse.Namespace) -> str:
@@ -257,6 +329,8 @@ def _print_outcome(outcome: SweepOutcome, top: int) -> None:
     elif top:
         print(f"no successful point has a {objective.stat!r} statistic to rank by")
     print(f"results: {outcome.plan.output_dir / 'results.parquet'}")
+    for directory in outcome.materialized:
+        print(f"run directory: {directory}")
 
 
 def _table(rows: list[tuple[Any, ...]], header: list[str]) -> str:

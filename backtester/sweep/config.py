@@ -30,6 +30,10 @@ batch = 8
 params = { fast = { randint = [5, 50] }, slow = { randint = [20, 200], step = 10 } }
 ```
 
+A `[walk_forward]` section (`train = "60d"`, `test = "15d"`, `step = "15d"`, `anchored = false`)
+makes it a walk-forward: the space is optimized on each training window and the best point run on
+the test window after it (`sweep/walkforward.py`).
+
 Several objectives (`objectives = [{ stat = "sharpe" }, { stat = "max_drawdown_pct",
 direction = "minimize" }]`) replace `objective`; the first ranks the results table.
 
@@ -47,6 +51,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from backtester.sweep.folds import duration_ns
 
 
 class SweepConfigError(ValueError):
@@ -123,6 +129,31 @@ class Search(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     population: Annotated[int, msgspec.Meta(ge=2)] | None = None
 
 
+class WalkForward(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Walk-forward validation (`sweep/walkforward.py`): optimize on `train`, run the best point on
+    the `test` after it, move both on by `step` (default: `test`); `anchored` keeps every training
+    window's start at the data's first bar. Durations: a count and s, m, h, d or w ("60d")."""
+
+    train: str
+    test: str
+    step: str | None = None
+    anchored: bool = False
+
+    def __post_init__(self) -> None:
+        lengths = {
+            name: duration_ns(value)
+            for name, value in (("train", self.train), ("test", self.test), ("step", self.step))
+            if value is not None
+        }
+        if lengths.get("step", lengths["test"]) < lengths["test"]:
+            raise ValueError(
+                f"step {self.step} is shorter than test {self.test}: test windows would overlap"
+            )
+
+    def step_or_test(self) -> str:
+        return self.step or self.test
+
+
 class SweepConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     base: dict[str, Any]
     name: str = "sweep"
@@ -134,6 +165,7 @@ class SweepConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     objective: Objective = Objective()
     objectives: list[Objective] = []
     top: Annotated[int, msgspec.Meta(ge=0)] = 10
+    walk_forward: WalkForward | None = None
     output_dir: str = "runs"
 
     def __post_init__(self) -> None:
@@ -211,6 +243,8 @@ def canonical_json(cfg: SweepConfig) -> bytes:
     """Defaults filled in, keys sorted, output location left out: what decides the sweep's results."""
     plain = msgspec.to_builtins(cfg)
     plain.pop("output_dir")
+    if plain.get("walk_forward") is None:
+        plain.pop("walk_forward", None)  # sweeps keep the ids they had before walk-forward existed
     plain["base"].pop("output_dir", None)
     return msgspec.json.encode(plain, order="sorted")
 

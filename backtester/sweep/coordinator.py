@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, TextIO
 
 import msgspec
@@ -26,6 +27,7 @@ import polars as pl
 import structlog
 
 from backtester.manifest import utc_now
+from backtester.sweep.materialize import materialize
 from backtester.sweep.nats_adapter import Credentials, QueueSettings
 from backtester.sweep.nats_runner import nats_runner, public_url
 from backtester.sweep.plan import PlannedRun, SweepPlan
@@ -65,6 +67,7 @@ class SweepSettings(msgspec.Struct, frozen=True):
     resume: bool = False
     jetstream_timeout: float = 30.0
     local: bool = False
+    materialize: int = 1  # the best runs written as full run directories (`sweep/materialize.py`)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class SweepOutcome:
     duplicates: int
     rejected: int
     seconds: float  # from the first job published to the last result
+    materialized: list[Path]  # the best points' run directories, best first
 
 
 class Runner(Protocol):
@@ -188,6 +192,7 @@ async def _run_sweep(
         started_at=started_at,
         finished_at=utc_now(),
     )
+    materialized = materialize(plan, table, settings.materialize)
     return SweepOutcome(
         plan=plan,
         table=table,
@@ -197,6 +202,7 @@ async def _run_sweep(
         duplicates=collector.duplicates,
         rejected=collector.rejected,
         seconds=seconds,
+        materialized=materialized,
     )
 
 

@@ -164,7 +164,10 @@ def prepare_directory(plan: SweepPlan, *, resume: bool) -> Path:
 
 
 def stored_config(output_dir: str, sweep_id: str) -> SweepConfig:
+    """The config of a sweep, or of a walk-forward (`walkforward/<id>/`), by its id."""
     path = Path(output_dir) / "sweeps" / sweep_id / CONFIG
+    if not path.is_file():
+        path = Path(output_dir) / "walkforward" / sweep_id / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"no sweep {sweep_id} under {Path(output_dir) / 'sweeps'}")
     return decode_sweep_config(msgspec.json.decode(path.read_bytes()), str(path))

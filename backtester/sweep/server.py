@@ -76,6 +76,13 @@ def find_server_binary() -> str:
     return found
 
 
+def new_password() -> str:
+    """A fresh random password that nats-server's config parser reads as a string: it substitutes
+    an environment variable's value as an unquoted token, so a value starting with '-' or a digit
+    (parsed as a number), or spelling a boolean, would stop the server from starting."""
+    return "pw" + secrets.token_hex(32)
+
+
 def die_with_parent() -> Callable[[], None] | None:
     """A `preexec_fn` that makes a child get SIGTERM when its parent dies (Linux only)."""
     if not sys.platform.startswith("linux"):
@@ -100,7 +107,7 @@ class EmbeddedServer:
         self._lock: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.url = ""
-        self.credentials = Credentials(user=_USER, password=secrets.token_urlsafe(32))
+        self.credentials = Credentials(user=_USER, password=new_password())
 
     def __enter__(self) -> EmbeddedServer:
         binary = self._binary or find_server_binary()
@@ -110,20 +117,23 @@ class EmbeddedServer:
         ports = Path(self._tmp) / "ports"
         ports.mkdir()
         log_file = Path(self._tmp) / "server.log"
+        # What the server prints before its log file is open (a config it cannot read) goes here.
+        startup_errors = Path(self._tmp) / "server.err"
         config = Path(self._tmp) / "server.conf"
         config.write_text(_server_config(Path(self._tmp) / "js"), encoding="utf-8")
         command = [binary, "-c", str(config), "--ports_file_dir", str(ports), "-l", str(log_file)]
         env = {**os.environ, _PASSWORD_ENV: self.credentials.password or ""}
         try:
-            self._proc = subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                preexec_fn=die_with_parent(),  # noqa: PLW1509  (no threads run yet at this point)
-            )
-            self.url = self._wait_for_url(ports, log_file)
+            with startup_errors.open("wb") as errors:
+                self._proc = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    preexec_fn=die_with_parent(),  # noqa: PLW1509  (no threads run yet here)
+                )
+            self.url = self._wait_for_url(ports, (startup_errors, log_file))
         except BaseException:
             self._stop()
             raise
@@ -137,7 +147,7 @@ class EmbeddedServer:
                 "its workers were stopped"
             )
 
-    def _wait_for_url(self, ports: Path, log_file: Path) -> str:
+    def _wait_for_url(self, ports: Path, logs: tuple[Path, ...]) -> str:
         assert self._proc is not None
         deadline = time.monotonic() + self._timeout
         while True:
@@ -145,7 +155,8 @@ class EmbeddedServer:
                 with contextlib.suppress(ValueError, OSError, KeyError, IndexError):
                     return str(json.loads(found.read_text())["nats"][0])
             if self._proc.poll() is not None:
-                tail = log_file.read_text(errors="replace")[-2000:] if log_file.is_file() else ""
+                shown = "".join(f.read_text(errors="replace") for f in logs if f.is_file())
+                tail = shown[-2000:]
                 raise ServerError(f"nats-server exited with code {self._proc.returncode}: {tail}")
             if time.monotonic() > deadline:
                 raise ServerError(f"nats-server did not start within {self._timeout:.0f}s")

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from backtester import Backtest
+from backtester.cli import main
 from backtester.strategies import SmaCross
 from backtester.sweep.results import MANIFEST, RESULTS, read_manifest
 from tests.sweep_support import REPO, small_data, subprocess_env, sweep_config
@@ -58,6 +59,9 @@ def test_optimize_and_the_sweep_command_give_the_same_table_and_digest(
         ["sharpe", "index"], descending=[True, False]
     )
     assert found.best == {"fast": ranked["param.fast"][0], "slow": ranked["param.slow"][0]}
+    # The best run has its run directory, which replays to its digest.
+    assert [p.name for p in found.runs] == [ranked["run_id"][0]]
+    assert main(["verify", str(found.runs[0])]) == 0
     assert found.selection.trials == 11
     assert found.selection.verdict
     assert "best by sharpe" in repr(found)
@@ -124,3 +128,14 @@ def test_several_objectives_give_a_pareto_front(data: Path, tmp_path: Path) -> N
     front = found.pareto.select("sharpe", "trades").rows()
     for sharpe, trades in front:
         assert not any(s >= sharpe and t <= trades and (s, t) != (sharpe, trades) for s, t in front)
+
+
+def test_the_statistics_convention_of_the_backtest_reaches_its_points(
+    data: Path, tmp_path: Path
+) -> None:
+    bt = Backtest(str(data), SmaCross, cash=10_000.0, fee_rate=0.001, ratio_returns="bar")
+    found = bt.optimize(fast=[3, 5], slow=[20], workers=1, out=tmp_path, materialize=0)
+    for row in found.table.iter_rows(named=True):
+        alone = bt.run(fast=row["param.fast"], slow=row["param.slow"])
+        assert row["ratio_returns"] == "bar"
+        assert row["sharpe"] == alone.stats["sharpe"]

@@ -54,6 +54,22 @@ def test_a_read_only_run_directory_is_named_before_the_run(
     assert "no write permission at" in _error_line(capsys.readouterr().err)
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not Path("/sys").is_dir(), reason="Linux's /sys"
+)
+def test_a_directory_no_one_may_write_is_named_before_the_run_even_for_root(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /sys refuses new entries to every user, root included (permission bits bind no one there).
+    assert main(["run", str(CONFIG), "--out", "/sys/backtester-runs"]) == 2
+    err = capsys.readouterr().err
+    line = _error_line(err)
+    assert line.startswith("error: cannot write the run directory /sys/backtester-runs: ")
+    assert line.endswith(" at /sys")
+    assert "run.start" not in err
+    assert not Path("/sys/backtester-runs").exists()
+
+
 def _limited(args: list[str], limit_bytes: int, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The command line under a file-size limit: a write past it fails as on a full disk."""
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from backtester.cli import main
+from backtester.report.sweep_report import write_sweep_report
 from backtester.sweep.config import load_sweep_config
 from backtester.sweep.execute import execute, read_sources
 from backtester.sweep.plan import build_plan
-from backtester.sweep.results import MANIFEST, RESULTS, read_manifest
+from backtester.sweep.results import MANIFEST, RESULTS, best, read_manifest
 from tests.sweep_support import REPO, small_data, subprocess_env, sweep_config
 
 
@@ -42,7 +44,9 @@ def two_sweeps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     )
     outs = []
     for workers in (1, 2):
-        done = _sweep(config, tmp / f"w{workers}", tmp / "cache", "--workers", str(workers))
+        # The second sweep also writes its best two runs' directories (the first: the default one).
+        extra = ["--materialize", "2"] if workers == 2 else []
+        done = _sweep(config, tmp / f"w{workers}", tmp / "cache", "--workers", str(workers), *extra)
         assert done.returncode == 0, done.stderr
         assert "best 10 by sharpe" in done.stdout
         outs.append(tmp / f"w{workers}")
@@ -98,3 +102,24 @@ def test_running_a_finished_sweep_again_asks_for_resume(
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "(0 run now, 11 already done)" in resumed.stdout
+
+
+def _run_dirs(out: Path) -> set[str]:
+    return {p.name for p in out.iterdir() if (p / "manifest.json").is_file()}
+
+
+def test_the_best_runs_get_run_directories_that_verify_compare_and_are_linked(
+    two_sweeps: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, one, two = two_sweeps
+    ranked = best(pl.read_parquet(_sweep_dir(two) / RESULTS), "sharpe", "maximize", 3)
+    first, second, third = ranked["run_id"].to_list()
+    assert _run_dirs(one) == {first}
+    assert _run_dirs(two) == {first, second}
+    assert main(["verify", str(two / first)]) == 0
+    compare = ["compare", str(two / first), str(two / second), "--out", str(tmp_path / "c.html")]
+    assert main(compare) == 0
+    page = write_sweep_report(_sweep_dir(two), top=3).read_text()
+    assert f'/{first}/report.html"><code>{first}</code></a>' in page
+    assert f'/{second}/report.html"><code>{second}</code></a>' in page
+    assert f"<code>{third}</code> (no run directory)" in page

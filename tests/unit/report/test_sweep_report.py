@@ -3,6 +3,7 @@ the objective heatmap, a scatter per parameter and the top points linked to thei
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -59,3 +60,21 @@ def test_heatmap_axes_are_chosen_by_parameter_name(tmp_path: Path) -> None:
 def test_an_objective_the_results_do_not_have_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="no column 'sortino'"):
         load_sweep(make_sweep_dir(tmp_path), objective="sortino")
+
+
+def test_the_top_table_follows_the_configs_top_and_the_verdict_is_shown(tmp_path: Path) -> None:
+    directory = make_sweep_dir(tmp_path)
+    (directory / "sweep.json").write_text(json.dumps({"top": 2}))
+    verdict = "Likely overfit: in 60% of the 12870 ways of splitting the data in halves, ..."
+    selection = {"trials": 5, "periods": 720, "period_seconds": 3600.0, "pbo": 0.6}
+    (directory / "overfitting.json").write_text(json.dumps(selection | {"verdict": verdict}))
+    page = write_sweep_report(directory).read_text(encoding="utf-8")
+    assert "Top 2 by sharpe" in page
+    assert _ranked_run_ids(page) == ["run1", "run3"]
+    block = page[page.index('data-block="overfitting"') :]
+    block = block[: block.index("</section>")]
+    assert "Can the best point be trusted?" in block
+    assert verdict in block
+    assert "periods of 1 h" in block and "n/a" in block  # no DSR in this file
+    # The command line's --top still wins over the config's.
+    assert _ranked_run_ids(write_sweep_report(directory, top=1).read_text()) == ["run1"]

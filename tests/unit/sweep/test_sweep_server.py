@@ -19,6 +19,7 @@ from backtester.sweep.server import (
     ServerError,
     ServerLost,
     find_server_binary,
+    new_password,
     remove_stale_stores,
 )
 from tests.sweep_support import alive, subprocess_env, wait_until
@@ -131,3 +132,19 @@ def test_the_embedded_server_admits_its_own_credential_only() -> None:
         proc.wait()
         with pytest.raises(ServerLost, match="embedded nats-server stopped"):
             embedded.check()
+
+
+def test_every_password_made_for_a_server_is_read_by_its_config_parser_as_a_string() -> None:
+    # nats-server substitutes the variable's value as an unquoted token: '-x' or '12' would not parse.
+    passwords = [new_password() for _ in range(200)]
+    assert all(p[0].isalpha() and p[1:].isalnum() for p in passwords)
+    assert len(set(passwords)) == len(passwords)
+
+
+def test_a_config_the_server_cannot_parse_is_reported_with_what_it_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first character of a token_urlsafe password can be '-': such a value stopped the server.
+    monkeypatch.setattr("backtester.sweep.server.new_password", lambda: "-starts-with-a-dash")
+    with pytest.raises(ServerError, match="could not be parsed"):
+        EmbeddedServer().__enter__()

@@ -128,3 +128,20 @@ def test_every_method_is_deterministic(data: Path, tmp_path: Path, method: str) 
         found.append(points(plan))
     assert found[0] == found[1]
     assert len(found[0]) == 20
+
+
+def test_a_kept_and_reseeded_tpe_sampler_proposes_what_new_samplers_would(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = plan_for(data, tmp_path / "kept", trials=30, batch=4)
+    search = OptunaSearch(kept, kept.output_dir)
+    drive(search)
+    search.close()
+    # Without the reseed, every proposal gets a sampler made anew with its seed.
+    monkeypatch.setattr("backtester.sweep.study._reseed_tpe", lambda sampler, seed: False)
+    fresh = plan_for(data, tmp_path / "fresh", trials=30, batch=4)
+    search = OptunaSearch(fresh, fresh.output_dir)
+    drive(search)
+    search.close()
+    assert len(kept.runs) == 30
+    assert points(kept) == points(fresh)
