@@ -220,6 +220,7 @@ class Backtest:
             setup=self.setup,
             started_at=started_at,
             finished_at=finished_at,
+            timeframes=tuple(self.higher),
         )
 
     def engine(self, **params: Any) -> Engine:

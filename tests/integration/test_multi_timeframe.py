@@ -4,6 +4,7 @@ the look-ahead check passes them and flags a misaligned one."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import msgspec
@@ -14,6 +15,7 @@ import pytest
 from backtester import Backtest, SignalStrategy, Strategy
 from backtester import indicators as ta
 from backtester.domain.messages import Bar
+from backtester.runs.notebook import SaveError
 from backtester.strategy.context import StrategyError
 from tests.integration.test_time_model import HOUR_MS, minutes
 
@@ -142,3 +144,14 @@ def test_an_undeclared_timeframe_is_refused_by_name() -> None:
     with pytest.raises(Exception, match="timeframe '4h' of BTC/USDT is not declared"):
         Backtest(minutes(5), Undeclared).run()
     assert issubclass(StrategyError, RuntimeError)
+
+
+def test_a_run_given_a_higher_timeframe_series_is_not_saved_as_a_config_that_resamples(
+    tmp_path: Path,
+) -> None:
+    frame = minutes(4)
+    given = Backtest(frame, Watcher, higher_timeframes={"1h": hours_of(frame)})
+    result = given.run()
+    with pytest.raises(SaveError, match=r"higher-timeframe series given to the run \(1h\)"):
+        result.save(tmp_path)
+    assert Backtest(frame, Watcher).run().save(tmp_path).is_dir()
