@@ -29,7 +29,7 @@ class Journal:
     """The account's state after each booking, from which the equity curve is sampled.
 
     A booking is journaled at the clock's time: a bar's at its close, when the bar is handled
-    (adr/0019). One made by a scheduled event (a funding, an expiry) at time t is marked `after`:
+    (adr/0020). One made by a scheduled event (a funding, an expiry) at time t is marked `after`:
     it belongs after the bars that closed at t, so a state sampled at t leaves it out."""
 
     def __init__(self, instruments: tuple[str, ...]) -> None:

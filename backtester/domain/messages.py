@@ -18,7 +18,7 @@ class Message(msgspec.Struct, frozen=True, gc=False, tag_field="kind", tag=True)
 
 class Bar(Message, frozen=True, gc=False):
     """One OHLCV bar. `ts_event` is the bar's open time; `ts_init` the time it becomes known, its
-    close (open + its stream's bar interval), when the engine delivers it (adr/0019); `index` its
+    close (open + its stream's bar interval), when the engine delivers it (adr/0020); `index` its
     row in its own stream."""
 
     instrument: str

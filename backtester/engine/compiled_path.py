@@ -78,7 +78,7 @@ def run_plan(
     stats: StatsConfig,
 ) -> RunResult:
     ts = frame["ts"].to_numpy()
-    # The event path runs on close times (adr/0019): an order is submitted at its bar's close, and
+    # The event path runs on close times (adr/0020): an order is submitted at its bar's close, and
     # an order not filled is closed at the close of the bar that ends it; a fill is stamped with the
     # open time of the bar it executes on.
     known_at = ts + bar_interval_ns(ts)

@@ -250,7 +250,7 @@ class Engine:
         bus.drain()
 
         timeline = feed.timeline()
-        # Each point's state as known once its bars have closed (adr/0019).
+        # Each point's state as known once its bars have closed (adr/0020).
         known_at = feed.sample_times()
         sampled = ledger.sample(known_at)
         return build_result(

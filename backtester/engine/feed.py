@@ -3,7 +3,7 @@
 A bar becomes known at its close: its open time plus its stream's bar interval (the most common
 step between its timestamps). The feed delivers bars in the order they become known, a stream's
 bars of equal close time finer first (the last 1m bar of an hour before that hour's 1h bar), then
-by stream and row; the clock runs on those close times (adr/0019). For one stream, or streams of
+by stream and row; the clock runs on those close times (adr/0020). For one stream, or streams of
 one interval, that is the order of open times it always was.
 """
 

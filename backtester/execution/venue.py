@@ -365,7 +365,7 @@ class SimulatedVenue:
         ts = bar.ts_event
         if self._orders.timed:
             self._expire_due(book, ts)
-        # Eligible: accepted by the time the bar opened (the clock runs on bar closes, adr/0019: an
+        # Eligible: accepted by the time the bar opened (the clock runs on bar closes, adr/0020: an
         # order placed at one bar's close is accepted when the next bar opens).
         eligible = [live for live in book if live.accepted_ts <= ts]
         watching = self._exposed and self._margin is not None
@@ -466,7 +466,7 @@ class SimulatedVenue:
 
     def _expire_due(self, book: list[LiveOrder], ts: int) -> None:
         """Expire, before the bar opening at `ts` matches, the orders whose time has come by then:
-        stamped with that open (the clock is already at the bar's close, adr/0019)."""
+        stamped with that open (the clock is already at the bar's close, adr/0020)."""
         for live in list(book):
             if live.expires is not None and live.expires <= ts:
                 self._remove(live)
@@ -673,7 +673,7 @@ class SimulatedVenue:
         leaves: float,
         ts_event: int,
     ) -> None:
-        """`ts_event`: the open time of the bar it executes on, its label (adr/0019)."""
+        """`ts_event`: the open time of the bar it executes on, its label (adr/0020)."""
         order = live.order
         symbol = order.instrument
         held = self.account.positions[symbol].quantity

@@ -87,7 +87,7 @@ def cut_rows(bars: int, cuts: int, seed: int) -> tuple[int, ...]:
 
 
 def intervals(data: dict[str, pl.DataFrame]) -> dict[str, int]:
-    """Each stream's bar interval: a bar is known at its open time plus it (adr/0019)."""
+    """Each stream's bar interval: a bar is known at its open time plus it (adr/0020)."""
     return {symbol: bar_interval_ns(frame["ts"].to_numpy()) for symbol, frame in data.items()}
 
 
