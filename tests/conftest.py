@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -28,3 +31,21 @@ def _kernels_compiled() -> None:
     indicators.window_sums_in_ticks(prices, 3, 100, out)
     indicators.crossover_signal(out, 3, out, 5, np.zeros(len(prices), np.int8))
     bar_interval_ns(np.arange(5, dtype=np.int64))
+
+
+@pytest.fixture(autouse=True)
+def _environment_unchanged() -> Iterator[None]:
+    """A test that leaves the process environment changed changes what every later test, and every
+    process they start, sees (a TQDM_DISABLE left behind once hid the CLI's progress bar from a
+    later test): monkeypatch.setenv is undone before this check, a plain assignment is not."""
+    before = _environment()
+    yield
+    after = _environment()
+    changed = sorted(
+        key for key in before.keys() | after.keys() if before.get(key) != after.get(key)
+    )
+    assert not changed, f"the test left the process environment changed: {changed}"
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # pytest's own
