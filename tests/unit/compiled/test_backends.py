@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ import pytest
 import structlog.testing
 
 from backtester import Backtest
-from backtester.compiled import aot, drawdown, indicators
-from backtester.compiled.jit import Backend, active_backend, parse_parameters
+from backtester.accounting import arithmetic
+from backtester.compiled import aot, drawdown, indicators, signal_path
+from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
 from backtester.strategies import SmaCross
 from tests.unit.compiled import helper_arithmetic, helper_kernels
 
@@ -188,3 +190,26 @@ def test_a_build_is_announced_in_one_line_before_it_starts(
     assert "once for this installation" in captured[0]["detail"]
     assert captured[0]["directory"] == str(tmp_path)
     assert module is None and "RuntimeError: interrupted" in why  # the JIT fallback takes over
+
+
+def test_every_module_a_kernel_calls_into_is_part_of_the_build_hash() -> None:
+    # An edit to a plain function a kernel calls changes the kernel: it must change the module name.
+    called: set[str] = set()
+
+    def record(func: types.FunctionType) -> types.FunctionType:
+        called.add(func.__module__)
+        return func
+
+    for k in aot.all_kernels():
+        with_numba_twins(k, record)
+    assert "backtester.accounting.arithmetic" in called
+    hashed = {path.resolve() for path in aot.source_files()}
+    for name in called:
+        origin = sys.modules[name].__file__
+        assert origin is not None and Path(origin).resolve() in hashed, name
+
+
+def test_the_order_path_kernel_books_with_the_accounts_arithmetic() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    for name in ("book_fill", "fill_notional", "opening_cost", "quantity_for_budget"):
+        assert twin.__globals__[name].__code__ is getattr(arithmetic, name).__code__
