@@ -59,7 +59,7 @@ class _SingleWriter(BaseJournalFileLock):
 
 class _JournalFile(JournalFileBackend):
     """optuna's journal file, written without an fsync per operation (a dozen per trial): a killed
-    process loses nothing the operating system already has, and `sync` runs after every batch.
+    process loses nothing the operating system already has, and `sync` runs once per batch.
     With one writer, the file holds what was read when it was opened plus what was appended
     since, so optuna's reads (one per storage operation, each an open, a stat and a parse) are
     served from memory, as the same records the file has."""
@@ -189,7 +189,7 @@ class OptunaSearch:
             run = self.plan.add(params)
             self._trial_of[run.index] = trial.number
         # No fsync here: asks lost with the machine are asked again alike (same stored trials,
-        # same seeds); `tell` syncs the batch.
+        # same seeds); `persist` syncs them.
         return self.plan.runs[start:end]
 
     def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
@@ -205,6 +205,8 @@ class OptunaSearch:
             else:
                 self.study.tell(number, values)
             self._told = run.index + 1
+
+    def persist(self) -> None:
         self._journal.sync()
 
     def values(self, report: RunReport) -> list[float] | None:
