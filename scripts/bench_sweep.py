@@ -23,10 +23,11 @@ coordinator's and the server's share of the machine.
 
 measures a TPE search instead. First the optimizer's own cost per trial, without any run: the
 real study (`sweep/study.py`: ask a batch, make each point's run config and run id, tell the
-results back, the journal file synced per batch) told a synthetic objective of the parameters;
+results back, the journal file synced per batch) told a synthetic objective of the parameters,
+next to optuna by itself on the same study (in-memory storage, nothing of this project's);
 then the whole coordinator (collector, results journal, progress, ask and tell) driving the same
 study against a runner that answers every job at once, so the time per trial is everything the
-coordinator spends that is not a run. Each of these two is the same study (same seed: the same
+coordinator spends that is not a run. Each of these is the same study (same seed: the same
 proposals, the same work) run from scratch `--repeats` times, printed as median, minimum and
 maximum: on a shared machine the spread is the other processes' doing, and the minimum is the
 least disturbed measurement of that fixed work (others only ever add to it).
@@ -219,6 +220,34 @@ def ask_tell_ms(plan: SweepPlan) -> tuple[float, float, float]:
     )
 
 
+def optuna_alone_ms(plan: SweepPlan) -> float:
+    """CPU ms per trial of optuna by itself on the same study: the same sampler settings, space,
+    batches and objective, in optuna's in-memory storage, without run configs, run ids, journal
+    or reseeding. What is above it in `ask_tell_ms` is this project's share."""
+    import optuna
+    from optuna.samplers import TPESampler
+
+    from backtester.sweep.study import distribution
+
+    search = plan.config.search
+    assert search is not None
+    spaces = {name: distribution(d) for name, d in search.params.items()}
+    sampler = TPESampler(
+        seed=plan.config.seed,
+        n_startup_trials=search.startup,
+        multivariate=True,
+        constant_liar=True,
+    )
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    cpu = time.process_time()
+    for start in range(0, search.trials, search.batch):
+        trials = [study.ask(spaces) for _ in range(min(search.batch, search.trials - start))]
+        for trial in trials:
+            fast, slow = trial.params["fast"], trial.params["slow"]
+            study.tell(trial, 1.0 - ((fast - 20) / 15) ** 2 - ((slow - 150) / 80) ** 2)
+    return (time.process_time() - cpu) / search.trials * 1000
+
+
 class InstantRunner:
     """Answers every job at once with its synthetic result: the coordinator runs as it does with
     real workers, minus the runs."""
@@ -315,6 +344,10 @@ def search_main(args: argparse.Namespace) -> int:
             ask_tell_ms(search_plan(tmp, small, 1, args.trials, args.batch, f"ask-tell-{r}"))
             for r in range(args.repeats)
         ]
+        alone = [
+            optuna_alone_ms(search_plan(tmp, small, 1, args.trials, args.batch, f"alone-{r}"))
+            for r in range(args.repeats)
+        ]
         looped = [
             coordinator_ms(search_plan(tmp, small, 2, args.trials, args.batch, f"loop-{r}"))
             for r in range(args.repeats)
@@ -329,6 +362,7 @@ def search_main(args: argparse.Namespace) -> int:
             f"per batch), ms CPU: {_spread(cpu)} (target < 5 ms); last batch: "
             f"{_spread([last for _, _, last in asked])}; ms wall: {_spread([w for w, _, _ in asked])}"
         )
+        print(f"optuna by itself on the same study (in-memory), ms CPU: {_spread(alone)}")
         print(
             "coordinator per trial with runs that take no time (the above plus collecting, "
             f"journaling, progress, and the results written once), ms CPU: "
