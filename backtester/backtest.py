@@ -46,7 +46,11 @@ class Backtest:
     slippage    a slippage model (default: none)
     instrument  an `Instrument` with tick/lot sizes and notional limits (default: no rounding)
     trade_on_close  fill market orders at the close of the bar that placed them
-    intrabar    "ohlc" or "pessimistic": which of two orders that could fill in one bar fills first
+    intrabar    which of two orders that could fill in one bar fills first: "pessimistic" (the
+                default, as backtesting.py and backtrader: the extreme adverse to the position first,
+                so a stop-loss beats a take-profit), "optimistic" or "ohlc" (by the bar's direction)
+    max_position_quantity, max_position_notional  limits on the position; `on_limit` "deny" (an
+                order past them is denied) or "cap" (cut down to the limit)
     repair      drop identical duplicate bars, keep the last of conflicting ones and sort
                 out-of-order bars (reported in `result.repairs`)
     seed        seeds every random draw of the run (stochastic models); same seed, same result
@@ -78,9 +82,10 @@ class Backtest:
         instrument: Instrument | dict[str, Instrument] | None = None,
         symbol: str = "BTC/USDT",
         trade_on_close: bool = False,
-        intrabar: IntrabarPath | str = IntrabarPath.OHLC,
+        intrabar: IntrabarPath | str = IntrabarPath.PESSIMISTIC,
         max_position_quantity: float | None = None,
         max_position_notional: float | None = None,
+        on_limit: Literal["deny", "cap"] = "deny",
         repair: bool = False,
         seed: int = 0,
         mode: Mode = "auto",
@@ -123,6 +128,7 @@ class Backtest:
             risk=RiskConfig(
                 max_position_quantity=max_position_quantity,
                 max_position_notional=max_position_notional,
+                on_limit=on_limit,
             ),
             seed=seed,
             mode=mode,

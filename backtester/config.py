@@ -25,25 +25,31 @@ from backtester.domain.instrument import (
 class IntrabarPath(StrEnum):
     """How price is assumed to move inside a bar when several resting orders could fill in it.
 
-    `ohlc`: an up bar (close >= open) goes open -> low -> high -> close, a down bar open -> high -> low ->
-    close. `pessimistic`: the extreme adverse to the position held comes first (low first when long,
-    high first when flat or short), so a stop-loss beats a take-profit in the same bar.
+    `pessimistic` (the default, as backtesting.py and backtrader decide it): the extreme adverse to
+    the position held comes first (low first when long, high first when flat or short), decided
+    again after the fills at the open, so a stop-loss beats a take-profit in the same bar, on the
+    entry's own bar too. `optimistic`: the favorable extreme first. `ohlc`: an up bar (close >=
+    open) goes open -> low -> high -> close, a down bar open -> high -> low -> close.
     """
 
     OHLC = "ohlc"
     PESSIMISTIC = "pessimistic"
+    OPTIMISTIC = "optimistic"
 
 
 class FillConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     trade_on_close: bool = False
-    intrabar: IntrabarPath = IntrabarPath.OHLC
+    intrabar: IntrabarPath = IntrabarPath.PESSIMISTIC
 
 
 class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Limits beyond the instrument's own; `None` disables a limit."""
+    """Limits beyond the instrument's own; `None` disables a limit. `on_limit`: an order that
+    would take the position past a limit is denied ("deny") or cut down to what the limit leaves
+    ("cap")."""
 
     max_position_quantity: float | None = None
     max_position_notional: float | None = None
+    on_limit: Literal["deny", "cap"] = "deny"
 
     def __post_init__(self) -> None:
         # A zero or negative limit would deny every order: a silent run without trades.

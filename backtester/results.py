@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -70,15 +71,45 @@ class RunResult:
     def __repr__(self) -> str:
         s = self.stats
         params = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return (
+        text = (
             f"<RunResult {self.strategy}({params}) seed={self.seed} bars={s['bars']} "
             f"trades={s['trades']} return={s['total_return_pct']:.2f}% "
             f"sharpe={s['sharpe']:.3f} max_dd={s['max_drawdown_pct']:.2f}% "
             f"digest={self.digest[:12]}>"
         )
+        warning = self.denial_warning()
+        return text if warning is None else f"{text}\nwarning: {warning}; see result.denials"
 
     def _repr_html_(self) -> str:
-        return f"<p><code>{self.__repr__()[1:-1]}</code></p>{self.stats._repr_html_()}"
+        head = self.__repr__().split("\n", 1)[0]
+        warning = self.denial_warning()
+        shown = (
+            ""
+            if warning is None
+            else f"<p><strong>warning:</strong> {html.escape(warning)}; see result.denials</p>"
+        )
+        return f"<p><code>{html.escape(head[1:-1])}</code></p>{shown}{self.stats._repr_html_()}"
+
+    def denial_warning(self) -> str | None:
+        """One line when risk denied any order (a run that trades less than its strategy asked),
+        else None."""
+        denied = self.stats.get("orders_denied", 0)
+        if not denied:
+            return None
+        return (
+            f"{denied} of {self.stats.get('orders', denied)} orders were denied "
+            f"({self.stats.get('denial_reasons', '')})"
+        )
+
+    @property
+    def denials(self) -> pl.DataFrame:
+        """Denied orders counted by rule (`code`), with the first reason given for each."""
+        denied = self.orders.filter(pl.col("status") == "denied")
+        return (
+            denied.group_by("code", maintain_order=True)
+            .agg(pl.len().alias("count"), pl.col("reason").first().alias("example"))
+            .sort(["count", "code"], descending=[True, False])
+        )
 
     def plot(
         self,
@@ -157,6 +188,8 @@ ORDER_SCHEMA: dict[str, PolarsDataType] = {
     "tag": pl.String,
     "status": pl.String,
     "reason": pl.String,
+    # The rule that denied it (risk's code, e.g. "max_position"); "" for an order not denied.
+    "code": pl.String,
     "filled_quantity": pl.Float64,
     "avg_fill_price": pl.Float64,
     "ts_closed": pl.Int64,
@@ -203,6 +236,14 @@ def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def denial_summary(denied: pl.DataFrame) -> str:
+    """`code=count` of denied orders, most frequent first ("" when none was denied)."""
+    if denied.height == 0:
+        return ""
+    counts = denied.group_by("code").len().sort(["len", "code"], descending=[True, False])
+    return ", ".join(f"{code or 'denied'}={n}" for code, n in counts.iter_rows())
+
+
 def _joined(column: pl.Series) -> str:
     """The column's strings joined by the digest's separator."""
     return str(column.str.join(STRING_SEPARATOR).item())
@@ -238,11 +279,13 @@ def build_result(
     multipliers: dict[str, float] | None = None,
     funding: pl.DataFrame | None = None,
     liquidations: int = 0,
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> RunResult:
     """`marks`: each instrument's mark at every timeline point (on spot, its close), which values the
     positions; `closes`: its last price, for buy-and-hold and the marking of open trades; `account`:
     "cash" or "margin" (whose `cash` column is then the wallet balance and `position_value` the
-    unrealized profit; equity is the same sum either way)."""
+    unrealized profit; equity is the same sum either way); `ranges`: each instrument's own bar
+    times, highs and lows, for the trades' excursions."""
     cash, positions = books.cash, books.positions
     sizes = multipliers or {}
     # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
@@ -271,7 +314,7 @@ def build_result(
         )
     last_mark = {s: (int(timeline[-1]), float(c[-1])) for s, c in marks.items()}
     funding_frame = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
-    trades = round_trips(fills, last_mark, sizes, funding_frame)
+    trades = round_trips(fills, last_mark, sizes, funding_frame, ranges)
     holdings = iter(positions.values())
     exposure = next(holdings) != 0.0
     for held in holdings:
@@ -295,6 +338,9 @@ def build_result(
     computed["liquidations"] = liquidations
     computed["orders"] = orders.height
     computed["fills"] = fills.height
+    denied = orders.filter(pl.col("status") == "denied")
+    computed["orders_denied"] = denied.height
+    computed["denial_reasons"] = denial_summary(denied)
     # Bars where the assumed intrabar path decided which of several orders filled first.
     computed["intrabar_path_decisions"] = intrabar_decisions
     return RunResult(

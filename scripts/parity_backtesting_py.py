@@ -1,7 +1,10 @@
 """Trade-for-trade parity with backtesting.py, which shorts: a stop-and-reverse SMA cross on a
-perpetual at leverage 1 (no funding) gives the same trades in both.
+perpetual at leverage 1 (no funding) gives the same trades in both; with `--sl-pct`/`--tp-pct`
+every entry also carries a stop-loss and a take-profit (`buy(sl=..., tp=...)` in both), as
+absolute prices that far from the signal bar's close, which can fill on the entry's own bar.
 
     .venv/bin/python scripts/parity_backtesting_py.py [--fast 10] [--slow 30] [--fee 0.0004]
+        [--sl-pct 0.3 --tp-pct 0.5]
 
 Both engines size each entry from the equity available once the previous trade is closed, at the
 next bar's open with the fee included, in units of 1e-8 BTC (backtesting.py's FractionalBacktest;
@@ -15,15 +18,19 @@ import argparse
 import os
 import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import polars as pl
 
 from backtester import Backtest, Instrument
+from backtester.domain.messages import Bar
 from backtester.strategies import SmaCross
 from backtester.strategy.library.sma_cross import sma_cross_signals
+from backtester.strategy.signal import SignalStrategy
 
 DATA = Path(__file__).resolve().parents[1] / "golden" / "data" / "binance_BTC-USDT_1m.parquet"
 SYMBOL = "BTC/USDT:USDT"
@@ -38,6 +45,55 @@ class HalfReversal(SmaCross):
 
 
 @dataclass(frozen=True)
+class Exits:
+    """A stop-loss and a take-profit this many percent from the signal bar's close (None: none)."""
+
+    sl_pct: float | None = None
+    tp_pct: float | None = None
+
+    def prices(self, close: float, long: bool) -> tuple[float | None, float | None]:
+        away = 1.0 if long else -1.0
+        sl = None if self.sl_pct is None else close * (1.0 - away * self.sl_pct / 100.0)
+        tp = None if self.tp_pct is None else close * (1.0 + away * self.tp_pct / 100.0)
+        return sl, tp
+
+    def any(self) -> bool:
+        return self.sl_pct is not None or self.tp_pct is not None
+
+
+class BracketReversalParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    fast: int = 10
+    slow: int = 30
+    short: bool = True
+    sl_pct: float | None = None
+    tp_pct: float | None = None
+
+
+class BracketReversal(SignalStrategy[BracketReversalParams]):
+    """HalfReversal whose every entry is a bracket: `buy(fraction=0.5, sl=..., tp=...)`, its exits
+    priced from the close of the bar that signalled it."""
+
+    Params = BracketReversalParams
+
+    def signals(self) -> np.ndarray:
+        close = self.ctx.data[self.ctx.primary]["close"].to_numpy()
+        return sma_cross_signals(close, self.params.fast, self.params.slow)
+
+    def on_bar(self, bar: Bar) -> None:
+        signal = self.signal[bar.index]
+        held = self.position
+        exits = Exits(self.params.sl_pct, self.params.tp_pct)
+        if signal > 0 and held <= 0.0:
+            self.close()
+            sl, tp = exits.prices(bar.close, long=True)
+            self.buy(fraction=HalfReversal.entry_fraction, sl=sl, tp=tp, tag="entry")
+        elif signal < 0 and held >= 0.0:
+            self.close()
+            sl, tp = exits.prices(bar.close, long=False)
+            self.sell(fraction=HalfReversal.entry_fraction, sl=sl, tp=tp, tag="entry")
+
+
+@dataclass(frozen=True)
 class Trade:
     side: str
     entry_bar: int
@@ -46,13 +102,19 @@ class Trade:
     exit_price: float
     quantity: float
     pnl: float
+    exit_reason: str = ""  # ours only: backtesting.py does not record why a trade closed
 
 
-def ours(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> list[Trade]:
+def ours(frame: pl.DataFrame, fast: int, slow: int, fee: float, exits: Exits) -> list[Trade]:
     perp = Instrument(SYMBOL, kind="perpetual", leverage=1, lot_size=UNIT)
-    result = Backtest(frame, HalfReversal, cash=CASH, fee_rate=fee, instrument=perp).run(
-        fast=fast, slow=slow, short=True
-    )
+    if exits.any():
+        result = Backtest(frame, BracketReversal, cash=CASH, fee_rate=fee, instrument=perp).run(
+            fast=fast, slow=slow, sl_pct=exits.sl_pct, tp_pct=exits.tp_pct
+        )
+    else:
+        result = Backtest(frame, HalfReversal, cash=CASH, fee_rate=fee, instrument=perp).run(
+            fast=fast, slow=slow, short=True
+        )
     index = {ts: i for i, ts in enumerate(result.equity["ts"].dt.epoch("ns").to_list())}
     closed = result.trades.filter(~pl.col("is_open"))
     return [
@@ -64,6 +126,7 @@ def ours(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> list[Trade]:
             row["exit_price"],
             row["quantity"],
             row["pnl"],
+            row["exit_reason"],
         )
         for row in closed.with_columns(pl.col("entry_time", "exit_time").dt.epoch("ns")).iter_rows(
             named=True
@@ -71,14 +134,19 @@ def ours(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> list[Trade]:
     ]
 
 
-def theirs(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> list[Trade]:
+def theirs(frame: pl.DataFrame, fast: int, slow: int, fee: float, exits: Exits) -> list[Trade]:
     import pandas as pd
 
     os.environ.setdefault("TQDM_DISABLE", "1")  # its progress bar would only clutter the output
     from backtesting import Strategy
     from backtesting.lib import FractionalBacktest
 
-    signal = sma_cross_signals(frame["close"].to_numpy(), fast, slow)
+    close = frame["close"].to_numpy()
+    signal = sma_cross_signals(close, fast, slow)
+
+    def scaled(price: float | None) -> float | None:
+        # FractionalBacktest trades units of UNIT: its prices are ours times UNIT.
+        return None if price is None else price * UNIT
 
     class Reversal(Strategy):  # type: ignore[misc]
         def init(self) -> None:
@@ -86,12 +154,15 @@ def theirs(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> list[Trade]
 
         def next(self) -> None:
             s = self.signal[-1]
+            last = float(close[len(self.data) - 1])
             if s > 0 and not self.position.is_long:
                 self.position.close()
-                self.buy(size=HalfReversal.entry_fraction)
+                sl, tp = exits.prices(last, long=True)
+                self.buy(size=HalfReversal.entry_fraction, sl=scaled(sl), tp=scaled(tp))
             elif s < 0 and not self.position.is_short:
                 self.position.close()
-                self.sell(size=HalfReversal.entry_fraction)
+                sl, tp = exits.prices(last, long=False)
+                self.sell(size=HalfReversal.entry_fraction, sl=scaled(sl), tp=scaled(tp))
 
     ts = frame["timestamp_ms"] if "timestamp_ms" in frame.columns else frame["ts"] // 1_000_000
     data = pd.DataFrame(
@@ -132,9 +203,12 @@ def theirs(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> list[Trade]
     ]
 
 
-def compare(frame: pl.DataFrame, fast: int, slow: int, fee: float) -> tuple[list[Trade], list[str]]:
+def compare(
+    frame: pl.DataFrame, fast: int, slow: int, fee: float, exits: Exits | None = None
+) -> tuple[list[Trade], list[str]]:
     """Our trades, and every way backtesting.py's differ from them."""
-    mine, peer = ours(frame, fast, slow, fee), theirs(frame, fast, slow, fee)
+    exits = exits or Exits()
+    mine, peer = ours(frame, fast, slow, fee, exits), theirs(frame, fast, slow, fee, exits)
     problems: list[str] = []
     if len(mine) != len(peer):
         problems.append(f"{len(mine)} trades here, {len(peer)} in backtesting.py")
@@ -155,11 +229,19 @@ def main() -> int:
     parser.add_argument("--fast", type=int, default=10)
     parser.add_argument("--slow", type=int, default=30)
     parser.add_argument("--fee", type=float, default=0.0004)
+    parser.add_argument("--sl-pct", type=float, help="stop-loss, percent from the signal's close")
+    parser.add_argument("--tp-pct", type=float, help="take-profit, percent from the signal's close")
     args = parser.parse_args()
     frame = pl.read_parquet(DATA)
-    trades, problems = compare(frame, args.fast, args.slow, args.fee)
+    exits = Exits(args.sl_pct, args.tp_pct)
+    trades, problems = compare(frame, args.fast, args.slow, args.fee, exits)
     shorts = sum(t.side == "short" for t in trades)
     print(f"{len(trades)} closed trades ({shorts} short) on {frame.height} bars of {DATA.name}")
+    if exits.any():
+        reasons = Counter(t.exit_reason for t in trades)
+        same_bar = sum(t.entry_bar == t.exit_bar for t in trades)
+        print("exits: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+        print(f"{same_bar} trades closed on their entry bar")
     for line in problems[:20]:
         print(line)
     print("identical trades" if not problems else f"{len(problems)} differences")

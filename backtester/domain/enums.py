@@ -19,11 +19,22 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    MARKET_IF_TOUCHED = "market_if_touched"
+    LIMIT_IF_TOUCHED = "limit_if_touched"
+    TRAILING_STOP = "trailing_stop"
+    TRAILING_STOP_LIMIT = "trailing_stop_limit"
 
 
 class TimeInForce(StrEnum):
+    """GTC: until filled or canceled; IOC: what its first eligible bar fills, the rest expires;
+    FOK: all of it on its first eligible bar, or nothing; GTD: until `expire_time`; DAY: until the
+    end of the UTC day it was accepted on."""
+
     GTC = "gtc"
     IOC = "ioc"
+    FOK = "fok"
+    GTD = "gtd"
+    DAY = "day"
 
 
 class Liquidity(StrEnum):
@@ -56,5 +67,12 @@ MARKET, LIMIT, STOP, STOP_LIMIT = (
     OrderType.STOP,
     OrderType.STOP_LIMIT,
 )
-GTC, IOC = TimeInForce.GTC, TimeInForce.IOC
+TRAILING_STOP, TRAILING_STOP_LIMIT = OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT
+GTC, IOC, FOK, GTD, DAY = (
+    TimeInForce.GTC,
+    TimeInForce.IOC,
+    TimeInForce.FOK,
+    TimeInForce.GTD,
+    TimeInForce.DAY,
+)
 MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from backtester.domain.enums import Liquidity, OrderType, Side, TimeInForce
+from backtester.domain.enums import Liquidity, Side, TimeInForce
 
 
 class Message(msgspec.Struct, frozen=True, gc=False, tag_field="kind", tag=True):
@@ -58,12 +58,22 @@ class SubmitOrder(Message, frozen=True, gc=False):
     `fraction` sizes the order when it fills: for a buy, that share of the cash available then (fees
     included); for a sell, that share of the position held then. `ref_price` is the last price the
     strategy saw, which Risk uses to estimate notional before the fill price is known.
+    `order_type` names a registered order type (`backtester.orders`; `OrderType` lists the built-in
+    ones).
+
+    Flags: `post_only` (a limit that would take liquidity is canceled instead), `reduce_only`
+    (never opens or flips a position: capped to what is held). Trailing stops: `trailing_offset`
+    in `trailing_offset_type` units ("price", "percent" or "ticks"), `activation_price`, and for a
+    trailing stop-limit `limit_offset`. Linked orders: `parent_id` (live only once that order
+    fills, sized by its fills), `oco_id` (the group whose other legs are canceled when one fills),
+    and for a leg released by a fill `stop_offset_pct` / `limit_offset_pct` (its prices relative to
+    that fill's price, in percent, signed).
     """
 
     order_id: int
     instrument: str
     side: Side
-    order_type: OrderType
+    order_type: str
     ts_init: int
     ref_price: float
     quantity: float | None = None
@@ -72,6 +82,36 @@ class SubmitOrder(Message, frozen=True, gc=False):
     stop_price: float | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     tag: str = ""
+    expire_time: int | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    trailing_offset: float | None = None
+    trailing_offset_type: str = "price"
+    activation_price: float | None = None
+    limit_offset: float | None = None
+    parent_id: int | None = None
+    oco_id: int | None = None
+    stop_offset_pct: float | None = None
+    limit_offset_pct: float | None = None
+
+
+class SubmitOrderList(Message, frozen=True, gc=False):
+    """Linked orders as one command: a bracket (an entry and its exits, `parent_id` set to the
+    entry's id and one `oco_id`), or a one-cancels-other group. Risk accepts all of them or denies
+    all of them."""
+
+    orders: tuple[SubmitOrder, ...]
+    ts_init: int
+
+
+class ModifyOrder(Message, frozen=True, gc=False):
+    """Amend an open order: its total `quantity`, `limit_price` or `stop_price` (None: unchanged)."""
+
+    order_id: int
+    ts_init: int
+    quantity: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
 
 
 class CancelOrder(Message, frozen=True, gc=False):
@@ -91,8 +131,35 @@ class OrderAccepted(Message, frozen=True, gc=False):
 
 
 class OrderDenied(Message, frozen=True, gc=False):
+    """`code` names the rule that denied it (for counting), `reason` says why in full."""
+
     order_id: int
     reason: str
+    ts_event: int
+    ts_init: int
+    code: str = ""
+
+
+class OrderModified(Message, frozen=True, gc=False):
+    """An amendment passed: `order` is the order as it now stands."""
+
+    order: SubmitOrder
+    ts_event: int
+    ts_init: int
+
+
+class OrderModifyRejected(Message, frozen=True, gc=False):
+    order_id: int
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+class OrderReleased(Message, frozen=True, gc=False):
+    """A linked order went live when its parent filled: `order` with its prices set and
+    `quantity` what it may fill now."""
+
+    order: SubmitOrder
     ts_event: int
     ts_init: int
 
@@ -120,11 +187,13 @@ class OrderCanceled(Message, frozen=True, gc=False):
 
 
 class OrderExpired(Message, frozen=True, gc=False):
-    """An IOC order's unfilled remainder, dropped after its only eligible bar."""
+    """An order's time in force ran out: an IOC or FOK order's unfilled remainder after its only
+    eligible bar, a GTD or DAY order at its expiry."""
 
     order_id: int
     ts_event: int
     ts_init: int
+    reason: str = "time in force"
 
 
 class OrderCancelRejected(Message, frozen=True, gc=False):

@@ -19,6 +19,13 @@ from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
 from backtester.results import UTC_NS, Books, RunResult, build_result
 from backtester.strategy.signal import SignalPlan
 
+# The denial codes risk gives the same outcomes (`backtester.risk.engine`).
+_CODES = {
+    signal_path.DENIED_NO_CASH: "insufficient_cash",
+    signal_path.DENIED_BELOW_MIN_NOTIONAL: "notional",
+    signal_path.DENIED_ABOVE_MAX_NOTIONAL: "notional",
+}
+
 _STATUS = {
     signal_path.FILLED: "filled",
     signal_path.DENIED: "denied",
@@ -137,6 +144,9 @@ def run_plan(
             "buy": buys,
             "status": order_status,
             "reason": _reasons(order_reason, order_value, instrument),
+            "code": pl.Series(order_reason).replace_strict(
+                _CODES, default="", return_dtype=pl.String
+            ),
             "filled_quantity": order_filled_qty,
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
             "ts_closed": ts[order_close_row],
@@ -155,6 +165,7 @@ def run_plan(
         _either("buy", plan.entry_tag, plan.exit_tag).alias("tag"),
         pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
         "reason",
+        "code",
         "filled_quantity",
         "avg_fill_price",
         pl.col("ts_closed").cast(UTC_NS),
@@ -174,6 +185,7 @@ def run_plan(
         intrabar_decisions=0,
         repairs=repairs,
         stats=stats,
+        ranges={symbol: (ts, frame["high"].to_numpy(), frame["low"].to_numpy())},
     )
 
 

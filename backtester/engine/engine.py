@@ -226,7 +226,10 @@ class Engine:
             else:
                 (frame,) = self.data.values()
                 venue.attach_ranges(
-                    self.ctx.primary, frame["low"].to_numpy(), frame["high"].to_numpy()
+                    self.ctx.primary,
+                    frame["low"].to_numpy(),
+                    frame["high"].to_numpy(),
+                    frame["ts"].to_numpy(),
                 )
                 next_row = _next_row(active, venue.next_wake)
                 if bar is not None:
@@ -260,6 +263,10 @@ class Engine:
             multipliers={s: i.contract_size for s, i in self.instruments.items()},
             funding=recorder.funding_frame(),
             liquidations=venue.liquidations,
+            ranges={
+                s: (f["ts"].to_numpy(), f["high"].to_numpy(), f["low"].to_numpy())
+                for s, f in self.data.items()
+            },
         )
 
     def _active_rows(self) -> np.ndarray | None:

@@ -14,9 +14,12 @@ from backtester.domain.messages import (
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    OrderModified,
+    OrderReleased,
     PositionLiquidated,
     PositionSettled,
     SubmitOrder,
+    SubmitOrderList,
 )
 from backtester.metrics.trades import FUNDING_SCHEMA
 from backtester.results import FILL_SCHEMA, ORDER_SCHEMA, UTC_NS
@@ -35,6 +38,7 @@ class OrderRecord(msgspec.Struct):
     filled_notional: float = 0.0
     ts_closed: int | None = None
     terminal_events: int = 0
+    code: str = ""
 
 
 class Recorder:
@@ -51,12 +55,19 @@ class Recorder:
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(OrderCanceled, self.on_canceled)
         bus.subscribe(OrderExpired, self.on_expired)
+        bus.subscribe(OrderModified, self.on_changed)
+        bus.subscribe(OrderReleased, self.on_changed)
+        bus.subscribe(SubmitOrderList, self.on_submit_list)
         bus.subscribe(FundingPaid, self.on_funding)
         bus.subscribe(PositionLiquidated, self.on_venue_order)
         bus.subscribe(PositionSettled, self.on_venue_order)
 
     def on_submit(self, order: SubmitOrder) -> None:
         self.orders[order.order_id] = OrderRecord(order=order, status=_ACCEPTED)
+
+    def on_submit_list(self, command: SubmitOrderList) -> None:
+        for order in command.orders:
+            self.on_submit(order)
 
     def on_venue_order(self, event: PositionLiquidated | PositionSettled) -> None:
         """An order the venue issued itself: recorded like a strategy's, its fill follows."""
@@ -71,6 +82,7 @@ class Recorder:
 
     def on_denied(self, event: OrderDenied) -> None:
         self._terminal(event.order_id, _DENIED, event.ts_event, event.reason)
+        self.orders[event.order_id].code = event.code
 
     def on_filled(self, fill: OrderFilled) -> None:
         self.fills.append(fill)
@@ -86,7 +98,12 @@ class Recorder:
         self._terminal(event.order_id, _CANCELED, event.ts_event, event.reason)
 
     def on_expired(self, event: OrderExpired) -> None:
-        self._terminal(event.order_id, _EXPIRED, event.ts_event, "time in force")
+        self._terminal(event.order_id, _EXPIRED, event.ts_event, event.reason)
+
+    def on_changed(self, event: OrderModified | OrderReleased) -> None:
+        record = self.orders.get(event.order.order_id)
+        if record is not None:
+            record.order = event.order
 
     def _terminal(self, order_id: int, status: OrderStatus, ts: int, reason: str) -> None:
         record = self.orders[order_id]
@@ -136,7 +153,7 @@ class Recorder:
                 "ts_submitted": [r.order.ts_init for r in records],
                 "instrument": [r.order.instrument for r in records],
                 "side": [r.order.side.value for r in records],
-                "type": [r.order.order_type.value for r in records],
+                "type": [str(r.order.order_type) for r in records],
                 "time_in_force": [r.order.time_in_force.value for r in records],
                 "quantity": [r.order.quantity for r in records],
                 "fraction": [r.order.fraction for r in records],
@@ -145,6 +162,7 @@ class Recorder:
                 "tag": [r.order.tag for r in records],
                 "status": [r.status.value for r in records],
                 "reason": [r.reason for r in records],
+                "code": [r.code for r in records],
                 "filled_quantity": [r.filled_quantity for r in records],
                 "avg_fill_price": [
                     r.filled_notional / r.filled_quantity if r.filled_quantity else None

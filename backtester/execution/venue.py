@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import sys
 
+import msgspec
 import numpy as np
 
 from backtester.accounting.accounts import Account, MarginAccount
 from backtester.config import FillConfig, IntrabarPath
 from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
-from backtester.domain.enums import BUY, IOC, LIMIT, MARKET, SELL, STOP_LIMIT, TAKER, Liquidity
+from backtester.domain.enums import BUY, FOK, IOC, MARKET, SELL, TAKER, Liquidity
 from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
@@ -33,39 +34,19 @@ from backtester.domain.messages import (
     OrderCancelRejected,
     OrderExpired,
     OrderFilled,
+    OrderModified,
+    OrderReleased,
     PositionLiquidated,
     PositionSettled,
     SubmitOrder,
 )
 from backtester.domain.models import FeeModel, SlippageModel
-from backtester.execution.matching import (
-    Path,
-    Trigger,
-    bar_path,
-    first_reach,
-    stop_reached,
-    touch,
-    trigger,
-)
+from backtester.execution.book import OrderBook, expiry_of
+from backtester.orders import END, LiveOrder, Path, Trigger, bar_path, first_reach, kind_of, touch
 
 NEVER = sys.maxsize
 LIQUIDATION_TAG = "liquidation"
 SETTLEMENT_TAG = "settlement"
-
-
-class _Resting:
-    __slots__ = ("accepted_ts", "armed", "order", "remaining", "seq", "wake")
-
-    def __init__(self, order: SubmitOrder, seq: int, accepted_ts: int) -> None:
-        self.order = order
-        self.seq = seq
-        self.accepted_ts = accepted_ts
-        # A stop-limit whose stop has been reached: a limit order from then on.
-        self.armed = False
-        # Signal mode: the next row whose range can trigger this order (None: not scanned yet).
-        self.wake: int | None = None
-        # None until a fraction order is sized at its first fill.
-        self.remaining: float | None = order.quantity
 
 
 class SimulatedVenue:
@@ -88,6 +69,7 @@ class SimulatedVenue:
         self._slippage = slippage
         self._fill = fill
         self._pessimistic = fill.intrabar is IntrabarPath.PESSIMISTIC
+        self._optimistic = fill.intrabar is IntrabarPath.OPTIMISTIC
         self._rng = rng
         self.account = account
         self._margin = account if isinstance(account, MarginAccount) else None
@@ -105,16 +87,19 @@ class SimulatedVenue:
         # Per instrument, what a bar must reach to need a look at its path: the mark lows (long) or
         # highs (short) and the liquidation price; empty while flat.
         self._guards: dict[str, tuple[list[float], float, bool] | tuple[()]] = {}
-        self._books: dict[str, list[_Resting]] = {symbol: [] for symbol in instruments}
+        self._orders = OrderBook(list(instruments))
+        self._books = self._orders.books
         self._last_bar: dict[str, Bar] = {}
         self._bar_volume_used: dict[str, tuple[int, float]] = {}
-        self._resting = 0
         # Margin positions open: while any is, every bar is watched for liquidation.
         self._exposed = 0
         self._liquidation_wake: dict[str, int | None] = {}
         self._expired: set[str] = set()
         self._bar_subscription: Subscription | None = None
         self._ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._times: dict[str, np.ndarray] = {}
+        # Orders that filled on arrival (trade_on_close), for the linked orders right behind them.
+        self._filled_on_arrival: dict[int, tuple[float, float]] = {}
         self._seq = 0
         self._venue_orders = 0
         self.path_decided_bars = 0
@@ -131,6 +116,7 @@ class SimulatedVenue:
             self._bar_subscription.pause()
         bus.subscribe(OrderAccepted, self.on_accepted)
         bus.subscribe(CancelOrder, self.on_cancel)
+        bus.subscribe(OrderModified, self.on_modified)
         bus.subscribe(FundingRate, self.on_funding)
         bus.subscribe(ContractExpired, self.on_expired)
 
@@ -169,7 +155,7 @@ class SimulatedVenue:
             if guard:
                 extremes, level, long = guard
                 if (extremes[i] <= level) if long else (extremes[i] >= level):
-                    self._watch(bar, self._mark_path(bar), 0.0, 3.0)
+                    self._watch(bar, self._mark_path(bar), 0.0, END)
         if cross:
             self._marks_now[symbol] = self._lists(symbol)[3][i]
 
@@ -184,28 +170,65 @@ class SimulatedVenue:
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order
         self._seq += 1
-        resting = _Resting(order, self._seq, self._clock.now)
-        last = self._last_bar.get(order.instrument)
-        if self._fill.trade_on_close and order.order_type is MARKET and last is not None:
-            if not self._execute(resting, Trigger(1.0, last.close, TAKER, True), last):
-                self._close(resting, "not filled on close")
+        now = self._clock.now
+        kind = kind_of(order.order_type)
+        live = LiveOrder(order, kind, self._seq, now)
+        live.expires = expiry_of(order, now)
+        parent = order.parent_id
+        if parent is not None:
+            self._orders.hold(live, parent)
+            self._link(live)
+            filled = self._filled_on_arrival.get(parent)
+            if filled is not None:
+                # The parent filled the moment it arrived (trade_on_close), before this order did.
+                live.remaining = 0.0
+                released = self._release(parent, filled[1])
+                for child in released:
+                    child.remaining = filled[0]
+                self._announce(released)
             return
-        self._books[order.instrument].append(resting)
-        self._resting += 1
+        self._filled_on_arrival.clear()
+        kind.start(live, order.ref_price)
+        last = self._last_bar.get(order.instrument)
+        if self._fill.trade_on_close and kind.immediate and last is not None:
+            done, filled_now, price = self._execute(
+                live, Trigger(1.0, last.close, TAKER, True), last
+            )
+            if filled_now:
+                self._filled_on_arrival[order.order_id] = (filled_now, price)
+                self._on_filled(live, filled_now, price)
+            if not done:
+                self._close(live, "not filled on close")
+            return
+        self._orders.rest(live)
+        self._link(live)
         self._watch_bars()
+
+    def _link(self, live: LiveOrder) -> None:
+        """Join the order to its one-cancels-other group and to the parent that releases it."""
+        order = live.order
+        if order.oco_id is not None:
+            for other in self._orders.open_orders():
+                if other is not live and other.order.oco_id == order.oco_id:
+                    other.oco.append(live)
+                    live.oco.append(other)
+        if order.parent_id is not None:
+            parent = self._orders.get(order.parent_id)
+            if parent is not None:
+                parent.children.append(live)
 
     def on_cancel(self, command: CancelOrder) -> None:
         now = self._clock.now
-        for book in self._books.values():
-            for resting in book:
-                if resting.order.order_id == command.order_id:
-                    self._remove(book, resting)
-                    self._bus.publish(
-                        OrderCanceled(
-                            order_id=command.order_id, reason="canceled", ts_event=now, ts_init=now
-                        )
-                    )
-                    return
+        live = self._orders.get(command.order_id)
+        if live is not None:
+            self._remove(live)
+            self._bus.publish(
+                OrderCanceled(
+                    order_id=command.order_id, reason="canceled", ts_event=now, ts_init=now
+                )
+            )
+            self._orphan(live)
+            return
         self._bus.publish(
             OrderCancelRejected(
                 order_id=command.order_id,
@@ -214,6 +237,18 @@ class SimulatedVenue:
                 ts_init=now,
             )
         )
+
+    def on_modified(self, event: OrderModified) -> None:
+        """Risk passed an amendment: the order rests on with its new prices or quantity."""
+        live = self._orders.get(event.order.order_id)
+        if live is None:
+            return
+        old = live.order
+        live.order = event.order
+        if event.order.quantity is not None and old.quantity is not None:
+            filled = old.quantity - (live.remaining if live.remaining is not None else 0.0)
+            live.remaining = event.order.quantity - filled
+        live.wake = None
 
     def on_funding(self, event: FundingRate) -> None:
         """Charge or pay the funding on an open position: `rate * quantity * size * mark`."""
@@ -243,10 +278,7 @@ class SimulatedVenue:
         """A future's expiry: its orders are canceled and its position settles at the last mark."""
         symbol = event.instrument
         self._expired.add(symbol)
-        book = self._books[symbol]
-        for resting in list(book):
-            self._remove(book, resting)
-            self._close(resting, "contract expired")
+        self._close_all(symbol, "contract expired")
         held = self.account.positions[symbol].quantity
         if held:
             order = self._venue_order(symbol, held, event.settlement_price, SETTLEMENT_TAG)
@@ -261,9 +293,14 @@ class SimulatedVenue:
             )
             self._book_and_publish(order, event.settlement_price, 0.0, TAKER)
 
-    def attach_ranges(self, symbol: str, low: np.ndarray, high: np.ndarray) -> None:
-        """Signal mode: the bar ranges that `next_wake` scans to find where resting orders trigger."""
+    def attach_ranges(
+        self, symbol: str, low: np.ndarray, high: np.ndarray, ts: np.ndarray | None = None
+    ) -> None:
+        """Signal mode: the bar ranges that `next_wake` scans to find where resting orders trigger,
+        and the bar times, where orders with an expiry time expire."""
         self._ranges[symbol] = (low, high)
+        if ts is not None:
+            self._times[symbol] = ts
 
     def next_wake(self, after: int) -> int:
         """The first row after `after` on which some resting order can fill (or must expire), or a
@@ -271,10 +308,10 @@ class SimulatedVenue:
         happen. Bars before it cannot change anything here, so they may be skipped."""
         best = NEVER
         for book in self._books.values():
-            for resting in book:
-                wake = resting.wake
+            for live in book:
+                wake = live.wake
                 if wake is None or wake <= after:
-                    wake = resting.wake = self._scan(resting, after + 1)
+                    wake = live.wake = self._scan(live, after + 1)
                 best = min(best, wake)
         if self._exposed:
             for symbol, position in self.account.positions.items():
@@ -287,19 +324,17 @@ class SimulatedVenue:
                     best = min(best, wake)
         return best
 
-    def _scan(self, resting: _Resting, start: int) -> int:
-        order = resting.order
-        if order.order_type is MARKET or order.time_in_force is IOC:
-            return start
+    def _scan(self, live: LiveOrder, start: int) -> int:
+        order = live.order
+        if order.time_in_force is IOC or order.time_in_force is FOK:
+            return start  # its first eligible bar decides
         low, high = self._ranges[order.instrument]
-        buy = order.side is BUY
-        if order.order_type is LIMIT or resting.armed:
-            assert order.limit_price is not None
-            level, below = order.limit_price, buy
-        else:
-            assert order.stop_price is not None
-            level, below = order.stop_price, not buy
-        return first_reach(low if below else high, level, below, start)
+        wake = live.kind.wake(live, low, high, start)
+        if live.expires is not None:
+            times = self._times[order.instrument]
+            wake = min(wake, int(np.searchsorted(times, live.expires, side="left")), len(times))
+            wake = max(wake, start)
+        return wake
 
     def _scan_liquidation(self, symbol: str, start: int) -> int:
         assert self._margin is not None
@@ -311,62 +346,210 @@ class SimulatedVenue:
 
     def cancel_all(self, reason: str) -> None:
         """End of data: every order still open gets its terminal answer."""
-        for book in self._books.values():
-            for resting in book:
-                self._close(resting, reason)
-            self._resting -= len(book)
-            book.clear()
+        for live in self._orders.open_orders():
+            if not live.closed:
+                self._orders.remove(live)
+                self._close(live, reason)
         if self._bar_subscription is not None:
             self._bar_subscription.pause()
 
+    def _close_all(self, symbol: str, reason: str) -> None:
+        for live in self._orders.open_orders():
+            if live.order.instrument == symbol and not live.closed:
+                self._remove(live)
+                self._close(live, reason)
+
     # --- matching ------------------------------------------------------------------------------
 
-    def _match(self, bar: Bar, book: list[_Resting]) -> None:
+    def _match(self, bar: Bar, book: list[LiveOrder]) -> None:
         ts = bar.ts_event
-        eligible = [r for r in book if r.accepted_ts < ts]
+        if self._orders.timed:
+            self._expire_due(book, ts)
+        eligible = [live for live in book if live.accepted_ts < ts]
         watching = self._exposed and self._margin is not None
         if not eligible:
             if watching and self.account.positions[bar.instrument].quantity:
-                self._watch(bar, self._mark_path(bar), 0.0, 3.0)
+                self._watch(bar, self._mark_path(bar), 0.0, END)
             return
-        path = bar_path(bar, self._low_first(bar))
-        hits: list[tuple[float, int, _Resting, Trigger]] = []
-        for resting in eligible:
-            order = resting.order
-            hit = trigger(order, path, resting.armed)
-            if order.order_type is STOP_LIMIT and not resting.armed:
-                resting.armed = hit is not None or stop_reached(order, path)
-            if hit is not None:
-                hits.append((hit.time, resting.seq, resting, hit))
-        if len(hits) > 1:
+        index = bar.index
+        ranges = self._ranges.get(bar.instrument)
+        times = self._times.get(bar.instrument)
+        for live in eligible:
+            if live.seen < 0:
+                # Its first bar, unless signal mode skipped bars since it was accepted.
+                live.fresh = times is None or index == 0 or times[index - 1] <= live.accepted_ts
+            elif ranges is not None and live.kind.tracks_bars and live.seen < index - 1:
+                live.kind.skip(live, ranges[0], ranges[1], live.seen + 1, index)
+        low_first = self._low_first(bar)
+        path = bar_path(bar, low_first)
+        # (live order, the path time it became live at on this bar)
+        taking_part = [(live, 0.0) for live in eligible]
+        hits = self._hits(eligible, path, 0.0)
+        decided = len(hits) > 1
+        if decided:
             if bar.high != bar.low:
                 self.path_decided_bars += 1
-            hits.sort(key=lambda h: (h[0], h[1]))
+            hits.sort(key=_hit_order)
         mark_path = self._mark_path(bar) if watching else None
         elapsed = 0.0
-        for time, _, resting, hit in hits:
-            if resting not in book:
-                continue  # canceled by a liquidation earlier on this bar
-            if mark_path is not None:
-                self._watch(bar, mark_path, elapsed, time)
-                if resting not in book:
-                    continue
-            if self._execute(resting, hit, bar):
-                self._remove(book, resting)
+        executed: list[LiveOrder] = []
+        k = 0
+        while k < len(hits):
+            time, _, live, hit = hits[k]
+            k += 1
+            if live.closed or (
+                mark_path is not None and self._closed_by_watch(bar, mark_path, elapsed, time, live)
+            ):
+                continue  # canceled earlier on this bar (a liquidation, its other OCO leg)
+            done, filled, price = self._execute(live, hit, bar)
+            executed.append(live)
+            if done and not live.closed:
+                self._remove(live)
             elapsed = time
+            if not filled:
+                continue
+            released = self._on_filled(live, filled, price)
+            taking_part.extend((child, time) for child in released)
+            if time == 0.0 and self._pessimistic and self._low_first(bar) != low_first:
+                # Still at the open: the position just changed, and with it the adverse extreme.
+                low_first = not low_first
+                path = bar_path(bar, low_first)
+                if mark_path is not None:
+                    mark_path = self._mark_path(bar)
+                pending = [o for o, _ in taking_part if not o.closed and o not in executed]
+                later = self._hits(pending, path, 0.0)
+            elif released:
+                later = [h for h in hits[k:] if not h[2].closed] + self._hits(released, path, time)
+            else:
+                continue
+            if len(later) > 1:
+                later.sort(key=_hit_order)
+                if not decided and bar.high != bar.low:
+                    decided = True
+                    self.path_decided_bars += 1
+            hits = hits[:k] + later
         if mark_path is not None:
-            self._watch(bar, mark_path, elapsed, 3.0)
-        for resting in eligible:
-            if resting.order.time_in_force is IOC and resting in book:
-                self._remove(book, resting)
+            self._watch(bar, mark_path, elapsed, END)
+        for live, start in taking_part:
+            if live.closed:
+                continue
+            live.kind.settle(live, path, start)
+            live.fresh = False
+            live.seen = index
+            tif = live.order.time_in_force
+            if tif is IOC or tif is FOK:
+                self._remove(live)
                 now = self._clock.now
                 self._bus.publish(
-                    OrderExpired(order_id=resting.order.order_id, ts_event=now, ts_init=now)
+                    OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now)
+                )
+                self._orphan(live)
+
+    def _closed_by_watch(
+        self, bar: Bar, mark_path: Path, start: float, until: float, live: LiveOrder
+    ) -> bool:
+        """Watch for liquidation up to the order's hit; whether that closed the order."""
+        self._watch(bar, mark_path, start, until)
+        return live.closed
+
+    def _hits(
+        self, lives: list[LiveOrder], path: Path, start: float
+    ) -> list[tuple[float, int, LiveOrder, Trigger]]:
+        hits = []
+        for live in lives:
+            hit = live.kind.trigger(live, path, start)
+            if hit is not None:
+                hits.append((hit.time, live.seq, live, hit))
+        return hits
+
+    def _expire_due(self, book: list[LiveOrder], ts: int) -> None:
+        for live in list(book):
+            if live.expires is not None and live.expires <= ts:
+                self._remove(live)
+                now = self._clock.now
+                self._bus.publish(
+                    OrderExpired(
+                        order_id=live.order.order_id,
+                        ts_event=now,
+                        ts_init=now,
+                        reason=f"{live.order.time_in_force.value} expiry",
+                    )
+                )
+                self._orphan(live)
+
+    def _on_filled(self, live: LiveOrder, filled: float, price: float) -> list[LiveOrder]:
+        """After a fill of `live`: the orders it releases go live at `price` (returned), or grow
+        by what it filled."""
+        if not live.children:
+            return []
+        released = self._release(live.order.order_id, price)
+        for child in live.children:
+            if not child.closed:
+                child.remaining = (child.remaining or 0.0) + filled
+        self._announce(released)
+        return released
+
+    def _release(self, parent_id: int, price: float) -> list[LiveOrder]:
+        """The orders waiting for `parent_id`, live now, priced from its fill at `price`."""
+        released = []
+        for child in self._orders.waiting_for(parent_id):
+            child.order = _released(child.order, price, self._instruments[child.order.instrument])
+            child.remaining = 0.0
+            child.kind.start(child, price)
+            # Live from this moment on the parent's bar, marketable or not: eligible at once.
+            child.accepted_ts = -1
+            child.fresh = True
+            self._orders.rest(child)
+            released.append(child)
+        return released
+
+    def _announce(self, released: list[LiveOrder]) -> None:
+        now = self._clock.now
+        for child in released:
+            self._bus.publish(
+                OrderReleased(
+                    order=msgspec.structs.replace(
+                        child.order, quantity=child.remaining, fraction=None
+                    ),
+                    ts_event=now,
+                    ts_init=now,
+                )
+            )
+        if released:
+            self._watch_bars()
+
+    def _orphan(self, live: LiveOrder) -> None:
+        """An order closed before any fill: the orders its fill would have released go too."""
+        now = self._clock.now
+        for child in self._orders.waiting_for(live.order.order_id):
+            child.closed = True
+            self._orders.remove(child)
+            self._bus.publish(
+                OrderCanceled(
+                    order_id=child.order.order_id,
+                    reason=f"parent order {live.order.order_id} closed unfilled",
+                    ts_event=now,
+                    ts_init=now,
+                )
+            )
+
+    def _position_closed(self, symbol: str, filling: LiveOrder) -> None:
+        """The position went flat or flipped: the exits that its entries released are void."""
+        now = self._clock.now
+        for live in list(self._books[symbol]):
+            if live is not filling and live.order.parent_id is not None and not live.closed:
+                self._remove(live)
+                self._bus.publish(
+                    OrderCanceled(
+                        order_id=live.order.order_id,
+                        reason="position closed",
+                        ts_event=now,
+                        ts_init=now,
+                    )
                 )
 
-    def _remove(self, book: list[_Resting], resting: _Resting) -> None:
-        book.remove(resting)
-        self._resting -= 1
+    def _remove(self, live: LiveOrder) -> None:
+        self._orders.remove(live)
         self._watch_bars()
 
     def _watch_bars(self) -> None:
@@ -374,69 +557,122 @@ class SimulatedVenue:
         subscription = self._bar_subscription
         if subscription is None:
             return
-        if self._resting or self._exposed:
+        if self._orders.resting or self._exposed:
             subscription.resume()
         else:
             subscription.pause()
 
     def _low_first(self, bar: Bar) -> bool:
+        """Which extreme the bar's path visits first: the one adverse to the position held
+        (pessimistic: a long sees the low first, a short or flat account the high), the favorable one
+        (optimistic), or as the bar's direction suggests (ohlc: an up bar dips first)."""
         if self._pessimistic:
             return self.account.positions[bar.instrument].quantity > 0.0
+        if self._optimistic:
+            return self.account.positions[bar.instrument].quantity < 0.0
         return bar.close >= bar.open
 
-    def _execute(self, resting: _Resting, hit: Trigger, bar: Bar) -> bool:
-        """Fill as much of `resting` as the bar, the slippage model and the account allow.
-
-        Returns True when the order is done (filled, or its remainder canceled)."""
-        order = resting.order
+    def _execute(self, live: LiveOrder, hit: Trigger, bar: Bar) -> tuple[bool, float, float]:
+        """Fill as much of `live` as the bar, the slippage model, the account and the order's own
+        flags allow. Returns whether the order is done (filled, or its remainder closed), the
+        quantity filled and the price."""
+        order = live.order
+        if order.post_only and hit.liquidity is TAKER:
+            self._close(live, "post-only order would take liquidity")
+            return True, 0.0, 0.0
         symbol = order.instrument
         instrument = self._instruments[symbol]
-        account = self.account
         buy = order.side is BUY
         price = hit.price
-        sized_now = resting.remaining is None
+        sized_now = live.remaining is None
         remaining = (
             self._size_fraction(order, instrument, price, hit.liquidity)
-            if resting.remaining is None
-            else resting.remaining
+            if live.remaining is None
+            else live.remaining
         )
         if remaining <= 0.0:
-            self._close(resting, "order sized to zero at fill")
-            return True
+            self._close(live, "order sized to zero at fill")
+            return True, 0.0, 0.0
         capacity = self._capacity(bar)
         # A partial fill stays on the lot grid, or the position would carry dust no sell could clear.
         quantity = remaining if remaining <= capacity else instrument.floor_quantity(capacity)
         if quantity <= 0.0:
             # Nothing fills on this bar: a fraction order stays unsized until the bar where it fills.
-            return False
+            return False, 0.0, 0.0
         if hit.slips:
-            price = instrument.round_price(
-                self._slippage.fill_price(order.side, price, quantity, bar, self._rng)
+            price, remaining, quantity = self._slipped(
+                order, instrument, hit, bar, remaining, quantity, sized_now
             )
-            if sized_now and buy and price != hit.price:
-                # Size the cash fraction at the price actually paid, not the pre-slippage one.
-                remaining = self._size_fraction(order, instrument, price, hit.liquidity)
-                quantity = min(remaining, quantity)
-        resting.remaining = remaining
-        reducible = account.reducible(symbol, buy)
+        live.remaining = remaining
+        reducible = self.account.reducible(symbol, buy)
+        if order.reduce_only:
+            if reducible <= 0.0:
+                self._close(live, "reduce-only order: no position to reduce")
+                return True, 0.0, 0.0
+            quantity = min(quantity, reducible)
         quantity, shortfall = self._cap(
             order, instrument, quantity, reducible, price, hit.liquidity, sized_now
         )
         if quantity <= 0.0:
-            self._close(resting, shortfall or "order sized to zero at fill")
-            return True
+            self._close(live, shortfall or "order sized to zero at fill")
+            return True, 0.0, 0.0
+        if order.time_in_force is FOK and quantity < remaining:
+            self._expire(live, f"fill or kill: only {quantity:.8g} of {remaining:.8g} could fill")
+            return True, 0.0, 0.0
         # Subtracting partial fills accumulates float error; a remainder made only of it is none.
         leaves = instrument.round_quantity(remaining - quantity)
-        if leaves <= remaining * 1e-12:
+        if leaves <= remaining * 1e-12 or (order.reduce_only and quantity == reducible):
             leaves = 0.0
-        if leaves == 0.0 and order.fraction == 1.0 and reducible > 0.0:
+        if leaves == 0.0 and (order.fraction == 1.0 or order.reduce_only) and reducible > 0.0:
             # Closing takes exactly what is held, so no float dust of a position outlives it.
-            quantity = reducible
+            quantity = min(reducible, remaining) if order.reduce_only else reducible
         fee = self._fees.fee(quantity * price * instrument.contract_size, hit.liquidity)
         if capacity != math.inf:
             self._use_volume(bar, quantity)
-        resting.remaining = leaves
-        self._book(symbol, buy, quantity, price, fee)
+        live.remaining = leaves
+        self._fill_order(live, quantity, price, fee, hit.liquidity, leaves)
+        if leaves > 0.0 and shortfall:
+            self._close(live, shortfall)
+            return True, quantity, price
+        return leaves == 0.0, quantity, price
+
+    def _slipped(
+        self,
+        order: SubmitOrder,
+        instrument: Instrument,
+        hit: Trigger,
+        bar: Bar,
+        remaining: float,
+        quantity: float,
+        sized_now: bool,
+    ) -> tuple[float, float, float]:
+        """The taker's price after slippage (no worse than a limit it has), and the fraction order
+        sized again at it."""
+        price = instrument.round_price(
+            self._slippage.fill_price(order.side, hit.price, quantity, bar, self._rng)
+        )
+        buy = order.side is BUY
+        if hit.limit is not None:
+            price = min(price, hit.limit) if buy else max(price, hit.limit)
+        if sized_now and buy and price != hit.price:
+            # Size the cash fraction at the price actually paid, not the pre-slippage one.
+            remaining = self._size_fraction(order, instrument, price, hit.liquidity)
+            quantity = min(remaining, quantity)
+        return price, remaining, quantity
+
+    def _fill_order(
+        self,
+        live: LiveOrder,
+        quantity: float,
+        price: float,
+        fee: float,
+        liquidity: Liquidity,
+        leaves: float,
+    ) -> None:
+        order = live.order
+        symbol = order.instrument
+        held = self.account.positions[symbol].quantity
+        self._book(symbol, order.side is BUY, quantity, price, fee)
         now = self._clock.now
         self._bus.publish(
             OrderFilled(
@@ -446,16 +682,34 @@ class SimulatedVenue:
                 price=price,
                 quantity=quantity,
                 fee=fee,
-                liquidity=hit.liquidity,
+                liquidity=liquidity,
                 leaves_quantity=leaves,
                 ts_event=now,
                 ts_init=now,
             )
         )
-        if leaves > 0.0 and shortfall:
-            self._close(resting, shortfall)
-            return True
-        return leaves == 0.0
+        if live.oco:
+            self._cancel_others(live)
+        after = self.account.positions[symbol].quantity
+        if held and (after == 0.0 or (after > 0.0) != (held > 0.0)):
+            self._position_closed(symbol, live)
+
+    def _cancel_others(self, live: LiveOrder) -> None:
+        """One leg of a one-cancels-other group filled, even partly: the others go at once."""
+        now = self._clock.now
+        for other in live.oco:
+            if not other.closed:
+                self._remove(other)
+                self._bus.publish(
+                    OrderCanceled(
+                        order_id=other.order.order_id,
+                        reason=f"one-cancels-other: order {live.order.order_id} filled",
+                        ts_event=now,
+                        ts_init=now,
+                    )
+                )
+                self._orphan(other)
+        live.oco = []
 
     def _cap(
         self,
@@ -524,11 +778,23 @@ class SimulatedVenue:
         already = used[1] if used is not None and used[0] == bar.index else 0.0
         self._bar_volume_used[bar.instrument] = (bar.index, already + quantity)
 
-    def _close(self, resting: _Resting, reason: str) -> None:
+    def _close(self, live: LiveOrder, reason: str) -> None:
         now = self._clock.now
         self._bus.publish(
-            OrderCanceled(order_id=resting.order.order_id, reason=reason, ts_event=now, ts_init=now)
+            OrderCanceled(order_id=live.order.order_id, reason=reason, ts_event=now, ts_init=now)
         )
+        if not live.closed:
+            self._remove(live)
+        self._orphan(live)
+
+    def _expire(self, live: LiveOrder, reason: str) -> None:
+        now = self._clock.now
+        self._bus.publish(
+            OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now, reason=reason)
+        )
+        if not live.closed:
+            self._remove(live)
+        self._orphan(live)
 
     # --- the account: booking, marks, liquidation ------------------------------------------------
 
@@ -655,10 +921,7 @@ class SimulatedVenue:
                 )
             )
             self.liquidations += 1
-            book = self._books[victim]
-            for resting in list(book):
-                self._remove(book, resting)
-                self._close(resting, "position liquidated")
+            self._close_all(victim, "position liquidated")
             self._book_and_publish(order, price, fee, TAKER)
 
     def _venue_order(self, symbol: str, held: float, price: float, tag: str) -> SubmitOrder:
@@ -695,3 +958,21 @@ class SimulatedVenue:
                 ts_init=now,
             )
         )
+
+
+def _hit_order(hit: tuple[float, int, LiveOrder, Trigger]) -> tuple[float, int]:
+    return hit[0], hit[1]
+
+
+def _released(order: SubmitOrder, price: float, instrument: Instrument) -> SubmitOrder:
+    """A linked order's prices set from its parent's fill price (where they are relative to it)."""
+    changes: dict[str, float] = {}
+    if order.stop_offset_pct is not None:
+        changes["stop_price"] = instrument.round_price(
+            price * (1.0 + order.stop_offset_pct / 100.0)
+        )
+    if order.limit_offset_pct is not None:
+        changes["limit_price"] = instrument.round_price(
+            price * (1.0 + order.limit_offset_pct / 100.0)
+        )
+    return msgspec.structs.replace(order, **changes) if changes else order

@@ -1,7 +1,14 @@
 """Round trips: a trade runs from the fill that opens a position from flat to the fill that brings it
 back to flat, long or short. Partial entries and exits inside that span belong to the same trade; a
 fill that crosses zero ends one trade and starts the next; funding paid while a trade is open is its
-own."""
+own.
+
+A trade also says how it began and ended: `entry_tag` (the tag of the order that opened it),
+`exit_reason` (signal for a strategy's own exit order with no tag of its own or a generic one,
+stop_loss / take_profit / trailing_stop for a bracket's exits, liquidation, settlement, end_of_data
+for a trade still open at the end, else the exit order's tag), its worst and best excursion while
+open (`mae_pct`, `mfe_pct`: the lowest low and highest high of its bars, entry and exit bar included,
+against the entry price, in percent; adverse is negative) and `bars_held`."""
 
 from __future__ import annotations
 
@@ -28,7 +35,16 @@ TRADE_SCHEMA: dict[str, PolarsDataType] = {
     "duration": pl.Duration("ns"),
     "is_open": pl.Boolean,
     "liquidated": pl.Boolean,
+    "entry_tag": pl.String,
+    "exit_reason": pl.String,
+    "mae_pct": pl.Float64,
+    "mfe_pct": pl.Float64,
+    "bars_held": pl.Int64,
 }
+
+# Tags of a strategy's plain exit orders: such an exit is a "signal" exit.
+SIGNAL_TAGS = frozenset({"", "exit", "close", "signal", "entry"})
+END_OF_DATA = "end_of_data"
 
 # A run's funding payments, as `RunResult.funding` holds them; `fills_before` counts the fills booked
 # before each payment, which places it among them.
@@ -48,9 +64,11 @@ def round_trips(
     last_mark: dict[str, tuple[int, float]],
     multipliers: dict[str, float] | None = None,
     funding: pl.DataFrame | None = None,
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> pl.DataFrame:
     """`fills` as in RunResult.fills; `last_mark` marks still-open trades: instrument -> (ts, mark);
-    `multipliers`: contract sizes (default 1); `funding` as in RunResult.funding."""
+    `multipliers`: contract sizes (default 1); `funding` as in RunResult.funding; `ranges`: each
+    instrument's bar times, highs and lows (without them excursions are 0 and bars held -1)."""
     if fills.height == 0:
         return pl.DataFrame(schema=TRADE_SCHEMA)
     names = fills["instrument"].unique(maintain_order=True)
@@ -119,6 +137,16 @@ def round_trips(
         if tags is None
         else ~is_open & (tags[np.maximum(last, 0)] == LIQUIDATION_TAG)
     )
+    entry_price = _ratio(entry_value, entered * sizes[symbol])
+    entry_tags = tags[first] if tags is not None else np.full(len(symbol), "", dtype=object)
+    exit_tags = tags[np.maximum(last, 0)] if tags is not None else entry_tags
+    reasons = [
+        END_OF_DATA if still_open else ("signal" if tag in SIGNAL_TAGS else str(tag))
+        for still_open, tag in zip(is_open.tolist(), exit_tags.tolist(), strict=True)
+    ]
+    mae, mfe, bars_held = _excursions(
+        symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}
+    )
     return pl.DataFrame(
         {
             "instrument": pl.repeat(symbols[0], len(symbol), eager=True)
@@ -129,7 +157,7 @@ def round_trips(
             "side": np.where(long, "long", "short"),
             "entry_time": entry_ts,
             "exit_time": exit_ts,
-            "entry_price": _ratio(entry_value, entered * sizes[symbol]),
+            "entry_price": entry_price,
             "exit_price": _ratio(value_out, exit_quantity * sizes[symbol]),
             "quantity": peak,
             "fees": fees,
@@ -139,6 +167,11 @@ def round_trips(
             "duration": exit_ts - entry_ts,
             "is_open": is_open,
             "liquidated": liquidated,
+            "entry_tag": [str(tag) for tag in entry_tags.tolist()],
+            "exit_reason": reasons,
+            "mae_pct": mae,
+            "mfe_pct": mfe,
+            "bars_held": bars_held,
         },
         schema={
             **TRADE_SCHEMA,
@@ -150,6 +183,45 @@ def round_trips(
         pl.col("entry_time", "exit_time").cast(TRADE_SCHEMA["entry_time"]),
         pl.col("duration").cast(TRADE_SCHEMA["duration"]),
     )
+
+
+def _excursions(
+    symbols: list[str],
+    codes: np.ndarray,
+    long: np.ndarray,
+    entry_ts: np.ndarray,
+    exit_ts: np.ndarray,
+    entry_price: np.ndarray,
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per trade: worst and best excursion in percent of the entry price, and the bars from the
+    entry's bar to the exit's."""
+    count = len(codes)
+    mae, mfe = np.zeros(count), np.zeros(count)
+    held = np.full(count, -1, dtype=np.int64)
+    for code, name in enumerate(symbols):
+        if name not in ranges:
+            continue
+        ts, high, low = ranges[name]
+        mine = np.flatnonzero(codes == code)
+        if not len(mine) or not len(ts):
+            continue
+        first = np.maximum(np.searchsorted(ts, entry_ts[mine], side="right") - 1, 0)
+        last = np.maximum(np.searchsorted(ts, exit_ts[mine], side="right") - 1, first)
+        held[mine] = last - first
+        for k, a, b in zip(mine.tolist(), first.tolist(), last.tolist(), strict=True):
+            price = entry_price[k]
+            if price <= 0.0:
+                continue
+            lowest = float(low[a : b + 1].min())
+            highest = float(high[a : b + 1].max())
+            if long[k]:
+                worst, best = lowest / price - 1.0, highest / price - 1.0
+            else:
+                worst, best = 1.0 - highest / price, 1.0 - lowest / price
+            mae[k] = min(100.0 * worst, 0.0)
+            mfe[k] = max(100.0 * best, 0.0)
+    return mae, mfe, held
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -4,39 +4,66 @@ from __future__ import annotations
 
 import math
 
-from backtester.domain.enums import LIMIT, SELL, STOP, STOP_LIMIT, Side
+from backtester.domain.enums import BUY, GTD, SELL, Side
 from backtester.domain.instrument import Instrument
 from backtester.domain.messages import SubmitOrder
 
 
 def check_shape(order: SubmitOrder) -> str | None:
+    """What every order needs, whatever its type (the type checks its own prices:
+    `backtester.orders`)."""
     if (order.quantity is None) == (order.fraction is None):
         return "exactly one of quantity and fraction must be set"
     if order.quantity is not None and not (math.isfinite(order.quantity) and order.quantity > 0):
         return f"quantity must be a positive number, got {order.quantity}"
     if order.fraction is not None and not (0.0 < order.fraction <= 1.0):
         return f"fraction must be in (0, 1], got {order.fraction}"
-    needs_limit = order.order_type in (LIMIT, STOP_LIMIT)
-    needs_stop = order.order_type in (STOP, STOP_LIMIT)
-    if needs_limit != (order.limit_price is not None):
-        return (
-            f"{order.order_type.value} order {'needs' if needs_limit else 'takes no'} limit price"
-        )
-    if needs_stop != (order.stop_price is not None):
-        return f"{order.order_type.value} order {'needs' if needs_stop else 'takes no'} stop price"
     for name, price in (("limit", order.limit_price), ("stop", order.stop_price)):
         if price is not None and not (math.isfinite(price) and price > 0):
             return f"{name} price must be a positive number, got {price}"
+    for name, pct in (("stop", order.stop_offset_pct), ("limit", order.limit_offset_pct)):
+        if pct is None:
+            continue
+        if order.parent_id is None:
+            return f"a {name} price relative to a fill needs a parent order"
+        if not (math.isfinite(pct) and pct > -100.0):
+            return f"{name} offset must be a percent above -100, got {pct}"
     return None
 
 
-def expected_price(order: SubmitOrder) -> float:
-    """The best pre-fill guess of the fill price: the order's own price, else the last price seen."""
-    if order.limit_price is not None:
-        return order.limit_price
-    if order.stop_price is not None:
-        return order.stop_price
-    return order.ref_price
+def check_time_in_force(order: SubmitOrder, now: int) -> str | None:
+    if (order.time_in_force is GTD) != (order.expire_time is not None):
+        return (
+            "a GTD order needs an expire time"
+            if order.time_in_force is GTD
+            else f"an expire time needs time in force GTD, got {order.time_in_force.value}"
+        )
+    if order.expire_time is not None and order.expire_time <= now:
+        return f"expire time {order.expire_time} is not after now ({now})"
+    if order.post_only and not _rests(order):
+        return f"post-only applies to orders that rest at a limit, not {order.order_type}"
+    return None
+
+
+def _rests(order: SubmitOrder) -> bool:
+    return order.limit_price is not None or order.limit_offset_pct is not None
+
+
+def check_post_only(order: SubmitOrder) -> str | None:
+    """A post-only limit that would trade at once against the last price would take liquidity."""
+    if not order.post_only or order.limit_price is None or order.stop_price is not None:
+        return None
+    marketable = (
+        order.limit_price >= order.ref_price
+        if order.side is BUY
+        else order.limit_price <= order.ref_price
+    )
+    if marketable:
+        return (
+            f"post-only {order.side.value} limit {order.limit_price:.8g} would take liquidity "
+            f"at the last price {order.ref_price:.8g}"
+        )
+    return None
 
 
 def check_quantity_bounds(quantity: float, instrument: Instrument) -> str | None:
@@ -92,6 +119,19 @@ def check_bracket_leverage(notional: float, instrument: Instrument) -> str | Non
             f"position notional of {notional:.8g}"
         )
     return None
+
+
+def position_room(
+    held: float, price: float, max_quantity: float | None, max_notional: float | None
+) -> float:
+    """How much more the position (`held`, signed toward the order's side) may grow within the
+    limits."""
+    room = math.inf
+    if max_quantity is not None:
+        room = max_quantity - held
+    if max_notional is not None and price > 0:
+        room = min(room, max_notional / price - held)
+    return max(room, 0.0)
 
 
 def check_max_position(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 from backtester.progress import bar_wanted
@@ -98,6 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(format_stats(outcome.result.stats))
     print(f"{'digest':<24}  {outcome.result.digest}")
+    warning = outcome.result.denial_warning()
+    if warning is not None:
+        print(f"warning: {warning}; see the reason column of orders.parquet", file=sys.stderr)
     if outcome.kept_existing:
         print(f"run directory: {outcome.directory} (already there with the same digest; kept)")
     else:

@@ -15,11 +15,39 @@ from backtester.domain.enums import (
     SELL,
     STOP,
     STOP_LIMIT,
+    TRAILING_STOP,
+    TRAILING_STOP_LIMIT,
     OrderType,
+    Side,
     TimeInForce,
 )
-from backtester.domain.messages import Bar, OrderFilled, PositionLiquidated
-from backtester.strategy.context import OpenOrder, StrategyContext
+from backtester.domain.messages import (
+    Bar,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderModified,
+    OrderModifyRejected,
+    OrderReleased,
+    PositionLiquidated,
+    SubmitOrder,
+)
+from backtester.strategy.context import OpenOrder, StrategyContext, StrategyError
+from backtester.strategy.linked import Bracket, Exits, bracket_ids, bracket_orders, oco_orders
+
+OrderEvent = (
+    OrderAccepted
+    | OrderDenied
+    | OrderCanceled
+    | OrderExpired
+    | OrderModified
+    | OrderModifyRejected
+    | OrderCancelRejected
+    | OrderReleased
+)
 
 
 class NoParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -33,9 +61,11 @@ class Strategy(Generic[P]):
     """Subclass, set `Params` to a frozen msgspec Struct of typed parameters, override the hooks.
 
     Hooks run inside the engine's drain loop: `on_start` once before the first bar (precompute vectorized
-    indicators here), `on_bar` for every bar, `on_fill` after each fill has been booked,
-    `on_liquidation` when the venue liquidates a position (its fill follows), `on_stop` after the
-    last bar. Orders placed in `on_bar` are eligible from the next bar on (unless trade_on_close).
+    indicators here), `on_bar` for every bar, `on_fill` after each fill has been booked, `on_order`
+    for every other answer about an order (accepted, denied with its reason, canceled, expired,
+    modified, modify or cancel rejected, released by its parent's fill), `on_liquidation` when the
+    venue liquidates a position (its fill follows), `on_stop` after the last bar. Orders placed in
+    `on_bar` are eligible from the next bar on (unless trade_on_close).
 
     A strategy that shorts says so with a parameter `short: bool` (see `shorts`), so a run that
     cannot short (a spot instrument on a cash account) is refused before it starts.
@@ -82,6 +112,9 @@ class Strategy(Generic[P]):
     def on_fill(self, fill: OrderFilled) -> None:
         pass
 
+    def on_order(self, event: OrderEvent) -> None:
+        pass
+
     def on_liquidation(self, event: PositionLiquidated) -> None:
         pass
 
@@ -115,23 +148,25 @@ class Strategy(Generic[P]):
         limit: float | None = None,
         stop: float | None = None,
         time_in_force: TimeInForce = GTC,
+        expire_time: int | None = None,
+        post_only: bool = False,
+        reduce_only: bool = False,
         instrument: str | None = None,
         tag: str = "",
+        sl: float | None = None,
+        tp: float | None = None,
+        sl_pct: float | None = None,
+        tp_pct: float | None = None,
+        trail: float | None = None,
+        trail_pct: float | None = None,
     ) -> int:
         """Buy `quantity`, or a `fraction`: of a short position, that share of it; otherwise that
         share of the buying power (cash, or available margin at the instrument's leverage), sized at
-        the fill price, fees included."""
-        return self.ctx.submit(
-            BUY,
-            instrument=instrument,
-            quantity=quantity,
-            fraction=fraction,
-            order_type=_order_type(limit, stop),
-            limit_price=limit,
-            stop_price=stop,
-            time_in_force=time_in_force,
-            tag=tag,
-        )
+        the fill price, fees included. `limit` and/or `stop` make it a limit, stop or stop-limit
+        order. Exits that go live when it fills (a bracket, see `bracket`): `sl`/`tp` as prices,
+        `sl_pct`/`tp_pct` in percent of the fill price, `trail`/`trail_pct` a trailing stop.
+        Returns the order's id."""
+        return self._place(BUY, locals())
 
     def sell(
         self,
@@ -141,23 +176,158 @@ class Strategy(Generic[P]):
         limit: float | None = None,
         stop: float | None = None,
         time_in_force: TimeInForce = GTC,
+        expire_time: int | None = None,
+        post_only: bool = False,
+        reduce_only: bool = False,
         instrument: str | None = None,
         tag: str = "",
+        sl: float | None = None,
+        tp: float | None = None,
+        sl_pct: float | None = None,
+        tp_pct: float | None = None,
+        trail: float | None = None,
+        trail_pct: float | None = None,
     ) -> int:
         """Sell `quantity`, or a `fraction`: of a long position, that share of it (when the order
         fills); otherwise, on a margin account, that share of the buying power as a short. On a
-        spot instrument with a cash account a sell never goes short."""
-        return self.ctx.submit(
-            SELL,
+        spot instrument with a cash account a sell never goes short. The other arguments as for
+        `buy` (a short's stop-loss is above its fill, its take-profit below)."""
+        return self._place(SELL, locals())
+
+    def _place(self, side: Side, args: dict[str, Any]) -> int:
+        exits = Exits(*(args[name] for name in Exits._fields))
+        order = self.order(
+            side,
+            args["quantity"],
+            fraction=args["fraction"],
+            limit=args["limit"],
+            stop=args["stop"],
+            time_in_force=args["time_in_force"],
+            expire_time=args["expire_time"],
+            post_only=args["post_only"],
+            reduce_only=args["reduce_only"],
+            instrument=args["instrument"],
+            tag=args["tag"],
+        )
+        if exits.any():
+            return self.ctx.submit_list(bracket_orders(self.ctx, order, exits))[0]
+        self.ctx.publish(order)
+        return order.order_id
+
+    def order(
+        self,
+        side: Side,
+        quantity: float | None = None,
+        *,
+        fraction: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        time_in_force: TimeInForce = GTC,
+        expire_time: int | None = None,
+        post_only: bool = False,
+        reduce_only: bool = False,
+        instrument: str | None = None,
+        tag: str = "",
+        order_type: str | None = None,
+        **options: Any,
+    ) -> SubmitOrder:
+        """An order, not sent yet: for `oco`, or for `ctx.submit_list`. Its type follows from
+        `limit` and `stop` unless `order_type` names one (any registered type; `options` are its
+        other `SubmitOrder` fields)."""
+        return self.ctx.order(
+            side,
             instrument=instrument,
             quantity=quantity,
             fraction=fraction,
-            order_type=_order_type(limit, stop),
+            order_type=order_type or _order_type(limit, stop),
             limit_price=limit,
             stop_price=stop,
             time_in_force=time_in_force,
             tag=tag,
+            expire_time=expire_time,
+            post_only=post_only,
+            reduce_only=reduce_only,
+            **options,
         )
+
+    def bracket(
+        self,
+        side: Side,
+        quantity: float | None = None,
+        *,
+        fraction: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        sl: float | None = None,
+        tp: float | None = None,
+        sl_pct: float | None = None,
+        tp_pct: float | None = None,
+        trail: float | None = None,
+        trail_pct: float | None = None,
+        time_in_force: TimeInForce = GTC,
+        instrument: str | None = None,
+        tag: str = "",
+    ) -> Bracket:
+        """An entry and its exits as one command (OTO + OCO): the stop-loss, take-profit and
+        trailing stop go live when the entry fills (on the rest of that bar's path), sized by what
+        it filled, reduce-only; when one of them fills, even partly, the others are canceled at
+        once, and they are canceled when the position closes otherwise."""
+        entry = self.order(
+            side,
+            quantity,
+            fraction=fraction,
+            limit=limit,
+            stop=stop,
+            time_in_force=time_in_force,
+            instrument=instrument,
+            tag=tag,
+        )
+        exits = Exits(sl, tp, sl_pct, tp_pct, trail, trail_pct)
+        if not exits.any():
+            raise StrategyError("a bracket needs at least one exit (sl, tp or a trailing stop)")
+        orders = bracket_orders(self.ctx, entry, exits)
+        self.ctx.submit_list(orders)
+        return bracket_ids(orders)
+
+    def oco(self, *orders: SubmitOrder) -> list[int]:
+        """Send orders (from `order`) as one one-cancels-other group: when one fills, even partly,
+        the others are canceled in the same step."""
+        return self.ctx.submit_list(oco_orders(orders))
+
+    def trailing_stop(
+        self,
+        side: Side,
+        quantity: float | None = None,
+        *,
+        fraction: float | None = None,
+        offset: float,
+        unit: str = "price",
+        activation: float | None = None,
+        limit_offset: float | None = None,
+        reduce_only: bool = False,
+        time_in_force: TimeInForce = GTC,
+        instrument: str | None = None,
+        tag: str = "trailing_stop",
+    ) -> int:
+        """A stop that trails the best price since it started (the high for a sell, the low for a
+        buy) by `offset` in `unit` ("price", "percent" or "ticks"), from `activation` on if given;
+        with `limit_offset` a trailing stop-limit."""
+        order = self.order(
+            side,
+            quantity,
+            fraction=fraction,
+            time_in_force=time_in_force,
+            reduce_only=reduce_only,
+            instrument=instrument,
+            tag=tag,
+            order_type=TRAILING_STOP if limit_offset is None else TRAILING_STOP_LIMIT,
+            trailing_offset=offset,
+            trailing_offset_type=unit,
+            activation_price=activation,
+            limit_offset=limit_offset,
+        )
+        self.ctx.publish(order)
+        return order.order_id
 
     def close(self, instrument: str | None = None, tag: str = "close") -> int | None:
         """Close the whole position at market, long or short, if there is one."""
@@ -171,12 +341,25 @@ class Strategy(Generic[P]):
     def cancel(self, order_id: int) -> None:
         self.ctx.cancel(order_id)
 
+    def modify(
+        self,
+        order_id: int,
+        *,
+        price: float | None = None,
+        quantity: float | None = None,
+        trigger: float | None = None,
+    ) -> None:
+        """Amend an open order: its limit `price`, total `quantity` or stop `trigger`. The answer
+        is `OrderModified` or `OrderModifyRejected(reason)` in `on_order`."""
+        self.ctx.modify(order_id, quantity=quantity, limit_price=price, stop_price=trigger)
+
 
 class ParamsError(ValueError):
     pass
 
 
 def _order_type(limit: float | None, stop: float | None) -> OrderType:
+    """The built-in type that `limit` and `stop` prices make."""
     if limit is not None and stop is not None:
         return STOP_LIMIT
     if limit is not None:

@@ -10,9 +10,15 @@ import polars as pl
 
 from backtester.accounting.accounts import Account, MarginAccount
 from backtester.core.clock import SimClock
-from backtester.domain.enums import GTC, MARKET, OrderType, Side, TimeInForce
+from backtester.domain.enums import GTC, MARKET, Side, TimeInForce
 from backtester.domain.marks import MarkBars
-from backtester.domain.messages import Bar, CancelOrder, SubmitOrder
+from backtester.domain.messages import (
+    Bar,
+    CancelOrder,
+    ModifyOrder,
+    SubmitOrder,
+    SubmitOrderList,
+)
 from backtester.strategy.causal import CausalFrames
 
 
@@ -26,13 +32,18 @@ class OpenOrder(msgspec.Struct):
     order_id: int
     instrument: str
     side: Side
-    order_type: OrderType
+    order_type: str
     quantity: float | None
     fraction: float | None
     limit_price: float | None
     stop_price: float | None
     tag: str
     filled_quantity: float = 0.0
+    # Linked orders: released by this order's fill; one-cancels-other group.
+    parent_id: int | None = None
+    oco_id: int | None = None
+    # A linked order that waits for its parent's fill is not live yet.
+    live: bool = True
 
 
 class StrategyContext:
@@ -171,32 +182,35 @@ class StrategyContext:
 
     # --- orders --------------------------------------------------------------------------------
 
-    def submit(
+    def order(
         self,
         side: Side,
         *,
         instrument: str | None = None,
         quantity: float | None = None,
         fraction: float | None = None,
-        order_type: OrderType = MARKET,
+        order_type: str = MARKET,
         limit_price: float | None = None,
         stop_price: float | None = None,
         time_in_force: TimeInForce = GTC,
         tag: str = "",
-    ) -> int:
-        """Send an order to Risk; returns its id. The outcome arrives as events, never as a return."""
+        **options: object,
+    ) -> SubmitOrder:
+        """A new order with the next id, priced from the latest bar; `options` are any other
+        `SubmitOrder` fields (flags, trailing offsets, links). Not sent: `submit` or
+        `submit_list` sends it."""
         symbol = instrument or self.primary
         last = self.last_bar.get(symbol)
         if last is None:
             raise StrategyError(f"no bar seen yet for {symbol!r}: cannot price an order")
         order_id = self._next_order_id
         self._next_order_id += 1
-        self._publish(
-            SubmitOrder(
+        try:
+            return SubmitOrder(
                 order_id=order_id,
                 instrument=symbol,
-                side=side,
-                order_type=order_type,
+                side=Side(side),
+                order_type=str(order_type),
                 ts_init=self._clock.now,
                 ref_price=last.close,
                 quantity=quantity,
@@ -205,12 +219,71 @@ class StrategyContext:
                 stop_price=stop_price,
                 time_in_force=time_in_force,
                 tag=tag,
+                **options,  # type: ignore[arg-type]
             )
+        except TypeError as exc:
+            raise StrategyError(f"order options: {exc}") from None
+
+    def submit(
+        self,
+        side: Side,
+        *,
+        instrument: str | None = None,
+        quantity: float | None = None,
+        fraction: float | None = None,
+        order_type: str = MARKET,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        time_in_force: TimeInForce = GTC,
+        tag: str = "",
+        **options: object,
+    ) -> int:
+        """Send an order to Risk; returns its id. The outcome arrives as events, never as a return."""
+        order = self.order(
+            side,
+            instrument=instrument,
+            quantity=quantity,
+            fraction=fraction,
+            order_type=order_type,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            tag=tag,
+            **options,
         )
-        return order_id
+        self._publish(order)
+        return order.order_id
+
+    def publish(self, order: SubmitOrder) -> None:
+        """Send an order built by `order`."""
+        self._publish(order)
+
+    def submit_list(self, orders: list[SubmitOrder]) -> list[int]:
+        """Send linked orders (`order` builds them) as one command: all are accepted or all
+        denied."""
+        self._publish(SubmitOrderList(orders=tuple(orders), ts_init=self._clock.now))
+        return [order.order_id for order in orders]
 
     def cancel(self, order_id: int) -> None:
         self._publish(CancelOrder(order_id=order_id, ts_init=self._clock.now))
+
+    def modify(
+        self,
+        order_id: int,
+        *,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> None:
+        self._publish(
+            ModifyOrder(
+                order_id=order_id,
+                ts_init=self._clock.now,
+                quantity=quantity,
+                limit_price=limit_price,
+                stop_price=stop_price,
+            )
+        )
 
 
 class _LatestMarks(Mapping[str, float]):

@@ -12,12 +12,17 @@ from backtester.domain.messages import (
     FundingPaid,
     OrderAccepted,
     OrderCanceled,
+    OrderCancelRejected,
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    OrderModified,
+    OrderModifyRejected,
+    OrderReleased,
     PositionLiquidated,
+    SubmitOrder,
 )
-from backtester.strategy.base import Strategy
+from backtester.strategy.base import OrderEvent, Strategy
 from backtester.strategy.context import OpenOrder, StrategyContext
 
 
@@ -28,6 +33,10 @@ class StrategyModule:
         # Bound once: the per-bar path should not look up attributes it can hold.
         self._on_bar = strategy.on_bar
         self._last_bar = ctx.last_bar
+        # Only a strategy that listens is told of every order answer.
+        self._on_order = (
+            strategy.on_order if type(strategy).on_order is not Strategy.on_order else None
+        )
 
     def subscribe(self, bus: MessageBus) -> None:
         # Settled: the strategy sees a bar after the fills that bar caused are booked.
@@ -37,6 +46,11 @@ class StrategyModule:
         bus.subscribe(OrderDenied, self.on_closed)
         bus.subscribe(OrderCanceled, self.on_closed)
         bus.subscribe(OrderExpired, self.on_closed)
+        bus.subscribe(OrderModified, self.on_changed)
+        bus.subscribe(OrderReleased, self.on_changed)
+        if self._on_order is not None:
+            bus.subscribe(OrderModifyRejected, self._on_order)
+            bus.subscribe(OrderCancelRejected, self._on_order)
         bus.subscribe(FundingPaid, self.on_funding)
         bus.subscribe(PositionLiquidated, self.on_liquidated)
         bus.subscribe(AccountState, self.on_account)
@@ -53,17 +67,19 @@ class StrategyModule:
 
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order
-        self.ctx.open_orders[order.order_id] = OpenOrder(
-            order_id=order.order_id,
-            instrument=order.instrument,
-            side=order.side,
-            order_type=order.order_type,
-            quantity=order.quantity,
-            fraction=order.fraction,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            tag=order.tag,
-        )
+        self.ctx.open_orders[order.order_id] = _open_order(order, live=order.parent_id is None)
+        if self._on_order is not None:
+            self._on_order(event)
+
+    def on_changed(self, event: OrderModified | OrderReleased) -> None:
+        order = event.order
+        known = self.ctx.open_orders.get(order.order_id)
+        if known is not None:
+            view = _open_order(order, live=True)
+            view.filled_quantity = known.filled_quantity
+            self.ctx.open_orders[order.order_id] = view
+        if self._on_order is not None:
+            self._on_order(event)
 
     def on_filled(self, fill: OrderFilled) -> None:
         self.ctx.book_fill(fill.instrument, fill.side is BUY, fill.quantity, fill.price, fill.fee)
@@ -76,6 +92,8 @@ class StrategyModule:
 
     def on_closed(self, event: OrderDenied | OrderCanceled | OrderExpired) -> None:
         self.ctx.open_orders.pop(event.order_id, None)
+        if self._on_order is not None:
+            self._on_order(event)
 
     def on_funding(self, payment: FundingPaid) -> None:
         self.ctx.book_funding(payment.instrument, payment.amount)
@@ -87,3 +105,23 @@ class StrategyModule:
         # After the ledger booked the fill: the hook sees the books as they stand after it.
         if event.fill is not None:
             self.strategy.on_fill(event.fill)
+
+
+def _open_order(order: SubmitOrder, live: bool) -> OpenOrder:
+    return OpenOrder(
+        order_id=order.order_id,
+        instrument=order.instrument,
+        side=order.side,
+        order_type=order.order_type,
+        quantity=order.quantity,
+        fraction=order.fraction,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        tag=order.tag,
+        parent_id=order.parent_id,
+        oco_id=order.oco_id,
+        live=live,
+    )
+
+
+__all__ = ["OrderEvent", "StrategyModule"]

@@ -25,11 +25,16 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "config": frozenset({"domain"}),
     # The account model: pure classes over domain types, which every module holding balances uses.
     "accounting": frozenset({"domain"}),
+    # Order types: each type's validation, expected price, trigger and wake-up scan, over domain
+    # types, shared by risk, the venue and the strategy API.
+    "orders": frozenset({"domain"}),
     # The four bounded contexts on the bus: only core, domain, config and the account model, never
     # each other.
-    "strategy": frozenset({"core", "domain", "config", "compiled", "indicators", "accounting"}),
-    "risk": frozenset({"core", "domain", "config", "accounting"}),
-    "execution": frozenset({"core", "domain", "config", "accounting"}),
+    "strategy": frozenset(
+        {"core", "domain", "config", "compiled", "indicators", "accounting", "orders"}
+    ),
+    "risk": frozenset({"core", "domain", "config", "accounting", "orders"}),
+    "execution": frozenset({"core", "domain", "config", "accounting", "orders"}),
     "account": frozenset({"core", "domain", "config", "accounting"}),
     # Data and metrics work on domain values and frames only (a download shows its progress).
     "data": frozenset({"domain", "progress"}),

@@ -349,6 +349,8 @@ def _values_for(info: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
         return st.one_of(*[_values_for(t) for t in info.types])
     if isinstance(info, msgspec.inspect.StructType):
         return st.builds(info.cls, **{field.name: _values_for(field.type) for field in info.fields})
+    if isinstance(info, msgspec.inspect.VarTupleType):
+        return st.lists(_values_for(info.item_type), max_size=3).map(tuple)
     raise TypeError(f"no value generator for {info!r}: extend _values_for")
 
 

@@ -161,7 +161,7 @@ def test_bad_overrides_are_config_errors(override: str, message: str) -> None:
         (
             "",
             '[fill]\nintrabar = "sideways"',
-            "fill.intrabar: invalid value 'sideways' (valid: ohlc, pessimistic)",
+            "fill.intrabar: invalid value 'sideways' (valid: ohlc, pessimistic, optimistic)",
         ),
         ("", '[[instruments]]\nsymbol = "ETH/USDT"', "instruments[0].symbol: 'ETH/USDT' has no"),
         (

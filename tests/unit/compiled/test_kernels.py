@@ -139,7 +139,8 @@ def reference_round_trips(
     for symbol, t in trades.items():
         ts, close = last_close[symbol]
         row(symbol, t, ts, t["exit_value"] + abs(t["held"]) * close * 1.0, True)
-    return pl.DataFrame(rows, schema=TRADE_SCHEMA, orient="row")
+    schema = {name: TRADE_SCHEMA[name] for name in rows[0]} if rows else TRADE_SCHEMA
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -239,7 +240,8 @@ def test_tick_scale_of_real_prices_and_of_prices_off_every_grid() -> None:
 def test_round_trips_equal_the_python_loop_they_replaced(fills: pl.DataFrame) -> None:
     last = {s: (10**15, 95.5) for s in ["A", "B", "C"]}
     expected = reference_round_trips(fills, last)
-    got = trades_frame(fills, last)
+    # The round-trip arithmetic; the descriptive columns (tags, excursions) are pinned elsewhere.
+    got = trades_frame(fills, last).select(expected.columns)
     assert got.schema == expected.schema
     assert got.equals(expected)
 

@@ -76,10 +76,10 @@ def test_market_sell_closes_position_at_next_open() -> None:
 # --- limit ----------------------------------------------------------------------------------------
 
 
-def test_limit_buy_gapped_through_at_open_fills_at_open() -> None:
+def test_limit_buy_marketable_on_arrival_fills_at_open_as_taker() -> None:
     result = run_script([FLAT, UP_WIDE], {0: [lambda s: s.buy(1.0, limit=103.0)]}, cash=1000)
     fill = single_fill(result)
-    assert (fill["price"], fill["quantity"], fill["liquidity"]) == (102.0, 1.0, "maker")
+    assert (fill["price"], fill["quantity"], fill["liquidity"]) == (102.0, 1.0, "taker")
 
 
 def test_limit_buy_touched_intrabar_fills_at_limit() -> None:
@@ -102,11 +102,11 @@ def test_limit_buy_below_the_low_does_not_fill_and_is_canceled_at_end_of_data() 
     assert (record["status"], record["reason"]) == ("canceled", "end of data")
 
 
-def test_limit_sell_gapped_through_at_open_fills_at_open() -> None:
+def test_limit_sell_marketable_on_arrival_fills_at_open_as_taker() -> None:
     rows = [FLAT, FLAT, DOWN_WIDE]
     result = run_script(rows, {0: [lambda s: s.buy(1.0)], 1: [lambda s: s.sell(1.0, limit=99.0)]})
     sell = fill_rows(result)[1]
-    assert (sell["price"], sell["liquidity"]) == (100.0, "maker")
+    assert (sell["price"], sell["liquidity"]) == (100.0, "taker")
 
 
 def test_limit_sell_touched_intrabar_fills_at_limit() -> None:
@@ -177,7 +177,7 @@ def test_stop_limit_buy_triggered_then_filled_when_price_returns_to_limit_as_mak
 def test_stop_limit_buy_triggered_but_limit_never_reached_does_not_fill() -> None:
     # Up bar O=102 -> L=95 -> H=110 -> C=108: the stop triggers at 105 on the way up, price stays above 104.
     script = {0: [lambda s: s.buy(1.0, stop=105.0, limit=104.0)]}
-    result = run_script([FLAT, UP_WIDE], script, cash=1000)
+    result = run_script([FLAT, UP_WIDE], script, cash=1000, intrabar="ohlc")
     assert result.fills.height == 0
     assert order(result, 1)["status"] == "canceled"
 
@@ -187,7 +187,7 @@ def test_stop_limit_triggered_on_one_bar_stays_a_limit_and_fills_on_a_later_bar(
     # stop, but dips to the limit: the triggered order is a limit now, and fills there as maker.
     rows = [FLAT, UP_WIDE, (103.0, 103.5, 101.0, 102.0, 1000.0)]
     script = {0: [lambda s: s.buy(1.0, stop=105.0, limit=104.0)]}
-    fill = single_fill(run_script(rows, script, cash=1000))
+    fill = single_fill(run_script(rows, script, cash=1000, intrabar="ohlc"))
     assert (fill["price"], fill["liquidity"]) == (103.0, "maker")  # the open of bar 2
 
 
@@ -237,7 +237,8 @@ def _order(side: Side, kind: OrderType, limit: float | None, stop: float | None)
     ("side", "kind", "limit", "stop", "expected"),
     [
         (Side.BUY, OrderType.MARKET, None, None, (0.0, 100.0, Liquidity.TAKER, True)),
-        (Side.BUY, OrderType.LIMIT, 101.0, None, (0.0, 100.0, Liquidity.MAKER, False)),
+        # marketable the moment it becomes eligible: it takes liquidity at the open
+        (Side.BUY, OrderType.LIMIT, 101.0, None, (0.0, 100.0, Liquidity.TAKER, True)),
         # up bar path 100 -> 90 -> 120 -> 110: 95 is crossed half-way down the first segment
         (Side.BUY, OrderType.LIMIT, 95.0, None, (0.5, 95.0, Liquidity.MAKER, False)),
         (Side.SELL, OrderType.LIMIT, 105.0, None, (1.5, 105.0, Liquidity.MAKER, False)),
