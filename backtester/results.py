@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -93,13 +94,7 @@ class RunResult:
     def denial_warning(self) -> str | None:
         """One line when risk denied any order (a run that trades less than its strategy asked),
         else None."""
-        denied = self.stats.get("orders_denied", 0)
-        if not denied:
-            return None
-        return (
-            f"{denied} of {self.stats.get('orders', denied)} orders were denied "
-            f"({self.stats.get('denial_reasons', '')})"
-        )
+        return denial_warning(self.stats)
 
     @property
     def denials(self) -> pl.DataFrame:
@@ -292,18 +287,20 @@ def build_result(
     unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
-        position_value, marked, drawdown = (np.empty(len(timeline)) for _ in range(3))
-        mark_to_market(cash, held, unit_values[symbol], position_value, marked, drawdown)
+        # One block for the four columns: freed and allocated again run after run (a sweep), one
+        # large block is reused by the allocator, while four separate ones are handed back to the
+        # system and faulted in afresh each time, which costs more than the pass itself.
+        position_value, marked, drawdown, notional = np.empty((4, len(timeline)))
+        mark_to_market(cash, held, unit_values[symbol], position_value, marked, drawdown, notional)
         equity = equity_frame(timeline, cash, position_value, (marked, drawdown))
     else:
         position_value = np.zeros(len(timeline))
+        notional = np.zeros(len(timeline))
         for symbol, held in positions.items():
             position_value += held * unit_values[symbol]
+            notional += np.abs(held) * unit_values[symbol]
         equity = equity_frame(timeline, cash, position_value)
     paid = books.funding if books.funding is not None else np.zeros(len(timeline))
-    notional = np.zeros(len(timeline))
-    for symbol, held in positions.items():
-        notional += np.abs(held) * unit_values[symbol]
     equity = equity.with_columns(pl.Series("funding", paid), pl.Series("notional", notional))
     if account == "margin" and books.cost_basis is not None:
         basis = np.zeros(len(timeline))
@@ -357,3 +354,12 @@ def build_result(
         funding=funding_frame,
         account=account,
     )
+
+
+def denial_warning(stats: Mapping[str, Any]) -> str | None:
+    """The warning of a run whose risk engine denied orders, from its statistics (a result's or a
+    run directory's stats.json), else None."""
+    denied = stats.get("orders_denied", 0)
+    if not denied:
+        return None
+    return f"{denied} of {stats.get('orders', denied)} orders were denied ({stats.get('denial_reasons', '')})"

@@ -64,6 +64,7 @@ class Account:
     """What every account kind shares: the booking of fills and funding, positions, equity."""
 
     kind: ClassVar[str]
+    keeps_margin: ClassVar[bool] = False  # initial margin per position (margin accounts)
 
     def __init__(self, instruments: Mapping[str, Instrument], initial_cash: float) -> None:
         self.instruments = dict(instruments)
@@ -106,27 +107,34 @@ class Account:
         self, symbol: str, buy: bool, quantity: float, price: float, fee: float
     ) -> FillBooking:
         position = self.positions[symbol]
-        multiplier = position.instrument.contract_size
-        notional = a.fill_notional(quantity, price, multiplier)
-        self.cash = a.cash_after_fill(self.cash, buy, notional, fee)
-        held, entry = position.quantity, position.avg_price
-        new_held, new_entry, closed = a.position_after_fill(held, entry, buy, quantity, price)
-        realized = a.realized_pnl(held, entry, price, closed, multiplier) if closed else 0.0
-        opened = quantity - closed if closed else quantity
-        self._book_margin(position, held, closed, opened, price)
-        position.quantity = new_held
-        position.avg_price = new_entry
+        instrument = position.instrument
+        (
+            self.cash,
+            position.quantity,
+            position.avg_price,
+            position.margin,
+            closed,
+            opened,
+            realized,
+        ) = a.book_fill(
+            self.cash,
+            position.quantity,
+            position.avg_price,
+            position.margin,
+            buy,
+            quantity,
+            price,
+            fee,
+            instrument.contract_size,
+            instrument.leverage,
+            self.keeps_margin,
+        )
         position.fees += fee
         self.fees_paid += fee
         if closed:
             position.realized_pnl += realized
             self.realized_pnl += realized
         return FillBooking(closed, opened, realized)
-
-    def _book_margin(
-        self, position: Position, held: float, closed: float, opened: float, price: float
-    ) -> None:
-        """Margin accounts keep each position's initial margin; a cash account has none."""
 
     def apply_funding(self, symbol: str, amount: float) -> None:
         """Book a funding payment: `amount` > 0 is paid by the account, < 0 received."""
@@ -168,8 +176,9 @@ class Account:
         """The quantity whose opening cost is about `budget` at `price`, before rounding: the
         estimate `budget / (price * contract size * (1 / leverage + fee rate))`."""
         instrument = self.positions[symbol].instrument
-        rate = fee(1.0)
-        return budget / (price * instrument.contract_size * (1.0 / self.leverage(symbol) + rate))
+        return a.quantity_for_budget(
+            budget, price, instrument.contract_size, self.leverage(symbol), fee(1.0)
+        )
 
     def affordable(self, symbol: str, price: float, budget: float, fee: FeeOf) -> float:
         """The largest quantity on the lot grid whose opening cost does not exceed `budget`, exactly
@@ -222,6 +231,7 @@ class MarginAccount(Account):
     position's margin)."""
 
     kind = "margin"
+    keeps_margin = True
 
     def leverage(self, symbol: str) -> float:
         return self.positions[symbol].instrument.leverage
@@ -229,15 +239,6 @@ class MarginAccount(Account):
     @property
     def marks_matter(self) -> bool:
         return any(not self.is_isolated(symbol) for symbol in self.positions)
-
-    def _book_margin(
-        self, position: Position, held: float, closed: float, opened: float, price: float
-    ) -> None:
-        instrument = position.instrument
-        opened_notional = a.fill_notional(opened, price, instrument.contract_size)
-        position.margin = a.margin_after_fill(
-            position.margin, held, closed, opened_notional, instrument.leverage
-        )
 
     def apply_funding(self, symbol: str, amount: float) -> None:
         super().apply_funding(symbol, amount)

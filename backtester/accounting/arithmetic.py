@@ -1,5 +1,7 @@
 """The booking arithmetic, as plain functions of floats: the one definition every account, module and
-compiled kernel uses (numba compiles these functions as they are; `compiled/booking.py`).
+compiled kernel uses. The compiled order path (`compiled/signal_path.py`) calls these functions by
+name: numba compiles them into the kernel as they are (`compiled.jit.with_numba_twins`), so the
+kernel and the accounts run the same code. Only floats, bools and tuples of them go in and out.
 
 Every account kind books a fill the same way: its notional flows through `cash` (a buy pays it, a
 sell receives it; fees are paid on top), and each position keeps its signed quantity and average
@@ -47,6 +49,33 @@ def position_after_fill(
     return new_held, avg_price, closed
 
 
+def book_fill(
+    cash: float,
+    held: float,
+    avg_price: float,
+    margin: float,
+    buy: bool,
+    quantity: float,
+    price: float,
+    fee: float,
+    multiplier: float,
+    leverage: float,
+    keeps_margin: bool,
+) -> tuple[float, float, float, float, float, float, float]:
+    """One fill booked into a position (`held` at `avg_price`, holding `margin`) and the cash:
+    (cash, signed quantity, average entry price, margin, quantity closed, quantity opened, profit
+    the close realized). Only a margin account (`keeps_margin`) keeps initial margin per position."""
+    notional = fill_notional(quantity, price, multiplier)
+    cash = cash_after_fill(cash, buy, notional, fee)
+    new_held, new_avg_price, closed = position_after_fill(held, avg_price, buy, quantity, price)
+    realized = realized_pnl(held, avg_price, price, closed, multiplier) if closed != 0.0 else 0.0
+    opened = quantity - closed if closed != 0.0 else quantity
+    if keeps_margin:
+        opened_notional = fill_notional(opened, price, multiplier)
+        margin = margin_after_fill(margin, held, closed, opened_notional, leverage)
+    return cash, new_held, new_avg_price, margin, closed, opened, realized
+
+
 def realized_pnl(
     held: float, avg_price: float, price: float, closed: float, multiplier: float
 ) -> float:
@@ -71,6 +100,14 @@ def opening_cost(notional: float, fee: float, leverage: float) -> float:
     """What opening exposure of `notional` takes from buying power: its margin and the fee (with
     leverage 1, as on spot, the whole notional)."""
     return notional / leverage + fee
+
+
+def quantity_for_budget(
+    budget: float, price: float, multiplier: float, leverage: float, fee_rate: float
+) -> float:
+    """The quantity whose opening cost (margin and a fee of `fee_rate`) is about `budget`, before
+    any rounding: `budget / (price * contract size * (1 / leverage + fee rate))`."""
+    return budget / (price * multiplier * (1.0 / leverage + fee_rate))
 
 
 def isolated_liquidation_price(

@@ -2,11 +2,11 @@
 (adr/0012): built once per installation and kernel source, with a one-line notice, then loaded by
 each process in about a millisecond without importing numba.
 
-The module's name carries a hash of the sources of this package (kernels and build recipe), of
-numpy's version and of the interpreter, so an edited kernel or an upgraded numpy is built anew
-rather than loaded stale. It lives in this package's `__pycache__` when that is writable (where
-numba's own cache would go), else in the user's cache directory; `BACKTESTER_KERNEL_CACHE` names
-another directory. A build writes into a fresh temporary directory and moves the finished file in
+The module's name carries a hash of the sources of this package (kernels and build recipe) and of
+the plain functions they call from elsewhere (`ELSEWHERE`), of numpy's version and of the
+interpreter, so an edited kernel or an upgraded numpy is built anew rather than loaded stale. It
+lives in this package's `__pycache__` when that is writable (where numba's own cache would go),
+else in the user's cache directory; `BACKTESTER_KERNEL_CACHE` names another directory. A build writes into a fresh temporary directory and moves the finished file in
 place, so concurrent first runs (a sweep's workers) each see either no module or a whole one.
 
     python -m backtester.compiled.aot [--quiet]   # build now (the install scripts do); say where
@@ -35,9 +35,13 @@ import numpy as np
 from backtester.compiled.jit import Kernel, notice, with_numba_twins
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+_SOURCE_ROOT = PACKAGE_DIR.parents[1]  # where the `backtester` package is
 CACHE_ENV = "BACKTESTER_KERNEL_CACHE"
 PREFIX = "_kernels_"
 _NOT_KERNEL_MODULES = frozenset({"__init__", "jit", "aot"})
+# Modules outside this package whose plain functions kernels call (compiled into them): an edit
+# there changes the kernels too. A test checks that every such module is named here.
+ELSEWHERE = ("backtester.accounting.arithmetic",)
 
 
 def kernel_modules() -> list[str]:
@@ -58,9 +62,15 @@ def all_kernels() -> list[Kernel[..., Any]]:
     return [kernels[name] for name in sorted(kernels)]
 
 
+def source_files() -> list[Path]:
+    """Every source the built module is made from, without importing any of it."""
+    elsewhere = [_SOURCE_ROOT.joinpath(*name.split(".")).with_suffix(".py") for name in ELSEWHERE]
+    return [*sorted(PACKAGE_DIR.glob("*.py")), *elsewhere]
+
+
 def module_name() -> str:
     digest = hashlib.blake2b(digest_size=10)
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
+    for path in source_files():
         digest.update(path.name.encode() + b"\x00" + path.read_bytes())
     for part in (np.__version__, sys.version, sys.platform, _ext_suffix()):
         digest.update(part.encode() + b"\x00")

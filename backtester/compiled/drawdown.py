@@ -39,7 +39,10 @@ def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
     return deepest, longest
 
 
-@kernel("void(float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1])")
+@kernel(
+    "void(float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
+    "float64[::1])"
+)
 def mark_to_market(
     cash: np.ndarray,
     held: np.ndarray,
@@ -47,18 +50,23 @@ def mark_to_market(
     position_value: np.ndarray,
     equity: np.ndarray,
     drawdown: np.ndarray,
+    notional: np.ndarray,
 ) -> None:
     """Position value (`0.0 + held * close`, as summed over instruments from zero), equity
-    (`cash + position value`) and drawdown in percent (`100 * (equity / running peak - 1)`), in one pass, into the last three
-    arrays (allocated by the caller: numpy backs large arrays with huge pages, while a kernel's own
-    allocations fault in page by page)."""
+    (`cash + position value`), drawdown in percent (`100 * (equity / running peak - 1)`) and the
+    notional held (`0.0 + |held| * close`), in one pass, into the last four arrays (allocated by
+    the caller: numpy backs large arrays with huge pages, while a kernel's own allocations fault in
+    page by page)."""
     n = len(cash)
     peak = 0.0
     for i in range(n):
-        value = 0.0 + held[i] * close[i]
+        h = held[i]
+        c = close[i]
+        value = 0.0 + h * c
         e = cash[i] + value
         position_value[i] = value
         equity[i] = e
+        notional[i] = 0.0 + abs(h) * c
         if i == 0 or math.isnan(e) or (not math.isnan(peak) and e > peak):
             peak = e
         if peak == 0.0:

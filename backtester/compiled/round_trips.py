@@ -7,6 +7,8 @@ belongs to the trade open on its instrument when it is paid.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from backtester.compiled.jit import kernel
@@ -162,3 +164,34 @@ def _group(
             out_state[trades, :] = state[s, :]
             trades += 1
     return trades
+
+
+@kernel("void(int64[::1], int64[::1], float64[::1], float64[::1], float64[::1], float64[::1])")
+def range_extremes(
+    first: np.ndarray,
+    last: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    lowest: np.ndarray,
+    highest: np.ndarray,
+) -> None:
+    """For each span of bars `first[k]..last[k]` (both included): the lowest low and the highest
+    high, as numpy's min and max of the slices give them (a NaN in the span is the result)."""
+    for k in range(len(first)):
+        a, b = first[k], last[k]
+        lo = low[a]
+        for i in range(a + 1, b + 1):
+            if math.isnan(lo):
+                break
+            v = low[i]
+            if v < lo or math.isnan(v):
+                lo = v
+        hi = high[a]
+        for i in range(a + 1, b + 1):
+            if math.isnan(hi):
+                break
+            v = high[i]
+            if v > hi or math.isnan(v):
+                hi = v
+        lowest[k] = lo
+        highest[k] = hi

@@ -1,14 +1,24 @@
 """The compiled order path: a `SignalPlan` run bar by bar in one loop, with the exact arithmetic of
 the event-driven modules (strategy -> risk -> venue -> ledger), for the configurations it covers
-(`backtester.engine.compiled_path.unsupported` says which). Every expression below mirrors one in those
-modules, in the same order, so the floats come out bit for bit the same; the identity tests run
-both paths and compare digests.
+(`backtester.engine.compiled_path.unsupported` says which).
+
+The booking arithmetic is not written here: the loop calls the functions of
+`backtester.accounting.arithmetic` that the accounts call (numba compiles them into the kernel), so
+sizing, cash and positions are the same code. What is left here is the order flow of a plan (which
+order when, what a denial quotes), in the order the modules run it; the identity tests run both
+paths and compare digests.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from backtester.accounting.arithmetic import (
+    book_fill,
+    fill_notional,
+    opening_cost,
+    quantity_for_budget,
+)
 from backtester.compiled.jit import kernel
 
 # Order outcomes.
@@ -53,9 +63,8 @@ def simulate(
     order_floats = np.zeros((3, capacity))  # quoted value, filled quantity, filled notional
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
     fill_floats = np.zeros((3, capacity))  # price, quantity, fee
-    cash_at = np.empty(n)
-    position_at = np.empty(n)
-    money = np.array([initial_cash, 0.0, 0.0])  # cash, position, fees paid
+    cash_at, position_at = np.empty((2, n))  # one block: see results.build_result
+    money = np.array([initial_cash, 0.0, 0.0, 0.0])  # cash, position, fees paid, entry price
     counts = np.zeros(2, np.int64)  # orders, fills
     loop = _run_plan if compiled else _run_plan.py_func
     loop(
@@ -90,7 +99,7 @@ def simulate(
         *fill_floats[:, :fills],
         cash_at,
         position_at,
-        money[2:],
+        money[2:3],
     )
 
 
@@ -122,18 +131,22 @@ def _run_plan(
     counts: np.ndarray,
 ) -> None:
     """The loop of `simulate`, writing into the arrays it is given. `money` holds the balances
-    (cash, position, fees paid) as one array so the helpers below can book into it."""
+    (cash, position, fees paid, entry price) as one array so the helpers below can book into it."""
     n = len(signal)
 
+    # A spot instrument on a cash account: one unit per contract, no leverage.
+    multiplier = 1.0
+    leverage = 1.0
+
     def affordable(price: float, budget: float) -> float:
-        # venue._affordable: the largest quantity whose notional + fee fits the budget, in floats
-        # (the division can overshoot by an ulp: step down until the booked cost fits).
+        # Account.affordable without a lot grid: the largest quantity whose opening cost fits the
+        # budget, in floats (the estimate can overshoot by an ulp: step down until it fits).
         if budget <= 0.0:
             return 0.0
-        quantity = budget / (price * (1.0 + fee_rate))
+        quantity = quantity_for_budget(budget, price, multiplier, leverage, fee_rate)
         while quantity > 0.0:
-            notional = quantity * price
-            if notional + notional * fee_rate <= budget:
+            notional = fill_notional(quantity, price, multiplier)
+            if opening_cost(notional, notional * fee_rate, leverage) <= budget:
                 return quantity
             quantity = np.nextafter(quantity, 0.0)
         return 0.0
@@ -154,10 +167,11 @@ def _run_plan(
                 order_ints[3, k] = DENIED_NO_CASH
                 order_floats[0, k] = available
                 return -1
-            quantity = (entry_fraction * available) / (price * (1.0 + fee_rate))
+            budget = entry_fraction * available
+            quantity = quantity_for_budget(budget, price, multiplier, leverage, fee_rate)
         else:
             quantity = exit_fraction * money[1]
-        notional = quantity * price
+        notional = fill_notional(quantity, price, multiplier)
         if notional < min_notional or notional > max_notional:
             order_ints[2, k] = DENIED
             below = notional < min_notional
@@ -190,14 +204,13 @@ def _run_plan(
                 order_ints[2, k] = CANCELED
                 order_ints[3, k] = CANCELED_SIZED_TO_ZERO
                 return
-        notional = quantity * price
-        fee = notional * fee_rate
-        if buy:
-            money[0] = cash - (notional + fee)
-            money[1] = position + quantity
-        else:
-            money[0] = cash + (notional - fee)
-            money[1] = position - quantity
+        fee = fill_notional(quantity, price, multiplier) * fee_rate
+        booked = book_fill(
+            cash, position, money[3], 0.0, buy, quantity, price, fee, multiplier, leverage, False
+        )
+        money[0] = booked[0]
+        money[1] = booked[1]
+        money[3] = booked[2]
         money[2] = money[2] + fee
         order_ints[2, k] = FILLED
         order_floats[1, k] = 0.0 + quantity
@@ -211,22 +224,29 @@ def _run_plan(
         fill_floats[2, j] = fee
 
     pending = -1  # the order resting at the venue until the next bar
+    # The balances as locals between bookings: read from `money` in the loop, they would be loaded
+    # again on every bar (the stores into cash_at might alias them).
+    cash = money[0]
+    position = money[1]
     for i in range(n):
         # The venue sees each bar before the strategy: an order from an earlier bar fills at this
         # bar's open, and the strategy then acts on the position that fill left.
-        if pending >= 0:
-            fill(pending, i, open_[i])
-            pending = -1
         s = signal[i]
-        if (s > 0 and money[1] == 0.0) or (s < 0 and money[1] > 0.0):
-            k = submit(i, s > 0)
-            if k >= 0:
-                if trade_on_close:
-                    fill(k, i, close[i])
-                else:
-                    pending = k
-        cash_at[i] = money[0]
-        position_at[i] = money[1]
+        if pending >= 0 or s != 0:
+            if pending >= 0:
+                fill(pending, i, open_[i])
+                pending = -1
+            if (s > 0 and money[1] == 0.0) or (s < 0 and money[1] > 0.0):
+                k = submit(i, s > 0)
+                if k >= 0:
+                    if trade_on_close:
+                        fill(k, i, close[i])
+                    else:
+                        pending = k
+            cash = money[0]
+            position = money[1]
+        cash_at[i] = cash
+        position_at[i] = position
     if pending >= 0:
         order_ints[2, pending] = CANCELED
         order_ints[3, pending] = CANCELED_END_OF_DATA

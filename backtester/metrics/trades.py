@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
 
-from backtester.compiled.round_trips import group_round_trips
+from backtester.compiled.round_trips import group_round_trips, range_extremes
 
 LIQUIDATION_TAG = "liquidation"
 
@@ -131,19 +131,16 @@ def round_trips(
     pnl = np.where(long, value_out - entry_value, entry_value - value_out) - fees - funded
     exit_quantity = np.where(is_open, exited + np.abs(held), exited)
     entry_ts = ts[first]
-    tags = fills["tag"].to_numpy() if "tag" in fills.columns else None
-    liquidated = (
-        np.zeros(len(symbol), dtype=bool)
-        if tags is None
-        else ~is_open & (tags[np.maximum(last, 0)] == LIQUIDATION_TAG)
-    )
+    # Tags stay in polars: a column of strings read into numpy would be Python objects.
+    exit_row = np.maximum(last, 0)
+    if "tag" in fills.columns:
+        entry_tags = fills["tag"].gather(first)
+        exit_tags = fills["tag"].gather(exit_row)
+        liquidated = ~is_open & (exit_tags == LIQUIDATION_TAG).fill_null(False).to_numpy()
+    else:
+        entry_tags = exit_tags = pl.repeat("", len(symbol), eager=True)
+        liquidated = np.zeros(len(symbol), dtype=bool)
     entry_price = _ratio(entry_value, entered * sizes[symbol])
-    entry_tags = tags[first] if tags is not None else np.full(len(symbol), "", dtype=object)
-    exit_tags = tags[np.maximum(last, 0)] if tags is not None else entry_tags
-    reasons = [
-        END_OF_DATA if still_open else ("signal" if tag in SIGNAL_TAGS else str(tag))
-        for still_open, tag in zip(is_open.tolist(), exit_tags.tolist(), strict=True)
-    ]
     mae, mfe, bars_held = _excursions(
         symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}
     )
@@ -154,7 +151,7 @@ def round_trips(
             else pl.Series(symbol).replace_strict(
                 range(len(symbols)), symbols, return_dtype=pl.String
             ),
-            "side": np.where(long, "long", "short"),
+            "side": long,
             "entry_time": entry_ts,
             "exit_time": exit_ts,
             "entry_price": entry_price,
@@ -167,19 +164,27 @@ def round_trips(
             "duration": exit_ts - entry_ts,
             "is_open": is_open,
             "liquidated": liquidated,
-            "entry_tag": [str(tag) for tag in entry_tags.tolist()],
-            "exit_reason": reasons,
+            "entry_tag": entry_tags,
+            "exit_reason": exit_tags,
             "mae_pct": mae,
             "mfe_pct": mfe,
             "bars_held": bars_held,
         },
         schema={
             **TRADE_SCHEMA,
+            "side": pl.Boolean,
             "entry_time": pl.Int64,
             "exit_time": pl.Int64,
             "duration": pl.Int64,
         },
     ).with_columns(
+        pl.when(pl.col("side")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
+        pl.when(pl.col("is_open"))
+        .then(pl.lit(END_OF_DATA))
+        .when(pl.col("exit_reason").is_in(sorted(SIGNAL_TAGS)))
+        .then(pl.lit("signal"))
+        .otherwise(pl.col("exit_reason"))
+        .alias("exit_reason"),
         pl.col("entry_time", "exit_time").cast(TRADE_SCHEMA["entry_time"]),
         pl.col("duration").cast(TRADE_SCHEMA["duration"]),
     )
@@ -209,18 +214,25 @@ def _excursions(
         first = np.maximum(np.searchsorted(ts, entry_ts[mine], side="right") - 1, 0)
         last = np.maximum(np.searchsorted(ts, exit_ts[mine], side="right") - 1, first)
         held[mine] = last - first
-        for k, a, b in zip(mine.tolist(), first.tolist(), last.tolist(), strict=True):
-            price = entry_price[k]
-            if price <= 0.0:
-                continue
-            lowest = float(low[a : b + 1].min())
-            highest = float(high[a : b + 1].max())
-            if long[k]:
-                worst, best = lowest / price - 1.0, highest / price - 1.0
-            else:
-                worst, best = 1.0 - highest / price, 1.0 - lowest / price
-            mae[k] = min(100.0 * worst, 0.0)
-            mfe[k] = max(100.0 * best, 0.0)
+        lowest, highest = np.empty(len(mine)), np.empty(len(mine))
+        range_extremes(
+            np.ascontiguousarray(first, dtype=np.int64),
+            np.ascontiguousarray(last, dtype=np.int64),
+            np.ascontiguousarray(high, dtype=np.float64),
+            np.ascontiguousarray(low, dtype=np.float64),
+            lowest,
+            highest,
+        )
+        price = entry_price[mine]
+        is_long = long[mine]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            worst = 100.0 * np.where(is_long, lowest / price - 1.0, 1.0 - highest / price)
+            best = 100.0 * np.where(is_long, highest / price - 1.0, 1.0 - lowest / price)
+        # min(x, 0.0) and max(x, 0.0) as Python takes them (x itself on a tie or a NaN); no
+        # excursion without a positive entry price.
+        priced = price > 0.0
+        mae[mine] = np.where(priced, np.where(worst > 0.0, 0.0, worst), 0.0)
+        mfe[mine] = np.where(priced, np.where(best < 0.0, 0.0, best), 0.0)
     return mae, mfe, held
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from backtester.report.data import RunData
 from backtester.report.distributions import duration_scatter, monthly_heatmap, pnl_histogram
+from backtester.report.exits import denial_note, exits_table
 from backtester.report.figures import (
     drawdown_figure,
     equity_figure,
@@ -80,9 +81,14 @@ def run_page(data: RunData) -> str:
         f"{stats.get('start', '')} to {stats.get('end', '')}, {stats.get('bars', 0):,} bars, "
         f"{stats.get('trades', 0):,} closed trades"
     )
-    blocks: list[Block] = [Html(f"note-{i}", "", note(text)) for i, text in enumerate(data.notes)]
+    denied = denial_note(stats)
+    notes = (*data.notes, denied) if denied is not None else data.notes
+    blocks: list[Block] = [Html(f"note-{i}", "", note(text)) for i, text in enumerate(notes)]
     blocks.append(Html("stats", "Statistics", stats_table(stats)))
     blocks += run_charts(data)
+    exits = exits_table(data.trades)
+    if exits is not None:
+        blocks.append(Html("exits", "How trades ended", exits))
     blocks.append(Html("provenance", "What produced this run", provenance(data)))
     return render_page(data.title, subtitle, blocks)
 

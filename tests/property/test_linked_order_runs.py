@@ -11,14 +11,25 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from backtester import Backtest, RunResult, Strategy, TimeInForce
-from backtester.domain.enums import SELL
+from backtester.domain.enums import BUY, SELL
 from backtester.domain.messages import Bar
 from tests.engine_support import BAR_MS, NS_PER_MS, bars_frame
 from tests.property.test_signal_mode import long_rows
 
 # (kind, a percent or offset) per active row.
 Plan = dict[int, tuple[str, float]]
-KINDS = ["bracket", "bracket_trail", "oco", "gtd", "exit", "trail", "stop_limit_bracket"]
+KINDS = [
+    "bracket",
+    "bracket_trail",
+    "oco",
+    "gtd",
+    "exit",
+    "trail",
+    "stop_limit_bracket",
+    "trail_activation",
+    "trail_limit_ticks",
+    "mit",
+]
 
 
 def planned(plan: Plan) -> type[Strategy[Any]]:
@@ -69,6 +80,24 @@ def planned(plan: Plan) -> type[Strategy[Any]]:
                 self.sell(fraction=1.0)
             elif kind == "trail" and held > 0:
                 self.trailing_stop(SELL, fraction=1.0, offset=size, reduce_only=True)
+            elif kind == "trail_activation" and held > 0:
+                self.trailing_stop(
+                    SELL,
+                    fraction=1.0,
+                    offset=size,
+                    unit="percent",
+                    activation=close + size,
+                    reduce_only=True,
+                )
+            elif kind == "trail_limit_ticks" and held > 0:
+                self.trailing_stop(
+                    SELL, fraction=1.0, offset=size, unit="ticks", limit_offset=size / 2
+                )
+            elif kind == "mit":
+                below = self.order(
+                    BUY, fraction=0.3, order_type="market_if_touched", stop=close - size
+                )
+                self.ctx.publish(below)
 
     return Planned
 
@@ -120,8 +149,10 @@ def test_linked_orders_keep_their_promises_and_signal_mode_equals_dense(
         if flat is None:
             continue
         for leg in legs:
-            # When the position the exits protect is closed, none of them is left open.
-            assert closed[leg] is not None and closed[leg] <= fills[flat]["ts"], orders[leg]
+            # When the position the exits protect is closed, none of them is left open: each is
+            # closed by the close of the bar that flattened it (fills carry their bar's open).
+            known = fills[flat]["ts"] + BAR_MS * NS_PER_MS
+            assert closed[leg] is not None and closed[leg] <= known, orders[leg]
     held = np.zeros(1)
     for fill in dense.fills.to_dicts():
         held[0] += fill["quantity"] if fill["side"] == "buy" else -fill["quantity"]

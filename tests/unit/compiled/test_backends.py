@@ -7,14 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backtester import Backtest
-from backtester.compiled import aot, drawdown, indicators
-from backtester.compiled.jit import Backend, active_backend, parse_parameters
+from backtester.accounting import arithmetic
+from backtester.compiled import aot, drawdown, indicators, signal_path
+from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
 from backtester.strategies import SmaCross
 from tests.unit.compiled import helper_arithmetic, helper_kernels
 
@@ -167,3 +169,26 @@ def test_a_kernel_calling_plain_functions_builds_ahead_of_time_to_the_same_float
     module = aot.load_module(name, path)
     assert module.helper_kernels__cash_after_buys(prices, 0.37, 0.001) == expected
     assert helper_kernels.booked_cash is helper_arithmetic.booked_cash
+
+
+def test_every_module_a_kernel_calls_into_is_part_of_the_build_hash() -> None:
+    # An edit to a plain function a kernel calls changes the kernel: it must change the module name.
+    called: set[str] = set()
+
+    def record(func: types.FunctionType) -> types.FunctionType:
+        called.add(func.__module__)
+        return func
+
+    for k in aot.all_kernels():
+        with_numba_twins(k, record)
+    assert "backtester.accounting.arithmetic" in called
+    hashed = {path.resolve() for path in aot.source_files()}
+    for name in called:
+        origin = sys.modules[name].__file__
+        assert origin is not None and Path(origin).resolve() in hashed, name
+
+
+def test_the_order_path_kernel_books_with_the_accounts_arithmetic() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    for name in ("book_fill", "fill_notional", "opening_cost", "quantity_for_budget"):
+        assert twin.__globals__[name].__code__ is getattr(arithmetic, name).__code__

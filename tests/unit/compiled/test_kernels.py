@@ -15,6 +15,7 @@ from backtester.compiled import drawdown, indicators, round_trips, signal_path
 from backtester.compiled.jit import Kernel
 from backtester.metrics.stats import bar_interval_ns
 from backtester.metrics.trades import TRADE_SCHEMA
+from backtester.metrics.trades import _excursions as excursions
 from backtester.metrics.trades import round_trips as trades_frame
 from backtester.results import FILL_SCHEMA
 from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
@@ -385,17 +386,95 @@ def test_mark_to_market_equals_the_numpy_expressions(
     cash: list[float], data: st.DataObject
 ) -> None:
     n = len(cash)
-    held = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.5, 2.0]), min_size=n, max_size=n)))
+    held = np.array(
+        data.draw(st.lists(st.sampled_from([0.0, 0.5, 2.0, -1.5]), min_size=n, max_size=n))
+    )
     close = np.array(data.draw(st.lists(st.floats(1.0, 100.0), min_size=n, max_size=n)))
     cash_a = np.array(cash)
     position_value = np.zeros(n)
     position_value += held * close
     equity = cash_a + position_value
+    notional = np.zeros(n)
+    notional += np.abs(held) * close
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
     for got in compiled_and_python(
-        drawdown.mark_to_market, cash_a, held, close, outputs=((n, float),) * 3
+        drawdown.mark_to_market, cash_a, held, close, outputs=((n, float),) * 4
     ):
         assert same(got[0], position_value)
         assert same(got[1], equity)
         assert np.array_equal(got[2], pct, equal_nan=True)
+        assert same(got[3], notional)
+
+
+def reference_excursions(
+    long: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    price: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-trade Python loop the kernel replaced."""
+    mae, mfe = np.zeros(len(first)), np.zeros(len(first))
+    for k, (a, b) in enumerate(zip(first.tolist(), last.tolist(), strict=True)):
+        if price[k] <= 0.0:
+            continue
+        lowest = float(low[a : b + 1].min())
+        highest = float(high[a : b + 1].max())
+        if long[k]:
+            worst, best = lowest / price[k] - 1.0, highest / price[k] - 1.0
+        else:
+            worst, best = 1.0 - highest / price[k], 1.0 - lowest / price[k]
+        mae[k] = min(100.0 * worst, 0.0)
+        mfe[k] = max(100.0 * best, 0.0)
+    return mae, mfe
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(1.0, 200.0), min_size=1, max_size=40).flatmap(
+        lambda lows: st.tuples(
+            st.just(lows),
+            st.lists(st.floats(0.0, 5.0), min_size=len(lows), max_size=len(lows)),
+            st.lists(
+                st.tuples(
+                    st.integers(0, len(lows) - 1),
+                    st.integers(0, len(lows) - 1),
+                    st.booleans(),
+                    st.sampled_from([0.0, 50.0, 100.0, 150.0]),
+                ),
+                min_size=1,
+                max_size=10,
+            ),
+        )
+    )
+)
+def test_excursions_equal_the_per_trade_loop_they_replaced(
+    case: tuple[list[float], list[float], list[tuple[int, int, bool, float]]],
+) -> None:
+    lows, spreads, spans = case
+    low = np.array(lows)
+    high = low + np.array(spreads)
+    first = np.array([min(a, b) for a, b, _, _ in spans], dtype=np.int64)
+    last = np.array([max(a, b) for a, b, _, _ in spans], dtype=np.int64)
+    long = np.array([side for _, _, side, _ in spans])
+    price = np.array([p for _, _, _, p in spans])
+    ts = np.arange(len(low), dtype=np.int64) * 60
+    mae, mfe, held = excursions(
+        ["X"],
+        np.zeros(len(first), np.int64),
+        long,
+        ts[first],
+        ts[last],
+        price,
+        {"X": (ts, high, low)},
+    )
+    expected = reference_excursions(long, first, last, price, high, low)
+    assert same(mae, expected[0])
+    assert same(mfe, expected[1])
+    assert np.array_equal(held, last - first)
+    spans_out = compiled_and_python(
+        round_trips.range_extremes, first, last, high, low, outputs=((len(first), float),) * 2
+    )
+    assert same(spans_out[0][0], spans_out[1][0]) and same(spans_out[0][1], spans_out[1][1])

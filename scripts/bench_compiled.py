@@ -1,0 +1,235 @@
+"""The compiled order path against the hardware: the whole run, its stages, and the simulation kernel
+alone, next to a plain numba loop over the same signals, all measured in one process:
+
+    python scripts/bench_compiled.py [--bars 525600] [--calls 9]
+
+- **plain numba loop**: SmaCross's trades written by hand as one `numba.njit` loop over the open
+  prices and the precomputed crossover signal (all-in buys with the fee reserved, full exits at the
+  next bar's open), writing each fill's row, price, quantity and fee: the least a backtest of
+  these signals computes. The script checks it gives our fills bit for bit.
+- **whole run**: `Backtest.run` on the compiled path (indicators, signals, simulation, trades,
+  statistics, digest: what a user and a sweep point pay).
+- **its stages**, each timed alone on the same inputs: the signals (`sma_cross_signals`), the
+  simulation kernel (`signal_path.simulate`, allocation of its outputs included), the round trips,
+  the statistics and the digest; "the rest" is the whole run less those (frames, equity curve,
+  checks).
+
+Every figure is the median of `--calls` warm calls (after an untimed first one), in wall seconds
+and in CPU seconds of this process: the machine may be shared, and CPU time is what the load
+disturbs least. Bars per second per core are bars over CPU seconds (everything here runs on one
+thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from synthetic import synthetic_bars  # noqa: E402
+
+from backtester import Backtest  # noqa: E402
+from backtester.compiled import signal_path  # noqa: E402
+from backtester.compiled.jit import active_backend  # noqa: E402
+from backtester.metrics.stats import compute_stats  # noqa: E402
+from backtester.metrics.trades import round_trips  # noqa: E402
+from backtester.results import result_digest  # noqa: E402
+from backtester.strategies import SmaCross  # noqa: E402
+from backtester.strategy.library.sma_cross import sma_cross_signals  # noqa: E402
+
+CASH = 100_000.0
+FEE = 0.0001
+FAST, SLOW = 10, 30
+
+
+@numba.njit(cache=False, nogil=True)
+def plain_loop(
+    open_: np.ndarray,
+    signal: np.ndarray,
+    fee: float,
+    cash: float,
+    rows: np.ndarray,
+    prices: np.ndarray,
+    quantities: np.ndarray,
+    fees: np.ndarray,
+) -> tuple[int, float]:
+    """SmaCross by hand: act at the next bar's open on each crossover."""
+    position = 0.0
+    pending = 0
+    fills = 0
+    for i in range(len(open_)):
+        if pending != 0:
+            price = open_[i]
+            if pending > 0:
+                quantity = cash / (price * (1.0 + fee))
+                # Spot cash may not go negative: drop the ulp the division can overshoot by.
+                while quantity * price + quantity * price * fee > cash:
+                    quantity = np.nextafter(quantity, 0.0)
+                notional = quantity * price
+                paid = notional * fee
+                cash = cash - (notional + paid)
+                position = quantity
+            else:
+                quantity = position
+                notional = quantity * price
+                paid = notional * fee
+                cash = cash + (notional - paid)
+                position = 0.0
+            rows[fills] = i
+            prices[fills] = price
+            quantities[fills] = quantity
+            fees[fills] = paid
+            fills += 1
+            pending = 0
+        s = signal[i]
+        if s > 0 and position == 0.0:
+            pending = 1
+        elif s < 0 and position > 0.0:
+            pending = -1
+    return fills, cash
+
+
+def timed(call: Callable[[], Any], calls: int) -> tuple[float, float, Any]:
+    """(median wall seconds, median CPU seconds, last result) of `calls` calls after a first one."""
+    result = call()
+    walls, cpus = [], []
+    for _ in range(calls):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = call()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls), statistics.median(cpus), result
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (
+        f"{model}, {os.cpu_count()} cores, load average {load}; Python {platform.python_version()}, "
+        f"numba {numba.__version__}, numpy {np.__version__}, kernels: {active_backend()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bars", type=int, default=525_600)
+    parser.add_argument("--calls", type=int, default=9, help="warm calls after the first")
+    args = parser.parse_args()
+    n, calls = args.bars, args.calls
+
+    frame = synthetic_bars(n)
+    open_ = frame["open"].to_numpy()
+    close = frame["close"].to_numpy()
+    backtest = Backtest(frame, SmaCross, cash=CASH, fee_rate=FEE, mode="compiled")
+
+    rows: dict[str, tuple[float, float]] = {}
+    wall, cpu, result = timed(lambda: backtest.run(fast=FAST, slow=SLOW), calls)
+    rows["whole run (Backtest.run, compiled path)"] = (wall, cpu)
+
+    signal = sma_cross_signals(close, FAST, SLOW)
+    capacity = int(np.count_nonzero(signal))
+    out = (np.empty(capacity, np.int64), *(np.empty(capacity) for _ in range(3)))
+    wall, cpu, (fills, cash) = timed(lambda: plain_loop(open_, signal, FEE, CASH, *out), calls)
+    plain = (wall, cpu)
+
+    stage_rows: dict[str, tuple[float, float]] = {}
+    wall, cpu, _ = timed(lambda: sma_cross_signals(close, FAST, SLOW), calls)
+    stage_rows["signals (SMA cross on the tick grid)"] = (wall, cpu)
+    nan = math.nan
+    wall, cpu, simulated = timed(
+        lambda: signal_path.simulate(
+            signal, open_, close, 1.0, 1.0, CASH, FEE, 0.0, nan, nan, False
+        ),
+        calls,
+    )
+    kernel = (wall, cpu)
+    stage_rows["simulation kernel (signal_path.simulate)"] = kernel
+    last_mark = {"BTC/USDT": (int(result.equity["ts"].dt.epoch("ns")[-1]), float(close[-1]))}
+    wall, cpu, _ = timed(lambda: round_trips(result.fills, last_mark), calls)
+    stage_rows["round trips"] = (wall, cpu)
+    exposure = result.equity["notional"].to_numpy() != 0.0
+    wall, cpu, _ = timed(
+        lambda: compute_stats(
+            result.equity,
+            result.trades,
+            initial_cash=CASH,
+            fees_paid=float(result.stats["fees_paid"]),
+            first_close=float(close[0]),
+            last_close=float(close[-1]),
+            exposure=exposure,
+        ),
+        calls,
+    )
+    stage_rows["statistics"] = (wall, cpu)
+    wall, cpu, digest = timed(lambda: result_digest(result.fills, result.equity), calls)
+    stage_rows["digest (BLAKE2b of fills and equity curve)"] = (wall, cpu)
+    whole = rows["whole run (Backtest.run, compiled path)"]
+    stage_rows["the rest (frames, equity curve, checks)"] = (
+        whole[0] - sum(w for w, _ in stage_rows.values()),
+        whole[1] - sum(c for _, c in stage_rows.values()),
+    )
+
+    same = (
+        digest == result.digest
+        and fills == result.fills.height
+        and np.array_equal(out[1][:fills], result.fills["price"].to_numpy())
+        and np.array_equal(out[2][:fills], result.fills["quantity"].to_numpy())
+        and np.array_equal(out[3][:fills], result.fills["fee"].to_numpy())
+        and np.array_equal(simulated[10], result.fills["price"].to_numpy())
+        and float(result.equity["cash"][-1]) == cash
+    )
+    print(machine())
+    print(
+        f"{n:,} synthetic 1-minute bars, SmaCross({FAST}, {SLOW}), fee {FEE:.2%}, {fills:,} fills; "
+        f"median of {calls} warm calls; the plain loop gives our fills bit for bit: {same}"
+    )
+    print()
+    print("| | wall ms | CPU ms | ÷ plain loop, wall (CPU) | bars/s per core (CPU) |")
+    print("|---|---:|---:|---:|---:|")
+
+    def line(label: str, wall: float, cpu: float) -> None:
+        ratio = f"{wall / plain[0]:.1f}x ({cpu / plain[1]:.1f}x)"
+        rate = f"{n / cpu:,.0f}" if cpu > 0 else "-"
+        print(f"| {label} | {wall * 1e3:.2f} | {cpu * 1e3:.2f} | {ratio} | {rate} |")
+
+    line("plain numba loop over the same signals", *plain)
+    for label, (wall, cpu) in rows.items():
+        line(f"**{label}**", wall, cpu)
+    for label, (wall, cpu) in stage_rows.items():
+        line(f"  {label}", wall, cpu)
+    print()
+    print(
+        f"whole run ÷ plain loop: {whole[0] / plain[0]:.1f}x wall, {whole[1] / plain[1]:.1f}x CPU "
+        f"(target 4x); simulation kernel {n / kernel[1] / 1e6:.1f}M bars/s per core "
+        f"(wall {n / kernel[0] / 1e6:.1f}M; target 50M)"
+    )
+    if not same:
+        raise SystemExit(
+            "the plain loop and the run disagree: the benchmark compares different work"
+        )
+
+
+if __name__ == "__main__":
+    main()
