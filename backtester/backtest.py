@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -12,6 +13,7 @@ import polars as pl
 from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
 from backtester.data.bars import BarData, load_bars
 from backtester.data.market_series import load_funding, load_marks
+from backtester.data.timeframes import timeframe_ms
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
@@ -20,6 +22,7 @@ from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.lookahead import LookaheadReport, check_lookahead
 from backtester.manifest import utc_now
+from backtester.metrics.stats import bar_interval_ns
 from backtester.progress import bar_wanted
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
@@ -68,6 +71,9 @@ class Backtest:
                 observed on weekday data (stocks: about 252)
     ratio_returns   "daily" (default: returns of the equity at each trading day's last bar, as
                 peers quote Sharpe) or "bar" (bar-to-bar returns, annualized by bars per year)
+    higher_timeframes  series for the timeframes the strategy declares (`Strategy.timeframes`),
+                by timeframe ("1h": for the first instrument) or "SYMBOL@1h"; the others are
+                resampled from the data
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class Backtest:
         mark: DataSource | dict[str, DataSource] | None = None,
         periods_per_year: float | None = None,
         ratio_returns: Literal["daily", "bar"] = "daily",
+        higher_timeframes: Mapping[str, DataSource] | None = None,
     ) -> None:
         if not (math.isfinite(cash) and cash > 0):
             raise ValueError(f"cash must be a finite amount > 0, got {cash}")
@@ -102,6 +109,10 @@ class Backtest:
             name: load_bars(source, repair=repair) for name, source in sources.items()
         }
         self.data = {name: bars.frame for name, bars in loaded.items()}
+        self.higher = {
+            name: load_bars(source, repair=repair).frame
+            for name, source in (higher_timeframes or {}).items()
+        }
         self.sources = dict(sources)
         self.repair = repair
         self.given_instruments = _given(instrument)
@@ -209,6 +220,7 @@ class Backtest:
             setup=self.setup,
             started_at=started_at,
             finished_at=finished_at,
+            timeframes=tuple(self.higher),
         )
 
     def engine(self, **params: Any) -> Engine:
@@ -225,6 +237,7 @@ class Backtest:
             self.repairs,
             marks=self.marks,
             funding=self.funding,
+            timeframes=self.higher,
         )
 
     def check_lookahead(self, *, cuts: int = 20, seed: int = 0, **params: Any) -> LookaheadReport:
@@ -244,9 +257,28 @@ class Backtest:
                 self.slippage,
                 self.setup,
                 self.repairs,
+                # The engine reads marks and funding only over the bars it is given.
+                marks=self.marks,
+                funding=self.funding,
+                timeframes=_known_by(self.higher, data),
             )
 
         return check_lookahead(factory, self.data, cuts=cuts, seed=seed)
+
+
+def _known_by(
+    series: dict[str, pl.DataFrame], data: dict[str, pl.DataFrame]
+) -> dict[str, pl.DataFrame]:
+    """The given higher-timeframe series cut to the bars closed by the end of `data` (the look-ahead
+    check's cut runs must not see more of them than of the data)."""
+    if not series:
+        return series
+    known = max(int(f["ts"][-1]) + bar_interval_ns(f["ts"].to_numpy()) for f in data.values())
+    cut = {}
+    for name, frame in series.items():
+        span = timeframe_ms(name.rpartition("@")[2]) * 1_000_000
+        cut[name] = frame.filter(pl.col("ts") + span <= known)
+    return cut
 
 
 def _by_symbol(

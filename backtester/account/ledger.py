@@ -15,22 +15,35 @@ from backtester.accounting.arithmetic import position_value
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
 from backtester.domain.enums import BUY
-from backtester.domain.messages import AccountState, FundingPaid, OrderFilled, PositionChanged
+from backtester.domain.messages import (
+    AccountState,
+    ContractExpired,
+    FundingPaid,
+    FundingRate,
+    OrderFilled,
+    PositionChanged,
+)
 
 
 class Journal:
-    """The account's state after each booking, from which the equity curve is sampled."""
+    """The account's state after each booking, from which the equity curve is sampled.
+
+    A booking is journaled at the clock's time: a bar's at its close, when the bar is handled
+    (adr/0020). One made by a scheduled event (a funding, an expiry) at time t is marked `after`:
+    it belongs after the bars that closed at t, so a state sampled at t leaves it out."""
 
     def __init__(self, instruments: tuple[str, ...]) -> None:
         self.instruments = instruments
         self.ts: list[int] = []
+        self.after: list[bool] = []
         self.cash: list[float] = []
         self.funding: list[float] = []
         self.positions: dict[str, list[float]] = {s: [] for s in instruments}
         self.cost_basis: dict[str, list[float]] = {s: [] for s in instruments}
 
-    def record(self, ts: int, account: Account) -> None:
+    def record(self, ts: int, account: Account, *, after: bool = False) -> None:
         self.ts.append(ts)
+        self.after.append(after)
         self.cash.append(account.cash)
         self.funding.append(account.funding_paid)
         for symbol in self.instruments:
@@ -75,6 +88,9 @@ class AccountLedger:
         self.currency = currency
         self.initial_cash = account.initial_cash
         self.journal = Journal(self.instruments)
+        # The time of the latest scheduled event (funding, expiry): what is booked then follows
+        # the bars that closed at that time.
+        self._scheduled_at: int | None = None
 
     @property
     def cash(self) -> float:
@@ -103,14 +119,19 @@ class AccountLedger:
     def subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(FundingPaid, self.on_funding)
+        bus.subscribe(FundingRate, self.on_scheduled)
+        bus.subscribe(ContractExpired, self.on_scheduled)
+
+    def on_scheduled(self, event: FundingRate | ContractExpired) -> None:
+        self._scheduled_at = self._clock.now
 
     def on_filled(self, fill: OrderFilled) -> None:
         symbol = fill.instrument
         account = self.account
         account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
-        self.journal.record(fill.ts_event, account)
-        position = account.positions[symbol]
         now = self._clock.now
+        self.journal.record(now, account, after=now == self._scheduled_at)
+        position = account.positions[symbol]
         self._bus.publish(
             PositionChanged(
                 instrument=symbol,
@@ -125,8 +146,7 @@ class AccountLedger:
 
     def on_funding(self, payment: FundingPaid) -> None:
         self.account.apply_funding(payment.instrument, payment.amount)
-        # Journaled at the time of the tick that booked it, so sampling stays ordered by the clock.
-        self.journal.record(self._clock.now, self.account)
+        self.journal.record(self._clock.now, self.account, after=True)
         self._publish_state(None)
 
     def _publish_state(self, fill: OrderFilled | None) -> None:
@@ -146,10 +166,11 @@ class AccountLedger:
         )
 
     def sample(self, timestamps: np.ndarray) -> Sampled:
-        """The journal as it stood at the end of each timestamp (after that time's bookings)."""
+        """The journal as it stood at each timestamp, once the bars closing then were booked (and
+        not what scheduled events booked at that same time)."""
         journal = self.journal
         journal_ts = np.asarray(journal.ts, dtype=np.int64)
-        at = np.searchsorted(journal_ts, timestamps, side="right") - 1
+        at = _booked_by(journal_ts, np.asarray(journal.after, dtype=bool), timestamps)
         booked = at >= 0
         cash = np.full(len(timestamps), self.initial_cash)
         cash[booked] = np.asarray(journal.cash)[at[booked]]
@@ -165,3 +186,15 @@ class AccountLedger:
             basis[booked] = np.asarray(journal.cost_basis[symbol])[at[booked]]
             cost_basis[symbol] = basis
         return Sampled(cash, positions, cost_basis, funding)
+
+
+def _booked_by(ts: np.ndarray, after: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """For each timestamp, the last journal entry booked before it, or at it by a bar (-1: none).
+    Entries at one time come in delivery order: the bars closing then, then scheduled events."""
+    before = np.searchsorted(ts, timestamps, side="left") - 1
+    upto = np.searchsorted(ts, timestamps, side="right") - 1
+    if not after.any():
+        return upto
+    by_bars = np.concatenate(([0], np.cumsum(~after)))
+    at: np.ndarray = before + (by_bars[upto + 1] - by_bars[before + 1])
+    return at

@@ -17,7 +17,9 @@ class Message(msgspec.Struct, frozen=True, gc=False, tag_field="kind", tag=True)
 
 
 class Bar(Message, frozen=True, gc=False):
-    """One OHLCV bar. `ts_event` is the bar's open time; `index` its row in its own stream."""
+    """One OHLCV bar. `ts_event` is the bar's open time; `ts_init` the time it becomes known, its
+    close (open + its stream's bar interval), when the engine delivers it (adr/0020); `index` its
+    row in its own stream."""
 
     instrument: str
     index: int
@@ -27,6 +29,7 @@ class Bar(Message, frozen=True, gc=False):
     low: float
     close: float
     volume: float
+    ts_init: int = 0
 
 
 class FundingRate(Message, frozen=True, gc=False):

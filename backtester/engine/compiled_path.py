@@ -16,6 +16,7 @@ from backtester.domain.instrument import Instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
+from backtester.metrics.stats import bar_interval_ns
 from backtester.results import UTC_NS, Books, RunResult, build_result
 from backtester.strategy.signal import SignalPlan
 
@@ -77,6 +78,10 @@ def run_plan(
     stats: StatsConfig,
 ) -> RunResult:
     ts = frame["ts"].to_numpy()
+    # The event path runs on close times (adr/0020): an order is submitted at its bar's close, and
+    # an order not filled is closed at the close of the bar that ends it; a fill is stamped with the
+    # open time of the bar it executes on.
+    known_at = ts + bar_interval_ns(ts)
     close = frame["close"].to_numpy()
     (
         order_row,
@@ -140,7 +145,7 @@ def run_plan(
     )
     orders = pl.DataFrame(
         {
-            "ts_submitted": ts[order_row],
+            "ts_submitted": known_at[order_row],
             "buy": buys,
             "status": order_status,
             "reason": _reasons(order_reason, order_value, instrument),
@@ -149,7 +154,9 @@ def run_plan(
             ),
             "filled_quantity": order_filled_qty,
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
-            "ts_closed": ts[order_close_row],
+            "ts_closed": np.where(
+                order_status == signal_path.FILLED, ts[order_close_row], known_at[order_close_row]
+            ),
         }
     ).select(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("order_id"),

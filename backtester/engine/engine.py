@@ -9,7 +9,7 @@ some module needs (signal). `run()` runs it once; the modules stay inspectable a
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,9 @@ from backtester.engine.feed import Feed
 from backtester.engine.market import Scheduled, align_marks, expiry_schedule, funding_schedule
 from backtester.engine.recorder import Recorder
 from backtester.engine.setup import AccountKind, EngineSetup, Mode, SetupError
+from backtester.engine.timeframes import timeframe_views
 from backtester.execution.venue import NEVER, SimulatedVenue
+from backtester.metrics.stats import bar_interval_ns
 from backtester.progress import Progress
 from backtester.results import Books, RunResult, build_result
 from backtester.risk.engine import RiskEngine
@@ -71,8 +73,11 @@ class Engine:
         *,
         marks: dict[str, pl.DataFrame] | None = None,
         funding: dict[str, pl.DataFrame] | None = None,
+        timeframes: Mapping[str, pl.DataFrame] | None = None,
     ) -> None:
-        """`marks` and `funding`: mark-price candles and funding rates by symbol, for contracts."""
+        """`marks` and `funding`: mark-price candles and funding rates by symbol, for contracts.
+        `timeframes`: series for the higher timeframes the strategy declares, as `"1h"` (the
+        primary instrument) or `"ETH/USDT@1h"`; the others are resampled from the data."""
         traded = {s: instruments[s] for s in data}
         currencies = sorted({i.settle if i.is_contract else i.quote for i in traded.values()})
         if len(currencies) != 1:
@@ -96,6 +101,7 @@ class Engine:
         self.mode: Mode = _choose_mode(
             strategy_type, params, data, traded, fees, slippage, setup, self.account_kind
         )
+        views = timeframe_views(data, strategy_type.timeframes, timeframes)
         self.clock = SimClock(start_ns=min(int(f["ts"][0]) for f in data.values()))
         self.modules: EventModules | None = None
         currency = currencies[0]
@@ -109,6 +115,7 @@ class Engine:
             currency,
             self._new_account(),
             self.marks,
+            views,
         )
         self.strategy = strategy_type(self.ctx, params)
         if bus is not None:
@@ -243,7 +250,9 @@ class Engine:
         bus.drain()
 
         timeline = feed.timeline()
-        sampled = ledger.sample(timeline)
+        # Each point's state as known once its bars have closed (adr/0020).
+        known_at = feed.sample_times()
+        sampled = ledger.sample(known_at)
         return build_result(
             strategy=type(self.strategy).__name__,
             params=self.params,
@@ -252,8 +261,8 @@ class Engine:
             orders=recorder.orders_frame(),
             timeline=timeline,
             books=Books(sampled.cash, sampled.positions, sampled.cost_basis, sampled.funding),
-            marks=_on_timeline(timeline, self.data, {s: m.close for s, m in self.marks.items()}),
-            closes=_on_timeline(timeline, self.data, _column(self.data, "close")),
+            marks=_known_on(known_at, self.data, {s: m.close for s, m in self.marks.items()}),
+            closes=_known_on(known_at, self.data, _column(self.data, "close")),
             initial_cash=self.setup.initial_cash,
             fees_paid=ledger.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
@@ -475,18 +484,19 @@ def _reporting(next_row: Callable[[int], int], bar: Progress, rows: int) -> Call
     return reported
 
 
-def _on_timeline(
-    timeline: np.ndarray, data: dict[str, pl.DataFrame], values: dict[str, np.ndarray]
+def _known_on(
+    known_at: np.ndarray, data: dict[str, pl.DataFrame], values: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Each instrument's latest value (one per bar) at every timeline point (before its first bar:
-    its first)."""
+    """Each instrument's latest value (one per bar) known at every timeline point (`known_at`: when
+    the point's state is known): that of its last bar closed by then (before its first: its first)."""
     sampled: dict[str, np.ndarray] = {}
     for symbol, frame in data.items():
         ts = frame["ts"].to_numpy()
         column = values[symbol]
-        if len(ts) == len(timeline) and np.array_equal(ts, timeline):
+        closed_at = ts + bar_interval_ns(ts)
+        if len(closed_at) == len(known_at) and np.array_equal(closed_at, known_at):
             sampled[symbol] = column
             continue
-        at = np.searchsorted(ts, timeline, side="right") - 1
+        at = np.searchsorted(closed_at, known_at, side="right") - 1
         sampled[symbol] = column[np.maximum(at, 0)]
     return sampled

@@ -1,7 +1,15 @@
-"""Turns validated bar frames into the ordered stream of Bar events the loop publishes."""
+"""Turns validated bar frames into the ordered stream of Bar events the loop publishes.
+
+A bar becomes known at its close: its open time plus its stream's bar interval (the most common
+step between its timestamps). The feed delivers bars in the order they become known, a stream's
+bars of equal close time finer first (the last 1m bar of an hour before that hour's 1h bar), then
+by stream and row; the clock runs on those close times (adr/0020). For one stream, or streams of
+one interval, that is the order of open times it always was.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, islice, repeat
 
@@ -9,18 +17,23 @@ import numpy as np
 import polars as pl
 
 from backtester.domain.messages import Bar
+from backtester.metrics.stats import bar_interval_ns
 
 OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
 class Feed:
-    """Bars of every stream in (timestamp, stream, row) order, and the merged timeline."""
+    """Bars of every stream in (close time, open time descending, stream, row) order, the merged
+    timeline of open times, and when each point of it is known."""
 
     def __init__(self, data: dict[str, pl.DataFrame]) -> None:
         self.symbols = list(data)
+        intervals = [bar_interval_ns(frame["ts"].to_numpy()) for frame in data.values()]
         if len(data) == 1:
             (frame,) = data.values()
-            self._merged = frame.select(OHLCV_COLUMNS)
+            self._merged = frame.select(
+                *OHLCV_COLUMNS, (pl.col("ts") + intervals[0]).alias("ts_close")
+            )
             self._streams: list[int] | None = None
             self._rows: Iterable[int] = range(frame.height)
         else:
@@ -29,28 +42,40 @@ class Feed:
                     pl.lit(k, dtype=pl.Int64).alias("stream"),
                     pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
                     *OHLCV_COLUMNS,
+                    (pl.col("ts") + interval).alias("ts_close"),
                 )
-                for k, frame in enumerate(data.values())
+                for k, (frame, interval) in enumerate(zip(data.values(), intervals, strict=True))
             ]
-            merged = pl.concat(parts).sort(["ts", "stream", "row"])
+            merged = pl.concat(parts).sort(
+                ["ts_close", "ts", "stream", "row"], descending=[False, True, False, False]
+            )
             self._merged = merged
             self._streams = merged["stream"].to_list()
             self._rows = merged["row"].to_list()
-        self._timestamps: list[int] = self._merged["ts"].to_list()
+        self._timestamps: list[int] = self._merged["ts_close"].to_list()
         self._columns: tuple[np.ndarray, ...] | None = None
 
     def __len__(self) -> int:
         return len(self._timestamps)
 
     def timestamps(self) -> list[int]:
+        """When each bar becomes known (its close), in delivery order: the clock's times."""
         return self._timestamps
 
     def timeline(self) -> np.ndarray:
-        """Distinct timestamps, ascending: the points where equity is sampled."""
+        """Distinct bar open times, ascending: the points where equity is sampled."""
         ts = self._merged["ts"].to_numpy()
         if len(self.symbols) == 1:
             return ts
-        return ts[np.concatenate(([True], ts[1:] != ts[:-1]))]
+        return np.unique(ts)
+
+    def sample_times(self) -> np.ndarray:
+        """For each timeline point, when its state is known: the earliest close of the bars that
+        open then (after those bars' fills)."""
+        if len(self.symbols) == 1:
+            return self._merged["ts_close"].to_numpy()
+        earliest = self._merged.group_by("ts").agg(pl.col("ts_close").min()).sort("ts")["ts_close"]
+        return earliest.to_numpy()
 
     def bar_at(self, row: int) -> Bar:
         """One bar of a single-stream feed, built on demand (signal mode visits few rows)."""
@@ -58,47 +83,31 @@ class Feed:
         if columns is None:
             m = self._merged
             columns = self._columns = tuple(
-                m[c].to_numpy() for c in ("open", "high", "low", "close", "volume")
+                m[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume")
             )
-        o, h, low, c, v = columns
+        ts, o, h, low, c, v = columns
         return Bar(
             self.symbols[0],
             row,
-            self._timestamps[row],
+            ts.item(row),
             o.item(row),
             h.item(row),
             low.item(row),
             c.item(row),
             v.item(row),
+            self._timestamps[row],
         )
 
     def scheduled_ticks(
         self, scheduled: Sequence[tuple[str, int, int, object]]
     ) -> list[tuple[int, int, object]]:
-        """(merged position, tick time, event) for events due before row `row` of symbol's stream,
-        ascending: the position is that bar's place in the merged stream (`len(self)` after the
-        last), and the tick time the event's own, kept between its neighbours' so the clock never
-        moves back."""
-        placed: list[tuple[int, int, object]] = []
-        positions = self._positions()
-        end = len(self._timestamps)
-        for symbol, row, ts, event in scheduled:
-            rows = positions[self.symbols.index(symbol)]
-            at = rows[row] if row < len(rows) else (rows[-1] + 1 if rows else end)
-            after = self._timestamps[at] if at < end else ts
-            before = self._timestamps[at - 1] if at > 0 else min(ts, after)
-            placed.append((at, max(before, min(ts, after)), event))
+        """(merged position, tick time, event) for scheduled events (symbol, row, time, event),
+        ascending: each at its own time, after every bar that closes by then and before the first
+        that closes later (`len(self)`: after the last) — for its own stream, just before its row
+        `row`. The clock never moves back: the bars around it close before and after it."""
+        placed = [(bisect_right(self._timestamps, ts), ts, event) for _, _, ts, event in scheduled]
         placed.sort(key=lambda p: p[0])
         return placed
-
-    def _positions(self) -> list[list[int]]:
-        """For each stream, the merged position of each of its rows."""
-        if self._streams is None:
-            return [list(range(len(self._timestamps)))]
-        per_stream: list[list[int]] = [[] for _ in self.symbols]
-        for position, stream in enumerate(self._streams):
-            per_stream[stream].append(position)
-        return per_stream
 
     def events(
         self, placed: Sequence[tuple[int, int, object]]
@@ -142,6 +151,6 @@ class Feed:
             Bar,
             symbols,
             self._rows,
+            *(m[c].to_list() for c in OHLCV_COLUMNS),
             self._timestamps,
-            *(m[c].to_list() for c in ("open", "high", "low", "close", "volume")),
         )

@@ -365,7 +365,9 @@ class SimulatedVenue:
         ts = bar.ts_event
         if self._orders.timed:
             self._expire_due(book, ts)
-        eligible = [live for live in book if live.accepted_ts < ts]
+        # Eligible: accepted by the time the bar opened (the clock runs on bar closes, adr/0020: an
+        # order placed at one bar's close is accepted when the next bar opens).
+        eligible = [live for live in book if live.accepted_ts <= ts]
         watching = self._exposed and self._margin is not None
         if not eligible:
             if watching and self.account.positions[bar.instrument].quantity:
@@ -377,7 +379,7 @@ class SimulatedVenue:
         for live in eligible:
             if live.seen < 0:
                 # Its first bar, unless signal mode skipped bars since it was accepted.
-                live.fresh = times is None or index == 0 or times[index - 1] <= live.accepted_ts
+                live.fresh = times is None or index == 0 or times[index - 1] < live.accepted_ts
             elif ranges is not None and live.kind.tracks_bars and live.seen < index - 1:
                 live.kind.skip(live, ranges[0], ranges[1], live.seen + 1, index)
         low_first = self._low_first(bar)
@@ -463,15 +465,16 @@ class SimulatedVenue:
         return hits
 
     def _expire_due(self, book: list[LiveOrder], ts: int) -> None:
+        """Expire, before the bar opening at `ts` matches, the orders whose time has come by then:
+        stamped with that open (the clock is already at the bar's close, adr/0020)."""
         for live in list(book):
             if live.expires is not None and live.expires <= ts:
                 self._remove(live)
-                now = self._clock.now
                 self._bus.publish(
                     OrderExpired(
                         order_id=live.order.order_id,
-                        ts_event=now,
-                        ts_init=now,
+                        ts_event=ts,
+                        ts_init=self._clock.now,
                         reason=f"{live.order.time_in_force.value} expiry",
                     )
                 )
@@ -630,7 +633,7 @@ class SimulatedVenue:
         if capacity != math.inf:
             self._use_volume(bar, quantity)
         live.remaining = leaves
-        self._fill_order(live, quantity, price, fee, hit.liquidity, leaves)
+        self._fill_order(live, quantity, price, fee, hit.liquidity, leaves, bar.ts_event)
         if leaves > 0.0 and shortfall:
             self._close(live, shortfall)
             return True, quantity, price
@@ -668,12 +671,13 @@ class SimulatedVenue:
         fee: float,
         liquidity: Liquidity,
         leaves: float,
+        ts_event: int,
     ) -> None:
+        """`ts_event`: the open time of the bar it executes on, its label (adr/0020)."""
         order = live.order
         symbol = order.instrument
         held = self.account.positions[symbol].quantity
         self._book(symbol, order.side is BUY, quantity, price, fee)
-        now = self._clock.now
         self._bus.publish(
             OrderFilled(
                 order_id=order.order_id,
@@ -684,8 +688,8 @@ class SimulatedVenue:
                 fee=fee,
                 liquidity=liquidity,
                 leaves_quantity=leaves,
-                ts_event=now,
-                ts_init=now,
+                ts_event=ts_event,
+                ts_init=self._clock.now,
             )
         )
         if live.oco:
@@ -871,9 +875,9 @@ class SimulatedVenue:
         reached = touch(mark_path, level, below=long, start=start)
         if reached is None or reached[0] > until:
             return
-        self._liquidate(symbol, level, reached[1])
+        self._liquidate(symbol, level, reached[1], bar.ts_event)
 
-    def _liquidate(self, symbol: str, level: float, mark: float) -> None:
+    def _liquidate(self, symbol: str, level: float, mark: float, ts_event: int) -> None:
         """Close the position at the mark where its liquidation price was reached (cross: every
         cross position, the others at their marks), charging the liquidation fee from what margin
         is left: no position loses more than the margin backing it (a fill past the bankruptcy
@@ -922,7 +926,7 @@ class SimulatedVenue:
             )
             self.liquidations += 1
             self._close_all(victim, "position liquidated")
-            self._book_and_publish(order, price, fee, TAKER)
+            self._book_and_publish(order, price, fee, TAKER, ts_event)
 
     def _venue_order(self, symbol: str, held: float, price: float, tag: str) -> SubmitOrder:
         """A market order the venue issues to close a position (ids -1, -2, ...)."""
@@ -939,8 +943,14 @@ class SimulatedVenue:
         )
 
     def _book_and_publish(
-        self, order: SubmitOrder, price: float, fee: float, liquidity: Liquidity
+        self,
+        order: SubmitOrder,
+        price: float,
+        fee: float,
+        liquidity: Liquidity,
+        ts_event: int | None = None,
     ) -> None:
+        """`ts_event`: the open time of the bar it executes on (default: now, a scheduled event's)."""
         assert order.quantity is not None
         self._book(order.instrument, order.side is BUY, order.quantity, price, fee)
         now = self._clock.now
@@ -954,7 +964,7 @@ class SimulatedVenue:
                 fee=fee,
                 liquidity=liquidity,
                 leaves_quantity=0.0,
-                ts_event=now,
+                ts_event=now if ts_event is None else ts_event,
                 ts_init=now,
             )
         )

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from backtester.engine import Engine
+from backtester.metrics.stats import bar_interval_ns
 from backtester.results import RunResult
 from backtester.strategy.signal import SignalStrategy
 
@@ -85,9 +86,18 @@ def cut_rows(bars: int, cuts: int, seed: int) -> tuple[int, ...]:
     return tuple(int(k) for k in np.sort(rng.choice(candidates, size=cuts, replace=False)))
 
 
-def cut_data(data: dict[str, pl.DataFrame], until_ns: int) -> dict[str, pl.DataFrame]:
-    """Every stream's bars up to and including `until_ns`."""
-    return {symbol: frame.filter(pl.col("ts") <= until_ns) for symbol, frame in data.items()}
+def intervals(data: dict[str, pl.DataFrame]) -> dict[str, int]:
+    """Each stream's bar interval: a bar is known at its open time plus it (adr/0020)."""
+    return {symbol: bar_interval_ns(frame["ts"].to_numpy()) for symbol, frame in data.items()}
+
+
+def cut_data(data: dict[str, pl.DataFrame], known_ns: int) -> dict[str, pl.DataFrame]:
+    """Every stream's bars known by `known_ns` (closed at or before it)."""
+    spans = intervals(data)
+    return {
+        symbol: frame.filter(pl.col("ts") + spans[symbol] <= known_ns)
+        for symbol, frame in data.items()
+    }
 
 
 def check_cuts(
@@ -100,11 +110,13 @@ def check_cuts(
 ) -> CutReport:
     primary = next(iter(data))
     ts = data[primary]["ts"].to_numpy()
+    spans = intervals(data)
     rows = cut_rows(len(ts), cuts, seed)
     findings: list[Finding] = []
     for k in rows:
-        until = int(ts[k - 1])
-        when = _time(until)
+        # The cut is when the last kept bar of the primary stream closes.
+        until = int(ts[k - 1]) + spans[primary]
+        when = _time(int(ts[k - 1]))
         try:
             part = run_snapshot(factory, cut_data(data, until))
         except Exception as exc:  # the strategy's own code, on less data: a failure is a finding
@@ -114,13 +126,17 @@ def check_cuts(
                 )
             )
             continue
-        findings += [Finding(k, when, kind, text) for kind, text in compare(full, part, until)]
+        found = compare(full, part, until, spans)
+        findings += [Finding(k, when, kind, text) for kind, text in found]
     return CutReport(len(ts), rows, tuple(findings))
 
 
-def compare(full: Snapshot, part: Snapshot, until_ns: int) -> list[tuple[str, str]]:
-    """(kind, detail) of each way `part` (the run on data cut at `until_ns`) differs from `full`
-    up to the cut."""
+def compare(
+    full: Snapshot, part: Snapshot, until_ns: int, spans: dict[str, int]
+) -> list[tuple[str, str]]:
+    """(kind, detail) of each way `part` (the run on the data known by `until_ns`) differs from
+    `full` in what was known by then: orders submitted by then, fills and trades whose bar had
+    closed by then (`spans`: each stream's bar interval)."""
     found: list[tuple[str, str]] = []
     if full.signal is not None and part.signal is not None:
         rows = len(part.signal)
@@ -139,13 +155,16 @@ def compare(full: Snapshot, part: Snapshot, until_ns: int) -> list[tuple[str, st
             text = _first_difference(values[: len(cut_values)], cut_values)
             if text is not None:
                 found.append(("indicator", f"{symbol} {name!r} {text}"))
+    submitted = pl.col("ts_submitted").dt.epoch("ns")
+    filled = pl.col("ts").dt.epoch("ns") + _span_of(spans)
+    exited = pl.col("exit_time").dt.epoch("ns") + _span_of(spans)
     frames = (
-        ("order", full.result.orders, part.result.orders, "ts_submitted", ORDER_KEYS),
-        ("fill", full.result.fills, part.result.fills, "ts", None),
-        ("trade", _closed(full.result.trades), _closed(part.result.trades), "exit_time", None),
+        ("order", full.result.orders, part.result.orders, submitted, ORDER_KEYS),
+        ("fill", full.result.fills, part.result.fills, filled, None),
+        ("trade", _closed(full.result.trades), _closed(part.result.trades), exited, None),
     )
-    for kind, whole, cut, time_column, keys in frames:
-        text = _frame_difference(whole, cut, time_column, until_ns, keys)
+    for kind, whole, cut, known, keys in frames:
+        text = _frame_difference(whole, cut, known, until_ns, keys)
         if text is not None:
             found.append((kind, text))
     return found
@@ -155,15 +174,20 @@ def _closed(trades: pl.DataFrame) -> pl.DataFrame:
     return trades.filter(~pl.col("is_open"))
 
 
+def _span_of(spans: dict[str, int]) -> pl.Expr:
+    """The bar interval of each row's instrument: a fill is stamped with its bar's open time."""
+    return pl.col("instrument").replace_strict(spans, return_dtype=pl.Int64)
+
+
 def _frame_difference(
     whole: pl.DataFrame,
     cut: pl.DataFrame,
-    time_column: str,
+    known: pl.Expr,
     until_ns: int,
     keys: tuple[str, ...] | None,
 ) -> str | None:
     def upto(frame: pl.DataFrame) -> pl.DataFrame:
-        selected = frame.filter(pl.col(time_column).dt.epoch("ns") <= until_ns)
+        selected = frame.filter(known <= until_ns)
         return selected.select(keys) if keys else selected
 
     a, b = upto(whole), upto(cut)

@@ -49,7 +49,14 @@ def _lookahead(args: argparse.Namespace) -> int:
         raise exc.in_file(args.config) from None
 
     def factory(data: dict[str, pl.DataFrame]) -> Engine:
-        return engine_for_config(cfg, data)
+        # Marks and funding as the run has them: the engine reads them only over the bars given.
+        return engine_for_config(
+            cfg,
+            data,
+            marks=loaded.marks,
+            funding=loaded.funding,
+            instruments=loaded.instruments,
+        )
 
     report = check_lookahead(factory, loaded.frames, cuts=args.cuts, seed=args.seed)
     print(report)

@@ -73,6 +73,9 @@ class Origin:
     setup: EngineSetup
     started_at: str
     finished_at: str
+    # Names of the higher-timeframe series given to the run ("1h", "ETH/USDT@1h"): a run config
+    # has no form for them (it resamples every declared timeframe from the bars).
+    timeframes: tuple[str, ...] = ()
 
 
 def save_result(result: RunResult, origin: Origin, output_dir: str | Path) -> Path:
@@ -98,6 +101,12 @@ def save_result(result: RunResult, origin: Origin, output_dir: str | Path) -> Pa
 
 def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
     """The run config that reproduces the notebook backtest, validated as a config file would be."""
+    if origin.timeframes:
+        raise SaveError(
+            f"cannot save: the higher-timeframe series given to the run "
+            f"({', '.join(origin.timeframes)}) have no run config form; without them the "
+            "strategy's timeframes are resampled from the bars"
+        )
     data = [
         _source(symbol, given, origin.bars[symbol], origin.repair, Path(output_dir))
         for symbol, given in origin.sources.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -72,6 +73,9 @@ class Strategy(Generic[P]):
     """
 
     Params: ClassVar[type[msgspec.Struct]] = NoParams
+    # Higher timeframes the strategy reads with `ctx.bars(timeframe)`, and how many closed bars of
+    # each to keep in view: {"1h": 200, "1d": 30}.
+    timeframes: ClassVar[Mapping[str, int]] = {}
 
     def __init__(self, ctx: StrategyContext, params: P) -> None:
         self.ctx = ctx

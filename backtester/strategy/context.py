@@ -20,6 +20,7 @@ from backtester.domain.messages import (
     SubmitOrderList,
 )
 from backtester.strategy.causal import CausalFrames
+from backtester.strategy.timeframes import TimeframeView
 
 
 class StrategyError(RuntimeError):
@@ -62,6 +63,7 @@ class StrategyContext:
         quote_currency: str,
         account: Account,
         marks: dict[str, MarkBars],
+        timeframes: Mapping[tuple[str, str], TimeframeView] | None = None,
     ) -> None:
         self._clock = clock
         self._publish = publish
@@ -86,6 +88,7 @@ class StrategyContext:
         # Only what `register_indicator` was given (not data columns read through `indicator`).
         self._registered: dict[str, dict[str, np.ndarray]] = {i: {} for i in self.instruments}
         self._next_order_id = 1
+        self._timeframes = dict(timeframes or {})
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -142,6 +145,37 @@ class StrategyContext:
         symbol = instrument or self.primary
         end = self.index(symbol) + 1
         return self._frames[symbol].slice(max(0, end - n), min(n, end))
+
+    def bars(self, timeframe: str, instrument: str | None = None) -> pl.DataFrame:
+        """Bars of a higher timeframe the strategy declares (`Strategy.timeframes`): in `on_start`
+        all of them; from the first bar on, the last closed ones only (at most the number declared;
+        a bar closes at its open + timeframe). Columns ts (open time, ns) and OHLCV."""
+        view = self._view(timeframe, instrument)
+        return view.frame if not self.last_bar else view.closed(self._clock.now)
+
+    def align(
+        self, timeframe: str, values: np.ndarray, instrument: str | None = None
+    ) -> np.ndarray:
+        """Per-bar `values` of a higher timeframe (one per row of `bars(timeframe)` in `on_start`)
+        spread over this instrument's own bars: each bar gets the value of the latest higher bar
+        closed by its close, NaN before the first; for vectorized signals without look-ahead."""
+        view = self._view(timeframe, instrument)
+        if len(values) != view.frame.height:
+            raise StrategyError(
+                f"align({timeframe!r}): {len(values)} values for {view.frame.height} bars"
+            )
+        return view.aligned(values)
+
+    def _view(self, timeframe: str, instrument: str | None) -> TimeframeView:
+        symbol = instrument or self.primary
+        view = self._timeframes.get((symbol, timeframe))
+        if view is None:
+            declared = sorted({tf for _, tf in self._timeframes}) or ["none"]
+            raise StrategyError(
+                f"timeframe {timeframe!r} of {symbol} is not declared (Strategy.timeframes: "
+                f"{', '.join(declared)})"
+            )
+        return view
 
     def register_indicator(
         self, name: str, values: np.ndarray, instrument: str | None = None

@@ -178,3 +178,11 @@ def test_lookahead_command_exits_1_and_names_the_peek(
     assert main(["lookahead", str(config), "--cuts", "10"]) == 1
     out = capsys.readouterr().out
     assert "LOOK-AHEAD" in out and "signal: row" in out
+
+
+def test_lookahead_command_runs_a_perpetual_with_its_marks_and_funding(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The check runs the config as `run` does, with its mark and funding series.
+    assert main(["lookahead", "golden/perp_short_funding/config.toml", "--cuts", "4"]) == 0
+    assert "none found" in capsys.readouterr().out

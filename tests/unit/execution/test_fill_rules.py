@@ -696,7 +696,7 @@ def test_cancel_of_a_resting_order_removes_it_before_it_could_fill() -> None:
     assert result.fills.height == 0
     record = order(result, 1)
     assert (record["status"], record["reason"]) == ("canceled", "canceled")
-    assert record["ts_closed"] == bar_ns(1)
+    assert record["ts_closed"] == bar_ns(2)  # while handling bar 1: at its close (adr/0020)
 
 
 def test_cancel_of_an_unknown_order_is_rejected_and_changes_nothing() -> None:
