@@ -18,16 +18,24 @@ timing starts when the worker looks up its data and ends when its outcome is bac
 event loop), so it is what sits between runs: reporting a result, fetching the next job, and the
 coordinator's and the server's share of the machine.
 
-    python scripts/bench_sweep.py --search [--trials 200] [--batch 8] [--bars 525600]
+    python scripts/bench_sweep.py --search [--trials 200] [--batch 8] [--bars 525600] [--repeats N]
+                                   [--study-repeats N]
 
 measures a TPE search instead. First the optimizer's own cost per trial, without any run: the
 real study (`sweep/study.py`: ask a batch, make each point's run config and run id, tell the
-results back, the journal file synced per batch) told a synthetic objective of the parameters;
+results back, the journal file synced per batch) told a synthetic objective of the parameters,
+next to optuna by itself on the same study (in-memory storage, nothing of this project's);
 then the whole coordinator (collector, results journal, progress, ask and tell) driving the same
 study against a runner that answers every job at once, so the time per trial is everything the
-coordinator spends that is not a run. Then the speed-up: the same study (`--trials` trials,
-asked `--batch` at a time, identical for any worker count) of year-long runs on a synthetic
-minute series, on 1 and on 2 warmed-up workers over NATS, one after the other in this process.
+coordinator spends that is not a run. Each of these is the same study (same seed: the same
+proposals, the same work) run from scratch `--repeats` times, printed as median, minimum and
+maximum: on a shared machine the spread is the other processes' doing, and the minimum is the
+least disturbed measurement of that fixed work (others only ever add to it).
+
+Then the speed-up: a study (`--trials` trials, asked `--batch` at a time, identical for any
+worker count) of year-long runs on a synthetic minute series, on 1 and on 2 warmed-up workers
+over NATS (a server each), the two back to back in this process, `--study-repeats` times with
+another seed each: the speed-up of each pair, and their median.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import io
 import os
 import statistics
@@ -51,7 +60,7 @@ from backtester.data.bars import load_bars
 from backtester.sweep import coordinator
 from backtester.sweep.config import load_sweep_config
 from backtester.sweep.coordinator import SweepSettings, run_sweep
-from backtester.sweep.execute import execute
+from backtester.sweep.execute import execute, read_sources
 from backtester.sweep.nats_adapter import QueueSettings
 from backtester.sweep.plan import PlannedRun, SweepPlan, build_plan
 from backtester.sweep.results import JOURNAL, read_journal
@@ -81,14 +90,16 @@ def plan_for(
 
 
 def loop_seconds(plan: SweepPlan) -> float:
-    path = plan.runs[0].spec.data[0].path
-    warm = {"BTC/USDT": load_bars(path, name=path)}
-    execute(plan.runs[0].spec, warm)  # one-time costs (imports, kernels) out of the timing
+    execute(plan.runs[0].spec, read_sources(plan.runs[0].spec))  # imports, kernels: not timed
     started = time.perf_counter()
-    bars = {"BTC/USDT": load_bars(path, name=path)}
+    data = read_sources(plan.runs[0].spec)
     for run in plan.runs:
-        execute(run.spec, bars)
+        execute(run.spec, data)
     return time.perf_counter() - started
+
+
+def _warm(procs: Processes, i: int) -> bool:
+    return "run.reported" in procs.log(f"w{i}")
 
 
 def sweep_seconds(url: str, plan: SweepPlan) -> tuple[float, float]:
@@ -97,7 +108,8 @@ def sweep_seconds(url: str, plan: SweepPlan) -> tuple[float, float]:
     outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
     if outcome.manifest.ok != len(plan.runs):
         raise RuntimeError(f"{outcome.manifest.failed} runs failed")
-    inside = sum(r.seconds for r in read_journal(plan.output_dir / JOURNAL))
+    reports = read_journal(plan.output_dir / JOURNAL)
+    inside = sum(r.seconds for r in reports if isinstance(r, RunCompleted))
     return outcome.seconds, inside
 
 
@@ -113,7 +125,7 @@ def with_workers(
         warm_up = plan_for(tmp, data, 1000 + count, fast[:2], slow[-1:], f"out-{count}")
         sweep_seconds(url, warm_up)
         for i in range(count):
-            wait_until(lambda i=i: "run.reported" in procs.log(f"w{i}"), 60, f"worker {i} warm")
+            wait_until(functools.partial(_warm, procs, i), 60, f"worker {i} warm")
         for repeat in range(repeats):
             plan = plan_for(tmp, data, 1 + repeat, fast, slow, f"out-{count}")
             before = loop_seconds(plan)
@@ -174,9 +186,9 @@ def synthetic_report(plan: SweepPlan, run: PlannedRun) -> RunCompleted:
 
 
 def ask_tell_ms(plan: SweepPlan) -> tuple[float, float, float]:
-    """Of ask + tell, per trial: (mean wall ms, mean CPU ms of this process, CPU ms in the last
-    batch). On a shared machine the wall time also holds the time other processes had the core,
-    so the CPU time is the figure to hold against the target."""
+    """Of ask + tell + the batch's sync, per trial: (mean wall ms, mean CPU ms of this process, CPU
+    ms in the last batch). On a shared machine the wall time also holds the time other processes
+    had the core, so the CPU time is the figure to hold against the target."""
     from backtester.sweep.study import OptunaSearch
 
     plan.output_dir.mkdir(parents=True)
@@ -194,6 +206,7 @@ def ask_tell_ms(plan: SweepPlan) -> tuple[float, float, float]:
                 reports[run.index] = synthetic_report(plan, run)
             wall, cpu = time.perf_counter(), time.process_time()
             search.tell(batch, reports)
+            search.persist()
             told = (time.perf_counter() - wall, time.process_time() - cpu)
             per_batch.append((asked[0] + told[0], asked[1] + told[1], len(batch)))
     finally:
@@ -205,6 +218,34 @@ def ask_tell_ms(plan: SweepPlan) -> tuple[float, float, float]:
         sum(c for _, c, _ in per_batch) / trials * 1000,
         last_cpu / last_count * 1000,
     )
+
+
+def optuna_alone_ms(plan: SweepPlan) -> float:
+    """CPU ms per trial of optuna by itself on the same study: the same sampler settings, space,
+    batches and objective, in optuna's in-memory storage, without run configs, run ids, journal
+    or reseeding. What is above it in `ask_tell_ms` is this project's share."""
+    import optuna
+    from optuna.samplers import TPESampler
+
+    from backtester.sweep.study import distribution
+
+    search = plan.config.search
+    assert search is not None
+    spaces = {name: distribution(d) for name, d in search.params.items()}
+    sampler = TPESampler(
+        seed=plan.config.seed,
+        n_startup_trials=search.startup,
+        multivariate=True,
+        constant_liar=True,
+    )
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+    cpu = time.process_time()
+    for start in range(0, search.trials, search.batch):
+        trials = [study.ask(spaces) for _ in range(min(search.batch, search.trials - start))]
+        for trial in trials:
+            fast, slow = trial.params["fast"], trial.params["slow"]
+            study.tell(trial, 1.0 - ((fast - 20) / 15) ** 2 - ((slow - 150) / 80) ** 2)
+    return (time.process_time() - cpu) / search.trials * 1000
 
 
 class InstantRunner:
@@ -248,26 +289,46 @@ def coordinator_ms(plan: SweepPlan) -> tuple[float, float]:
         outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
         cpu = time.process_time() - cpu
     finally:
-        coordinator._runner = original  # type: ignore[assignment]
+        coordinator._runner = original
     points = outcome.manifest.points
     return outcome.seconds / points * 1000, cpu / points * 1000
 
 
-def search_seconds(count: int, tmp: Path, data: Path, trials: int, batch: int) -> float:
-    """Seconds from the study's first job to its last result on `count` warmed-up workers."""
-    with nats_servers(1) as (url,), Processes(tmp / f"logs-search-{count}") as procs:
-        for i in range(count):
-            procs.worker(f"w{i}", url, tmp / "cache", subprocess_env())
-        warm_up = plan_for(tmp, data, 2000 + count, [10, 20], [60], f"warm-{count}")
-        sweep_seconds(url, warm_up)
-        for i in range(count):
-            wait_until(lambda i=i: "run.reported" in procs.log(f"w{i}"), 120, f"worker {i} warm")
-        plan = search_plan(tmp, data, 7, trials, batch, f"search-{count}")
-        settings = SweepSettings(nats_url=url, workers=0, queue=QueueSettings(ack_wait=60))
-        outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
-        if outcome.manifest.ok != trials:
-            raise RuntimeError(f"{outcome.manifest.failed} runs failed")
-        return outcome.seconds
+def search_pairs(
+    tmp: Path, data: Path, trials: int, batch: int, repeats: int
+) -> list[tuple[float, float]]:
+    """Per repeat, seconds from a study's first job to its last result on 1 and then on 2
+    warmed-up workers (each count on its own server). The two of a pair run back to back, so
+    they see about the same load from the machine's other processes; each repeat is another
+    study (another seed), the same on both."""
+    with contextlib.ExitStack() as stack:
+        urls = {}
+        for count in (1, 2):
+            (url,) = stack.enter_context(nats_servers(1))
+            procs = stack.enter_context(Processes(tmp / f"logs-search-{count}"))
+            for i in range(count):
+                procs.worker(f"w{i}", url, tmp / "cache", subprocess_env())
+            sweep_seconds(url, plan_for(tmp, data, 2000 + count, [10, 20], [60], f"warm-{count}"))
+            for i in range(count):
+                wait_until(functools.partial(_warm, procs, i), 120, f"worker {i} warm")
+            urls[count] = url
+        pairs = []
+        for repeat in range(repeats):
+            seconds = []
+            for count in (1, 2):
+                plan = search_plan(tmp, data, 7 + repeat, trials, batch, f"search-{count}")
+                queue = QueueSettings(ack_wait=60)
+                settings = SweepSettings(nats_url=urls[count], workers=0, queue=queue)
+                outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
+                if outcome.manifest.ok != trials:
+                    raise RuntimeError(f"{outcome.manifest.failed} runs failed")
+                seconds.append(outcome.seconds)
+            pairs.append((seconds[0], seconds[1]))
+        return pairs
+
+
+def _spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f}, min {min(values):.2f}, max {max(values):.2f}"
 
 
 def search_main(args: argparse.Namespace) -> int:
@@ -277,31 +338,56 @@ def search_main(args: argparse.Namespace) -> int:
         tmp = Path(name)
         small = tmp / "month.parquet"
         pl.read_parquet(GOLDEN).write_parquet(small)
-        wall, cpu, last = ask_tell_ms(
-            search_plan(tmp, small, 1, args.trials, args.batch, "ask-tell")
+        # The same study (same seed, so the same proposals and the same work) from scratch each
+        # repeat: the spread is the machine's, not the optimizer's.
+        asked = [
+            ask_tell_ms(search_plan(tmp, small, 1, args.trials, args.batch, f"ask-tell-{r}"))
+            for r in range(args.repeats)
+        ]
+        alone = [
+            optuna_alone_ms(search_plan(tmp, small, 1, args.trials, args.batch, f"alone-{r}"))
+            for r in range(args.repeats)
+        ]
+        looped = [
+            coordinator_ms(search_plan(tmp, small, 2, args.trials, args.batch, f"loop-{r}"))
+            for r in range(args.repeats)
+        ]
+        cpu = [c for _, c, _ in asked]
+        print(
+            f"TPE study of {args.trials} trials in batches of {args.batch}, 2 parameters, "
+            f"{args.repeats} repeats"
         )
-        loop_wall, loop_cpu = coordinator_ms(
-            search_plan(tmp, small, 2, args.trials, args.batch, "loop")
-        )
-        print(f"TPE study of {args.trials} trials in batches of {args.batch}, 2 parameters")
         print(
             "optimizer overhead per trial (ask + run config and run id + tell, journal synced "
-            f"per batch): {cpu:.2f} ms CPU (last batch {last:.2f} ms; target < 5 ms), "
-            f"{wall:.2f} ms wall"
+            f"per batch), ms CPU: {_spread(cpu)} (target < 5 ms); last batch: "
+            f"{_spread([last for _, _, last in asked])}; ms wall: {_spread([w for w, _, _ in asked])}"
         )
+        print(f"optuna by itself on the same study (in-memory), ms CPU: {_spread(alone)}")
         print(
             "coordinator per trial with runs that take no time (the above plus collecting, "
-            f"journaling, progress, and the results written once): {loop_cpu:.2f} ms CPU, "
-            f"{loop_wall:.2f} ms wall (loop only)"
+            f"journaling, progress, and the results written once), ms CPU: "
+            f"{_spread([c for _, c in looped])}; ms wall (loop only): "
+            f"{_spread([w for w, _ in looped])}"
+        )
+        print(
+            f"machine load average (1 min) after these: {os.getloadavg()[0]:.2f} on "
+            f"{os.cpu_count()} cores"
         )
         year = tmp / "year.parquet"
         synthetic_bars(args.bars).write_parquet(year)
-        one = search_seconds(1, tmp, year, args.trials, args.batch)
-        two = search_seconds(2, tmp, year, args.trials, args.batch)
-    print(f"the same study of runs over {args.bars:,} synthetic minute bars, over NATS:")
-    print(f"1 worker:  {one:7.1f} s  {one / args.trials * 1000:.0f} ms/trial")
-    print(f"2 workers: {two:7.1f} s  {two / args.trials * 1000:.0f} ms/trial")
-    print(f"speed-up, 2 workers vs 1: {one / two:.2f}x (target >= 1.7x)")
+        pairs = search_pairs(tmp, year, args.trials, args.batch, args.study_repeats)
+    print(
+        f"studies of {args.trials} trials over {args.bars:,} synthetic minute bars over NATS, "
+        f"1 then 2 workers, {len(pairs)} pairs (each pair one seed):"
+    )
+    for one, two in pairs:
+        print(
+            f"1 worker: {one:6.1f} s ({one / args.trials * 1000:4.0f} ms/trial)  "
+            f"2 workers: {two:6.1f} s ({two / args.trials * 1000:4.0f} ms/trial)  "
+            f"speed-up {one / two:.2f}x"
+        )
+    ratios = [one / two for one, two in pairs]
+    print(f"speed-up, 2 workers vs 1: {_spread(ratios)} (target >= 1.7x)")
     print(
         f"machine load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
@@ -316,6 +402,9 @@ def main() -> int:
     parser.add_argument(
         "--bars", type=int, default=525_600, help="bars of the search's runs (default: a year)"
     )
+    parser.add_argument(
+        "--study-repeats", type=int, default=3, help="pairs of search studies (default 3)"
+    )
     parser.add_argument("--data", type=Path, default=GOLDEN, help="bars (default: golden month)")
     parser.add_argument("--fast", default="5,10,15,20,25,30", help="fast windows")
     # 96 points: at about 10 ms a run, 24 points made a timed span of a quarter of a second, where
@@ -325,7 +414,9 @@ def main() -> int:
         default="40,50,60,70,80,90,100,110,120,130,140,150,160,170,180,200",
         help="slow windows",
     )
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many (default 5)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="repeats of each measurement (default 5)"
+    )
     args = parser.parse_args()
     if args.search:
         return search_main(args)

@@ -14,6 +14,7 @@ workers anywhere) or local processes (`pool`, no server: a notebook's default).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 import time
@@ -254,6 +255,9 @@ async def _drive(search: Search, runner: Runner, session: _Session) -> None:
                 wanted.setdefault(run.run_id, run)
         await runner.submit(list(wanted.values()))
         log.info("batch.published", points=len(batch), jobs=len(wanted))
+        # The previous tells and these asks reach the disk while the batch runs, not between
+        # batches, where every worker waits for the coordinator.
+        await asyncio.to_thread(search.persist)
         while True:
             for run in batch:
                 shared = collector.shared(run)

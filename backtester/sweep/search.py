@@ -26,6 +26,10 @@ class Search(Protocol):
         """Nothing left to ask, run or tell."""
         ...
 
+    def persist(self) -> None:
+        """Make what was asked and told so far durable (an fsync; writes are flushed as made)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -47,6 +51,9 @@ class FixedPoints:
 
     def finished(self, reports: dict[int, RunReport]) -> bool:
         return all(run.index in reports for run in self._runs)
+
+    def persist(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

@@ -16,7 +16,14 @@ from backtester import Backtest
 from backtester.cli import main
 from backtester.strategies import SmaCross
 from backtester.sweep.results import MANIFEST, RESULTS, read_manifest
-from tests.sweep_support import REPO, small_data, subprocess_env, sweep_config
+from tests.sweep_support import (
+    REPO,
+    Processes,
+    nats_servers,
+    small_data,
+    subprocess_env,
+    sweep_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +99,13 @@ def test_a_tpe_optimization_is_the_same_on_one_and_two_workers_and_is_read_back(
     assert one.best == two.best
     assert one.table.height == 12
     assert all(s % 10 == 0 for s in one.table["param.slow"])
-    assert one.plot() is not None
+    # The plot: the objective by trial with the best so far, then the heatmap over both axes.
+    history, heatmap, *_ = one.plot().children
+    best = history.select_one({"name": "best-so-far"}).data_source.data["best"]
+    assert list(best) == one.table["sharpe"].cum_max().to_list()
+    cells = heatmap.select_one({"name": "objective-heatmap"}).data_source.data
+    assert len(cells["value"]) == one.table.select("param.fast", "param.slow").n_unique()
+    assert max(cells["value"]) == one.table["sharpe"].max()
     # Asked again, the finished study is read back from its directory: nothing runs.
     shutil.rmtree(one.directory / "workers", ignore_errors=True)
     again = bt.optimize(
@@ -139,3 +152,18 @@ def test_the_statistics_convention_of_the_backtest_reaches_its_points(
         alone = bt.run(fast=row["param.fast"], slow=row["param.slow"])
         assert row["ratio_returns"] == "bar"
         assert row["sharpe"] == alone.stats["sharpe"]
+
+
+def test_optimize_with_a_nats_url_runs_on_that_servers_workers(data: Path, tmp_path: Path) -> None:
+    bt = Backtest(str(data), SmaCross, cash=10_000.0, fee_rate=0.001)
+    grid = {"fast": [3, 5], "slow": [10, 20]}
+    local = bt.optimize(**grid, workers=1, out=tmp_path / "local", materialize=0)
+    with nats_servers(1) as (url,), Processes(tmp_path / "logs") as procs:
+        procs.worker("outside", url, tmp_path / "cache", subprocess_env())
+        remote = bt.optimize(**grid, nats=url, workers=0, out=tmp_path / "nats", materialize=0)
+        ran = procs.log("outside").count('"run.reported"')
+    assert remote.table.equals(local.table)
+    assert remote.digest == local.digest
+    assert ran == 4  # every point ran on the server's worker, none in this process
+    manifest = read_manifest(remote.directory / MANIFEST)
+    assert manifest.execution.nats == url and manifest.execution.workers == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from optuna.samplers import TPESampler
 
 from backtester.sweep.config import decode_sweep_config
 from backtester.sweep.plan import PlannedRun, SweepPlan, build_plan
@@ -101,6 +102,44 @@ def test_a_study_stopped_mid_batch_or_mid_tell_resumes_to_the_same_points(
     resumed = OptunaSearch(again, again.output_dir)
     assert points(again) == points(broken)  # the asked trials come back as points
     assert resumed.ask() == again.runs[6:12]  # the batch in progress, not a new one
+    drive(resumed)
+    resumed.close()
+    assert points(again) == points(straight)
+
+
+class _Killed(BaseException):
+    """Stands for the process dying: nothing after it runs, not even `close`."""
+
+
+def test_a_study_killed_in_the_middle_of_a_proposal_resumes_to_the_same_points(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    straight = plan_for(data, tmp_path / "straight")
+    search = OptunaSearch(straight, straight.output_dir)
+    drive(search)
+    search.close()
+
+    # The trial is created in the journal before the sampler proposes its parameters: dying in
+    # the sampler leaves a trial without them, unless a proposal is written whole or not at all.
+    calls = 0
+    propose = TPESampler.sample_relative
+
+    def dies_at_the_ninth(self: TPESampler, *args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 9:
+            raise _Killed
+        return propose(self, *args)
+
+    broken = plan_for(data, tmp_path / "broken")
+    monkeypatch.setattr(TPESampler, "sample_relative", dies_at_the_ninth)
+    with pytest.raises(_Killed):
+        drive(OptunaSearch(broken, broken.output_dir))
+    monkeypatch.undo()
+
+    again = plan_for(data, tmp_path / "broken")
+    resumed = OptunaSearch(again, again.output_dir)
+    assert 6 <= len(again.runs) < 9  # the proposals before the one that died are kept
     drive(resumed)
     resumed.close()
     assert points(again) == points(straight)
