@@ -485,6 +485,8 @@ def _run_plan(
         funding_floats[0, p] = held
         funding_floats[1, p] = amount
 
+    cash_at, position_at = per_bar[0], per_bar[1]
+    basis_at, funding_at = (per_bar[2], per_bar[3]) if margin else (per_bar[0], per_bar[1])
     pending_first = -1  # orders resting at the venue until the next bar, in their order
     pending_second = -1
     next_payment = 0
@@ -496,8 +498,16 @@ def _run_plan(
     funded = 0.0
     for i in range(n):
         s = signal[i]
-        due = next_payment < payments and funding_row[next_payment] == i
-        if pending_first >= 0 or s != 0 or due or (margin and position != 0.0):
+        if (
+            pending_first >= 0
+            or s != 0
+            or (
+                margin
+                and (
+                    position != 0.0 or (next_payment < payments and funding_row[next_payment] == i)
+                )
+            )
+        ):
             while next_payment < payments and funding_row[next_payment] == i:
                 pay_funding(next_payment)
                 next_payment += 1
@@ -555,11 +565,11 @@ def _run_plan(
             if margin:
                 basis = position_value(position, money[_ENTRY_PRICE], multiplier)
                 funded = money[_FUNDING]
-        per_bar[0, i] = cash
-        per_bar[1, i] = position
+        cash_at[i] = cash
+        position_at[i] = position
         if margin:
-            per_bar[2, i] = basis
-            per_bar[3, i] = funded
+            basis_at[i] = basis
+            funding_at[i] = funded
     for k in (pending_first, pending_second):
         if k >= 0:
             order_ints[_OUTCOME, k] = CANCELED
