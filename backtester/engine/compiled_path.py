@@ -98,7 +98,9 @@ def run_plan(
     # The event path runs on close times (adr/0020): an order is submitted at its bar's close, and
     # an order not filled is closed at the close of the bar that ends it; a fill is stamped with the
     # open time of the bar it executes on. A funding is paid after the bars closed by its time.
-    known_at = ts + bar_interval_ns(ts)
+    # (A bar is known `interval` after it opens; taken at the rows that need it, not as a column
+    # as long as the series.)
+    interval = bar_interval_ns(ts)
     open_, high, low, close = (frame[c].to_numpy() for c in ("open", "high", "low", "close"))
     margin = account == "margin"
     mark = marks or MarkBars(open_, high, low, close)
@@ -115,7 +117,8 @@ def run_plan(
             maintenance_amount=max(0.0, *(-t.maintenance_amount for t in _tiers(instrument))),
             mark_low=mark.low,
             mark_high=mark.high,
-            funding_row=np.searchsorted(known_at, funding_ts, side="right"),
+            # Before the first bar that closes after it: ts + interval > funding time.
+            funding_row=np.searchsorted(ts, funding_ts - interval, side="right"),
             funding_rate=np.array([f.rate for f in funding]),
             funding_mark=np.array([f.mark_price for f in funding]),
         )
@@ -179,7 +182,7 @@ def run_plan(
     closed_row = sim.order_closed_row
     orders = pl.DataFrame(
         {
-            "ts_submitted": known_at[sim.order_row],
+            "ts_submitted": ts[sim.order_row] + interval,
             "buy": buys,
             "entry": entries,
             "status": sim.order_outcome,
@@ -188,7 +191,9 @@ def run_plan(
             "filled_quantity": sim.order_filled_quantity,
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
             "ts_closed": np.where(
-                sim.order_outcome == signal_path.FILLED, ts[closed_row], known_at[closed_row]
+                sim.order_outcome == signal_path.FILLED,
+                ts[closed_row],
+                ts[closed_row] + interval,
             ),
         }
     ).select(
