@@ -296,11 +296,11 @@ def coordinator_ms(plan: SweepPlan) -> tuple[float, float]:
 
 def search_pairs(
     tmp: Path, data: Path, trials: int, batch: int, repeats: int
-) -> list[tuple[float, float]]:
-    """Per repeat, seconds from a study's first job to its last result on 1 and then on 2
-    warmed-up workers (each count on its own server). The two of a pair run back to back, so
-    they see about the same load from the machine's other processes; each repeat is another
-    study (another seed), the same on both."""
+) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """Per repeat, for 1 and then 2 warmed-up workers (each count on its own server): (seconds
+    from the study's first job to its last result, seconds the workers spent inside its distinct
+    runs). The two of a pair run back to back, so they see about the same load from the
+    machine's other processes; each repeat is another study (another seed), the same on both."""
     with contextlib.ExitStack() as stack:
         urls = {}
         for count in (1, 2):
@@ -322,7 +322,12 @@ def search_pairs(
                 outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
                 if outcome.manifest.ok != trials:
                     raise RuntimeError(f"{outcome.manifest.failed} runs failed")
-                seconds.append(outcome.seconds)
+                inside = {
+                    r.run_id: r.seconds
+                    for r in read_journal(plan.output_dir / JOURNAL)
+                    if isinstance(r, RunCompleted)
+                }
+                seconds.append((outcome.seconds, sum(inside.values())))
             pairs.append((seconds[0], seconds[1]))
         return pairs
 
@@ -380,13 +385,17 @@ def search_main(args: argparse.Namespace) -> int:
         f"studies of {args.trials} trials over {args.bars:,} synthetic minute bars over NATS, "
         f"1 then 2 workers, {len(pairs)} pairs (each pair one seed):"
     )
-    for one, two in pairs:
+    # Inside runs: a run's own time on its worker, summed over the study's distinct runs. When
+    # it grows from 1 to 2 workers, the runs themselves slowed down: the cores were shared with
+    # other processes, which no coordinator can make up for.
+    for (one, one_inside), (two, two_inside) in pairs:
         print(
-            f"1 worker: {one:6.1f} s ({one / args.trials * 1000:4.0f} ms/trial)  "
-            f"2 workers: {two:6.1f} s ({two / args.trials * 1000:4.0f} ms/trial)  "
+            f"1 worker: {one:6.1f} s ({one / args.trials * 1000:4.0f} ms/trial, "
+            f"{one_inside:5.1f} s inside runs)  2 workers: {two:6.1f} s "
+            f"({two / args.trials * 1000:4.0f} ms/trial, {two_inside:5.1f} s inside runs)  "
             f"speed-up {one / two:.2f}x"
         )
-    ratios = [one / two for one, two in pairs]
+    ratios = [one / two for (one, _), (two, _) in pairs]
     print(f"speed-up, 2 workers vs 1: {_spread(ratios)} (target >= 1.7x)")
     print(
         f"machine load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
