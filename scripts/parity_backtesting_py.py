@@ -15,7 +15,6 @@ of the cash.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections import Counter
@@ -135,11 +134,14 @@ def ours(frame: pl.DataFrame, fast: int, slow: int, fee: float, exits: Exits) ->
 
 
 def theirs(frame: pl.DataFrame, fast: int, slow: int, fee: float, exits: Exits) -> list[Trade]:
+    import backtesting.backtesting
     import pandas as pd
-
-    os.environ.setdefault("TQDM_DISABLE", "1")  # its progress bar would only clutter the output
     from backtesting import Strategy
     from backtesting.lib import FractionalBacktest
+
+    # Its progress bar would only clutter the output: the pass-through it uses without tqdm. Not
+    # TQDM_DISABLE, which would reach every bar of this process and of the processes it starts.
+    backtesting.backtesting._tqdm = lambda seq, **_: seq  # type: ignore[attr-defined]
 
     close = frame["close"].to_numpy()
     signal = sma_cross_signals(close, fast, slow)

@@ -308,6 +308,8 @@ def parse_symbol(symbol: str) -> ParsedSymbol:
     if not suffix:
         return ParsedSymbol(base, quote, settle, InstrumentKind.PERPETUAL, None)
     try:
+        if len(suffix) != 6 or not suffix.isdigit():  # strptime would read "2412" as 24-1-2
+            raise ValueError(suffix)
         day = datetime.strptime(suffix, "%y%m%d").replace(tzinfo=UTC)
     except ValueError:
         raise InstrumentError(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import structlog.testing
 
 from backtester import Backtest
 from backtester.accounting import arithmetic
@@ -169,6 +170,26 @@ def test_a_kernel_calling_plain_functions_builds_ahead_of_time_to_the_same_float
     module = aot.load_module(name, path)
     assert module.helper_kernels__cash_after_buys(prices, 0.37, 0.001) == expected
     assert helper_kernels.booked_cash is helper_arithmetic.booked_cash
+
+
+def test_a_build_is_announced_in_one_line_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run that has to build the kernels says so before the wait, not after it."""
+    monkeypatch.setenv(aot.CACHE_ENV, str(tmp_path))
+    logged_before_build: list[str] = []
+
+    def interrupted_build(*_: object) -> Path:
+        logged_before_build.extend(entry["event"] for entry in captured)
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(aot, "build", interrupted_build)
+    with structlog.testing.capture_logs() as captured:
+        module, why = aot.load_or_build()
+    assert logged_before_build == ["kernels.compiling"]
+    assert "once for this installation" in captured[0]["detail"]
+    assert captured[0]["directory"] == str(tmp_path)
+    assert module is None and "RuntimeError: interrupted" in why  # the JIT fallback takes over
 
 
 def test_every_module_a_kernel_calls_into_is_part_of_the_build_hash() -> None:
