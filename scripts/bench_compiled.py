@@ -158,9 +158,10 @@ def main() -> None:
     wall, cpu, _ = timed(lambda: sma_cross_signals(close, FAST, SLOW), calls)
     stage_rows["signals (SMA cross on the tick grid)"] = (wall, cpu)
     nan = math.nan
+    high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
     wall, cpu, simulated = timed(
         lambda: signal_path.simulate(
-            signal, open_, close, 1.0, 1.0, CASH, FEE, 0.0, nan, nan, False
+            signal, open_, close, high, low, 1.0, 1.0, CASH, FEE, 0.0, nan, nan, False
         ),
         calls,
     )
@@ -197,7 +198,7 @@ def main() -> None:
         and np.array_equal(out[1][:fills], result.fills["price"].to_numpy())
         and np.array_equal(out[2][:fills], result.fills["quantity"].to_numpy())
         and np.array_equal(out[3][:fills], result.fills["fee"].to_numpy())
-        and np.array_equal(simulated[10], result.fills["price"].to_numpy())
+        and np.array_equal(simulated.fill_price, result.fills["price"].to_numpy())
         and float(result.equity["cash"][-1]) == cash
     )
     print(machine())

@@ -1,15 +1,23 @@
 """The compiled order path: a `SignalPlan` run bar by bar in one loop, with the exact arithmetic of
 the event-driven modules (strategy -> risk -> venue -> ledger), for the configurations it covers
-(`backtester.engine.compiled_path.unsupported` says which).
+(`backtester.engine.compiled_path.unsupported` says which): a spot instrument on a cash account, or
+a linear perpetual on an isolated margin account, long and short, with its funding.
 
 The booking arithmetic is not written here: the loop calls the functions of
 `backtester.accounting.arithmetic` that the accounts call (numba compiles them into the kernel), so
-sizing, cash and positions are the same code. What is left here is the order flow of a plan (which
-order when, what a denial quotes), in the order the modules run it; the identity tests run both
-paths and compare digests.
+sizing, cash, positions and margin are the same code. What is left here is the order flow of a plan
+(which order when, what a denial quotes), in the order the modules run it; the identity tests run
+both paths and compare digests.
+
+One thing the loop does not do is liquidate: where a margin position's mark comes near enough to
+its maintenance margin that the venue might liquidate it, the loop stops and says so, and the run
+is made on the event path instead (`STOPPED_NEAR_LIQUIDATION`).
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,6 +25,7 @@ from backtester.accounting.arithmetic import (
     book_fill,
     fill_notional,
     opening_cost,
+    position_value,
     quantity_for_budget,
 )
 from backtester.compiled.jit import kernel
@@ -25,17 +34,93 @@ from backtester.compiled.jit import kernel
 FILLED, DENIED, CANCELED = 0, 1, 2
 # Why an order did not fill (the message is written by the caller, from `order_value`).
 NO_REASON = 0
-DENIED_NO_CASH = 1  # the risk engine: nothing available to spend
+DENIED_NO_CASH = 1  # the risk engine: nothing available to spend (cash, or margin)
 DENIED_BELOW_MIN_NOTIONAL = 2
 DENIED_ABOVE_MAX_NOTIONAL = 3
 CANCELED_SIZED_TO_ZERO = 4  # the venue: the fraction bought or sold nothing at the fill price
 CANCELED_END_OF_DATA = 5
+DENIED_LEVERAGE = 6  # the risk engine: the position would be above its bracket's leverage
+# Why the loop stopped before the end (the run then takes the event path).
+RAN_TO_THE_END = 0
+STOPPED_NEAR_LIQUIDATION = 1
+STOPPED_FILL_CAPPED = 2  # the venue would cap a fill at the margin available
+
+# Rows of the per-order integers.
+_ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _ENTRY = range(6)
+# The balances the loop books into: cash, signed position, fees paid, average entry price,
+# the position's initial margin, funding paid.
+_CASH, _HELD, _FEES, _ENTRY_PRICE, _MARGIN, _FUNDING = range(6)
+# How near a margin position may come to liquidation before the loop hands the run over: its
+# margin plus unrealized profit at the bar's worst mark within this many times the most any
+# bracket could ask as maintenance margin (the venue liquidates at one time it).
+_LIQUIDATION_DISTANCE = 2.0
+
+
+class Contract(NamedTuple):
+    """What the loop needs of a margin account's instrument (defaults: spot on a cash account)."""
+
+    margin: bool = False
+    shorts: bool = False
+    multiplier: float = 1.0
+    leverage: float = 1.0
+    # Maintenance brackets: upper notional and maximum leverage of each, in order (empty: none).
+    tier_max_notional: np.ndarray = np.zeros(0)
+    tier_max_leverage: np.ndarray = np.zeros(0)
+    # At most what maintenance margin can be at a notional x: x * rate + amount.
+    maintenance_rate: float = 0.0
+    maintenance_amount: float = 0.0
+    # The mark over each bar (lowest and highest), where it is watched for liquidation.
+    mark_low: np.ndarray = np.zeros(0)
+    mark_high: np.ndarray = np.zeros(0)
+    # Funding payments due before bar `funding_row[k]`, ascending: rate and mark of each.
+    funding_row: np.ndarray = np.zeros(0, np.int64)
+    funding_rate: np.ndarray = np.zeros(0)
+    funding_mark: np.ndarray = np.zeros(0)
+
+
+class Simulated(NamedTuple):
+    """The loop's record. Per order: submission row, side (+1 buy, -1 sell), whether it enters
+    (else it exits), outcome, reason, the value a denial quotes, the row it closed on, filled
+    quantity and notional. Per fill: order index, row, price, quantity, fee. Per bar, after it:
+    cash, position, the position at its entry price (`position_value`), funding paid so far. Per
+    funding payment (of the contract's list): its index there, quantity, amount, fills before
+    it. Then the fees paid, the bars where two orders met at one price (the intrabar path
+    decided), and why and where the loop stopped."""
+
+    order_row: np.ndarray
+    order_side: np.ndarray
+    order_entry: np.ndarray
+    order_outcome: np.ndarray
+    order_reason: np.ndarray
+    order_value: np.ndarray
+    order_closed_row: np.ndarray
+    order_filled_quantity: np.ndarray
+    order_filled_notional: np.ndarray
+    fill_order: np.ndarray
+    fill_row: np.ndarray
+    fill_price: np.ndarray
+    fill_quantity: np.ndarray
+    fill_fee: np.ndarray
+    cash: np.ndarray
+    position: np.ndarray
+    cost_basis: np.ndarray
+    funding: np.ndarray
+    funding_index: np.ndarray
+    funding_quantity: np.ndarray
+    funding_amount: np.ndarray
+    funding_fills_before: np.ndarray
+    fees_paid: float
+    path_decided_bars: int
+    stopped: int
+    stopped_row: int
 
 
 def simulate(
     signal: np.ndarray,
     open_: np.ndarray,
     close: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
     entry_fraction: float,
     exit_fraction: float,
     initial_cash: float,
@@ -44,33 +129,39 @@ def simulate(
     min_notional: float,
     max_notional: float,
     trade_on_close: bool,
+    contract: Contract | None = None,
     *,
     compiled: bool = True,
-) -> tuple[np.ndarray, ...]:
+) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
     limits are NaN when absent (a comparison with NaN is false, as a missing limit never denies).
-    `compiled=False` runs the same loop as plain Python.
-
-    Returns, in this order: per order its submission row, side (+1 buy, -1 sell), outcome, reason,
-    the value its denial message quotes, the row it closed on, filled quantity and filled notional;
-    per fill its order index, row, price, quantity and fee; per bar the cash and position after
-    the bar; then [fees paid]."""
+    `compiled=False` runs the same loop as plain Python."""
+    c = contract or Contract()
     n = len(signal)
-    capacity = int(np.count_nonzero(signal))
+    # At most one order per signal bar, two where a short reverses (an exit and an entry).
+    capacity = int(np.count_nonzero(signal)) * (2 if c.shorts else 1)
+    payments = len(c.funding_row)
     # Allocated here, not in the kernel: numpy backs large arrays with huge pages, while memory the
     # kernel allocated would be faulted in page by page, which costs more than the loop itself.
-    order_ints = np.zeros((5, capacity), np.int64)  # row, side, outcome, reason, closing row
+    order_ints = np.zeros((6, capacity), np.int64)
     order_floats = np.zeros((3, capacity))  # quoted value, filled quantity, filled notional
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
     fill_floats = np.zeros((3, capacity))  # price, quantity, fee
-    cash_at, position_at = np.empty((2, n))  # one block: see results.build_result
-    money = np.array([initial_cash, 0.0, 0.0, 0.0])  # cash, position, fees paid, entry price
-    counts = np.zeros(2, np.int64)  # orders, fills
+    # One block per run for the per-bar columns (see results.build_result).
+    per_bar = np.empty((4 if c.margin else 2, n))
+    funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
+    funding_floats = np.zeros((2, payments))  # quantity, amount
+    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0])
+    counts = np.zeros(6, np.int64)  # orders, fills, payments, decided bars, stop reason, stop row
+    marks_low = c.mark_low if c.margin else low
+    marks_high = c.mark_high if c.margin else high
     loop = _run_plan if compiled else _run_plan.py_func
     loop(
         signal,
         open_,
         close,
+        high,
+        low,
         entry_fraction,
         exit_fraction,
         fee_rate,
@@ -78,42 +169,77 @@ def simulate(
         min_notional,
         max_notional,
         trade_on_close,
+        c.margin,
+        c.shorts,
+        c.multiplier,
+        c.leverage,
+        np.ascontiguousarray(c.tier_max_notional, dtype=np.float64),
+        np.ascontiguousarray(c.tier_max_leverage, dtype=np.float64),
+        c.maintenance_rate,
+        c.maintenance_amount,
+        np.ascontiguousarray(marks_low, dtype=np.float64),
+        np.ascontiguousarray(marks_high, dtype=np.float64),
+        np.ascontiguousarray(c.funding_row, dtype=np.int64),
+        np.ascontiguousarray(c.funding_rate, dtype=np.float64),
+        np.ascontiguousarray(c.funding_mark, dtype=np.float64),
         order_ints,
         order_floats,
         fill_ints,
         fill_floats,
-        cash_at,
-        position_at,
+        per_bar,
+        funding_ints,
+        funding_floats,
         money,
         counts,
     )
-    orders, fills = int(counts[0]), int(counts[1])
-    return (
-        *order_ints[:4, :orders],
-        order_floats[0, :orders],
-        order_ints[4, :orders],
-        order_floats[1, :orders],
-        order_floats[2, :orders],
-        fill_ints[0, :fills],
-        fill_ints[1, :fills],
-        *fill_floats[:, :fills],
-        cash_at,
-        position_at,
-        money[2:3],
+    orders, fills, paid = int(counts[0]), int(counts[1]), int(counts[2])
+    ints, floats = order_ints[:, :orders], order_floats[:, :orders]
+    zeros = np.zeros(n)
+    return Simulated(
+        order_row=ints[_ROW],
+        order_side=ints[_SIDE],
+        order_entry=ints[_ENTRY],
+        order_outcome=ints[_OUTCOME],
+        order_reason=ints[_REASON],
+        order_value=floats[0],
+        order_closed_row=ints[_CLOSED],
+        order_filled_quantity=floats[1],
+        order_filled_notional=floats[2],
+        fill_order=fill_ints[0, :fills],
+        fill_row=fill_ints[1, :fills],
+        fill_price=fill_floats[0, :fills],
+        fill_quantity=fill_floats[1, :fills],
+        fill_fee=fill_floats[2, :fills],
+        cash=per_bar[0],
+        position=per_bar[1],
+        cost_basis=per_bar[2] if c.margin else zeros,
+        funding=per_bar[3] if c.margin else zeros,
+        funding_index=funding_ints[0, :paid],
+        funding_quantity=funding_floats[0, :paid],
+        funding_amount=funding_floats[1, :paid],
+        funding_fills_before=funding_ints[1, :paid],
+        fees_paid=float(money[_FEES]),
+        path_decided_bars=int(counts[3]),
+        stopped=int(counts[4]),
+        stopped_row=int(counts[5]),
     )
 
 
 @kernel(
     "void("
-    "int8[::1], float64[::1], float64[::1], float64, float64, float64, float64, "
-    "float64, float64, boolean, int64[:, ::1], float64[:, ::1], int64[:, ::1], "
-    "float64[:, ::1], float64[::1], float64[::1], float64[::1], int64[::1]"
+    "int8[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, "
+    "float64, float64, float64, float64, boolean, boolean, boolean, float64, float64, "
+    "float64[::1], float64[::1], float64, float64, float64[::1], float64[::1], int64[::1], "
+    "float64[::1], float64[::1], int64[:, ::1], float64[:, ::1], int64[:, ::1], "
+    "float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64[::1]"
     ")"
 )
 def _run_plan(
     signal: np.ndarray,
     open_: np.ndarray,
     close: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
     entry_fraction: float,
     exit_fraction: float,
     fee_rate: float,
@@ -121,22 +247,52 @@ def _run_plan(
     min_notional: float,
     max_notional: float,
     trade_on_close: bool,
+    margin: bool,
+    shorts: bool,
+    multiplier: float,
+    leverage: float,
+    tier_max_notional: np.ndarray,
+    tier_max_leverage: np.ndarray,
+    maintenance_rate: float,
+    maintenance_amount: float,
+    mark_low: np.ndarray,
+    mark_high: np.ndarray,
+    funding_row: np.ndarray,
+    funding_rate: np.ndarray,
+    funding_mark: np.ndarray,
     order_ints: np.ndarray,
     order_floats: np.ndarray,
     fill_ints: np.ndarray,
     fill_floats: np.ndarray,
-    cash_at: np.ndarray,
-    position_at: np.ndarray,
+    per_bar: np.ndarray,
+    funding_ints: np.ndarray,
+    funding_floats: np.ndarray,
     money: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    """The loop of `simulate`, writing into the arrays it is given. `money` holds the balances
-    (cash, position, fees paid, entry price) as one array so the helpers below can book into it."""
+    """The loop of `simulate`, writing into the arrays it is given. `money` holds the balances as
+    one array so the helpers below can book into it."""
     n = len(signal)
+    payments = len(funding_row)
 
-    # A spot instrument on a cash account: one unit per contract, no leverage.
-    multiplier = 1.0
-    leverage = 1.0
+    def reducible(buy: bool) -> float:
+        # Account.reducible: how much of an order on this side would reduce the position.
+        held: float = money[_HELD]
+        if buy:
+            return -held if held < 0.0 else 0.0
+        return held if held > 0.0 else 0.0
+
+    def buying_power() -> float:
+        # CashAccount: the cash. MarginAccount, one isolated position: the wallet (cash plus the
+        # position at its entry price) less the margin the position holds.
+        total: float = money[_CASH]
+        if not margin:
+            return total
+        if money[_HELD] != 0.0:
+            total += position_value(money[_HELD], money[_ENTRY_PRICE], multiplier)
+        if money[_HELD] != 0.0:
+            total -= money[_MARGIN]
+        return total
 
     def affordable(price: float, budget: float) -> float:
         # Account.affordable without a lot grid: the largest quantity whose opening cost fits the
@@ -144,75 +300,140 @@ def _run_plan(
         if budget <= 0.0:
             return 0.0
         quantity = quantity_for_budget(budget, price, multiplier, leverage, fee_rate)
-        while quantity > 0.0:
+        for _ in range(64):
+            if quantity <= 0.0:
+                return 0.0
             notional = fill_notional(quantity, price, multiplier)
-            if opening_cost(notional, notional * fee_rate, leverage) <= budget:
+            cost = opening_cost(notional, notional * fee_rate, leverage)
+            if cost <= budget:
                 return quantity
-            quantity = np.nextafter(quantity, 0.0)
+            if cost > budget * (1.0 + 1e-12):
+                # Far off: shrink in proportion.
+                quantity = quantity * (budget / cost)
+            else:
+                quantity = np.nextafter(quantity, 0.0)
         return 0.0
 
-    def submit(i: int, buy: bool) -> int:
+    def submit(i: int, buy: bool, entry: bool) -> int:
         # The strategy's order and the risk engine's checks on it; the order index if accepted,
-        # else -1. Nothing else is reserved: this path never has two orders open at once.
+        # else -1. Nothing is reserved: an order opening exposure is never placed beside another
+        # that claims buying power (a reversal's exit reduces).
         k: int = counts[0]
         counts[0] += 1
-        order_ints[0, k] = i
-        order_ints[1, k] = 1 if buy else -1
-        order_ints[4, k] = i
+        order_ints[_ROW, k] = i
+        order_ints[_SIDE, k] = 1 if buy else -1
+        order_ints[_ENTRY, k] = 1 if entry else 0
+        order_ints[_CLOSED, k] = i
+        fraction = entry_fraction if entry else exit_fraction
         price = close[i]
-        if buy:
-            available = money[0] - 0.0
+        held = money[_HELD]
+        reduces = reducible(buy)
+        opening = 0.0
+        if reduces > 0.0:
+            quantity = fraction * reduces
+        else:
+            available = buying_power() - 0.0
             if available <= 0:
-                order_ints[2, k] = DENIED
-                order_ints[3, k] = DENIED_NO_CASH
+                order_ints[_OUTCOME, k] = DENIED
+                order_ints[_REASON, k] = DENIED_NO_CASH
                 order_floats[0, k] = available
                 return -1
-            budget = entry_fraction * available
+            budget = fraction * available
             quantity = quantity_for_budget(budget, price, multiplier, leverage, fee_rate)
-        else:
-            quantity = exit_fraction * money[1]
-        notional = fill_notional(quantity, price, multiplier)
+            opening = quantity
+        notional = quantity * price * multiplier
         if notional < min_notional or notional > max_notional:
-            order_ints[2, k] = DENIED
+            order_ints[_OUTCOME, k] = DENIED
             below = notional < min_notional
-            order_ints[3, k] = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
+            order_ints[_REASON, k] = (
+                DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
+            )
             order_floats[0, k] = notional
             return -1
+        if opening > 0.0 and margin and len(tier_max_notional):
+            # rules.check_bracket_leverage on the position the order would make.
+            projected = held + 0 + (quantity if buy else -quantity)
+            exposure = abs(projected) * price * multiplier
+            tier = len(tier_max_notional) - 1
+            for t in range(len(tier_max_notional)):
+                if exposure < tier_max_notional[t]:
+                    tier = t
+                    break
+            if leverage > tier_max_leverage[tier]:
+                order_ints[_OUTCOME, k] = DENIED
+                order_ints[_REASON, k] = DENIED_LEVERAGE
+                order_floats[0, k] = exposure
+                return -1
         return k
+
+    def size_fraction(k: int, price: float) -> float:
+        # The venue's _size_fraction: a share of the position when the order reduces it (all of
+        # it exactly), else of the buying power; a spot sell never opens.
+        buy = order_ints[_SIDE, k] > 0
+        fraction = entry_fraction if order_ints[_ENTRY, k] > 0 else exit_fraction
+        reduces = reducible(buy)
+        if reduces > 0.0:
+            return reduces if fraction == 1.0 else fraction * reduces
+        if not margin and not buy:
+            return 0.0
+        return affordable(price, fraction * buying_power())
 
     def fill(k: int, i: int, base: float) -> None:
         # The venue's fill of order k on bar i at `base` (before slippage), then the ledger.
-        buy = order_ints[1, k] > 0
-        order_ints[4, k] = i
-        cash = money[0]
-        position = money[1]
-        if buy:
-            remaining = affordable(base, entry_fraction * cash)
-        else:
-            remaining = position if exit_fraction == 1.0 else exit_fraction * position
+        buy = order_ints[_SIDE, k] > 0
+        fraction = entry_fraction if order_ints[_ENTRY, k] > 0 else exit_fraction
+        order_ints[_CLOSED, k] = i
+        remaining = size_fraction(k, base)
         if remaining <= 0.0:
-            order_ints[2, k] = CANCELED
-            order_ints[3, k] = CANCELED_SIZED_TO_ZERO
+            order_ints[_OUTCOME, k] = CANCELED
+            order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
             return
         quantity = remaining
         price = base * (1.0 + slip) if buy else base * (1.0 - slip)
         if buy and price != base:
             # Sized again at the price actually paid.
-            remaining = affordable(price, entry_fraction * cash)
+            remaining = size_fraction(k, price)
             quantity = min(remaining, quantity)
-            if quantity <= 0.0:
-                order_ints[2, k] = CANCELED
-                order_ints[3, k] = CANCELED_SIZED_TO_ZERO
-                return
+        reduces = reducible(buy)
+        opening = quantity - reduces if quantity > reduces else 0.0
+        if opening > 0.0 and margin and affordable(price, buying_power()) < opening:
+            counts[4] = STOPPED_FILL_CAPPED
+            counts[5] = i
+            return
+        if quantity <= 0.0:
+            order_ints[_OUTCOME, k] = CANCELED
+            order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
+            return
+        leaves = remaining - quantity
+        if leaves <= remaining * 1e-12:
+            leaves = 0.0
+        if leaves != 0.0:
+            counts[4] = STOPPED_FILL_CAPPED
+            counts[5] = i
+            return
+        if fraction == 1.0 and reduces > 0.0:
+            # Closing takes exactly what is held.
+            quantity = reduces
         fee = fill_notional(quantity, price, multiplier) * fee_rate
         booked = book_fill(
-            cash, position, money[3], 0.0, buy, quantity, price, fee, multiplier, leverage, False
+            money[_CASH],
+            money[_HELD],
+            money[_ENTRY_PRICE],
+            money[_MARGIN],
+            buy,
+            quantity,
+            price,
+            fee,
+            multiplier,
+            leverage,
+            margin,
         )
-        money[0] = booked[0]
-        money[1] = booked[1]
-        money[3] = booked[2]
-        money[2] = money[2] + fee
-        order_ints[2, k] = FILLED
+        money[_CASH] = booked[0]
+        money[_HELD] = booked[1]
+        money[_ENTRY_PRICE] = booked[2]
+        money[_MARGIN] = booked[3]
+        money[_FEES] = money[_FEES] + fee
+        order_ints[_OUTCOME, k] = FILLED
         order_floats[1, k] = 0.0 + quantity
         order_floats[2, k] = 0.0 + quantity * price
         j = counts[1]
@@ -223,31 +444,124 @@ def _run_plan(
         fill_floats[1, j] = quantity
         fill_floats[2, j] = fee
 
-    pending = -1  # the order resting at the venue until the next bar
+    def near_liquidation(i: int) -> bool:
+        # A bound, not the venue's rule: whether the position's margin plus its unrealized profit
+        # at the bar's worst mark comes within reach of what maintenance margin can be there.
+        held: float = money[_HELD]
+        if not margin or held == 0.0:
+            return False
+        size = abs(held) * multiplier
+        worst: float = mark_low[i] if held > 0.0 else mark_high[i]
+        if math.isnan(worst):
+            return True
+        entry: float = money[_ENTRY_PRICE]
+        profit = (worst - entry) * size if held > 0.0 else (entry - worst) * size
+        notional = size * abs(worst)
+        maintenance = notional * maintenance_rate + maintenance_amount
+        held_margin: float = money[_MARGIN]
+        slack = 1e-9 * (abs(held_margin) + notional)
+        return held_margin + profit <= _LIQUIDATION_DISTANCE * maintenance + slack
+
+    def stop_near_liquidation(i: int) -> bool:
+        if near_liquidation(i):
+            counts[4] = STOPPED_NEAR_LIQUIDATION
+            counts[5] = i
+            return True
+        return False
+
+    def pay_funding(f: int) -> None:
+        # The venue's on_funding, booked by every account: rate * quantity * size * mark.
+        held = money[_HELD]
+        if held == 0.0:
+            return
+        amount = funding_rate[f] * held * multiplier * funding_mark[f]
+        money[_CASH] = money[_CASH] - amount
+        money[_FUNDING] = money[_FUNDING] + amount
+        money[_MARGIN] = money[_MARGIN] - amount
+        p = counts[2]
+        counts[2] += 1
+        funding_ints[0, p] = f
+        funding_ints[1, p] = counts[1]
+        funding_floats[0, p] = held
+        funding_floats[1, p] = amount
+
+    pending_first = -1  # orders resting at the venue until the next bar, in their order
+    pending_second = -1
+    next_payment = 0
     # The balances as locals between bookings: read from `money` in the loop, they would be loaded
-    # again on every bar (the stores into cash_at might alias them).
-    cash = money[0]
-    position = money[1]
+    # again on every bar (the stores into per_bar might alias them).
+    cash = money[_CASH]
+    position = money[_HELD]
+    basis = 0.0
+    funded = 0.0
     for i in range(n):
-        # The venue sees each bar before the strategy: an order from an earlier bar fills at this
-        # bar's open, and the strategy then acts on the position that fill left.
         s = signal[i]
-        if pending >= 0 or s != 0:
-            if pending >= 0:
-                fill(pending, i, open_[i])
-                pending = -1
-            if (s > 0 and money[1] == 0.0) or (s < 0 and money[1] > 0.0):
-                k = submit(i, s > 0)
-                if k >= 0:
-                    if trade_on_close:
-                        fill(k, i, close[i])
-                    else:
-                        pending = k
-            cash = money[0]
-            position = money[1]
-        cash_at[i] = cash
-        position_at[i] = position
-    if pending >= 0:
-        order_ints[2, pending] = CANCELED
-        order_ints[3, pending] = CANCELED_END_OF_DATA
-        order_ints[4, pending] = n - 1
+        due = next_payment < payments and funding_row[next_payment] == i
+        if pending_first >= 0 or s != 0 or due or (margin and position != 0.0):
+            while next_payment < payments and funding_row[next_payment] == i:
+                pay_funding(next_payment)
+                next_payment += 1
+            # The venue sees each bar before the strategy: orders from an earlier bar fill at this
+            # bar's open, and the strategy then acts on the position those fills left.
+            if stop_near_liquidation(i):
+                return
+            if pending_first >= 0:
+                if pending_second >= 0 and high[i] != low[i]:
+                    counts[3] += 1  # two orders at the open: the venue's path decided their order
+                fill(pending_first, i, open_[i])
+                if counts[4] != RAN_TO_THE_END:
+                    return
+                if pending_second >= 0:
+                    fill(pending_second, i, open_[i])
+                    if counts[4] != RAN_TO_THE_END:
+                        return
+                pending_first = -1
+                pending_second = -1
+                if stop_near_liquidation(i):
+                    return
+            held = money[_HELD]
+            first = -1
+            second = -1
+            if s > 0:
+                if held == 0.0:
+                    first = submit(i, True, True)
+                elif held < 0.0:
+                    first = submit(i, True, False)
+                    if exit_fraction == 1.0:
+                        second = submit(i, True, True)
+            elif s < 0:
+                if held > 0.0:
+                    first = submit(i, False, False)
+                    if shorts and exit_fraction == 1.0:
+                        second = submit(i, False, True)
+                elif held == 0.0 and shorts:
+                    first = submit(i, False, True)
+            if first < 0:
+                first, second = second, -1
+            if first >= 0:
+                if trade_on_close:
+                    fill(first, i, close[i])
+                    if counts[4] != RAN_TO_THE_END:
+                        return
+                    if second >= 0:
+                        fill(second, i, close[i])
+                        if counts[4] != RAN_TO_THE_END:
+                            return
+                else:
+                    pending_first = first
+                    pending_second = second
+            cash = money[_CASH]
+            position = money[_HELD]
+            if margin:
+                basis = position_value(position, money[_ENTRY_PRICE], multiplier)
+                funded = money[_FUNDING]
+        per_bar[0, i] = cash
+        per_bar[1, i] = position
+        if margin:
+            per_bar[2, i] = basis
+            per_bar[3, i] = funded
+    for k in (pending_first, pending_second):
+        if k >= 0:
+            order_ints[_OUTCOME, k] = CANCELED
+            order_ints[_REASON, k] = CANCELED_END_OF_DATA
+            order_ints[_CLOSED, k] = n - 1

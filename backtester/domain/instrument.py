@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -95,11 +95,16 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "base": self.base or parsed.base,
             "quote": self.quote or parsed.quote,
             "settle": self.settle or parsed.settle or self.quote or parsed.quote,
-            "kind": self.kind if self.kind is not None else parsed.kind,
+            "kind": _member(InstrumentKind, self.symbol, "kind", self.kind)
+            if self.kind is not None
+            else parsed.kind,
             "expiry": _epoch_ms(self.expiry) if self.expiry is not None else parsed.expiry,
+            # A notebook passes strings ("isolated"): kept as given, `is` comparisons would fail.
+            "margin_mode": _member(MarginMode, self.symbol, "margin_mode", self.margin_mode),
         }
         for name, value in derived.items():
-            if getattr(self, name) != value:
+            current = getattr(self, name)
+            if current != value or type(current) is not type(value):
                 msgspec.structs.force_setattr(self, name, value)
         self._check()
 
@@ -229,6 +234,17 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if notional < tier.max_notional:
                 return tier
         return tiers[-1]
+
+
+E = TypeVar("E", InstrumentKind, MarginMode)
+
+
+def _member(enum: type[E], symbol: str, name: str, value: str) -> E:
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in enum)
+        raise InstrumentError(f"{symbol}: {name} must be one of {choices}, got {value!r}") from None
 
 
 _UNTIERED = MarginTier(max_notional=math.inf, maintenance_rate=DEFAULT_MAINTENANCE_RATE)

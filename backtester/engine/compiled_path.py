@@ -1,9 +1,13 @@
 """Runs a `SignalPlan` on the compiled order path and assembles the same `RunResult` the event-driven
-engine would (adr/0011): same frames, same statistics, same digest."""
+engine would (adr/0011): same frames, same statistics, same digest. It covers spot instruments on a
+cash account and linear perpetuals on an isolated margin account (long, short, funding, mark
+prices); a margin run that comes near a liquidation stops with `Declined`, and the engine makes it
+on the event path."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
@@ -12,26 +16,32 @@ import polars as pl
 from backtester.compiled import signal_path
 from backtester.config import RiskConfig, StatsConfig
 from backtester.data.bars import RepairReport
-from backtester.domain.instrument import Instrument
+from backtester.domain.instrument import Instrument, InstrumentKind, MarginMode, MarginTier
+from backtester.domain.marks import MarkBars
+from backtester.domain.messages import FundingRate
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
 from backtester.metrics.stats import bar_interval_ns
+from backtester.metrics.trades import FUNDING_SCHEMA
 from backtester.results import UTC_NS, Books, RunResult, build_result
+from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
-
-# The denial codes risk gives the same outcomes (`backtester.risk.engine`).
-_CODES = {
-    signal_path.DENIED_NO_CASH: "insufficient_cash",
-    signal_path.DENIED_BELOW_MIN_NOTIONAL: "notional",
-    signal_path.DENIED_ABOVE_MAX_NOTIONAL: "notional",
-}
 
 _STATUS = {
     signal_path.FILLED: "filled",
     signal_path.DENIED: "denied",
     signal_path.CANCELED: "canceled",
 }
+
+_STOPPED = {
+    signal_path.STOPPED_NEAR_LIQUIDATION: "a position comes near its liquidation price",
+    signal_path.STOPPED_FILL_CAPPED: "a fill would be capped at the margin available",
+}
+
+
+class Declined(Exception):
+    """The compiled path met what it does not model; the run is for the event path."""
 
 
 def unsupported(
@@ -44,13 +54,15 @@ def unsupported(
     account: str = "cash",
     shorts: bool = False,
 ) -> str | None:
-    """Why this run cannot take the compiled order path, or None if it can."""
+    """Why this run cannot take the compiled order path, or None if it can. (A short on a cash
+    account is refused before a mode is chosen.)"""
     if streams != 1:
         return "it runs on several streams"
-    if account != "cash":
-        return "a margin account is not compiled"
-    if shorts:
-        return "shorts are not compiled"
+    if account == "margin":
+        if instrument.kind is not InstrumentKind.PERPETUAL:
+            return "a dated future is not compiled (its expiry settles on the event path)"
+        if instrument.margin_mode is not MarginMode.ISOLATED:
+            return "cross margin is not compiled"
     if instrument.tick_size is not None or instrument.lot_size is not None:
         return "the instrument has a tick or lot grid"
     if type(fees) not in (FixedRateFee, MakerTakerFee):
@@ -76,34 +88,46 @@ def run_plan(
     seed: int,
     repairs: list[RepairReport],
     stats: StatsConfig,
+    account: str = "cash",
+    marks: MarkBars | None = None,
+    funding: Sequence[FundingRate] = (),
 ) -> RunResult:
+    """`marks`: the mark over each bar (margin accounts; default the bars' own prices);
+    `funding`: the instrument's funding events inside the run, in time order."""
     ts = frame["ts"].to_numpy()
     # The event path runs on close times (adr/0020): an order is submitted at its bar's close, and
     # an order not filled is closed at the close of the bar that ends it; a fill is stamped with the
-    # open time of the bar it executes on.
+    # open time of the bar it executes on. A funding is paid after the bars closed by its time.
     known_at = ts + bar_interval_ns(ts)
-    close = frame["close"].to_numpy()
-    (
-        order_row,
-        order_side,
-        order_status,
-        order_reason,
-        order_value,
-        order_close_row,
-        order_filled_qty,
-        order_filled_notional,
-        fill_order,
-        fill_row,
-        fill_price,
-        fill_qty,
-        fill_fee,
-        cash,
-        position,
-        fees_paid,
-    ) = signal_path.simulate(
+    open_, high, low, close = (frame[c].to_numpy() for c in ("open", "high", "low", "close"))
+    margin = account == "margin"
+    mark = marks or MarkBars(open_, high, low, close)
+    funding_ts = np.array([f.ts_event for f in funding], dtype=np.int64)
+    contract = (
+        signal_path.Contract(
+            margin=True,
+            shorts=plan.short,
+            multiplier=instrument.contract_size,
+            leverage=instrument.leverage,
+            tier_max_notional=np.array([t.max_notional for t in instrument.margin_tiers]),
+            tier_max_leverage=np.array([t.max_leverage for t in instrument.margin_tiers]),
+            maintenance_rate=max(t.maintenance_rate for t in _tiers(instrument)),
+            maintenance_amount=max(0.0, *(-t.maintenance_amount for t in _tiers(instrument))),
+            mark_low=mark.low,
+            mark_high=mark.high,
+            funding_row=np.searchsorted(known_at, funding_ts, side="right"),
+            funding_rate=np.array([f.rate for f in funding]),
+            funding_mark=np.array([f.mark_price for f in funding]),
+        )
+        if margin
+        else None
+    )
+    sim = signal_path.simulate(
         plan.signal,
-        frame["open"].to_numpy(),
+        open_,
         close,
+        high,
+        low,
         plan.entry_fraction,
         plan.exit_fraction,
         initial_cash,
@@ -112,17 +136,22 @@ def run_plan(
         _limit(instrument.min_notional),
         _limit(instrument.max_notional),
         trade_on_close,
+        contract,
     )
+    if sim.stopped != signal_path.RAN_TO_THE_END:
+        raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
     symbol = instrument.symbol
-    buys = order_side > 0
+    buys = sim.order_side > 0
+    entries = sim.order_entry > 0
     fills = pl.DataFrame(
         {
-            "ts": ts[fill_row],
-            "order_id": fill_order + 1,
-            "buy": buys[fill_order],
-            "price": fill_price,
-            "quantity": fill_qty,
-            "fee": fill_fee,
+            "ts": ts[sim.fill_row],
+            "order_id": sim.fill_order + 1,
+            "buy": buys[sim.fill_order],
+            "entry": entries[sim.fill_order],
+            "price": sim.fill_price,
+            "quantity": sim.fill_quantity,
+            "fee": sim.fill_fee,
         }
     ).select(
         # One expression pass for the constant and derived columns: each eager column would
@@ -136,26 +165,30 @@ def run_plan(
         "fee",
         pl.lit("taker").alias("liquidity"),
         pl.lit(0.0).alias("leaves_quantity"),
-        _either("buy", plan.entry_tag, plan.exit_tag).alias("tag"),
+        _either("entry", plan.entry_tag, plan.exit_tag).alias("tag"),
     )
-    filled = order_filled_qty != 0.0
+    filled = sim.order_filled_quantity != 0.0
     # NaN marks "no fill" and becomes null, as the event path's None does.
     avg_price = np.divide(
-        order_filled_notional, order_filled_qty, out=np.full(len(buys), np.nan), where=filled
+        sim.order_filled_notional,
+        sim.order_filled_quantity,
+        out=np.full(len(buys), np.nan),
+        where=filled,
     )
+    reasons, codes = _reasons(sim.order_reason, sim.order_value, instrument, margin)
+    closed_row = sim.order_closed_row
     orders = pl.DataFrame(
         {
-            "ts_submitted": known_at[order_row],
+            "ts_submitted": known_at[sim.order_row],
             "buy": buys,
-            "status": order_status,
-            "reason": _reasons(order_reason, order_value, instrument),
-            "code": pl.Series(order_reason).replace_strict(
-                _CODES, default="", return_dtype=pl.String
-            ),
-            "filled_quantity": order_filled_qty,
+            "entry": entries,
+            "status": sim.order_outcome,
+            "reason": reasons,
+            "code": codes,
+            "filled_quantity": sim.order_filled_quantity,
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
             "ts_closed": np.where(
-                order_status == signal_path.FILLED, ts[order_close_row], known_at[order_close_row]
+                sim.order_outcome == signal_path.FILLED, ts[closed_row], known_at[closed_row]
             ),
         }
     ).select(
@@ -166,16 +199,21 @@ def run_plan(
         pl.lit("market").alias("type"),
         pl.lit("gtc").alias("time_in_force"),
         pl.lit(None, dtype=pl.Float64).alias("quantity"),
-        _either("buy", plan.entry_fraction, plan.exit_fraction).alias("fraction"),
+        _either("entry", plan.entry_fraction, plan.exit_fraction).alias("fraction"),
         pl.lit(None, dtype=pl.Float64).alias("limit_price"),
         pl.lit(None, dtype=pl.Float64).alias("stop_price"),
-        _either("buy", plan.entry_tag, plan.exit_tag).alias("tag"),
+        _either("entry", plan.entry_tag, plan.exit_tag).alias("tag"),
         pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
         "reason",
         "code",
         "filled_quantity",
         "avg_fill_price",
         pl.col("ts_closed").cast(UTC_NS),
+    )
+    books = (
+        Books(sim.cash, {symbol: sim.position}, {symbol: sim.cost_basis}, sim.funding)
+        if margin
+        else Books(sim.cash, {symbol: sim.position})
     )
     return build_result(
         strategy=strategy,
@@ -184,16 +222,42 @@ def run_plan(
         fills=fills,
         orders=orders,
         timeline=ts,
-        books=Books(cash, {symbol: position}),
-        marks={symbol: close},
+        books=books,
+        marks={symbol: mark.close},
         closes={symbol: close},
         initial_cash=initial_cash,
-        fees_paid=float(fees_paid[0]),
-        intrabar_decisions=0,
+        fees_paid=sim.fees_paid,
+        intrabar_decisions=sim.path_decided_bars,
         repairs=repairs,
         stats=stats,
-        ranges={symbol: (ts, frame["high"].to_numpy(), frame["low"].to_numpy())},
+        account=account,
+        multipliers={symbol: instrument.contract_size} if margin else None,
+        funding=_funding_frame(symbol, funding, sim) if margin else None,
+        ranges={symbol: (ts, high, low)},
     )
+
+
+def _tiers(instrument: Instrument) -> tuple[MarginTier, ...]:
+    return instrument.margin_tiers or (instrument.tier_for(0.0),)
+
+
+def _funding_frame(
+    symbol: str, funding: Sequence[FundingRate], sim: signal_path.Simulated
+) -> pl.DataFrame:
+    """The payments as the recorder keeps them (`RunResult.funding`)."""
+    paid = sim.funding_index
+    return pl.DataFrame(
+        {
+            "ts": np.array([funding[k].ts_event for k in paid.tolist()], dtype=np.int64),
+            "instrument": [symbol] * len(paid),
+            "rate": np.array([funding[k].rate for k in paid.tolist()], dtype=np.float64),
+            "mark_price": np.array([funding[k].mark_price for k in paid.tolist()]),
+            "quantity": sim.funding_quantity,
+            "amount": sim.funding_amount,
+            "fills_before": sim.funding_fills_before,
+        },
+        schema={**FUNDING_SCHEMA, "ts": pl.Int64},
+    ).with_columns(pl.col("ts").cast(UTC_NS))
 
 
 def _taker_rate(fees: FeeModel) -> float:
@@ -217,26 +281,36 @@ def _either(mask: str, yes: str | float, no: str | float) -> pl.Expr:
     return pl.when(pl.col(mask)).then(pl.lit(yes)).otherwise(pl.lit(no))
 
 
-def _reasons(codes: np.ndarray, values: np.ndarray, instrument: Instrument) -> pl.Series:
+def _reasons(
+    codes: np.ndarray, values: np.ndarray, instrument: Instrument, margin: bool
+) -> tuple[pl.Series, pl.Series]:
     """The messages the event-driven modules write (risk.rules, the venue), for the few orders that
-    did not fill."""
+    did not fill, and the codes of risk's denials (`backtester.risk.engine`: stats count by them)."""
     reasons = pl.repeat("", len(codes), eager=True)
+    denials = pl.repeat("", len(codes), eager=True)
     unfilled = np.flatnonzero(codes)
     if len(unfilled):
-        messages = [_reason(int(codes[k]), float(values[k]), instrument) for k in unfilled]
-        reasons = reasons.scatter(unfilled, messages)
-    return reasons
+        why = [_reason(int(codes[k]), float(values[k]), instrument, margin) for k in unfilled]
+        reasons = reasons.scatter(unfilled, [message for message, _ in why])
+        denials = denials.scatter(unfilled, [code for _, code in why])
+    return reasons, denials
 
 
-def _reason(code: int, value: float, instrument: Instrument) -> str:
+def _reason(code: int, value: float, instrument: Instrument, margin: bool) -> tuple[str, str]:
+    """(reason, denial code: empty for the venue's cancels)."""
     if code == signal_path.DENIED_NO_CASH:
-        return f"insufficient cash: available {value:.8g}"
-    if code == signal_path.DENIED_BELOW_MIN_NOTIONAL:
-        return f"notional {value:.8g} below minimum {instrument.min_notional}"
-    if code == signal_path.DENIED_ABOVE_MAX_NOTIONAL:
-        return f"notional {value:.8g} above maximum {instrument.max_notional}"
+        money = "margin" if margin else "cash"
+        return f"insufficient {money}: available {value:.8g}", f"insufficient_{money}"
+    if code == signal_path.DENIED_LEVERAGE:
+        reason = rules.check_bracket_leverage(value, instrument)
+        assert reason is not None
+        return reason, "leverage"
+    if code in (signal_path.DENIED_BELOW_MIN_NOTIONAL, signal_path.DENIED_ABOVE_MAX_NOTIONAL):
+        reason = rules.check_notional(value, instrument)
+        assert reason is not None
+        return reason, "notional"
     if code == signal_path.CANCELED_SIZED_TO_ZERO:
-        return "order sized to zero at fill"
+        return "order sized to zero at fill", ""
     if code == signal_path.CANCELED_END_OF_DATA:
-        return "end of data"
+        return "end of data", ""
     raise ValueError(f"unknown order outcome code {code}")

@@ -27,6 +27,7 @@ from backtester.core.rng import module_rng
 from backtester.data.bars import RepairReport
 from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
+from backtester.domain.messages import FundingRate
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import assembly, compiled_path
 from backtester.engine.feed import Feed
@@ -104,7 +105,7 @@ class Engine:
         views = timeframe_views(data, strategy_type.timeframes, timeframes)
         self.clock = SimClock(start_ns=min(int(f["ts"][0]) for f in data.values()))
         self.modules: EventModules | None = None
-        currency = currencies[0]
+        currency = self.currency = currencies[0]
         bus = None if self.mode == "compiled" else MessageBus(max_steps=setup.max_steps_per_tick)
         # On the compiled path the kernel runs the plan: the strategy only computes it, and has no
         # bus to order on.
@@ -183,7 +184,12 @@ class Engine:
                 self.strategy.on_start()
                 plan = plan_of(self.strategy)
                 assert plan is not None, "the compiled mode is chosen only for plan-only strategies"
-                result = self._run_compiled(plan)
+                try:
+                    result = self._run_compiled(plan)
+                except compiled_path.Declined as why:
+                    if self.setup.mode == "compiled":
+                        raise SetupError(f"the compiled order path does not apply: {why}") from None
+                    result = self._run_events(self._events_instead(), bar)
                 if bar is not None:
                     bar.advance_to(bar.total or 0)
             else:
@@ -198,6 +204,18 @@ class Engine:
         bars = sum(frame.height for frame in self.data.values())
         label = f"{type(self.strategy).__name__} ({self.mode})"
         return Progress(bars, label=label, unit="bar", bar=True)
+
+    def _events_instead(self) -> EventModules:
+        """The event side, built for a run the compiled path handed back: a fresh strategy and
+        context on a bus, in the mode the run would have taken without the compiled path."""
+        self.mode = _event_mode(type(self.strategy), self.data, self.setup)
+        bus = MessageBus(max_steps=self.setup.max_steps_per_tick)
+        self.ctx = StrategyContext(
+            self.clock, bus.publish, self.data, self.currency, self._new_account(), self.marks
+        )
+        self.strategy = type(self.strategy)(self.ctx, self.params)
+        self.modules = self._wire(bus, self.currency)
+        return self.modules
 
     def _run_compiled(self, plan: SignalPlan) -> RunResult:
         ((symbol, frame),) = self.data.items()
@@ -214,6 +232,11 @@ class Engine:
             seed=self.setup.seed,
             repairs=self.repairs,
             stats=self.setup.stats,
+            account=self.account_kind,
+            marks=self.marks[symbol],
+            funding=[
+                e for s, _, _, e in self.scheduled if s == symbol and isinstance(e, FundingRate)
+            ],
         )
 
     def _run_events(self, modules: EventModules, bar: Progress | None = None) -> RunResult:
@@ -374,6 +397,13 @@ def _choose_mode(
             return "compiled"
         if setup.mode == "compiled":
             raise SetupError(f"the compiled order path does not apply: {why}")
+    return _event_mode(strategy_type, data, setup)
+
+
+def _event_mode(
+    strategy_type: type[Strategy[Any]], data: dict[str, pl.DataFrame], setup: EngineSetup
+) -> Mode:
+    """Signal mode where the strategy can declare active bars, else dense."""
     if setup.mode == "dense":
         return "dense"
     declares = strategy_type.active_bars is not Strategy.active_bars

@@ -16,7 +16,11 @@ import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
 
-from backtester.compiled.round_trips import group_round_trips, range_extremes
+from backtester.compiled.round_trips import (
+    count_at_or_before,
+    group_round_trips,
+    range_extremes,
+)
 
 LIQUIDATION_TAG = "liquidation"
 
@@ -211,8 +215,8 @@ def _excursions(
         mine = np.flatnonzero(codes == code)
         if not len(mine) or not len(ts):
             continue
-        first = np.maximum(np.searchsorted(ts, entry_ts[mine], side="right") - 1, 0)
-        last = np.maximum(np.searchsorted(ts, exit_ts[mine], side="right") - 1, first)
+        first = np.maximum(_count_at_or_before(ts, entry_ts[mine]) - 1, 0)
+        last = np.maximum(_count_at_or_before(ts, exit_ts[mine]) - 1, first)
         held[mine] = last - first
         lowest, highest = np.empty(len(mine)), np.empty(len(mine))
         range_extremes(
@@ -234,6 +238,16 @@ def _excursions(
         mae[mine] = np.where(priced, np.where(worst > 0.0, 0.0, worst), 0.0)
         mfe[mine] = np.where(priced, np.where(best < 0.0, 0.0, best), 0.0)
     return mae, mfe, held
+
+
+def _count_at_or_before(ts: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """How many of the ascending `ts` are <= each key (`np.searchsorted(..., side="right")`)."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if len(keys) > 1 and bool((keys[1:] < keys[:-1]).any()):
+        return np.searchsorted(ts, keys, side="right")
+    out = np.empty(len(keys), dtype=np.int64)
+    count_at_or_before(np.ascontiguousarray(ts, dtype=np.int64), keys, out)
+    return out
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 import ccxt
 import pytest
 
+from backtester.accounting.accounts import MarginAccount
 from backtester.domain.instrument import (
     DEFAULT_LIQUIDATION_FEE,
     Instrument,
@@ -185,3 +186,16 @@ def test_the_last_bracket_without_a_cap_extends_without_bound() -> None:
     assert math.isinf(
         Instrument.from_ccxt(MARKETS["LINK/USDT:USDT"], rows).margin_tiers[-1].max_notional
     )
+
+
+def test_kind_and_margin_mode_given_as_strings_are_their_members() -> None:
+    # The accounts compare with `is`: a string left as given would book an isolated position as
+    # cross.
+    perp = Instrument("BTC/USDT:USDT", kind="perpetual", margin_mode="isolated")  # type: ignore[arg-type]
+    assert perp.kind is InstrumentKind.PERPETUAL
+    assert perp.margin_mode is MarginMode.ISOLATED
+    assert MarginAccount({perp.symbol: perp}, 100.0).is_isolated(perp.symbol)
+    with pytest.raises(
+        InstrumentError, match="margin_mode must be one of isolated, cross, got 'x'"
+    ):
+        Instrument("BTC/USDT:USDT", margin_mode="x")  # type: ignore[arg-type]

@@ -271,6 +271,7 @@ def compiled_and_python(
     st.sampled_from([np.nan, 50.0]),
     st.sampled_from([np.nan, 5_000.0]),
     st.booleans(),
+    st.booleans(),
 )
 def test_signal_path_compiled_equals_its_python(
     signal: list[int],
@@ -282,15 +283,35 @@ def test_signal_path_compiled_equals_its_python(
     min_notional: float,
     max_notional: float,
     on_close: bool,
+    margin: bool,
 ) -> None:
     n = len(signal)
     prices = st.floats(1.0, 1000.0, allow_nan=False, allow_infinity=False)
     open_ = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)))
     close = np.array(data.draw(st.lists(prices, min_size=n, max_size=n)))
-    args = (np.array(signal, dtype=np.int8), open_, close, entry, exit_, 10_000.0, fee, slip)
-    compiled = signal_path.simulate(*args, min_notional, max_notional, on_close)
-    python = signal_path.simulate(*args, min_notional, max_notional, on_close, compiled=False)
-    assert len(compiled) == len(python)
+    high = np.maximum(open_, close) * 1.01
+    low = np.minimum(open_, close) * 0.99
+    contract = None
+    if margin:
+        rows = np.array(sorted(data.draw(st.lists(st.integers(0, n - 1), max_size=5))), np.int64)
+        contract = signal_path.Contract(
+            margin=True,
+            shorts=True,
+            multiplier=0.5,
+            leverage=3.0,
+            tier_max_notional=np.array([2_000.0, np.inf]),
+            tier_max_leverage=np.array([5.0, 2.0]),
+            maintenance_rate=0.01,
+            mark_low=low,
+            mark_high=high,
+            funding_row=rows,
+            funding_rate=np.full(len(rows), 0.001),
+            funding_mark=close[rows],
+        )
+    args = (np.array(signal, dtype=np.int8), open_, close, high, low, entry, exit_, 10_000.0)
+    knobs = (fee, slip, min_notional, max_notional, on_close, contract)
+    compiled = signal_path.simulate(*args, *knobs)
+    python = signal_path.simulate(*args, *knobs, compiled=False)
     for a, b in zip(compiled, python, strict=True):
         assert same(np.asarray(a), np.asarray(b))
 
@@ -478,3 +499,16 @@ def test_excursions_equal_the_per_trade_loop_they_replaced(
         round_trips.range_extremes, first, last, high, low, outputs=((len(first), float),) * 2
     )
     assert same(spans_out[0][0], spans_out[1][0]) and same(spans_out[0][1], spans_out[1][1])
+
+
+@given(
+    st.lists(st.integers(0, 50), min_size=0, max_size=30),
+    st.lists(st.integers(-5, 60), min_size=0, max_size=30),
+)
+def test_counting_sorted_keys_equals_searchsorted(steps: list[int], keys: list[int]) -> None:
+    ts = np.cumsum(np.array(steps, dtype=np.int64))
+    ordered = np.sort(np.array(keys, dtype=np.int64))
+    for got in compiled_and_python(
+        round_trips.count_at_or_before, ts, ordered, outputs=((len(ordered), np.int64),)
+    ):
+        assert np.array_equal(got[0], np.searchsorted(ts, ordered, side="right"))
