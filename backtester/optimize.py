@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import msgspec
 import polars as pl
 
-from backtester.runs.notebook import run_config_of
+from backtester.runs.notebook import SaveError, run_config_of
 from backtester.sweep.config import decode_sweep_config
 from backtester.sweep.coordinator import SweepOutcome, SweepSettings, run_sweep
 from backtester.sweep.plan import Keep, build_plan
@@ -183,7 +183,16 @@ def _is_space(value: Any) -> bool:
 
 def _base(bt: Backtest, out: Path, fixed: dict[str, Any]) -> dict[str, Any]:
     origin = bt.origin(_NoParams(), {}, "", "")
-    base: dict[str, Any] = msgspec.to_builtins(run_config_of(origin, out))
+    try:
+        config = run_config_of(origin, out)
+    except SaveError as exc:
+        # Every point runs from its run config, in another process: what has no config form
+        # cannot be optimized either.
+        reason = str(exc).removeprefix("cannot save: ")
+        raise SaveError(
+            f"cannot optimize: {reason} (each point runs from its run config)"
+        ) from None
+    base: dict[str, Any] = msgspec.to_builtins(config)
     base["strategy"]["params"] = dict(fixed)
     for key in ("seed", "output_dir"):
         base.pop(key)

@@ -35,7 +35,10 @@ least disturbed measurement of that fixed work (others only ever add to it).
 Then the speed-up: a study (`--trials` trials, asked `--batch` at a time, identical for any
 worker count) of year-long runs on a synthetic minute series, on 1 and on 2 warmed-up workers
 over NATS (a server each), the two back to back in this process, `--study-repeats` times with
-another seed each: the speed-up of each pair, and their median.
+another seed each: the speed-up of each pair, and their median. Around each pair, the machine's
+own figure: a fixed CPU-bound loop in one process, then in two at once; what two processes got
+done against one is the most any 2-worker sweep could gain at that moment (about 2 on two idle
+cores; less when other processes take a share).
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ import functools
 import io
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -294,36 +299,83 @@ def coordinator_ms(plan: SweepPlan) -> tuple[float, float]:
     return outcome.seconds / points * 1000, cpu / points * 1000
 
 
+@dataclass(frozen=True)
+class StudyTiming:
+    seconds: float  # from the study's first job to its last result
+    inside: float  # the workers' time inside the study's distinct runs
+    cores: float  # CPU seconds of the workers and this process per second, over the whole study
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_SPIN = "x = 0\nfor i in range(20_000_000):\n    x += i * i\n"
+
+
+def machine_speedup() -> float:
+    """How much more work two processes get done than one on this machine right now: a fixed
+    CPU-bound loop in one process, then in two at once. On an idle machine with two cores, about
+    2; with other processes running, less, and no sweep on two workers can do better."""
+
+    def spin(count: int) -> float:
+        started = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(count)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - started
+
+    return 2 * spin(1) / spin(2)
+
+
 def search_pairs(
     tmp: Path, data: Path, trials: int, batch: int, repeats: int
-) -> list[tuple[float, float]]:
-    """Per repeat, seconds from a study's first job to its last result on 1 and then on 2
-    warmed-up workers (each count on its own server). The two of a pair run back to back, so
-    they see about the same load from the machine's other processes; each repeat is another
-    study (another seed), the same on both."""
+) -> list[tuple[StudyTiming, StudyTiming, float]]:
+    """Per repeat, a study on 1 and then on 2 warmed-up workers (each count on its own server),
+    and `machine_speedup` measured before and after them (the mean). The two of a pair run back
+    to back, so they see about the same load from the machine's other processes; each repeat is
+    another study (another seed), the same on both."""
     with contextlib.ExitStack() as stack:
-        urls = {}
+        urls: dict[int, str] = {}
+        workers: dict[int, list[int]] = {}
         for count in (1, 2):
             (url,) = stack.enter_context(nats_servers(1))
             procs = stack.enter_context(Processes(tmp / f"logs-search-{count}"))
-            for i in range(count):
-                procs.worker(f"w{i}", url, tmp / "cache", subprocess_env())
+            started = [
+                procs.worker(f"w{i}", url, tmp / "cache", subprocess_env()) for i in range(count)
+            ]
             sweep_seconds(url, plan_for(tmp, data, 2000 + count, [10, 20], [60], f"warm-{count}"))
             for i in range(count):
                 wait_until(functools.partial(_warm, procs, i), 120, f"worker {i} warm")
             urls[count] = url
+            workers[count] = [proc.pid for proc in started]
         pairs = []
         for repeat in range(repeats):
-            seconds = []
+            timings = []
+            machine = machine_speedup()
             for count in (1, 2):
                 plan = search_plan(tmp, data, 7 + repeat, trials, batch, f"search-{count}")
                 queue = QueueSettings(ack_wait=60)
                 settings = SweepSettings(nats_url=urls[count], workers=0, queue=queue)
+                cpu = sum(map(_cpu_seconds, workers[count])) + time.process_time()
+                wall = time.perf_counter()
                 outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
+                wall = time.perf_counter() - wall
+                cpu = sum(map(_cpu_seconds, workers[count])) + time.process_time() - cpu
                 if outcome.manifest.ok != trials:
                     raise RuntimeError(f"{outcome.manifest.failed} runs failed")
-                seconds.append(outcome.seconds)
-            pairs.append((seconds[0], seconds[1]))
+                inside = {
+                    r.run_id: r.seconds
+                    for r in read_journal(plan.output_dir / JOURNAL)
+                    if isinstance(r, RunCompleted)
+                }
+                timings.append(StudyTiming(outcome.seconds, sum(inside.values()), cpu / wall))
+            pairs.append((timings[0], timings[1], (machine + machine_speedup()) / 2))
         return pairs
 
 
@@ -380,13 +432,19 @@ def search_main(args: argparse.Namespace) -> int:
         f"studies of {args.trials} trials over {args.bars:,} synthetic minute bars over NATS, "
         f"1 then 2 workers, {len(pairs)} pairs (each pair one seed):"
     )
-    for one, two in pairs:
+    # Inside runs: a run's own time on its worker, summed over the study's distinct runs; cores:
+    # the CPU the workers and the coordinator got per second; machine: what two processes got
+    # done against one, measured around the pair. When the runs take longer on 2 workers and the
+    # machine figure is low, other processes had the second core: no sweep can beat it.
+    for one, two, machine in pairs:
         print(
-            f"1 worker: {one:6.1f} s ({one / args.trials * 1000:4.0f} ms/trial)  "
-            f"2 workers: {two:6.1f} s ({two / args.trials * 1000:4.0f} ms/trial)  "
-            f"speed-up {one / two:.2f}x"
+            f"1 worker: {one.seconds:5.1f} s ({one.inside:5.1f} s inside runs, "
+            f"{one.cores:.2f} cores)  2 workers: {two.seconds:5.1f} s ({two.inside:5.1f} s "
+            f"inside runs, {two.cores:.2f} cores)  speed-up {one.seconds / two.seconds:.2f}x "
+            f"(machine: {machine:.2f}x)"
         )
-    ratios = [one / two for one, two in pairs]
+    ratios = [one.seconds / two.seconds for one, two, _ in pairs]
+    print(f"machine, two processes vs one, around the pairs: {_spread([m for *_, m in pairs])}")
     print(f"speed-up, 2 workers vs 1: {_spread(ratios)} (target >= 1.7x)")
     print(
         f"machine load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"

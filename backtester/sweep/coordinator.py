@@ -246,14 +246,21 @@ async def _runner(
 
 async def _drive(search: Search, runner: Runner, session: _Session) -> None:
     """Ask a batch, run the points without a result (each distinct run once), collect until the
-    batch is complete, tell it; until the search has nothing more to ask."""
+    batch is complete, tell it; until the search has nothing more to ask. Each point goes out as
+    soon as it is asked, so the workers start on the batch while the rest of it is proposed."""
     collector = session.collector
-    while batch := search.ask():
-        wanted: dict[str, PlannedRun] = {}
-        for run in batch:
-            if run.index not in collector.reports and collector.shared(run) is None:
-                wanted.setdefault(run.run_id, run)
-        await runner.submit(list(wanted.values()))
+    while True:
+        batch: list[PlannedRun] = []
+        wanted: set[str] = set()
+        for run in search.proposals():
+            batch.append(run)
+            if run.index in collector.reports or run.run_id in wanted:
+                continue
+            if collector.shared(run) is None:
+                wanted.add(run.run_id)
+                await runner.submit([run])
+        if not batch:
+            return
         log.info("batch.published", points=len(batch), jobs=len(wanted))
         # The previous tells and these asks reach the disk while the batch runs, not between
         # batches, where every worker waits for the coordinator.

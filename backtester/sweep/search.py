@@ -1,4 +1,5 @@
-"""Where a sweep's points come from, batch by batch: `ask` the next batch, run it, `tell` its results.
+"""Where a sweep's points come from, batch by batch: the next batch's `proposals`, run as each comes,
+`tell` its results.
 
 A grid or random sweep is one batch holding every point; a `[search]` asks an optimizer
 (`sweep/study.py`, loaded only then: optuna takes a while to import).
@@ -6,6 +7,7 @@ A grid or random sweep is one batch holding every point; a `[search]` asks an op
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -14,8 +16,9 @@ from backtester.sweep.spec import RunReport
 
 
 class Search(Protocol):
-    def ask(self) -> list[PlannedRun]:
-        """The next batch (after a resume: the batch in progress); empty when the sweep is done."""
+    def proposals(self) -> Iterator[PlannedRun]:
+        """The next batch, a point at a time as each is asked (after a resume: the batch in
+        progress); nothing when the sweep is done."""
         ...
 
     def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
@@ -40,11 +43,10 @@ class FixedPoints:
         self._runs = list(plan.runs)
         self._asked = False
 
-    def ask(self) -> list[PlannedRun]:
-        if self._asked:
-            return []
-        self._asked = True
-        return self._runs
+    def proposals(self) -> Iterator[PlannedRun]:
+        if not self._asked:
+            self._asked = True
+            yield from self._runs
 
     def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
         return None

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -173,12 +173,17 @@ class OptunaSearch:
         return self._told >= self.search.trials
 
     def ask(self) -> list[PlannedRun]:
-        """The current batch: asked now, or (after a resume) the one that was in progress. Empty
-        once every trial is told."""
+        """The current batch at once (see `proposals`)."""
+        return list(self.proposals())
+
+    def proposals(self) -> Iterator[PlannedRun]:
+        """The current batch, each point as soon as it is asked: after a resume, the points of the
+        batch in progress asked before first. Nothing once every trial is told."""
         if self._told >= self.search.trials:
-            return []
+            return
         start = self._told - self._told % self.search.batch
         end = min(start + self.search.batch, self.search.trials)
+        yield from self.plan.runs[start:end]
         rejected = 0
         while len(self.plan.runs) < end:
             number = self._trials
@@ -198,13 +203,13 @@ class OptunaSearch:
                         "reject; widen the parameter space or relax the constraints"
                     )
                 continue
+            # No fsync here: asks lost with the machine are asked again alike (same stored
+            # trials, same seeds); `persist` syncs them.
             self._journal.commit()
             rejected = 0
             run = self.plan.add(params)
             self._trial_of[run.index] = trial.number
-        # No fsync here: asks lost with the machine are asked again alike (same stored trials,
-        # same seeds); `persist` syncs them.
-        return self.plan.runs[start:end]
+            yield run
 
     def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
         """Tell each point's outcome in point order: its objectives, or failed (a run that failed,

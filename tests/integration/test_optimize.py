@@ -14,6 +14,8 @@ import pytest
 
 from backtester import Backtest
 from backtester.cli import main
+from backtester.execution.fees import FixedRateFee
+from backtester.runs.notebook import SaveError
 from backtester.strategies import SmaCross
 from backtester.sweep.results import MANIFEST, RESULTS, read_manifest
 from tests.sweep_support import (
@@ -167,3 +169,17 @@ def test_optimize_with_a_nats_url_runs_on_that_servers_workers(data: Path, tmp_p
     assert ran == 4  # every point ran on the server's worker, none in this process
     manifest = read_manifest(remote.directory / MANIFEST)
     assert manifest.execution.nats == url and manifest.execution.workers == 0
+
+
+def test_a_backtest_without_a_run_config_form_is_refused_by_name(
+    data: Path, tmp_path: Path
+) -> None:
+    class CustomFee(FixedRateFee, frozen=True):
+        pass
+
+    bt = Backtest(str(data), SmaCross, fees=CustomFee(rate=0.001))
+    with pytest.raises(
+        SaveError, match=r"^cannot optimize: fees model CustomFee has no run config"
+    ):
+        bt.optimize(fast=[3, 5], slow=[20], workers=1, out=tmp_path)
+    assert not (tmp_path / "sweeps").exists()
