@@ -59,7 +59,7 @@ def naming(exc: OSError, path: Path) -> OSError:
 
 def check_writable(directory: Path, what: str) -> None:
     """Fail before any work if `directory` cannot be created or written (a read-only file system,
-    a file in the way, no permission), naming it. Nothing is created: the nearest existing
+    a file in the way, no permission), naming it. Nothing is left behind: the nearest existing
     ancestor is checked."""
     existing = directory
     while not existing.exists():
