@@ -245,9 +245,9 @@ _GRID_UP_TO_NS = 7 * 86_400 * 1_000_000_000
 
 def bar_step_ns(ts: pl.Series) -> int | None:
     """The spacing most bars share, when it is a fixed grid (a week or less); else None."""
-    step = _majority_step(ts)
-    if step is not None:
-        return step if step <= _GRID_UP_TO_NS else None
+    majority = _majority_step(ts)
+    if majority is not None:
+        return majority if majority <= _GRID_UP_TO_NS else None
     diffs = ts.diff().drop_nulls()
     diffs = diffs.filter(diffs > 0)
     if diffs.len() < 2:
