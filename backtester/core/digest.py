@@ -1,4 +1,4 @@
-"""Content digests that prove two results identical, bit for bit (adr/0021).
+"""Content digests that prove two results identical, bit for bit (adr/0022).
 
 A digest is a hash over typed arrays and strings, each framed by its name and length: the name, a
 zero byte, the payload's length as 8 little-endian bytes, then the payload (floats as little-endian
