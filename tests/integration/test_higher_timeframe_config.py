@@ -232,3 +232,51 @@ def test_shipped_example_config_runs_on_shipped_data() -> None:
     assert [s.series for s in cfg.data] == ["ohlcv", "higher"]
     run = replay(cfg, str(config))
     assert run.result.stats["trades"] > 0
+
+
+def test_a_catalog_series_serves_as_the_given_hours(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "catalog"
+    for path, timeframe in ((REPO / "tests/data/binance_BTC-USDT_1m.csv", "1m"), (HOURS, "1h")):
+        imported = main(
+            ["data", "import", str(path), "--exchange", "binance", "--symbol", "BTC/USDT",
+             "--timeframe", timeframe, "--root", str(root)]
+        )  # fmt: skip
+        assert imported == 0
+    catalog = f"""
+[[data]]
+kind = "catalog"
+root = "{root.as_posix()}"
+exchange = "binance"
+symbol = "BTC/USDT"
+timeframe = "1m"
+start = "2024-03-02"
+end = "2024-03-03"
+
+[[data]]
+kind = "catalog"
+root = "{root.as_posix()}"
+exchange = "binance"
+symbol = "BTC/USDT"
+series = "higher"
+timeframe = "1h"
+start = "2024-02-29"
+end = "2024-03-04"
+
+[strategy]
+name = "HourlyTrendCross"
+
+[strategy.params]
+trend_hours = 6
+"""
+    config = tmp_path / "catalog.toml"
+    config.write_text(catalog)
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(tmp_path / "runs")]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    higher = manifest["data"][1]
+    assert (higher["source"], higher["series"], higher["timeframe"]) == ("catalog", "higher", "1h")
+    assert higher["partitions"] and higher["rows"] == 4 * 24
+    assert main(["verify", str(run_dir)]) == 0
