@@ -17,7 +17,7 @@ from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
 from backtester.engine.setup import AccountKind
-from backtester.engine.timeframes import given_problem, known_by
+from backtester.engine.timeframes import given_problem
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.lookahead import LookaheadReport, check_lookahead
@@ -260,10 +260,11 @@ class Backtest:
                 self.slippage,
                 self.setup,
                 self.repairs,
-                # The engine reads marks and funding only over the bars it is given.
+                # The engine reads marks, funding and given higher-timeframe bars only over the
+                # bars it is given.
                 marks=self.marks,
                 funding=self.funding,
-                timeframes=known_by(self.higher, data),
+                timeframes=self.higher,
             )
 
         return check_lookahead(factory, self.data, cuts=cuts, seed=seed)

@@ -30,9 +30,11 @@ def timeframe_views(
     given: Mapping[str, pl.DataFrame] | None = None,
 ) -> dict[tuple[str, str], TimeframeView]:
     """(instrument, timeframe) -> its view, for every declared timeframe and instrument."""
-    given = given or {}
     if not declared and not given:
         return {}
+    # Bars of a given series that close after the data's end are in no run's past, not even in
+    # `on_start`'s whole view: a resampled series ends there too.
+    given = known_by(given or {}, data)
     primary = next(iter(data))
     unused = set(given) - {f"{s}@{tf}" for s in data for tf in declared} - set(declared)
     if unused:
@@ -150,8 +152,8 @@ def _price_problem(
 def known_by(
     series: Mapping[str, pl.DataFrame], data: Mapping[str, pl.DataFrame]
 ) -> dict[str, pl.DataFrame]:
-    """The given higher-timeframe series cut to the bars closed by the end of `data` (the look-ahead
-    check's cut runs must not see more of them than of the data)."""
+    """The given higher-timeframe series cut to the bars closed by the end of `data` (so a run, and
+    each of the look-ahead check's cut runs, sees no more of them than of its data)."""
     if not series:
         return dict(series)
     known = max(int(f["ts"][-1]) + bar_interval_ns(f["ts"].to_numpy()) for f in data.values())

@@ -9,7 +9,6 @@ import polars as pl
 from backtester.config import ConfigError
 from backtester.config_file import load_config
 from backtester.engine import Engine, assembly, engine_for_config
-from backtester.engine.timeframes import known_by
 from backtester.lookahead import DEFAULT_CUTS, check_lookahead
 from backtester.runs.inputs import load_data
 
@@ -50,15 +49,15 @@ def _lookahead(args: argparse.Namespace) -> int:
         raise exc.in_file(args.config) from None
 
     def factory(data: dict[str, pl.DataFrame]) -> Engine:
-        # Marks and funding as the run has them: the engine reads them only over the bars given;
-        # given higher-timeframe bars only as far as they closed within the cut.
+        # Marks, funding and given higher-timeframe bars as the run has them: the engine reads
+        # them only over the bars given (a given hour only once it closed within the cut).
         return engine_for_config(
             cfg,
             data,
             marks=loaded.marks,
             funding=loaded.funding,
             instruments=loaded.instruments,
-            timeframes=known_by(loaded.higher, data),
+            timeframes=loaded.higher,
         )
 
     report = check_lookahead(factory, loaded.frames, cuts=args.cuts, seed=args.seed)

@@ -154,3 +154,14 @@ def test_a_run_given_a_higher_timeframe_series_saves_it_and_verifies(tmp_path: P
     config = (directory / "config.toml").read_text()
     assert 'series = "higher"' in config and 'timeframe = "1h"' in config
     assert main(["verify", str(directory)]) == 0
+
+
+def test_a_given_series_is_seen_only_up_to_the_data_end_even_in_on_start() -> None:
+    # Six hours given, four hours of minutes run: the last two hours close after the run's end.
+    six, four = minutes(6), minutes(4)
+    engine = Backtest(four, Watcher, higher_timeframes={"1h": hours_of(six)}).engine()
+    engine.run()
+    resampled = Backtest(four, Watcher).engine()
+    resampled.run()
+    assert engine.strategy.whole == resampled.strategy.whole == 4  # type: ignore[attr-defined]
+    assert engine.strategy.views == resampled.strategy.views  # type: ignore[attr-defined]
