@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from backtester.data.timeframes import timeframe_ms
 from backtester.domain.instrument import (
     Instrument,
     InstrumentKind,
@@ -365,14 +364,6 @@ def _check_file_timeframe(source: FileSource, index: int) -> None:
             f'data[{index}].timeframe: missing required key (the timeframe of a series = "higher"'
             ', e.g. "1h")'
         )
-    _check_timeframe(source.timeframe, index)
-
-
-def _check_timeframe(timeframe: str, index: int) -> None:
-    try:
-        timeframe_ms(timeframe)
-    except ValueError as exc:
-        raise ValueError(f"data[{index}].timeframe: {exc}") from None
 
 
 def _check_catalog_source(source: CatalogSource, index: int) -> None:
@@ -383,8 +374,6 @@ def _check_catalog_source(source: CatalogSource, index: int) -> None:
             )
     elif not source.timeframe:
         raise ValueError(f"data[{index}].timeframe: missing required key")
-    elif source.series == "higher":
-        _check_timeframe(source.timeframe, index)
     if source.series in ("mark", "funding") and source.market != "swap":
         raise ValueError(
             f'data[{index}].market: {source.series} series are a contract\'s: market = "swap"'

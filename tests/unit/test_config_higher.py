@@ -74,11 +74,6 @@ def test_file_sources_without_a_timeframe_keep_their_identity() -> None:
     ("edit", "key", "message"),
     [
         ('timeframe = "1h"\n', "data[1].timeframe", "missing required key"),
-        (
-            'timeframe = "1h"',
-            "data[1].timeframe",
-            "is not supported",
-        ),
         ('symbol = "BTC/USDT"\nseries', "data[1].symbol", "a higher series for 'ETH/USDT'"),
         ('series = "higher"', "data[1].series", "invalid value"),
     ],
@@ -86,7 +81,6 @@ def test_file_sources_without_a_timeframe_keep_their_identity() -> None:
 def test_mistakes_name_the_file_and_key(tmp_path: Path, edit: str, key: str, message: str) -> None:
     replacement = {
         'timeframe = "1h"\n': "",
-        'timeframe = "1h"': 'timeframe = "1w"',
         'symbol = "BTC/USDT"\nseries': 'symbol = "ETH/USDT"\nseries',
         'series = "higher"': 'series = "hours"',
     }[edit]
