@@ -52,8 +52,10 @@ class DataInput(msgspec.Struct, frozen=True):
     last_ts: str
     repair: RepairReport | None = None
     partitions: list[Partition] | None = None
-    # What the series is for its symbol: bars ("ohlcv"), mark-price candles or funding rates.
+    # What the series is for its symbol: bars ("ohlcv"), mark-price candles, funding rates, or
+    # the bars of a higher timeframe ("higher", with its `timeframe`).
     series: str = "ohlcv"
+    timeframe: str | None = None
 
 
 class InstrumentInput(msgspec.Struct, frozen=True):

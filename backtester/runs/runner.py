@@ -65,6 +65,7 @@ def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
             marks=data.marks,
             funding=data.funding,
             instruments=data.instruments,
+            timeframes=data.higher,
         )
     except ConfigError as exc:
         raise exc.in_file(source) from None
@@ -89,7 +90,7 @@ def replay(cfg: RunConfig, source: str, *, progress: bool = False) -> Replay:
             "data.loaded",
             symbol=entry.symbol,
             path=entry.path,
-            rows=data.series(spec.series)[entry.symbol].height,
+            rows=data.frame_of(spec).height,
             **changes,
             sha256=entry.sha256[:16],
             repaired=repair is not None,

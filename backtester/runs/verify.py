@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backtester.config import CatalogSource, ConfigError, FileSource, RunConfig, config_id
+from backtester.config import (
+    CatalogSource,
+    ConfigError,
+    FileSource,
+    RunConfig,
+    config_id,
+    series_key,
+)
 from backtester.config_file import load_config
 from backtester.core.digest import ALGORITHMS, DIGEST_ALGORITHM
 from backtester.data.atomic import sha256_file
@@ -18,6 +25,7 @@ from backtester.data.bars import DataError
 from backtester.engine import assembly
 from backtester.manifest import (
     CodeVersion,
+    DataInput,
     Manifest,
     dependency_versions,
     instrument_sha256,
@@ -171,11 +179,12 @@ def _config(root: Path, manifest: Manifest, verdict: Verdict) -> RunConfig | Non
 
 
 def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
-    recorded = {(entry.symbol, entry.series): entry for entry in manifest.data}
+    recorded = {_recorded_key(entry): entry for entry in manifest.data}
     checks = []
     for index, source in enumerate(cfg.data):
-        entry = recorded.get((source.symbol, source.series))
-        name = f"data {source.symbol}" + ("" if source.series == "ohlcv" else f" {source.series}")
+        symbol, series = key = series_key(source)
+        entry = recorded.get(key)
+        name = f"data {symbol}" + ("" if series == "ohlcv" else f" {series}")
         if entry is None:
             checks.append(Check(name, False, "not an input of the recorded run"))
             continue
@@ -194,6 +203,12 @@ def _data(cfg: RunConfig, manifest: Manifest) -> list[Check]:
         else:
             checks.append(Check(name, True, f"{entry.path}: {entry.sha256}"))
     return checks
+
+
+def _recorded_key(entry: DataInput) -> tuple[str, str]:
+    if entry.series == "higher":
+        return entry.symbol, f"higher {entry.timeframe}"
+    return entry.symbol, entry.series
 
 
 def _instruments(cfg: RunConfig, manifest: Manifest) -> list[Check]:
