@@ -19,6 +19,10 @@ alone, next to a plain numba loop over the same signals, all measured in one pro
   the whole compiled run next to the same run in signal mode (the event path's fastest mode),
   with their digests compared.
 
+- **five years** (`--five-year N`): SmaCross on 2,628,000 bars read from a Parquet file, in N fresh
+  processes one after another: the peak RSS of each whole process (data included) once the bars
+  are loaded and after one compiled run, and the run's own CPU time.
+
 Every figure is the median of `--calls` warm calls (after an untimed first one), in wall seconds
 and in CPU seconds of this process: the machine may be shared, and CPU time is what the load
 disturbs least. Bars per second per core are bars over CPU seconds (everything here runs on one
@@ -28,11 +32,15 @@ thread).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,7 +150,20 @@ def main() -> None:
     )
     parser.add_argument("--bars", type=int, default=525_600)
     parser.add_argument("--calls", type=int, default=9, help="warm calls after the first")
+    parser.add_argument(
+        "--five-year",
+        type=int,
+        metavar="N",
+        help="only the five-year run's peak memory, in N fresh processes",
+    )
+    parser.add_argument("--five-year-child", metavar="PARQUET", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.five_year_child:
+        five_year_child(args.five_year_child)
+        return
+    if args.five_year:
+        five_years(args.five_year)
+        return
     n, calls = args.bars, args.calls
 
     frame = synthetic_bars(n)
@@ -248,6 +269,55 @@ def main() -> None:
     )
     if not same or fast_run.digest != event_run.digest:
         raise SystemExit("the runs disagree: the benchmark compares different work")
+
+
+FIVE_YEARS = 5 * 525_600
+
+
+def five_year_child(path: str) -> None:
+    """One fresh process: the bars read from the Parquet file as a user would, one compiled run."""
+
+    def peak_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    backtest = Backtest(path, SmaCross, cash=CASH, fee_rate=FEE, mode="compiled")
+    loaded = peak_mb()
+    cpu = time.process_time()
+    result = backtest.run(fast=FAST, slow=SLOW)
+    cpu = time.process_time() - cpu
+    print(
+        json.dumps(
+            {"loaded": loaded, "peak": peak_mb(), "cpu": cpu, "fills": result.stats["fills"]}
+        )
+    )
+
+
+def five_years(processes: int) -> None:
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "five_years.parquet"
+        synthetic_bars(FIVE_YEARS).write_parquet(path)
+        print(f"{FIVE_YEARS:,} bars from a Parquet file, SmaCross({FAST}, {SLOW}), compiled path")
+        print()
+        print("| process | peak RSS, bars loaded (MB) | peak RSS, after the run (MB) | run CPU s |")
+        print("|---:|---:|---:|---:|")
+        peaks = []
+        for k in range(processes):
+            done = subprocess.run(
+                [sys.executable, __file__, "--five-year-child", str(path)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            m = json.loads(done.stdout.strip().splitlines()[-1])
+            peaks.append(m["peak"])
+            print(f"| {k + 1} | {m['loaded']:,.0f} | {m['peak']:,.0f} | {m['cpu']:.2f} |")
+    print()
+    print(
+        f"peak RSS over {processes} processes: median {statistics.median(peaks):,.0f} MB, "
+        f"highest {max(peaks):,.0f} MB (target <= 500 MB); load average "
+        + " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
 
 
 def perpetual_runs(frame: Any, calls: int) -> dict[str, tuple[float, float, Any]]:

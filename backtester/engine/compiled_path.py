@@ -239,6 +239,8 @@ def run_plan(
         multipliers={symbol: instrument.contract_size} if margin else None,
         funding=_funding_frame(symbol, funding, sim) if margin else None,
         ranges={symbol: (ts, high, low)},
+        fill_rows=sim.fill_row,
+        positions_given_away=True,
     )
 
 
