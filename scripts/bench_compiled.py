@@ -36,7 +36,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -156,11 +155,7 @@ def main() -> None:
         metavar="N",
         help="only the five-year run's peak memory, in N fresh processes",
     )
-    parser.add_argument("--five-year-child", metavar="PARQUET", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.five_year_child:
-        five_year_child(args.five_year_child)
-        return
     if args.five_year:
         five_years(args.five_year)
         return
@@ -274,22 +269,24 @@ def main() -> None:
 FIVE_YEARS = 5 * 525_600
 
 
-def five_year_child(path: str) -> None:
-    """One fresh process: the bars read from the Parquet file as a user would, one compiled run."""
+# One fresh process that imports only what a user's script would (not numba, which this script
+# imports for its plain loop): the bars read from the Parquet file, one compiled run.
+FIVE_YEAR_CHILD = """
+import json, resource, sys, time
+from backtester import Backtest
+from backtester.strategies import SmaCross
 
-    def peak_mb() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    backtest = Backtest(path, SmaCross, cash=CASH, fee_rate=FEE, mode="compiled")
-    loaded = peak_mb()
-    cpu = time.process_time()
-    result = backtest.run(fast=FAST, slow=SLOW)
-    cpu = time.process_time() - cpu
-    print(
-        json.dumps(
-            {"loaded": loaded, "peak": peak_mb(), "cpu": cpu, "fills": result.stats["fills"]}
-        )
-    )
+path, cash, fee, fast, slow = sys.argv[1], *map(float, sys.argv[2:4]), *map(int, sys.argv[4:6])
+backtest = Backtest(path, SmaCross, cash=cash, fee_rate=fee, mode="compiled")
+loaded = peak_mb()
+cpu = time.process_time()
+result = backtest.run(fast=fast, slow=slow)
+cpu = time.process_time() - cpu
+print(json.dumps({"loaded": loaded, "peak": peak_mb(), "cpu": cpu, "fills": result.stats["fills"]}))
+"""
 
 
 def five_years(processes: int) -> None:
@@ -304,7 +301,13 @@ def five_years(processes: int) -> None:
         peaks = []
         for k in range(processes):
             done = subprocess.run(
-                [sys.executable, __file__, "--five-year-child", str(path)],
+                [
+                    sys.executable,
+                    "-c",
+                    FIVE_YEAR_CHILD,
+                    str(path),
+                    *map(str, (CASH, FEE, FAST, SLOW)),
+                ],
                 check=True,
                 capture_output=True,
                 text=True,
