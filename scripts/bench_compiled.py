@@ -10,9 +10,10 @@ alone, next to a plain numba loop over the same signals, all measured in one pro
 - **whole run**: `Backtest.run` on the compiled path (indicators, signals, simulation, trades,
   statistics, digest: what a user and a sweep point pay).
 - **its stages**, each timed alone on the same inputs: the signals (`sma_cross_signals`), the
-  simulation kernel (`signal_path.simulate`, allocation of its outputs included), the round trips,
-  the statistics and the digest; "the rest" is the whole run less those (frames, equity curve,
-  checks).
+  simulation kernel (`signal_path.simulate`, allocation of its outputs included), the pass that
+  marks to market (the equity curve, with the statistics' drawdown profile and exposure), the
+  round trips with their MAE/MFE, the statistics and the digest; "the rest" is the whole run less
+  those (frames, checks).
 
 - **a perpetual**: the same signals as a stop-and-reverse SmaCross (`short=True`) on a linear
   perpetual at 3x, isolated margin, funding every 8 hours and a mark a hair off the last price:
@@ -57,6 +58,7 @@ from synthetic import synthetic_bars  # noqa: E402
 
 from backtester import Backtest, Instrument  # noqa: E402
 from backtester.compiled import signal_path  # noqa: E402
+from backtester.compiled.drawdown import mark_to_market  # noqa: E402
 from backtester.compiled.jit import active_backend  # noqa: E402
 from backtester.metrics.stats import compute_stats  # noqa: E402
 from backtester.metrics.trades import round_trips  # noqa: E402
@@ -189,10 +191,24 @@ def main() -> None:
     )
     kernel = (wall, cpu)
     stage_rows["simulation kernel (signal_path.simulate)"] = kernel
-    last_mark = {"BTC/USDT": (int(result.equity["ts"].dt.epoch("ns")[-1]), float(close[-1]))}
-    wall, cpu, _ = timed(lambda: round_trips(result.fills, last_mark), calls)
-    stage_rows["round trips"] = (wall, cpu)
-    exposure = result.equity["notional"].to_numpy() != 0.0
+    ts = result.equity["ts"].dt.epoch("ns").to_numpy()
+    held = simulated.position.copy()
+    marked = np.empty((3, n))
+
+    def marking() -> tuple[float, int, int]:
+        # As the run does it: the position column becomes the position value column.
+        np.copyto(held, simulated.position)
+        return mark_to_market(ts, simulated.cash, held, close, held, *marked)
+
+    wall, cpu, (deepest, longest, exposed) = timed(marking, calls)
+    stage_rows["mark to market (equity curve, drawdown profile, exposure)"] = (wall, cpu)
+    last_mark = {"BTC/USDT": (int(ts[-1]), float(close[-1]))}
+    ranges = {"BTC/USDT": (ts, high, low)}
+    wall, cpu, _ = timed(
+        lambda: round_trips(result.fills, last_mark, None, None, ranges, simulated.fill_row),
+        calls,
+    )
+    stage_rows["round trips (with MAE/MFE)"] = (wall, cpu)
     wall, cpu, _ = timed(
         lambda: compute_stats(
             result.equity,
@@ -201,7 +217,8 @@ def main() -> None:
             fees_paid=float(result.stats["fees_paid"]),
             first_close=float(close[0]),
             last_close=float(close[-1]),
-            exposure=exposure,
+            exposure=exposed,
+            drawdown=(deepest, longest),
         ),
         calls,
     )
@@ -209,7 +226,7 @@ def main() -> None:
     wall, cpu, digest = timed(lambda: result_digest(result.fills, result.equity), calls)
     stage_rows["digest (XXH3-128 of fills and equity curve)"] = (wall, cpu)
     whole = rows["whole run (Backtest.run, compiled path)"]
-    stage_rows["the rest (frames, equity curve, checks)"] = (
+    stage_rows["the rest (frames, checks)"] = (
         whole[0] - sum(w for w, _ in stage_rows.values()),
         whole[1] - sum(c for _, c in stage_rows.values()),
     )
