@@ -199,7 +199,9 @@ class Strategy(Generic[P]):
         return self._place(SELL, locals())
 
     def _place(self, side: Side, args: dict[str, Any]) -> int:
-        exits = Exits(*(args[name] for name in Exits._fields))
+        exits = Exits(
+            args["sl"], args["tp"], args["sl_pct"], args["tp_pct"], args["trail"], args["trail_pct"]
+        )
         order = self.order(
             side,
             args["quantity"],
@@ -213,7 +215,7 @@ class Strategy(Generic[P]):
             instrument=args["instrument"],
             tag=args["tag"],
         )
-        if exits.any():
+        if exits != _NO_EXITS:
             return self.ctx.submit_list(bracket_orders(self.ctx, order, exits))[0]
         self.ctx.publish(order)
         return order.order_id
@@ -360,6 +362,9 @@ class Strategy(Generic[P]):
 
 class ParamsError(ValueError):
     pass
+
+
+_NO_EXITS = Exits()
 
 
 def _order_type(limit: float | None, stop: float | None) -> OrderType:
