@@ -240,6 +240,14 @@ class Strategy(Generic[P]):
         """An order, not sent yet: for `oco`, or for `ctx.submit_list`. Its type follows from
         `limit` and `stop` unless `order_type` names one (any registered type; `options` are its
         other `SubmitOrder` fields)."""
+        # Only what differs from the order's defaults is passed on: each keyword is matched again
+        # at every layer down to the order, and most orders set none of these.
+        if expire_time is not None:
+            options["expire_time"] = expire_time
+        if post_only:
+            options["post_only"] = post_only
+        if reduce_only:
+            options["reduce_only"] = reduce_only
         return self.ctx.order(
             side,
             instrument=instrument,
@@ -250,9 +258,6 @@ class Strategy(Generic[P]):
             stop_price=stop,
             time_in_force=time_in_force,
             tag=tag,
-            expire_time=expire_time,
-            post_only=post_only,
-            reduce_only=reduce_only,
             **options,
         )
 
