@@ -11,18 +11,17 @@ import msgspec
 import polars as pl
 
 from backtester.config import FillConfig, IntrabarPath, RiskConfig, StatsConfig
-from backtester.data.bars import BarData, load_bars
+from backtester.data.bars import BarData, DataError, load_bars
 from backtester.data.market_series import load_funding, load_marks
-from backtester.data.timeframes import timeframe_ms
 from backtester.domain.instrument import Instrument, default_instrument
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.engine import Engine, EngineSetup, Mode
 from backtester.engine.setup import AccountKind
+from backtester.engine.timeframes import given_problem
 from backtester.execution.fees import FixedRateFee
 from backtester.execution.slippage import NoSlippage
 from backtester.lookahead import LookaheadReport, check_lookahead
 from backtester.manifest import utc_now
-from backtester.metrics.stats import bar_interval_ns
 from backtester.progress import bar_wanted
 from backtester.results import RunResult
 from backtester.runs.notebook import Origin
@@ -109,14 +108,18 @@ class Backtest:
             name: load_bars(source, repair=repair) for name, source in sources.items()
         }
         self.data = {name: bars.frame for name, bars in loaded.items()}
-        self.higher = {
-            name: load_bars(source, repair=repair).frame
-            for name, source in (higher_timeframes or {}).items()
+        self.higher_sources = dict(higher_timeframes or {})
+        given = {
+            name: _given_series(name, source, self.data, strategy, repair)
+            for name, source in self.higher_sources.items()
         }
+        self.higher = {name: bars.frame for name, bars in given.items()}
         self.sources = dict(sources)
         self.repair = repair
         self.given_instruments = _given(instrument)
-        self.repairs = [bars.repair for bars in loaded.values() if bars.repair is not None]
+        self.repairs = [
+            bars.repair for bars in [*loaded.values(), *given.values()] if bars.repair is not None
+        ]
         self.instruments = _instruments_for(list(self.data), instrument)
         self.strategy = strategy
         self.fees: FeeModel = fees if fees is not None else FixedRateFee(rate=fee_rate)
@@ -220,7 +223,7 @@ class Backtest:
             setup=self.setup,
             started_at=started_at,
             finished_at=finished_at,
-            timeframes=tuple(self.higher),
+            higher={name: (self.higher_sources[name], f) for name, f in self.higher.items()},
         )
 
     def engine(self, **params: Any) -> Engine:
@@ -257,28 +260,43 @@ class Backtest:
                 self.slippage,
                 self.setup,
                 self.repairs,
-                # The engine reads marks and funding only over the bars it is given.
+                # The engine reads marks, funding and given higher-timeframe bars only over the
+                # bars it is given.
                 marks=self.marks,
                 funding=self.funding,
-                timeframes=_known_by(self.higher, data),
+                timeframes=self.higher,
             )
 
         return check_lookahead(factory, self.data, cuts=cuts, seed=seed)
 
 
-def _known_by(
-    series: dict[str, pl.DataFrame], data: dict[str, pl.DataFrame]
-) -> dict[str, pl.DataFrame]:
-    """The given higher-timeframe series cut to the bars closed by the end of `data` (the look-ahead
-    check's cut runs must not see more of them than of the data)."""
-    if not series:
-        return series
-    known = max(int(f["ts"][-1]) + bar_interval_ns(f["ts"].to_numpy()) for f in data.values())
-    cut = {}
-    for name, frame in series.items():
-        span = timeframe_ms(name.rpartition("@")[2]) * 1_000_000
-        cut[name] = frame.filter(pl.col("ts") + span <= known)
-    return cut
+def _given_series(
+    name: str,
+    source: DataSource,
+    data: dict[str, pl.DataFrame],
+    strategy: type[Strategy[Any]],
+    repair: bool,
+) -> BarData:
+    """A given higher-timeframe series, loaded and checked against the bars it stands next to."""
+    label = str(source) if isinstance(source, str | Path) else f"higher_timeframes[{name!r}]"
+    symbol, _, timeframe = name.rpartition("@")
+    symbol = symbol or next(iter(data))
+    if timeframe not in strategy.timeframes:
+        declared = ", ".join(strategy.timeframes) or "none"
+        raise DataError(
+            f"higher_timeframes[{name!r}]: {strategy.__name__} declares no timeframe "
+            f"{timeframe!r} (Strategy.timeframes: {declared})"
+        )
+    if symbol not in data:
+        raise DataError(
+            f"higher_timeframes[{name!r}]: {symbol!r} is no instrument of the backtest "
+            f"({', '.join(data)})"
+        )
+    bars = load_bars(source, repair=repair, name=label)
+    problem = given_problem(bars.frame, data[symbol], timeframe, symbol)
+    if problem is not None:
+        raise DataError(f"{label}: {problem}")
+    return bars
 
 
 def _by_symbol(

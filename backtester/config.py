@@ -145,19 +145,23 @@ class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fiel
     pass
 
 
-# What a data source holds for its symbol: its bars, its mark-price candles, or its funding rates.
-Series = Literal["ohlcv", "mark", "funding"]
+# What a data source holds for its symbol: its bars, its mark-price candles, its funding rates, or
+# the bars of a higher timeframe the strategy reads (`Strategy.timeframes`), given instead of
+# resampled from its bars.
+Series = Literal["ohlcv", "mark", "funding", "higher"]
 
 
 class FileSource(DataSpec, frozen=True, tag="file"):
     """A Parquet or CSV file; a relative path is relative to the working directory, like every
     path a command takes, so configs in a repository name data by their repository path.
     `start` (inclusive) and `end` (exclusive), epoch ms or ISO dates/times in UTC, cut the rows
-    used."""
+    used. A `higher` series names its `timeframe` (`"1h"`): the strategy's `ctx.bars("1h")` of
+    that symbol come from this file instead of being resampled from the bars."""
 
     path: str
     symbol: str
     series: Series = "ohlcv"
+    timeframe: str | None = None
     start: str | int | None = None
     end: str | int | None = None
     repair: bool = False
@@ -167,7 +171,8 @@ class CatalogSource(DataSpec, frozen=True, tag="catalog"):
     """A series of the Parquet catalog; `start` (inclusive) and `end` (exclusive) are epoch ms or
     ISO dates/times in UTC. Bars and mark candles name their `timeframe`; funding rates have none
     (they are stored at the exchange's funding times). Mark and funding series are a contract's:
-    `market = "swap"`."""
+    `market = "swap"`. A `higher` series is the symbol's bars of a higher `timeframe`, which the
+    strategy reads as `ctx.bars(timeframe)` instead of bars resampled from its base series."""
 
     exchange: str
     symbol: str
@@ -302,7 +307,7 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     def __post_init__(self) -> None:
         if not math.isfinite(self.cash):
             raise ValueError(f"cash: must be a finite amount, got {self.cash}")
-        keys = [(source.symbol, source.series) for source in self.data]
+        keys = [series_key(source) for source in self.data]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
             symbol, series = repeated[0]
@@ -312,6 +317,8 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         for i, source in enumerate(self.data):
             if isinstance(source, CatalogSource):
                 _check_catalog_source(source, i)
+            else:
+                _check_file_timeframe(source, i)
             if source.series != "ohlcv" and source.symbol not in symbols:
                 raise ValueError(
                     f"data[{i}].symbol: a {source.series} series for {source.symbol!r}, which has "
@@ -331,6 +338,34 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
                     raise ValueError(f"instruments[{i}].{name}: must be > 0, got {value}")
 
 
+def series_key(source: Source) -> tuple[str, str]:
+    """What a source is for the run: its symbol and its series, a higher one with its timeframe
+    (`("BTC/USDT", "higher 1h")`). A config has at most one source of each."""
+    if source.series == "higher":
+        return source.symbol, f"higher {source.timeframe}"
+    return source.symbol, source.series
+
+
+def higher_key(source: Source) -> str:
+    """The name the engine takes a higher series under: `"BTC/USDT@1h"`."""
+    return f"{source.symbol}@{source.timeframe}"
+
+
+def _check_file_timeframe(source: FileSource, index: int) -> None:
+    if source.series != "higher":
+        if source.timeframe is not None:
+            raise ValueError(
+                f'data[{index}].timeframe: only a higher series (series = "higher") names a '
+                "timeframe; the bars' own is read from the file"
+            )
+        return
+    if source.timeframe is None:
+        raise ValueError(
+            f'data[{index}].timeframe: missing required key (the timeframe of a series = "higher"'
+            ', e.g. "1h")'
+        )
+
+
 def _check_catalog_source(source: CatalogSource, index: int) -> None:
     if source.series == "funding":
         if source.timeframe not in ("", "funding"):
@@ -339,7 +374,7 @@ def _check_catalog_source(source: CatalogSource, index: int) -> None:
             )
     elif not source.timeframe:
         raise ValueError(f"data[{index}].timeframe: missing required key")
-    if source.series != "ohlcv" and source.market != "swap":
+    if source.series in ("mark", "funding") and source.market != "swap":
         raise ValueError(
             f'data[{index}].market: {source.series} series are a contract\'s: market = "swap"'
         )
@@ -384,6 +419,11 @@ def plain_config(cfg: RunConfig) -> dict[str, Any]:
     form (`InstrumentSpec.canonical`)."""
     plain: dict[str, Any] = msgspec.to_builtins(cfg)
     plain["instruments"] = [spec.canonical() for spec in cfg.instruments]
+    for source in plain["data"]:
+        # A file source's timeframe is only a higher series' key: configs written before it
+        # existed keep their ids.
+        if source["kind"] == "file" and source["timeframe"] is None:
+            del source["timeframe"]
     return plain
 
 

@@ -325,9 +325,11 @@ def engine_for_config(
     marks: dict[str, pl.DataFrame] | None = None,
     funding: dict[str, pl.DataFrame] | None = None,
     instruments: dict[str, Instrument] | None = None,
+    timeframes: Mapping[str, pl.DataFrame] | None = None,
 ) -> Engine:
     """The engine for a decoded config over its loaded data (`backtester.runs.inputs.load_data`,
-    which also resolves the config's instruments; without them they are resolved here)."""
+    which also resolves the config's instruments; without them they are resolved here), and its
+    given higher-timeframe series by `SYMBOL@timeframe`."""
     strategy = assembly.strategy_class(cfg.strategy.name)
     setup = EngineSetup(
         initial_cash=cfg.cash,
@@ -348,6 +350,7 @@ def engine_for_config(
         repairs,
         marks=marks,
         funding=funding,
+        timeframes=timeframes,
     )
 
 
@@ -359,10 +362,17 @@ def run_config(
     marks: dict[str, pl.DataFrame] | None = None,
     funding: dict[str, pl.DataFrame] | None = None,
     instruments: dict[str, Instrument] | None = None,
+    timeframes: Mapping[str, pl.DataFrame] | None = None,
 ) -> RunResult:
     """Run a decoded config over its loaded data."""
     return engine_for_config(
-        cfg, data, repairs, marks=marks, funding=funding, instruments=instruments
+        cfg,
+        data,
+        repairs,
+        marks=marks,
+        funding=funding,
+        instruments=instruments,
+        timeframes=timeframes,
     ).run()
 
 

@@ -49,13 +49,15 @@ def _lookahead(args: argparse.Namespace) -> int:
         raise exc.in_file(args.config) from None
 
     def factory(data: dict[str, pl.DataFrame]) -> Engine:
-        # Marks and funding as the run has them: the engine reads them only over the bars given.
+        # Marks, funding and given higher-timeframe bars as the run has them: the engine reads
+        # them only over the bars given (a given hour only once it closed within the cut).
         return engine_for_config(
             cfg,
             data,
             marks=loaded.marks,
             funding=loaded.funding,
             instruments=loaded.instruments,
+            timeframes=loaded.higher,
         )
 
     report = check_lookahead(factory, loaded.frames, cuts=args.cuts, seed=args.seed)

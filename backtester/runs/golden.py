@@ -29,7 +29,14 @@ def compute(case: Path) -> dict[str, Any]:
     cfg = load_config(source)
     try:
         data = load_data(cfg)
-        result = run_config(cfg, data.frames, data.repairs, marks=data.marks, funding=data.funding)
+        result = run_config(
+            cfg,
+            data.frames,
+            data.repairs,
+            marks=data.marks,
+            funding=data.funding,
+            timeframes=data.higher,
+        )
     except ConfigError as exc:
         raise exc.in_file(source) from None
     return {"digest": result.digest, "stats": stats_document(result.stats)}

@@ -10,7 +10,14 @@ from pathlib import Path
 import msgspec
 import polars as pl
 
-from backtester.config import CatalogSource, FileSource, RunConfig, Source
+from backtester.config import (
+    CatalogSource,
+    ConfigError,
+    FileSource,
+    RunConfig,
+    Source,
+    higher_key,
+)
 from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError, RepairReport, load_bars
 from backtester.data.catalog import read_series
@@ -20,25 +27,32 @@ from backtester.data.market_series import load_funding, load_marks
 from backtester.data.timeframes import parse_utc_ms
 from backtester.domain.instrument import Instrument
 from backtester.engine import assembly
+from backtester.engine.timeframes import given_problem
 from backtester.manifest import DataInput, InstrumentInput, Partition, instrument_sha256
 
 
 @dataclass(frozen=True)
 class LoadedData:
-    """Bars by symbol, and for perpetuals their mark candles and funding rates by symbol."""
+    """Bars by symbol, for perpetuals their mark candles and funding rates by symbol, and the
+    given higher-timeframe series by `SYMBOL@timeframe`."""
 
     frames: dict[str, pl.DataFrame]
     repairs: list[RepairReport]
     inputs: list[DataInput]
     marks: dict[str, pl.DataFrame] = field(default_factory=dict)
     funding: dict[str, pl.DataFrame] = field(default_factory=dict)
+    higher: dict[str, pl.DataFrame] = field(default_factory=dict)
     # The instrument of every bar symbol, and what the manifest records of those from the catalog.
     instruments: dict[str, Instrument] = field(default_factory=dict)
     instrument_inputs: list[InstrumentInput] = field(default_factory=list)
 
-    def series(self, kind: str) -> dict[str, pl.DataFrame]:
-        """The frames of one kind of series ("ohlcv", "mark" or "funding") by symbol."""
-        return {"ohlcv": self.frames, "mark": self.marks, "funding": self.funding}[kind]
+    def frame_of(self, source: Source) -> pl.DataFrame:
+        """The frame the run uses of one of its config's sources."""
+        if source.series == "higher":
+            return self.higher[higher_key(source)]
+        return {"ohlcv": self.frames, "mark": self.marks, "funding": self.funding}[source.series][
+            source.symbol
+        ]
 
 
 def load_data(cfg: RunConfig) -> LoadedData:
@@ -54,18 +68,60 @@ def load_data(cfg: RunConfig) -> LoadedData:
         )
         for symbol, found in catalog.items()
     ]
-    frames: dict[str, pl.DataFrame] = {}
-    marks: dict[str, pl.DataFrame] = {}
-    funding: dict[str, pl.DataFrame] = {}
+    by_series: dict[str, dict[str, pl.DataFrame]] = {
+        "ohlcv": {},
+        "mark": {},
+        "funding": {},
+        "higher": {},
+    }
     repairs: list[RepairReport] = []
     inputs: list[DataInput] = []
     for index, source in enumerate(cfg.data):
         frame, entry = load_source(source, index)
-        {"ohlcv": frames, "mark": marks, "funding": funding}[source.series][source.symbol] = frame
+        name = higher_key(source) if source.series == "higher" else source.symbol
+        by_series[source.series][name] = frame
         inputs.append(entry)
         if entry.repair is not None:
             repairs.append(entry.repair)
-    return LoadedData(frames, repairs, inputs, marks, funding, instruments, recorded)
+    check_higher(cfg, by_series["ohlcv"], by_series["higher"])
+    return LoadedData(
+        by_series["ohlcv"],
+        repairs,
+        inputs,
+        marks=by_series["mark"],
+        funding=by_series["funding"],
+        instruments=instruments,
+        instrument_inputs=recorded,
+        higher=by_series["higher"],
+    )
+
+
+def check_higher(
+    cfg: RunConfig,
+    bars: dict[str, pl.DataFrame],
+    higher: dict[str, pl.DataFrame],
+) -> None:
+    """Each given higher-timeframe series is one the strategy declares and could stand for its
+    symbol's bars resampled (`engine.timeframes.given_problem`); the error names the source."""
+    if not higher:
+        return
+    declared = assembly.strategy_class(cfg.strategy.name).timeframes
+    for index, source in enumerate(cfg.data):
+        if source.series != "higher":
+            continue
+        assert source.timeframe is not None  # a higher source names it (RunConfig checks)
+        if source.timeframe not in declared:
+            raise ConfigError(
+                f"data[{index}].timeframe",
+                f"{cfg.strategy.name} declares no timeframe {source.timeframe!r} "
+                f"(its timeframes: {', '.join(declared) or 'none'})",
+            )
+        problem = given_problem(
+            higher[higher_key(source)], bars[source.symbol], source.timeframe, source.symbol
+        )
+        if problem is not None:
+            where = source.path if isinstance(source, FileSource) else _catalog_label(source)
+            raise DataError(f"{where} (data[{index}]): {problem}")
 
 
 def load_source(
@@ -78,7 +134,8 @@ def load_source(
         case CatalogSource():
             frame, entry = _load_catalog(source, index, rehash)
     if source.series != "ohlcv":
-        entry = msgspec.structs.replace(entry, series=source.series)
+        timeframe = source.timeframe if source.series == "higher" else None
+        entry = msgspec.structs.replace(entry, series=source.series, timeframe=timeframe)
     return frame, entry
 
 
@@ -114,8 +171,8 @@ class SourceFrame:
 def read_file_source(
     source: FileSource, content: pl.DataFrame | str | Path | None = None
 ) -> SourceFrame:
-    """The one place a file source is read: as bars (repaired on request), mark candles or
-    funding rates. `content` is the file's content already read, or where the file is (a worker's
+    """The one place a file source is read: as bars (repaired on request; a higher series too),
+    mark candles or funding rates. `content` is the file's content already read, or where the file is (a worker's
     cached copy); by default the source's own path."""
     where = source.path if content is None else content
     if source.series == "funding":
@@ -173,6 +230,13 @@ def _load_catalog(
         repair,
     )
     return frame, msgspec.structs.replace(entry, partitions=partitions)
+
+
+def _catalog_label(source: CatalogSource) -> str:
+    return (
+        f"catalog {source.root}: {source.exchange} {source.market} {source.symbol} "
+        f"{source.timeframe}"
+    )
 
 
 def read_catalog(

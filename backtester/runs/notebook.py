@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +73,25 @@ class Origin:
     setup: EngineSetup
     started_at: str
     finished_at: str
-    # Names of the higher-timeframe series given to the run ("1h", "ETH/USDT@1h"): a run config
-    # has no form for them (it resamples every declared timeframe from the bars).
-    timeframes: tuple[str, ...] = ()
+    # The higher-timeframe series given to the run, by name ("1h": of the first symbol, or
+    # "ETH/USDT@1h"): (the path or DataFrame given, the frame the run used).
+    higher: dict[str, tuple[Any, pl.DataFrame]] = field(default_factory=dict)
 
 
 def save_result(result: RunResult, origin: Origin, output_dir: str | Path) -> Path:
     cfg = run_config_of(origin, output_dir)
     data = load_data(cfg)
-    for symbol, frame in origin.bars.items():
-        if not data.frames[symbol].equals(frame):
+    used = [(given, data.frames[s], frame, s) for s, (given, frame) in _bars_of(origin).items()]
+    used += [
+        (given, data.higher[_higher_name(name, origin)], frame, f"{name} series")
+        for name, (given, frame) in origin.higher.items()
+    ]
+    for given, loaded, frame, what in used:
+        if not loaded.equals(frame):
             # A file changed since the backtest read it: the directory would not hold its inputs.
             raise SaveError(
-                f"cannot save: {origin.sources[symbol]} changed since the backtest read it, so "
-                f"the bars of {symbol} there are no longer the ones the run used"
+                f"cannot save: {given} changed since the backtest read it, so the bars of "
+                f"{what} there are no longer the ones the run used"
             )
     if origin.strategy.__module__ == "__main__":
         warnings.warn(
@@ -101,12 +106,6 @@ def save_result(result: RunResult, origin: Origin, output_dir: str | Path) -> Pa
 
 def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
     """The run config that reproduces the notebook backtest, validated as a config file would be."""
-    if origin.timeframes:
-        raise SaveError(
-            f"cannot save: the higher-timeframe series given to the run "
-            f"({', '.join(origin.timeframes)}) have no run config form; without them the "
-            "strategy's timeframes are resampled from the bars"
-        )
     data = [
         _source(symbol, given, origin.bars[symbol], origin.repair, Path(output_dir))
         for symbol, given in origin.sources.items()
@@ -116,6 +115,10 @@ def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
             entry = _source(symbol, given, frame, False, Path(output_dir))
             entry.pop("repair", None)
             data.append({**entry, "series": series})
+    for name, (given, frame) in origin.higher.items():
+        symbol, _, timeframe = _higher_name(name, origin).partition("@")
+        entry = _source(symbol, given, frame, origin.repair, Path(output_dir))
+        data.append({**entry, "series": "higher", "timeframe": timeframe})
     cfg = {
         "data": data,
         "instruments": [msgspec.to_builtins(i) for i in origin.instruments],
@@ -136,6 +139,15 @@ def run_config_of(origin: Origin, output_dir: str | Path) -> RunConfig:
         "output_dir": str(output_dir),
     }
     return decode_config(cfg, "<notebook run>")
+
+
+def _bars_of(origin: Origin) -> dict[str, tuple[Any, pl.DataFrame]]:
+    return {symbol: (given, origin.bars[symbol]) for symbol, given in origin.sources.items()}
+
+
+def _higher_name(name: str, origin: Origin) -> str:
+    """A given series' name as a config's data names it: `SYMBOL@timeframe`."""
+    return name if "@" in name else f"{next(iter(origin.sources))}@{name}"
 
 
 def strategy_name(strategy: type[Strategy[Any]]) -> str:

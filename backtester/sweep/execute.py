@@ -10,8 +10,9 @@ run id and code identity are the manifest's (`derive_run_id`, `code_version`) an
 
 Workers receive their inputs as files named by content hash, so a sweep's data sources are files
 (`kind = "file"`); a catalog source is refused when the point is decoded. Every source travels,
-in the config's order: the bars, and for a perpetual its mark candles and funding rates, each read
-as `run` reads it (`runs.inputs.read_file_source`) and cut to its window.
+in the config's order: the bars, for a perpetual its mark candles and funding rates, and the given
+higher-timeframe series, each read as `run` reads it (`runs.inputs.read_file_source`), cut to its
+window and checked as `run` checks it (`runs.inputs.check_higher`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from backtester.config import ConfigError, FileSource, RunConfig, config_id
+from backtester.config import ConfigError, FileSource, RunConfig, config_id, higher_key
 from backtester.config_file import decode_config, set_key_path
 from backtester.data.bars import RepairReport
 from backtester.engine import assembly, run_config
 from backtester.manifest import CodeVersion, DataInput, code_version, derive_run_id
 from backtester.metrics.overfitting import period_returns
-from backtester.runs.inputs import SourceFrame, load_source, read_file_source, window
+from backtester.runs.inputs import (
+    SourceFrame,
+    check_higher,
+    load_source,
+    read_file_source,
+    window,
+)
 
 __all__ = [
     "RunOutcome",
@@ -119,14 +126,26 @@ def execute(spec: RunSpec, data: Sequence[SourceFrame]) -> RunOutcome:
     sources = source_files(spec)
     if len(data) != len(sources):
         raise ValueError(f"{len(sources)} data source(s) but {len(data)} loaded file(s)")
-    series: dict[str, dict[str, pl.DataFrame]] = {"ohlcv": {}, "mark": {}, "funding": {}}
+    series: dict[str, dict[str, pl.DataFrame]] = {
+        "ohlcv": {},
+        "mark": {},
+        "funding": {},
+        "higher": {},
+    }
     repairs: list[RepairReport] = []
     for source, loaded in zip(sources, data, strict=True):
-        series[source.series][source.symbol] = window(loaded.frame, source)
+        name = higher_key(source) if source.series == "higher" else source.symbol
+        series[source.series][name] = window(loaded.frame, source)
         if loaded.repair is not None:
             repairs.append(loaded.repair)
+    check_higher(spec, series["ohlcv"], series["higher"])
     result = run_config(
-        spec, series["ohlcv"], repairs, marks=series["mark"], funding=series["funding"]
+        spec,
+        series["ohlcv"],
+        repairs,
+        marks=series["mark"],
+        funding=series["funding"],
+        timeframes=series["higher"],
     )
     equity = result.equity
     returns = period_returns(equity["ts"].dt.epoch("ns").to_numpy(), equity["equity"].to_numpy())

@@ -63,7 +63,7 @@ def test_unknown_strategy_lists_the_builtins(tmp_path: Path) -> None:
     done, config = run_config_text(tmp_path, GOOD.replace('"SmaCross"', '"SmaCros"'))
     assert_user_error(
         done,
-        f"{config}: strategy.name: unknown strategy 'SmaCros' (built-in: SmaCross, SmaExtended, SmcOrderBlocks; "
+        f"{config}: strategy.name: unknown strategy 'SmaCros' (built-in: HourlyTrendCross, SmaCross, SmaExtended, SmcOrderBlocks; "
         "or an import path package.module:Class)",
     )
 

@@ -18,7 +18,7 @@ from backtester import Backtest, SignalStrategy, Strategy
 from backtester.cli import main
 from backtester.domain.messages import Bar
 from backtester.indicators import smc
-from backtester.strategies import SmaCross, SmaExtended, SmcOrderBlocks
+from backtester.strategies import HourlyTrendCross, SmaCross, SmaExtended, SmcOrderBlocks
 from tests.engine_support import bars_frame
 
 GOLDEN = "golden/data/binance_BTC-USDT_1m.parquet"
@@ -109,6 +109,7 @@ def test_a_peek_past_the_end_of_the_data_is_a_finding() -> None:
         (SmaExtended, {"fast": 5, "slow": 20, "stop_loss_pct": 0.3, "take_profit_pct": 0.5}),
         (SmaExtended, {"fast": 5, "slow": 20, "daily_loss_limit_pct": 1.0, "cooldown_bars": 3}),
         (SmcOrderBlocks, {"swing_length": 10}),
+        (HourlyTrendCross, {"fast": 5, "slow": 20, "trend_hours": 6}),
     ],
 )
 def test_built_in_strategies_have_no_look_ahead(strategy: Any, params: dict[str, Any]) -> None:

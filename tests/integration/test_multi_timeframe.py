@@ -14,8 +14,8 @@ import pytest
 
 from backtester import Backtest, SignalStrategy, Strategy
 from backtester import indicators as ta
+from backtester.cli import main
 from backtester.domain.messages import Bar
-from backtester.runs.notebook import SaveError
 from backtester.strategy.context import StrategyError
 from tests.integration.test_time_model import HOUR_MS, minutes
 
@@ -146,12 +146,22 @@ def test_an_undeclared_timeframe_is_refused_by_name() -> None:
     assert issubclass(StrategyError, RuntimeError)
 
 
-def test_a_run_given_a_higher_timeframe_series_is_not_saved_as_a_config_that_resamples(
-    tmp_path: Path,
-) -> None:
+def test_a_run_given_a_higher_timeframe_series_saves_it_and_verifies(tmp_path: Path) -> None:
     frame = minutes(4)
     given = Backtest(frame, Watcher, higher_timeframes={"1h": hours_of(frame)})
     result = given.run()
-    with pytest.raises(SaveError, match=r"higher-timeframe series given to the run \(1h\)"):
-        result.save(tmp_path)
-    assert Backtest(frame, Watcher).run().save(tmp_path).is_dir()
+    directory = result.save(tmp_path)
+    config = (directory / "config.toml").read_text()
+    assert 'series = "higher"' in config and 'timeframe = "1h"' in config
+    assert main(["verify", str(directory)]) == 0
+
+
+def test_a_given_series_is_seen_only_up_to_the_data_end_even_in_on_start() -> None:
+    # Six hours given, four hours of minutes run: the last two hours close after the run's end.
+    six, four = minutes(6), minutes(4)
+    engine = Backtest(four, Watcher, higher_timeframes={"1h": hours_of(six)}).engine()
+    engine.run()
+    resampled = Backtest(four, Watcher).engine()
+    resampled.run()
+    assert engine.strategy.whole == resampled.strategy.whole == 4  # type: ignore[attr-defined]
+    assert engine.strategy.views == resampled.strategy.views  # type: ignore[attr-defined]

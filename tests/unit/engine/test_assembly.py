@@ -42,7 +42,7 @@ def test_builtin_and_import_path_strategies_resolve() -> None:
     [
         (
             "Sma",
-            "strategy.name: unknown strategy 'Sma' (built-in: SmaCross, SmaExtended, SmcOrderBlocks; ",
+            "strategy.name: unknown strategy 'Sma' (built-in: HourlyTrendCross, SmaCross, SmaExtended, SmcOrderBlocks; ",
         ),
         (f"{__name__}:Missing", "has no 'Missing'"),
         (f"{__name__}:NOT_A_STRATEGY", "is not a Strategy subclass"),
