@@ -35,10 +35,15 @@ least disturbed measurement of that fixed work (others only ever add to it).
 Then the speed-up: a study (`--trials` trials, asked `--batch` at a time, identical for any
 worker count) of year-long runs on a synthetic minute series, on 1 and on 2 warmed-up workers
 over NATS (a server each), the two back to back in this process, `--study-repeats` times with
-another seed each: the speed-up of each pair, and their median. Around each pair, the machine's
-own figure: a fixed CPU-bound loop in one process, then in two at once; what two processes got
-done against one is the most any 2-worker sweep could gain at that moment (about 2 on two idle
-cores; less when other processes take a share).
+another seed each: the speed-up of each pair, and their median. The batch is 8 by default, the
+default of a `[search]` config: what a user's search runs with, on any number of workers (it is
+part of the study, so the same for both counts). Per study it prints the CPU time of the
+workers (and per run), of the coordinator from the first job to the last result (asking and
+telling optuna, collecting, journaling) and of the server: on two cores the coordinator's and the
+server's CPU is taken from the two workers, while one worker leaves them the other core. Around
+each pair, the machine's own figure: a fixed CPU-bound loop in one process, then in two at once;
+what two processes got done against one is the most any 2-worker sweep could gain at that moment
+(about 2 on two idle cores; less when other processes take a share).
 """
 
 from __future__ import annotations
@@ -303,7 +308,18 @@ def coordinator_ms(plan: SweepPlan) -> tuple[float, float]:
 class StudyTiming:
     seconds: float  # from the study's first job to its last result
     inside: float  # the workers' time inside the study's distinct runs
-    cores: float  # CPU seconds of the workers and this process per second, over the whole study
+    runs: int  # the study's distinct runs (two trials with the same values are one run)
+    workers_cpu: float  # CPU seconds of all the workers over the study
+    coordinator_cpu: (
+        float  # CPU seconds of the coordinator (this process) from first job to last result
+    )
+    server_cpu: float  # CPU seconds of the nats-server over the study
+    load: float  # the machine's 1-minute load average when the study ended
+
+    @property
+    def cores(self) -> float:
+        """CPU seconds of the workers, the coordinator and the server per second of the study."""
+        return (self.workers_cpu + self.coordinator_cpu + self.server_cpu) / self.seconds
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -333,6 +349,21 @@ def machine_speedup() -> float:
     return 2 * spin(1) / spin(2)
 
 
+def _children(prefix: str) -> list[int]:
+    """This process's child processes whose command name starts with `prefix` (Linux /proc)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1]
+                if int(fields.split()[1]) == os.getpid() and name.startswith(prefix):
+                    found.append(int(entry))
+    return found
+
+
 def search_pairs(
     tmp: Path, data: Path, trials: int, batch: int, repeats: int
 ) -> list[tuple[StudyTiming, StudyTiming, float]]:
@@ -343,8 +374,11 @@ def search_pairs(
     with contextlib.ExitStack() as stack:
         urls: dict[int, str] = {}
         workers: dict[int, list[int]] = {}
+        servers: dict[int, list[int]] = {}
         for count in (1, 2):
+            before = set(_children("nats-server"))
             (url,) = stack.enter_context(nats_servers(1))
+            servers[count] = sorted(set(_children("nats-server")) - before)
             procs = stack.enter_context(Processes(tmp / f"logs-search-{count}"))
             started = [
                 procs.worker(f"w{i}", url, tmp / "cache", subprocess_env()) for i in range(count)
@@ -362,11 +396,11 @@ def search_pairs(
                 plan = search_plan(tmp, data, 7 + repeat, trials, batch, f"search-{count}")
                 queue = QueueSettings(ack_wait=60)
                 settings = SweepSettings(nats_url=urls[count], workers=0, queue=queue)
-                cpu = sum(map(_cpu_seconds, workers[count])) + time.process_time()
-                wall = time.perf_counter()
+                cpu = sum(map(_cpu_seconds, workers[count]))
+                server = sum(map(_cpu_seconds, servers[count]))
                 outcome = asyncio.run(run_sweep(plan, settings, stream=io.StringIO()))
-                wall = time.perf_counter() - wall
-                cpu = sum(map(_cpu_seconds, workers[count])) + time.process_time() - cpu
+                cpu = sum(map(_cpu_seconds, workers[count])) - cpu
+                server = sum(map(_cpu_seconds, servers[count])) - server
                 if outcome.manifest.ok != trials:
                     raise RuntimeError(f"{outcome.manifest.failed} runs failed")
                 inside = {
@@ -374,7 +408,17 @@ def search_pairs(
                     for r in read_journal(plan.output_dir / JOURNAL)
                     if isinstance(r, RunCompleted)
                 }
-                timings.append(StudyTiming(outcome.seconds, sum(inside.values()), cpu / wall))
+                timings.append(
+                    StudyTiming(
+                        seconds=outcome.seconds,
+                        inside=sum(inside.values()),
+                        runs=len(inside),
+                        workers_cpu=cpu,
+                        coordinator_cpu=outcome.cpu_seconds,
+                        server_cpu=server,
+                        load=os.getloadavg()[0],
+                    )
+                )
             pairs.append((timings[0], timings[1], (machine + machine_speedup()) / 2))
         return pairs
 
@@ -429,19 +473,26 @@ def search_main(args: argparse.Namespace) -> int:
         synthetic_bars(args.bars).write_parquet(year)
         pairs = search_pairs(tmp, year, args.trials, args.batch, args.study_repeats)
     print(
-        f"studies of {args.trials} trials over {args.bars:,} synthetic minute bars over NATS, "
-        f"1 then 2 workers, {len(pairs)} pairs (each pair one seed):"
+        f"studies of {args.trials} trials in batches of {args.batch} over {args.bars:,} synthetic "
+        f"minute bars over NATS, 1 then 2 workers, {len(pairs)} pairs (each pair one seed):"
     )
-    # Inside runs: a run's own time on its worker, summed over the study's distinct runs; cores:
-    # the CPU the workers and the coordinator got per second; machine: what two processes got
-    # done against one, measured around the pair. When the runs take longer on 2 workers and the
-    # machine figure is low, other processes had the second core: no sweep can beat it.
+    # Inside runs: a run's own time on its worker, summed over the study's distinct runs (wall
+    # time: it grows when the run's core is taken by another process, the coordinator included);
+    # CPU: what the workers, the coordinator (from the first job to the last result) and the
+    # server used; cores: all three per second of the study; machine: what two processes got done
+    # against one, measured around the pair. No sweep on two workers can beat the machine figure.
     for one, two, machine in pairs:
+        for count, study in ((1, one), (2, two)):
+            print(
+                f"  {count} worker{'s' if count > 1 else ' '}: {study.seconds:5.2f} s, "
+                f"{study.inside:5.2f} s inside {study.runs} runs, CPU: workers "
+                f"{study.workers_cpu:5.2f} s ({study.workers_cpu / study.runs * 1000:4.1f} ms/run), "
+                f"coordinator {study.coordinator_cpu:4.2f} s, server {study.server_cpu:4.2f} s; "
+                f"{study.cores:.2f} cores; load {study.load:.2f}"
+            )
         print(
-            f"1 worker: {one.seconds:5.1f} s ({one.inside:5.1f} s inside runs, "
-            f"{one.cores:.2f} cores)  2 workers: {two.seconds:5.1f} s ({two.inside:5.1f} s "
-            f"inside runs, {two.cores:.2f} cores)  speed-up {one.seconds / two.seconds:.2f}x "
-            f"(machine: {machine:.2f}x)"
+            f"  speed-up {one.seconds / two.seconds:.2f}x (machine: {machine:.2f}x); worker CPU "
+            f"2 workers / 1 worker: {two.workers_cpu / one.workers_cpu:.2f}"
         )
     ratios = [one.seconds / two.seconds for one, two, _ in pairs]
     print(f"machine, two processes vs one, around the pairs: {_spread([m for *_, m in pairs])}")

@@ -81,6 +81,7 @@ class SweepOutcome:
     duplicates: int
     rejected: int
     seconds: float  # from the first job published to the last result
+    cpu_seconds: float  # this process's CPU time over the same span (asking, telling, collecting)
     materialized: list[Path]  # the best points' run directories, best first
 
 
@@ -166,15 +167,16 @@ async def _run_sweep(
     )
     journal = Journal(directory / JOURNAL)
     session = _Session(plan, collector, journal, progress)
-    published, seconds = 0, 0.0
+    published, seconds, cpu_seconds = 0, 0.0, 0.0
     try:
         if not _finished(search, collector):
             async with _runner(plan, settings, collector) as runner:
                 for data in await runner.replay():
                     session.receive(data)
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await _drive(search, runner, session)
                 seconds = time.perf_counter() - started
+                cpu_seconds = time.process_time() - cpu
                 published = runner.published
     finally:
         search.close()
@@ -203,6 +205,7 @@ async def _run_sweep(
         duplicates=collector.duplicates,
         rejected=collector.rejected,
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         materialized=materialized,
     )
 

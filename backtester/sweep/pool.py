@@ -29,6 +29,7 @@ from backtester.engine import assembly
 from backtester.runs.inputs import SourceFrame, read_file_source
 from backtester.sweep.execute import RunSpec, execute, source_files
 from backtester.sweep.local import WorkersLost
+from backtester.sweep.memory import keep_freed_memory
 from backtester.sweep.plan import PlannedRun, SweepPlan
 from backtester.sweep.spec import RunCompleted, RunFailed, RunReport, encode, plain_stats
 
@@ -57,6 +58,7 @@ def _install(classes: bytes) -> None:
 
 
 def _serve(name: str, jobs: Any, results: Any, classes: bytes) -> None:
+    keep_freed_memory()
     _install(classes)
     loaded: dict[FileSource, SourceFrame] = {}
 

@@ -42,6 +42,7 @@ from backtester.manifest import package_sha256
 from backtester.runs.inputs import SourceFrame
 from backtester.sweep.cache import DataCache
 from backtester.sweep.execute import RunOutcome, execute, source_files
+from backtester.sweep.memory import keep_freed_memory
 from backtester.sweep.nats_adapter import Broker, Credentials, Delivery, JobSource
 from backtester.sweep.spec import (
     DataRef,
@@ -341,6 +342,7 @@ class _RunThread:
 
 
 async def run_worker(options: WorkerOptions) -> int:
+    keep_freed_memory()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
