@@ -22,12 +22,13 @@ from typing import Any
 import msgspec
 
 import backtester
+from backtester.core.digest import LEGACY_ALGORITHM
 from backtester.data.atomic import sha256_file
 from backtester.data.bars import RepairReport
 
 MANIFEST_VERSION = 1
 # What the engine imports; recorded when neither package metadata nor pyproject.toml is at hand.
-CORE_DEPENDENCIES = ("msgspec", "numpy", "polars", "pyarrow", "structlog")
+CORE_DEPENDENCIES = ("msgspec", "numpy", "polars", "pyarrow", "structlog", "xxhash")
 _PACKAGE_DIR = Path(backtester.__file__).resolve().parent
 _REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -104,6 +105,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str
     digest: str
     outputs: dict[str, str]
+    # What `digest` was computed with (backtester.core.digest); a manifest without it predates the
+    # field and was digested with BLAKE2b-256.
+    digest_algorithm: str = LEGACY_ALGORITHM
     # The account the run booked into, and what valued each instrument's positions: its mark-price
     # series ("mark") or its last traded price ("last").
     account: str = "cash"

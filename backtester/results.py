@@ -14,7 +14,7 @@ from polars._typing import PolarsDataType
 
 from backtester.compiled.drawdown import mark_to_market
 from backtester.config import StatsConfig
-from backtester.core.digest import STRING_SEPARATOR, Digest
+from backtester.core.digest import DIGEST_ALGORITHM, STRING_SEPARATOR, Digest
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
 from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
@@ -216,9 +216,11 @@ def _drawdown_pct(equity: np.ndarray) -> np.ndarray:
         return 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
 
 
-def result_digest(fills: pl.DataFrame, equity: pl.DataFrame) -> str:
-    """BLAKE2b-256 over the ordered fills and the equity curve, bit for bit."""
-    digest = Digest()
+def result_digest(
+    fills: pl.DataFrame, equity: pl.DataFrame, algorithm: str = DIGEST_ALGORITHM
+) -> str:
+    """The digest (XXH3-128 unless told) over the ordered fills and the equity curve, bit for bit."""
+    digest = Digest(algorithm)
     digest.add_array("fill.ts", fills["ts"].dt.epoch("ns").to_numpy())
     digest.add_array("fill.order_id", fills["order_id"].to_numpy())
     digest.add_joined("fill.instrument", _joined(fills["instrument"]))

@@ -191,7 +191,7 @@ def main() -> None:
     )
     stage_rows["statistics"] = (wall, cpu)
     wall, cpu, digest = timed(lambda: result_digest(result.fills, result.equity), calls)
-    stage_rows["digest (BLAKE2b of fills and equity curve)"] = (wall, cpu)
+    stage_rows["digest (XXH3-128 of fills and equity curve)"] = (wall, cpu)
     whole = rows["whole run (Backtest.run, compiled path)"]
     stage_rows["the rest (frames, equity curve, checks)"] = (
         whole[0] - sum(w for w, _ in stage_rows.values()),

@@ -262,7 +262,7 @@ def make_sweep_dir(root: Path, direction: str = "maximize") -> Path:
         "points": 6,
         "ok": 5,
         "failed": 1,
-        "digest": "e" * 64,
+        "digest": "e" * 32,
         "data": [{"symbol": "BTC/USDT", "path": "golden/data/x.parquet", "sha256": "f" * 64}],
     }
     (directory / "manifest.json").write_text(json.dumps(manifest))

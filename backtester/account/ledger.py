@@ -131,17 +131,19 @@ class AccountLedger:
         account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
         now = self._clock.now
         self.journal.record(now, account, after=now == self._scheduled_at)
-        position = account.positions[symbol]
-        self._bus.publish(
-            PositionChanged(
-                instrument=symbol,
-                quantity=position.quantity,
-                avg_price=position.avg_price,
-                realized_pnl=account.realized_pnl,
-                ts_event=now,
-                ts_init=now,
+        bus = self._bus
+        if bus.listened(PositionChanged):
+            position = account.positions[symbol]
+            bus.publish(
+                PositionChanged(
+                    instrument=symbol,
+                    quantity=position.quantity,
+                    avg_price=position.avg_price,
+                    realized_pnl=account.realized_pnl,
+                    ts_event=now,
+                    ts_init=now,
+                )
             )
-        )
         self._publish_state(fill)
 
     def on_funding(self, payment: FundingPaid) -> None:
@@ -150,6 +152,8 @@ class AccountLedger:
         self._publish_state(None)
 
     def _publish_state(self, fill: OrderFilled | None) -> None:
+        if not self._bus.listened(AccountState):
+            return
         account = self.account
         now = self._clock.now
         self._bus.publish(

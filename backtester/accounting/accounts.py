@@ -60,6 +60,10 @@ class FillBooking(NamedTuple):
     realized: float
 
 
+# A NamedTuple built without its generated `__new__`: four bookings per fill on the event path.
+_new_tuple = tuple.__new__
+
+
 class Account:
     """What every account kind shares: the booking of fills and funding, positions, equity."""
 
@@ -134,7 +138,7 @@ class Account:
         if closed:
             position.realized_pnl += realized
             self.realized_pnl += realized
-        return FillBooking(closed, opened, realized)
+        return _new_tuple(FillBooking, (closed, opened, realized))
 
     def apply_funding(self, symbol: str, amount: float) -> None:
         """Book a funding payment: `amount` > 0 is paid by the account, < 0 received."""

@@ -8,8 +8,10 @@ message and the handler that failed, because a backtest that keeps going after a
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
+
+from backtester.core.clock import SimClock
 
 M = TypeVar("M")
 Handler = Callable[[Any], None]
@@ -102,6 +104,11 @@ class MessageBus:
     def publish(self, message: object) -> None:
         self._queue.append(message)
 
+    def listened(self, message_type: type) -> bool:
+        """Whether any subscription to the type is active: a publisher may skip building a message
+        that nobody would be handed."""
+        return bool(self._handlers.get(message_type) or self._settled.get(message_type))
+
     @property
     def pending(self) -> int:
         """Messages queued and not yet delivered (the deferred lane not included)."""
@@ -139,6 +146,47 @@ class MessageBus:
         if queue or self._deferred:
             self.drain()
 
+    def deliver_each(self, clock: SimClock, ticks: Iterable[tuple[int, object]]) -> int:
+        """For each (time, message): the clock set to the time, then `deliver(message)`; returns
+        the messages delivered. The loop's per-bar work, with `deliver` and the clock's advance
+        written out: on a dense run they are called for every bar of the series."""
+        queue = self._queue
+        deferred = self._deferred
+        handlers = self._handlers
+        settled_of = self._settled
+        empty: tuple[Handler, ...] = ()
+        count = 0
+        for ts, message in ticks:
+            if ts < clock.now:
+                clock.advance_to(ts)  # refuses, with the clock's own error
+            clock.now = ts
+            if queue or deferred:
+                raise BusError("deliver() needs a drained bus; call drain() first")
+            kind = type(message)
+            for handler in handlers.get(kind, empty):
+                try:
+                    handler(message)
+                except BusError:
+                    raise
+                except Exception as exc:
+                    raise self._failed(handler, message, exc) from exc
+            settled = settled_of.get(kind)
+            if settled:
+                if queue:
+                    deferred.extend((handler, message) for handler in settled)
+                else:
+                    for handler in settled:
+                        try:
+                            handler(message)
+                        except BusError:
+                            raise
+                        except Exception as exc:
+                            raise self._failed(handler, message, exc) from exc
+            if queue or deferred:
+                self.drain()
+            count += 1
+        return count
+
     def _failed(self, handler: Handler, message: object, cause: Exception) -> HandlerFailed:
         """Abandon the drain: nothing queued may run after a failure."""
         self._clear()
@@ -150,10 +198,13 @@ class MessageBus:
         queue = self._queue
         deferred = self._deferred
         handlers = self._handlers
+        settled_of = self._settled
+        max_steps = self.max_steps
+        empty: tuple[Handler, ...] = ()
         steps = 0
         while queue or deferred:
             steps += 1
-            if steps > self.max_steps:
+            if steps > max_steps:
                 culprit = queue[0] if queue else deferred[0][1]
                 self._clear()
                 raise StepLimitExceeded(
@@ -162,8 +213,9 @@ class MessageBus:
                 )
             if queue:
                 message = queue.popleft()
-                targets = handlers.get(type(message), ())
-                settled = self._settled.get(type(message))
+                kind = type(message)
+                targets = handlers.get(kind, empty)
+                settled = settled_of.get(kind)
                 if settled:
                     deferred.extend((handler, message) for handler in settled)
             else:

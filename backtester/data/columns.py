@@ -45,23 +45,36 @@ def _epoch_unit_of(values: pl.Series, column: str, label: str) -> str:
     """The one unit of a column of integer epochs, told by magnitude. A `timestamp_ms` column must
     hold milliseconds: read as such, seconds would put minute bars 60 ms apart, and nanoseconds
     overflow. A column mixing units is refused at its first row in another unit."""
-    magnitude = values.cast(pl.Int64).abs()
-    low, mid, high = ((magnitude >= limit).cast(pl.Int8) for limit in _UNIT_LIMITS)
-    band = low + mid + high
-    first = values.is_not_null().arg_true()
-    if first.len() == 0:
+    # Streaming, like validate_bars: the bands are computed a batch at a time, not as columns as
+    # long as the series that polars' allocator would keep hold of (five years of minutes: 27 MB).
+    magnitude = pl.col("v").cast(pl.Int64).abs()
+    band = pl.sum_horizontal(*[(magnitude >= limit).cast(pl.Int8) for limit in _UNIT_LIMITS])
+    present = pl.col("v").is_not_null()
+    rows = values.alias("v").to_frame().lazy()
+    first, first_band = (
+        rows.select(
+            present.arg_true().first().alias("row"), band.filter(present).first().alias("band")
+        )
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if first is None:
         return "ms"
     ms_column = column.lower() == "timestamp_ms"
-    expected = 1 if ms_column else int(band[int(first[0])])
-    odd = (band != expected).fill_null(False).arg_true()
-    if odd.len() == 0:
+    expected = 1 if ms_column else int(first_band)
+    (odd,) = (
+        rows.select((band != expected).fill_null(False).arg_true().first())
+        .collect(engine="streaming")
+        .row(0)
+    )
+    if odd is None:
         return _UNITS[expected]
-    row = int(odd[0])
-    found = _UNIT_NAMES[_UNITS[int(band[row])]]
+    row = int(odd)
+    found = _UNIT_NAMES[_UNITS[sum(abs(int(values[row])) >= limit for limit in _UNIT_LIMITS)]]
     if ms_column:
         why = "not milliseconds (name the column `timestamp` to have the unit detected)"
     else:
-        why = f"unlike the epoch {_UNIT_NAMES[_UNITS[expected]]} of row {int(first[0])}"
+        why = f"unlike the epoch {_UNIT_NAMES[_UNITS[expected]]} of row {int(first)}"
     raise DataError(
         f"{label}: row {row} ({ROWS_AS_READ}): {column}={values[row]} is in epoch {found}, {why}"
     )

@@ -20,6 +20,8 @@ from backtester.domain.messages import Bar
 from backtester.metrics.stats import bar_interval_ns
 
 OHLCV_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+# Rows per block of bars built at once (see `Feed.bars`).
+BLOCK_ROWS = 4096
 
 
 class Feed:
@@ -35,7 +37,7 @@ class Feed:
                 *OHLCV_COLUMNS, (pl.col("ts") + intervals[0]).alias("ts_close")
             )
             self._streams: list[int] | None = None
-            self._rows: Iterable[int] = range(frame.height)
+            self._rows: list[int] | None = None  # a single stream's rows are its positions
         else:
             parts = [
                 frame.select(
@@ -140,17 +142,32 @@ class Feed:
         return chain.from_iterable(segments())
 
     def bars(self) -> Iterator[Bar]:
+        """Every bar in delivery order, built a block of rows at a time: the floats of a block are
+        made, delivered and freed while they are in cache, and the columns of the whole series are
+        never held as Python objects at once (which costs more than the bars themselves)."""
         m = self._merged
-        symbols: Iterable[str]
-        if self._streams is None:
-            symbols = repeat(self.symbols[0])
-        else:
-            names = self.symbols
-            symbols = (names[k] for k in self._streams)
-        return map(
-            Bar,
-            symbols,
-            self._rows,
-            *(m[c].to_list() for c in OHLCV_COLUMNS),
-            self._timestamps,
-        )
+        columns = [m[c].to_numpy() for c in OHLCV_COLUMNS]
+        times = self._timestamps
+        rows = self._rows
+        names = self.symbols
+        streams = self._streams
+        single = repeat(names[0])
+
+        def block(start: int) -> Iterator[Bar]:
+            end = min(start + BLOCK_ROWS, len(times))
+            symbols: Iterable[str]
+            positions: Iterable[int]
+            if streams is None or rows is None:
+                symbols, positions = single, range(start, end)
+            else:
+                symbols = [names[k] for k in streams[start:end]]
+                positions = rows[start:end]
+            return map(
+                Bar,
+                symbols,
+                positions,
+                *(column[start:end].tolist() for column in columns),
+                times[start:end],
+            )
+
+        return chain.from_iterable(map(block, range(0, len(times), BLOCK_ROWS)))

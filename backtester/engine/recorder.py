@@ -30,7 +30,10 @@ _PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 _CANCELED, _EXPIRED = OrderStatus.CANCELED, OrderStatus.EXPIRED
 
 
-class OrderRecord(msgspec.Struct):
+class OrderRecord(msgspec.Struct, gc=False):
+    """One order's history; holds no references back (untracked by the cycle collector: a run
+    keeps one per order, and each would be scanned again at every collection)."""
+
     order: SubmitOrder
     status: OrderStatus
     reason: str = ""

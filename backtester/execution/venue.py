@@ -6,6 +6,10 @@ price, caps a fill at what the account can pay for and hold (spot: no negative c
 on a margin account, charges funding and liquidates a position whose mark reaches its liquidation
 price along the bar's path. The client-side ledger (`account`) books the same fills from events; a
 test checks that both agree.
+
+Its parts, one job each: the state and the primitives of closing an order (`venue_state`), linked
+orders (`linked`), funding, settlement and liquidation (`margin`), the sizing of a fill (`sizing`);
+here, accepting orders and matching them against each bar's path.
 """
 
 from __future__ import annotations
@@ -13,21 +17,14 @@ from __future__ import annotations
 import math
 import sys
 
-import msgspec
 import numpy as np
 
-from backtester.accounting.accounts import Account, MarginAccount
-from backtester.config import FillConfig, IntrabarPath
-from backtester.core.bus import MessageBus, Subscription
-from backtester.core.clock import SimClock
-from backtester.domain.enums import BUY, FOK, IOC, MARKET, SELL, TAKER, Liquidity
-from backtester.domain.instrument import Instrument
-from backtester.domain.marks import MarkBars
+from backtester.core.bus import MessageBus
+from backtester.domain.enums import BUY, FOK, IOC, TAKER, Liquidity
 from backtester.domain.messages import (
     Bar,
     CancelOrder,
     ContractExpired,
-    FundingPaid,
     FundingRate,
     OrderAccepted,
     OrderCanceled,
@@ -35,76 +32,17 @@ from backtester.domain.messages import (
     OrderExpired,
     OrderFilled,
     OrderModified,
-    OrderReleased,
-    PositionLiquidated,
-    PositionSettled,
-    SubmitOrder,
 )
-from backtester.domain.models import FeeModel, SlippageModel
-from backtester.execution.book import OrderBook, expiry_of
-from backtester.orders import END, LiveOrder, Path, Trigger, bar_path, first_reach, kind_of, touch
+from backtester.execution.book import expiry_of
+from backtester.execution.linked import LinkedOrders
+from backtester.execution.margin import MarginWatch
+from backtester.execution.sizing import FillSizing
+from backtester.orders import END, LiveOrder, Path, Trigger, bar_path, kind_of
 
 NEVER = sys.maxsize
-LIQUIDATION_TAG = "liquidation"
-SETTLEMENT_TAG = "settlement"
 
 
-class SimulatedVenue:
-    def __init__(
-        self,
-        bus: MessageBus,
-        clock: SimClock,
-        instruments: dict[str, Instrument],
-        fees: FeeModel,
-        slippage: SlippageModel,
-        fill: FillConfig,
-        rng: np.random.Generator,
-        account: Account,
-        marks: dict[str, MarkBars],
-    ) -> None:
-        self._bus = bus
-        self._clock = clock
-        self._instruments = instruments
-        self._fees = fees
-        self._slippage = slippage
-        self._fill = fill
-        self._pessimistic = fill.intrabar is IntrabarPath.PESSIMISTIC
-        self._optimistic = fill.intrabar is IntrabarPath.OPTIMISTIC
-        self._rng = rng
-        self.account = account
-        self._margin = account if isinstance(account, MarginAccount) else None
-        self._marks = marks
-        # Per-bar reads of the marks, as lists (an item of a list is cheaper than of an array).
-        self._mark_lists: dict[str, tuple[list[float], ...]] = {}
-        # The mark known now: while a bar is matched its open, after it its close (the last bar
-        # seen for every other instrument; a margin account watches every bar while exposed).
-        self._marks_now: dict[str, float] = {s: float(m.open[0]) for s, m in marks.items()}
-        # Only cross positions' margin depends on marks: an isolated-only account need not track them.
-        self._cross = account.marks_matter
-        # Liquidation prices, until a booking or a funding payment moves them (cross positions of
-        # several instruments move each other's with every mark: those are not kept).
-        self._levels: dict[str, float] = {}
-        # Per instrument, what a bar must reach to need a look at its path: the mark lows (long) or
-        # highs (short) and the liquidation price; empty while flat.
-        self._guards: dict[str, tuple[list[float], float, bool] | tuple[()]] = {}
-        self._orders = OrderBook(list(instruments))
-        self._books = self._orders.books
-        self._last_bar: dict[str, Bar] = {}
-        self._bar_volume_used: dict[str, tuple[int, float]] = {}
-        # Margin positions open: while any is, every bar is watched for liquidation.
-        self._exposed = 0
-        self._liquidation_wake: dict[str, int | None] = {}
-        self._expired: set[str] = set()
-        self._bar_subscription: Subscription | None = None
-        self._ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._times: dict[str, np.ndarray] = {}
-        # Orders that filled on arrival (trade_on_close), for the linked orders right behind them.
-        self._filled_on_arrival: dict[int, tuple[float, float]] = {}
-        self._seq = 0
-        self._venue_orders = 0
-        self.path_decided_bars = 0
-        self.liquidations = 0
-
+class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
     def subscribe(self, bus: MessageBus) -> None:
         if self._fill.trade_on_close:
             bus.subscribe(Bar, self.on_bar_on_close)
@@ -119,16 +57,6 @@ class SimulatedVenue:
         bus.subscribe(OrderModified, self.on_modified)
         bus.subscribe(FundingRate, self.on_funding)
         bus.subscribe(ContractExpired, self.on_expired)
-
-    # --- the venue's own balances, as the account holds them -----------------------------------
-
-    @property
-    def cash(self) -> float:
-        return self.account.cash
-
-    @property
-    def positions(self) -> dict[str, float]:
-        return {symbol: p.quantity for symbol, p in self.account.positions.items()}
 
     # --- handlers ------------------------------------------------------------------------------
 
@@ -204,19 +132,6 @@ class SimulatedVenue:
         self._link(live)
         self._watch_bars()
 
-    def _link(self, live: LiveOrder) -> None:
-        """Join the order to its one-cancels-other group and to the parent that releases it."""
-        order = live.order
-        if order.oco_id is not None:
-            for other in self._orders.open_orders():
-                if other is not live and other.order.oco_id == order.oco_id:
-                    other.oco.append(live)
-                    live.oco.append(other)
-        if order.parent_id is not None:
-            parent = self._orders.get(order.parent_id)
-            if parent is not None:
-                parent.children.append(live)
-
     def on_cancel(self, command: CancelOrder) -> None:
         now = self._clock.now
         live = self._orders.get(command.order_id)
@@ -249,49 +164,6 @@ class SimulatedVenue:
             filled = old.quantity - (live.remaining if live.remaining is not None else 0.0)
             live.remaining = event.order.quantity - filled
         live.wake = None
-
-    def on_funding(self, event: FundingRate) -> None:
-        """Charge or pay the funding on an open position: `rate * quantity * size * mark`."""
-        symbol = event.instrument
-        held = self.account.positions[symbol].quantity
-        if not held:
-            return
-        size = self._instruments[symbol].contract_size
-        amount = event.rate * held * size * event.mark_price
-        self.account.apply_funding(symbol, amount)
-        self._liquidation_wake[symbol] = None
-        self._levels.clear()
-        self._guards.clear()
-        self._bus.publish(
-            FundingPaid(
-                instrument=symbol,
-                rate=event.rate,
-                mark_price=event.mark_price,
-                quantity=held,
-                amount=amount,
-                ts_event=event.ts_event,
-                ts_init=self._clock.now,
-            )
-        )
-
-    def on_expired(self, event: ContractExpired) -> None:
-        """A future's expiry: its orders are canceled and its position settles at the last mark."""
-        symbol = event.instrument
-        self._expired.add(symbol)
-        self._close_all(symbol, "contract expired")
-        held = self.account.positions[symbol].quantity
-        if held:
-            order = self._venue_order(symbol, held, event.settlement_price, SETTLEMENT_TAG)
-            now = self._clock.now
-            self._bus.publish(
-                PositionSettled(
-                    order=order,
-                    settlement_price=event.settlement_price,
-                    ts_event=event.ts_event,
-                    ts_init=now,
-                )
-            )
-            self._book_and_publish(order, event.settlement_price, 0.0, TAKER)
 
     def attach_ranges(
         self, symbol: str, low: np.ndarray, high: np.ndarray, ts: np.ndarray | None = None
@@ -336,14 +208,6 @@ class SimulatedVenue:
             wake = max(wake, start)
         return wake
 
-    def _scan_liquidation(self, symbol: str, start: int) -> int:
-        assert self._margin is not None
-        price = self._level(symbol)
-        assert price is not None
-        marks = self._marks[symbol]
-        long = self.account.positions[symbol].quantity > 0.0
-        return first_reach(marks.low if long else marks.high, price, long, start)
-
     def cancel_all(self, reason: str) -> None:
         """End of data: every order still open gets its terminal answer."""
         for live in self._orders.open_orders():
@@ -352,12 +216,6 @@ class SimulatedVenue:
                 self._close(live, reason)
         if self._bar_subscription is not None:
             self._bar_subscription.pause()
-
-    def _close_all(self, symbol: str, reason: str) -> None:
-        for live in self._orders.open_orders():
-            if live.order.instrument == symbol and not live.closed:
-                self._remove(live)
-                self._close(live, reason)
 
     # --- matching ------------------------------------------------------------------------------
 
@@ -447,13 +305,6 @@ class SimulatedVenue:
                 )
                 self._orphan(live)
 
-    def _closed_by_watch(
-        self, bar: Bar, mark_path: Path, start: float, until: float, live: LiveOrder
-    ) -> bool:
-        """Watch for liquidation up to the order's hit; whether that closed the order."""
-        self._watch(bar, mark_path, start, until)
-        return live.closed
-
     def _hits(
         self, lives: list[LiveOrder], path: Path, start: float
     ) -> list[tuple[float, int, LiveOrder, Trigger]]:
@@ -479,91 +330,6 @@ class SimulatedVenue:
                     )
                 )
                 self._orphan(live)
-
-    def _on_filled(self, live: LiveOrder, filled: float, price: float) -> list[LiveOrder]:
-        """After a fill of `live`: the orders it releases go live at `price` (returned), or grow
-        by what it filled."""
-        if not live.children:
-            return []
-        released = self._release(live.order.order_id, price)
-        for child in live.children:
-            if not child.closed:
-                child.remaining = (child.remaining or 0.0) + filled
-        self._announce(released)
-        return released
-
-    def _release(self, parent_id: int, price: float) -> list[LiveOrder]:
-        """The orders waiting for `parent_id`, live now, priced from its fill at `price`."""
-        released = []
-        for child in self._orders.waiting_for(parent_id):
-            child.order = _released(child.order, price, self._instruments[child.order.instrument])
-            child.remaining = 0.0
-            child.kind.start(child, price)
-            # Live from this moment on the parent's bar, marketable or not: eligible at once.
-            child.accepted_ts = -1
-            child.fresh = True
-            self._orders.rest(child)
-            released.append(child)
-        return released
-
-    def _announce(self, released: list[LiveOrder]) -> None:
-        now = self._clock.now
-        for child in released:
-            self._bus.publish(
-                OrderReleased(
-                    order=msgspec.structs.replace(
-                        child.order, quantity=child.remaining, fraction=None
-                    ),
-                    ts_event=now,
-                    ts_init=now,
-                )
-            )
-        if released:
-            self._watch_bars()
-
-    def _orphan(self, live: LiveOrder) -> None:
-        """An order closed before any fill: the orders its fill would have released go too."""
-        now = self._clock.now
-        for child in self._orders.waiting_for(live.order.order_id):
-            child.closed = True
-            self._orders.remove(child)
-            self._bus.publish(
-                OrderCanceled(
-                    order_id=child.order.order_id,
-                    reason=f"parent order {live.order.order_id} closed unfilled",
-                    ts_event=now,
-                    ts_init=now,
-                )
-            )
-
-    def _position_closed(self, symbol: str, filling: LiveOrder) -> None:
-        """The position went flat or flipped: the exits that its entries released are void."""
-        now = self._clock.now
-        for live in list(self._books[symbol]):
-            if live is not filling and live.order.parent_id is not None and not live.closed:
-                self._remove(live)
-                self._bus.publish(
-                    OrderCanceled(
-                        order_id=live.order.order_id,
-                        reason="position closed",
-                        ts_event=now,
-                        ts_init=now,
-                    )
-                )
-
-    def _remove(self, live: LiveOrder) -> None:
-        self._orders.remove(live)
-        self._watch_bars()
-
-    def _watch_bars(self) -> None:
-        """Be called for bars exactly while something can happen on one."""
-        subscription = self._bar_subscription
-        if subscription is None:
-            return
-        if self._orders.resting or self._exposed:
-            subscription.resume()
-        else:
-            subscription.pause()
 
     def _low_first(self, bar: Bar) -> bool:
         """Which extreme the bar's path visits first: the one adverse to the position held
@@ -639,30 +405,6 @@ class SimulatedVenue:
             return True, quantity, price
         return leaves == 0.0, quantity, price
 
-    def _slipped(
-        self,
-        order: SubmitOrder,
-        instrument: Instrument,
-        hit: Trigger,
-        bar: Bar,
-        remaining: float,
-        quantity: float,
-        sized_now: bool,
-    ) -> tuple[float, float, float]:
-        """The taker's price after slippage (no worse than a limit it has), and the fraction order
-        sized again at it."""
-        price = instrument.round_price(
-            self._slippage.fill_price(order.side, hit.price, quantity, bar, self._rng)
-        )
-        buy = order.side is BUY
-        if hit.limit is not None:
-            price = min(price, hit.limit) if buy else max(price, hit.limit)
-        if sized_now and buy and price != hit.price:
-            # Size the cash fraction at the price actually paid, not the pre-slippage one.
-            remaining = self._size_fraction(order, instrument, price, hit.liquidity)
-            quantity = min(remaining, quantity)
-        return price, remaining, quantity
-
     def _fill_order(
         self,
         live: LiveOrder,
@@ -698,291 +440,6 @@ class SimulatedVenue:
         if held and (after == 0.0 or (after > 0.0) != (held > 0.0)):
             self._position_closed(symbol, live)
 
-    def _cancel_others(self, live: LiveOrder) -> None:
-        """One leg of a one-cancels-other group filled, even partly: the others go at once."""
-        now = self._clock.now
-        for other in live.oco:
-            if not other.closed:
-                self._remove(other)
-                self._bus.publish(
-                    OrderCanceled(
-                        order_id=other.order.order_id,
-                        reason=f"one-cancels-other: order {live.order.order_id} filled",
-                        ts_event=now,
-                        ts_init=now,
-                    )
-                )
-                self._orphan(other)
-        live.oco = []
-
-    def _cap(
-        self,
-        order: SubmitOrder,
-        instrument: Instrument,
-        quantity: float,
-        reducible: float,
-        price: float,
-        liquidity: Liquidity,
-        sized_now: bool,
-    ) -> tuple[float, str]:
-        """The quantity the account allows, and the reason when it is less than asked."""
-        symbol = order.instrument
-        opening = quantity - reducible if quantity > reducible else 0.0
-        if opening <= 0.0:
-            return quantity, ""
-        account = self.account
-        if account.opening_refusal(symbol, order.side is BUY) is not None:
-            # Spot: a sell can only take what is held.
-            return reducible, "insufficient position at fill"
-        if sized_now and self._margin is None:
-            # A spot fraction sized just now at this price is affordable by construction.
-            return quantity, ""
-        affordable = account.affordable(
-            symbol,
-            price,
-            account.buying_power(self._marks_now),
-            lambda notional: self._fees.fee(notional, liquidity),
-        )
-        if affordable >= opening:
-            return quantity, ""
-        reason = "insufficient margin at fill" if self._margin else "insufficient cash at fill"
-        return reducible + affordable, reason
-
-    def _size_fraction(
-        self, order: SubmitOrder, instrument: Instrument, price: float, liquidity: Liquidity
-    ) -> float:
-        """A fraction of the position when the order reduces it (all of it is exactly what is held:
-        flooring a float sum of lots could leave one behind), else of the buying power."""
-        assert order.fraction is not None
-        account = self.account
-        symbol = order.instrument
-        reducible = account.reducible(symbol, order.side is BUY)
-        if reducible > 0.0:
-            return (
-                reducible
-                if order.fraction == 1.0
-                else instrument.floor_quantity(order.fraction * reducible)
-            )
-        if account.opening_refusal(symbol, order.side is BUY) is not None:
-            return 0.0
-        return account.affordable(
-            symbol,
-            price,
-            order.fraction * account.buying_power(self._marks_now),
-            lambda notional: self._fees.fee(notional, liquidity),
-        )
-
-    def _capacity(self, bar: Bar) -> float:
-        used = self._bar_volume_used.get(bar.instrument)
-        already = used[1] if used is not None and used[0] == bar.index else 0.0
-        return self._slippage.capacity(bar, already)
-
-    def _use_volume(self, bar: Bar, quantity: float) -> None:
-        used = self._bar_volume_used.get(bar.instrument)
-        already = used[1] if used is not None and used[0] == bar.index else 0.0
-        self._bar_volume_used[bar.instrument] = (bar.index, already + quantity)
-
-    def _close(self, live: LiveOrder, reason: str) -> None:
-        now = self._clock.now
-        self._bus.publish(
-            OrderCanceled(order_id=live.order.order_id, reason=reason, ts_event=now, ts_init=now)
-        )
-        if not live.closed:
-            self._remove(live)
-        self._orphan(live)
-
-    def _expire(self, live: LiveOrder, reason: str) -> None:
-        now = self._clock.now
-        self._bus.publish(
-            OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now, reason=reason)
-        )
-        if not live.closed:
-            self._remove(live)
-        self._orphan(live)
-
-    # --- the account: booking, marks, liquidation ------------------------------------------------
-
-    def _book(self, symbol: str, buy: bool, quantity: float, price: float, fee: float) -> None:
-        position = self.account.positions[symbol]
-        was_open = position.quantity != 0.0
-        self.account.book_fill(symbol, buy, quantity, price, fee)
-        if self._margin is not None:
-            self._liquidation_wake[symbol] = None
-            self._levels.clear()
-            self._guards.clear()
-            is_open = position.quantity != 0.0
-            if is_open != was_open:
-                self._exposed += 1 if is_open else -1
-                self._watch_bars()
-
-    def _lists(self, symbol: str) -> tuple[list[float], ...]:
-        lists = self._mark_lists.get(symbol)
-        if lists is None:
-            lists = self._mark_lists[symbol] = tuple(
-                column.tolist() for column in self._marks[symbol]
-            )
-        return lists
-
-    def _mark_path(self, bar: Bar) -> Path:
-        o, h, low, c = self._lists(bar.instrument)
-        i = bar.index
-        if self._pessimistic:
-            low_first = self.account.positions[bar.instrument].quantity > 0.0
-        else:
-            low_first = c[i] >= o[i]
-        if low_first:
-            return (o[i], low[i], h[i], c[i])
-        return (o[i], h[i], low[i], c[i])
-
-    def _guard(self, symbol: str) -> tuple[list[float], float, bool] | tuple[()]:
-        held = self.account.positions[symbol].quantity
-        guard: tuple[list[float], float, bool] | tuple[()] = ()
-        if held:
-            level = self._level(symbol)
-            _, highs, lows, _ = self._lists(symbol)
-            guard = (lows, level, True) if held > 0.0 else (highs, level, False)
-            if symbol not in self._levels:
-                return guard  # a level that moves with other marks is not kept
-        self._guards[symbol] = guard
-        return guard
-
-    def _level(self, symbol: str) -> float:
-        """The open position's liquidation price at the marks known now."""
-        level = self._levels.get(symbol)
-        if level is None:
-            margin = self._margin
-            assert margin is not None
-            computed = margin.liquidation_price(symbol, self._marks_now)
-            assert computed is not None
-            level = computed
-            crossed = sum(
-                1 for s, p in margin.positions.items() if p.quantity and not margin.is_isolated(s)
-            )
-            if crossed < 2:
-                self._levels[symbol] = level
-        return level
-
-    def _watch(self, bar: Bar, mark_path: Path, start: float, until: float) -> None:
-        """Liquidate the bar's instrument if its mark reaches the liquidation price between path
-        times `start` and `until`."""
-        margin = self._margin
-        symbol = bar.instrument
-        position = self.account.positions[symbol]
-        if margin is None or not position.quantity:
-            return
-        level = self._level(symbol)
-        long = position.quantity > 0.0
-        reached = touch(mark_path, level, below=long, start=start)
-        if reached is None or reached[0] > until:
-            return
-        self._liquidate(symbol, level, reached[1], bar.ts_event)
-
-    def _liquidate(self, symbol: str, level: float, mark: float, ts_event: int) -> None:
-        """Close the position at the mark where its liquidation price was reached (cross: every
-        cross position, the others at their marks), charging the liquidation fee from what margin
-        is left: no position loses more than the margin backing it (a fill past the bankruptcy
-        price is taken at it, as the exchange's insurance fund would)."""
-        margin = self._margin
-        assert margin is not None
-        marks = dict(self._marks_now)
-        position = margin.positions[symbol]
-        size = abs(position.quantity) * position.instrument.contract_size
-        long = position.quantity > 0.0
-        if margin.is_isolated(symbol):
-            victims = [symbol]
-            backing = position.margin
-        else:
-            victims = [
-                s for s, p in margin.positions.items() if p.quantity and not margin.is_isolated(s)
-            ]
-            backing = margin.cross_equity(marks) - position.unrealized_pnl(marks[symbol])
-        # The bankruptcy price: where the position's loss takes all of what backs it.
-        bankrupt = position.avg_price + (-backing if long else backing) / size
-        marks[symbol] = max(mark, bankrupt) if long else min(mark, bankrupt)
-        left = (
-            position.margin + position.unrealized_pnl(marks[symbol])
-            if margin.is_isolated(symbol)
-            else margin.cross_equity(marks)
-        )
-        for victim in victims:
-            held = margin.positions[victim]
-            instrument = held.instrument
-            price = marks[victim]
-            fee = min(
-                instrument.liquidation_fee * abs(held.quantity) * instrument.contract_size * price,
-                max(left, 0.0),
-            )
-            left -= fee
-            order = self._venue_order(victim, held.quantity, price, LIQUIDATION_TAG)
-            now = self._clock.now
-            self._bus.publish(
-                PositionLiquidated(
-                    order=order,
-                    liquidation_price=level if victim == symbol else price,
-                    mark_price=price,
-                    ts_event=now,
-                    ts_init=now,
-                )
-            )
-            self.liquidations += 1
-            self._close_all(victim, "position liquidated")
-            self._book_and_publish(order, price, fee, TAKER, ts_event)
-
-    def _venue_order(self, symbol: str, held: float, price: float, tag: str) -> SubmitOrder:
-        """A market order the venue issues to close a position (ids -1, -2, ...)."""
-        self._venue_orders += 1
-        return SubmitOrder(
-            order_id=-self._venue_orders,
-            instrument=symbol,
-            side=SELL if held > 0.0 else BUY,
-            order_type=MARKET,
-            ts_init=self._clock.now,
-            ref_price=price,
-            quantity=abs(held),
-            tag=tag,
-        )
-
-    def _book_and_publish(
-        self,
-        order: SubmitOrder,
-        price: float,
-        fee: float,
-        liquidity: Liquidity,
-        ts_event: int | None = None,
-    ) -> None:
-        """`ts_event`: the open time of the bar it executes on (default: now, a scheduled event's)."""
-        assert order.quantity is not None
-        self._book(order.instrument, order.side is BUY, order.quantity, price, fee)
-        now = self._clock.now
-        self._bus.publish(
-            OrderFilled(
-                order_id=order.order_id,
-                instrument=order.instrument,
-                side=order.side,
-                price=price,
-                quantity=order.quantity,
-                fee=fee,
-                liquidity=liquidity,
-                leaves_quantity=0.0,
-                ts_event=now if ts_event is None else ts_event,
-                ts_init=now,
-            )
-        )
-
 
 def _hit_order(hit: tuple[float, int, LiveOrder, Trigger]) -> tuple[float, int]:
     return hit[0], hit[1]
-
-
-def _released(order: SubmitOrder, price: float, instrument: Instrument) -> SubmitOrder:
-    """A linked order's prices set from its parent's fill price (where they are relative to it)."""
-    changes: dict[str, float] = {}
-    if order.stop_offset_pct is not None:
-        changes["stop_price"] = instrument.round_price(
-            price * (1.0 + order.stop_offset_pct / 100.0)
-        )
-    if order.limit_offset_pct is not None:
-        changes["limit_price"] = instrument.round_price(
-            price * (1.0 + order.limit_offset_pct / 100.0)
-        )
-    return msgspec.structs.replace(order, **changes) if changes else order

@@ -11,6 +11,7 @@ import structlog
 
 from backtester.config import ConfigError, RunConfig, config_id
 from backtester.config_file import dump_config, load_config
+from backtester.core.digest import DIGEST_ALGORITHM
 from backtester.data.atomic import check_writable, sha256_file
 from backtester.engine import SetupError, assembly, engine_for_config
 from backtester.manifest import (
@@ -183,6 +184,7 @@ def build_manifest(
         finished_at=finished_at,
         digest=run.result.digest,
         outputs=outputs,
+        digest_algorithm=DIGEST_ALGORITHM,
         account=run.result.account,
         marked_by=run.result.marked_by,
         instruments=run.data.instrument_inputs,

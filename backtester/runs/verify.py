@@ -19,6 +19,7 @@ from backtester.config import (
     series_key,
 )
 from backtester.config_file import load_config
+from backtester.core.digest import ALGORITHMS, DIGEST_ALGORITHM
 from backtester.data.atomic import sha256_file
 from backtester.data.bars import DataError
 from backtester.engine import assembly
@@ -30,6 +31,7 @@ from backtester.manifest import (
     instrument_sha256,
     read_manifest,
 )
+from backtester.results import RunResult, result_digest
 from backtester.runs.artifacts import CONFIG, MANIFEST
 from backtester.runs.inputs import file_sha256, load_source
 from backtester.runs.runner import replay
@@ -98,12 +100,30 @@ def verify_run(directory: str | Path) -> Verdict:
         return verdict
     verdict.checks.append(_code(manifest.code, run.code))
     verdict.checks.append(_dependencies(manifest.dependencies))
-    same = manifest.digest == run.result.digest
-    detail = (
-        run.result.digest if same else f"recorded {manifest.digest}, replayed {run.result.digest}"
-    )
-    verdict.checks.append(Check("digest", same, detail))
+    verdict.checks.append(_digest(manifest, run.result))
     return verdict
+
+
+def _digest(manifest: Manifest, result: RunResult) -> Check:
+    """The replay digested with the algorithm the run was recorded with (an older run directory's
+    BLAKE2b-256 too), so that a new default hash does not read as a changed result."""
+    algorithm = manifest.digest_algorithm
+    if algorithm == DIGEST_ALGORITHM:
+        replayed = result.digest
+    elif algorithm in ALGORITHMS:
+        replayed = result_digest(result.fills, result.equity, algorithm)
+    else:
+        return Check(
+            "digest",
+            False,
+            f"recorded with digest algorithm {algorithm!r}, which this version does not compute "
+            f"(it knows {', '.join(ALGORITHMS)}); run the config again to record a digest",
+        )
+    same = manifest.digest == replayed
+    detail = replayed if same else f"recorded {manifest.digest}, replayed {replayed}"
+    if algorithm != DIGEST_ALGORITHM:
+        detail += f" ({algorithm}, as recorded; new runs record {DIGEST_ALGORITHM})"
+    return Check("digest", same, detail)
 
 
 def _unreplayable(cfg: RunConfig, exc: ConfigError | DataError) -> Check:

@@ -199,7 +199,9 @@ class Strategy(Generic[P]):
         return self._place(SELL, locals())
 
     def _place(self, side: Side, args: dict[str, Any]) -> int:
-        exits = Exits(*(args[name] for name in Exits._fields))
+        exits = Exits(
+            args["sl"], args["tp"], args["sl_pct"], args["tp_pct"], args["trail"], args["trail_pct"]
+        )
         order = self.order(
             side,
             args["quantity"],
@@ -213,7 +215,7 @@ class Strategy(Generic[P]):
             instrument=args["instrument"],
             tag=args["tag"],
         )
-        if exits.any():
+        if exits != _NO_EXITS:
             return self.ctx.submit_list(bracket_orders(self.ctx, order, exits))[0]
         self.ctx.publish(order)
         return order.order_id
@@ -238,6 +240,14 @@ class Strategy(Generic[P]):
         """An order, not sent yet: for `oco`, or for `ctx.submit_list`. Its type follows from
         `limit` and `stop` unless `order_type` names one (any registered type; `options` are its
         other `SubmitOrder` fields)."""
+        # Only what differs from the order's defaults is passed on: each keyword is matched again
+        # at every layer down to the order, and most orders set none of these.
+        if expire_time is not None:
+            options["expire_time"] = expire_time
+        if post_only:
+            options["post_only"] = post_only
+        if reduce_only:
+            options["reduce_only"] = reduce_only
         return self.ctx.order(
             side,
             instrument=instrument,
@@ -248,9 +258,6 @@ class Strategy(Generic[P]):
             stop_price=stop,
             time_in_force=time_in_force,
             tag=tag,
-            expire_time=expire_time,
-            post_only=post_only,
-            reduce_only=reduce_only,
             **options,
         )
 
@@ -360,6 +367,9 @@ class Strategy(Generic[P]):
 
 class ParamsError(ValueError):
     pass
+
+
+_NO_EXITS = Exits()
 
 
 def _order_type(limit: float | None, stop: float | None) -> OrderType:

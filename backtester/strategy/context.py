@@ -243,7 +243,7 @@ class StrategyContext:
             return SubmitOrder(
                 order_id=order_id,
                 instrument=symbol,
-                side=Side(side),
+                side=side if type(side) is Side else Side(side),
                 order_type=str(order_type),
                 ts_init=self._clock.now,
                 ref_price=last.close,

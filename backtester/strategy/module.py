@@ -53,7 +53,8 @@ class StrategyModule:
             bus.subscribe(OrderCancelRejected, self._on_order)
         bus.subscribe(FundingPaid, self.on_funding)
         bus.subscribe(PositionLiquidated, self.on_liquidated)
-        bus.subscribe(AccountState, self.on_account)
+        if type(self.strategy).on_fill is not Strategy.on_fill:
+            bus.subscribe(AccountState, self.on_account)
 
     def start(self) -> None:
         self.strategy.on_start()

@@ -37,7 +37,7 @@ def test_readme_snippet_runs_and_reports_stats_trades_and_digest(result: RunResu
     assert isinstance(result.stats["max_drawdown_pct"], float)
     assert result.stats["max_drawdown_pct"] <= 0.0
     assert len(result.trades) > 0
-    assert re.fullmatch(r"[0-9a-f]{64}", result.digest)
+    assert re.fullmatch(r"[0-9a-f]{32}", result.digest)
     assert result.stats["bars"] == 30_900
     assert result.params == {"fast": 10, "slow": 30, "short": False}
     assert result.seed == 7

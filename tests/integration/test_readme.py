@@ -80,7 +80,7 @@ def test_the_config_example_is_the_demo_config_and_runs(
     config = in_a_fresh_directory / "example.toml"
     config.write_text(example, encoding="utf-8")
     assert main(["run", str(config), "--out", "runs"]) == 0
-    digest = re.search(r"^digest +([0-9a-f]{64})$", capsys.readouterr().out, re.MULTILINE)
+    digest = re.search(r"^digest +([0-9a-f]{32})$", capsys.readouterr().out, re.MULTILINE)
     assert digest is not None
     assert f"digest                    {digest[1]}" in README
 

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from backtester.results import result_digest
 from tests.cli_support import REPO, run_cli, run_dir_of
 
 SOURCE_DATA = REPO / "golden/data/binanceus_BTC-USDT_1m_2023-03.csv"
@@ -61,7 +63,7 @@ def test_untouched_run_verifies(recorded: tuple[Path, Path]) -> None:
     done = run_cli("verify", str(run_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASSED: the digest reproduces from the recorded config and data" in done.stdout
-    assert re.search(r"^  digest +ok +[0-9a-f]{64}$", done.stdout, re.MULTILINE)
+    assert re.search(r"^  digest +ok +[0-9a-f]{32}$", done.stdout, re.MULTILINE)
     assert re.search(r"^  data BTC/USDT +ok ", done.stdout, re.MULTILINE)
 
 
@@ -105,6 +107,36 @@ def test_tampered_output_fails_even_though_the_digest_reproduces(run_copy: Path)
     assert done.returncode == 1
     assert "stats.json modified" in done.stdout
     assert "FAILED: the digest reproduces, but the recorded inputs changed: outputs" in done.stdout
+
+
+def test_a_run_recorded_with_the_older_digest_still_verifies(run_copy: Path) -> None:
+    """A manifest without `digest_algorithm` predates it: its digest is BLAKE2b-256."""
+    manifest = run_copy / "manifest.json"
+    document = json.loads(manifest.read_text())
+    assert document.pop("digest_algorithm") == "xxh3-128"
+    fills = pl.read_parquet(run_copy / "fills.parquet")
+    equity = pl.read_parquet(run_copy / "equity.parquet")
+    assert result_digest(fills, equity) == document["digest"]
+    document["digest"] = result_digest(fills, equity, "blake2b-256")
+    manifest.write_text(json.dumps(document, indent=2))
+    done = run_cli("verify", str(run_copy))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{document['digest']} (blake2b-256, as recorded; new runs record xxh3-128)" in (
+        done.stdout
+    )
+
+
+def test_a_digest_algorithm_this_version_does_not_know_is_named(run_copy: Path) -> None:
+    manifest = run_copy / "manifest.json"
+    document = json.loads(manifest.read_text())
+    document["digest_algorithm"] = "sha3-512"
+    manifest.write_text(json.dumps(document, indent=2))
+    done = run_cli("verify", str(run_copy))
+    assert done.returncode == 1
+    assert "recorded with digest algorithm 'sha3-512', which this version does not compute" in (
+        done.stdout
+    )
+    assert "Traceback" not in done.stderr
 
 
 def test_a_directory_without_manifest_is_a_user_error(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from backtester.data.bars import DataError, load_bars
+from backtester.data.bars import DataError, bar_step_ns, load_bars
 
 BINANCE_CSV = Path(__file__).resolve().parents[2] / "data" / "binance_BTC-USDT_1m.csv"
 T0 = 1_700_000_000_000
@@ -266,3 +266,16 @@ def test_repair_of_clean_data_changes_nothing() -> None:
     assert bars.repair is not None
     assert not bars.repair.changed
     assert bars.frame.equals(load_bars(frame()).frame)
+
+
+def test_the_bar_step_is_the_most_common_positive_step_with_or_without_a_majority() -> None:
+    minute = 60_000_000_000
+    # The first step taken by most bars; a gap first, then minutes; no step a majority; a week+.
+    regular = pl.Series("ts", [0, minute, 2 * minute, 5 * minute, 6 * minute, 7 * minute])
+    gap_first = pl.Series("ts", [0, 9 * minute, 10 * minute, 11 * minute, 12 * minute])
+    mixed = pl.Series("ts", [0, minute, 3 * minute, 5 * minute, 7 * minute, 10 * minute])
+    weekly = pl.Series("ts", [k * 8 * 86_400_000_000_000 for k in range(5)])
+    assert bar_step_ns(regular) == minute
+    assert bar_step_ns(gap_first) == minute
+    assert bar_step_ns(mixed) == 2 * minute
+    assert bar_step_ns(weekly) is None
