@@ -200,10 +200,10 @@ def equity_frame(
     notional: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """`marked`: the equity and drawdown columns when already computed (`mark_to_market`);
-    `funding` paid so far and `notional` held at each point (zeros when not given). The columns are
+    `funding` paid so far and `notional` held at each point: columns when given. The columns are
     the given arrays themselves, not copies."""
     equity, drawdown = marked or (cash + position_value, None)
-    zeros = np.zeros(len(timeline))
+    extra = {"funding": funding, "notional": notional}
     return pl.DataFrame(
         [
             pl.Series("ts", timeline, dtype=pl.Int64).cast(UTC_NS),
@@ -211,8 +211,7 @@ def equity_frame(
             pl.Series("position_value", position_value),
             pl.Series("equity", equity),
             pl.Series("drawdown_pct", _drawdown_pct(equity) if drawdown is None else drawdown),
-            pl.Series("funding", zeros if funding is None else funding),
-            pl.Series("notional", zeros if notional is None else notional),
+            *(pl.Series(name, values) for name, values in extra.items() if values is not None),
         ]
     )
 
@@ -298,6 +297,7 @@ def build_result(
     sizes = multipliers or {}
     # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
     unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
+    paid = books.funding if books.funding is not None else np.zeros(len(timeline))
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
         # One block for the four columns: freed and allocated again run after run (a sweep), one
@@ -321,9 +321,7 @@ def build_result(
         )
         profile: tuple[float, int] | None = (deepest, longest)
         exposure: np.ndarray | int = exposed
-        equity = equity_frame(
-            timeline, cash, position_value, (marked, drawdown), books.funding, notional
-        )
+        equity = equity_frame(timeline, cash, position_value, (marked, drawdown), paid, notional)
     else:
         position_value = np.zeros(len(timeline))
         notional = np.zeros(len(timeline))
@@ -335,7 +333,7 @@ def build_result(
         exposure = next(holdings) != 0.0
         for held in holdings:
             exposure |= held != 0.0
-        equity = equity_frame(timeline, cash, position_value, None, books.funding, notional)
+        equity = equity_frame(timeline, cash, position_value, None, paid, notional)
     if account == "margin" and books.cost_basis is not None:
         basis = np.zeros(len(timeline))
         for values in books.cost_basis.values():
