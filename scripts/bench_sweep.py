@@ -427,6 +427,15 @@ def _spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f}, min {min(values):.2f}, max {max(values):.2f}"
 
 
+def cpu_ceiling(one: StudyTiming, two: StudyTiming) -> float:
+    """What two workers could gain over one on two cores, from CPU times alone (so the load of
+    other processes hardly enters it): against one worker that never waits (its study as long
+    as its runs' CPU time; the coordinator and the server have the other core), the two-worker
+    study at its shortest, half of all the CPU it needs (workers, coordinator, server), with no
+    wait at the batch barriers."""
+    return one.workers_cpu / ((two.workers_cpu + two.coordinator_cpu + two.server_cpu) / 2)
+
+
 def search_main(args: argparse.Namespace) -> int:
     from synthetic import synthetic_bars  # scripts/synthetic.py, beside this script
 
@@ -492,9 +501,16 @@ def search_main(args: argparse.Namespace) -> int:
             )
         print(
             f"  speed-up {one.seconds / two.seconds:.2f}x (machine: {machine:.2f}x); worker CPU "
-            f"2 workers / 1 worker: {two.workers_cpu / one.workers_cpu:.2f}"
+            f"2 workers / 1 worker: {two.workers_cpu / one.workers_cpu:.2f}; CPU ceiling "
+            f"{cpu_ceiling(one, two):.2f}x"
         )
     ratios = [one.seconds / two.seconds for one, two, _ in pairs]
+    print(
+        "CPU ceiling of the speed-up on two cores, whatever the load (one worker's study as "
+        "long as its runs' CPU time, two workers' study as short as the CPU of its runs, "
+        "coordinator and server spread over two cores): "
+        f"{_spread([cpu_ceiling(o, t) for o, t, _ in pairs])}"
+    )
     print(f"machine, two processes vs one, around the pairs: {_spread([m for *_, m in pairs])}")
     print(f"speed-up, 2 workers vs 1: {_spread(ratios)} (target >= 1.7x)")
     print(
