@@ -29,6 +29,7 @@ from backtester.accounting.arithmetic import (
     quantity_for_budget,
 )
 from backtester.compiled.jit import kernel
+from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
 
 # Order outcomes.
 FILLED, DENIED, CANCELED = 0, 1, 2
@@ -131,12 +132,18 @@ def simulate(
     trade_on_close: bool,
     contract: Contract | None = None,
     *,
+    tick_size: float | None = None,
+    lot_size: float | None = None,
     compiled: bool = True,
 ) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
     limits are NaN when absent (a comparison with NaN is false, as a missing limit never denies).
-    `compiled=False` runs the same loop as plain Python."""
+    `tick_size` and `lot_size` are the instrument's grids (None: none). `compiled=False` runs the
+    same loop as plain Python."""
     c = contract or Contract()
+    # 0 stands for no grid in the loop; the scales are the grids' decimal places (domain.grid).
+    tick, tick_scale = (0.0, 1.0) if tick_size is None else (tick_size, step_scale(tick_size))
+    lot, lot_scale = (0.0, 1.0) if lot_size is None else (lot_size, step_scale(lot_size))
     n = len(signal)
     # At most one order per signal bar, two where a short reverses (an exit and an entry).
     capacity = int(np.count_nonzero(signal)) * (2 if c.shorts else 1)
@@ -169,6 +176,10 @@ def simulate(
         min_notional,
         max_notional,
         trade_on_close,
+        tick,
+        tick_scale,
+        lot,
+        lot_scale,
         c.margin,
         c.shorts,
         c.multiplier,
@@ -228,7 +239,8 @@ def simulate(
 @kernel(
     "void("
     "int8[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, "
-    "float64, float64, float64, float64, boolean, boolean, boolean, float64, float64, "
+    "float64, float64, float64, float64, boolean, float64, float64, float64, float64, "
+    "boolean, boolean, float64, float64, "
     "float64[::1], float64[::1], float64, float64, float64[::1], float64[::1], int64[::1], "
     "float64[::1], float64[::1], int64[:, ::1], float64[:, ::1], int64[:, ::1], "
     "float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64[::1]"
@@ -247,6 +259,10 @@ def _run_plan(
     min_notional: float,
     max_notional: float,
     trade_on_close: bool,
+    tick: float,
+    tick_scale: float,
+    lot: float,
+    lot_scale: float,
     margin: bool,
     shorts: bool,
     multiplier: float,
@@ -294,12 +310,16 @@ def _run_plan(
             total -= money[_MARGIN]
         return total
 
+    def on_lot(quantity: float) -> float:
+        # Instrument.floor_quantity.
+        return floor_on_grid(quantity, lot, lot_scale) if lot > 0.0 else quantity
+
     def affordable(price: float, budget: float) -> float:
-        # Account.affordable without a lot grid: the largest quantity whose opening cost fits the
+        # Account.affordable: the largest quantity on the lot grid whose opening cost fits the
         # budget, in floats (the estimate can overshoot by an ulp: step down until it fits).
         if budget <= 0.0:
             return 0.0
-        quantity = quantity_for_budget(budget, price, multiplier, leverage, fee_rate)
+        quantity = on_lot(quantity_for_budget(budget, price, multiplier, leverage, fee_rate))
         for _ in range(64):
             if quantity <= 0.0:
                 return 0.0
@@ -308,8 +328,10 @@ def _run_plan(
             if cost <= budget:
                 return quantity
             if cost > budget * (1.0 + 1e-12):
-                # Far off: shrink in proportion.
-                quantity = quantity * (budget / cost)
+                # Far off: shrink in proportion, then step by the grid.
+                quantity = on_lot(quantity * (budget / cost))
+            elif lot > 0.0:
+                quantity = on_lot(quantity - lot)
             else:
                 quantity = np.nextafter(quantity, 0.0)
         return 0.0
@@ -373,7 +395,7 @@ def _run_plan(
         fraction = entry_fraction if order_ints[_ENTRY, k] > 0 else exit_fraction
         reduces = reducible(buy)
         if reduces > 0.0:
-            return reduces if fraction == 1.0 else fraction * reduces
+            return reduces if fraction == 1.0 else on_lot(fraction * reduces)
         if not margin and not buy:
             return 0.0
         return affordable(price, fraction * buying_power())
@@ -390,6 +412,8 @@ def _run_plan(
             return
         quantity = remaining
         price = base * (1.0 + slip) if buy else base * (1.0 - slip)
+        if tick > 0.0:
+            price = nearest_on_grid(price, tick, tick_scale)
         if buy and price != base:
             # Sized again at the price actually paid.
             remaining = size_fraction(k, price)
@@ -405,6 +429,8 @@ def _run_plan(
             order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
             return
         leaves = remaining - quantity
+        if lot > 0.0:
+            leaves = nearest_on_grid(leaves, lot, lot_scale)  # Instrument.round_quantity
         if leaves <= remaining * 1e-12:
             leaves = 0.0
         if leaves != 0.0:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from backtester.domain import grid
 from backtester.domain.times import utc_ms
 
 
@@ -207,23 +207,24 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def round_price(self, price: float) -> float:
         """Nearest price on the tick grid (ties away from zero is irrelevant: floats never tie here)."""
-        if self.tick_size is None:
+        tick = self.tick_size
+        if tick is None:
             return price
-        return snap_to_step(round(price / self.tick_size), self.tick_size)
+        return grid.nearest_on_grid(price, tick, grid.step_scale(tick))
 
     def round_quantity(self, quantity: float) -> float:
         """Nearest quantity on the lot grid (for remainders that are on it up to float error)."""
-        if self.lot_size is None:
+        lot = self.lot_size
+        if lot is None:
             return quantity
-        return snap_to_step(round(quantity / self.lot_size), self.lot_size)
+        return grid.nearest_on_grid(quantity, lot, grid.step_scale(lot))
 
     def floor_quantity(self, quantity: float) -> float:
         """Largest quantity on the lot grid not above `quantity` (never rounds an order up)."""
-        if self.lot_size is None:
+        lot = self.lot_size
+        if lot is None:
             return quantity
-        # A small tolerance keeps 0.3 / 0.1 = 2.9999999999999996 from losing a whole lot.
-        steps = math.floor(quantity / self.lot_size + 1e-9)
-        return snap_to_step(steps, self.lot_size)
+        return grid.floor_on_grid(quantity, lot, grid.step_scale(lot))
 
     def tier_for(self, notional: float) -> MarginTier:
         """The maintenance bracket of a position of `notional` (the last one beyond the table)."""
@@ -346,10 +347,9 @@ def _epoch_ms(value: int | str) -> int:
 
 
 def snap_to_step(steps: int, step: float) -> float:
-    """`steps * step` as the float nearest to the exact decimal product (0.1 * 3 -> 0.3, not 0.30000000000000004)."""
-    exponent = Decimal(repr(step)).as_tuple().exponent
-    digits = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    return round(steps * step, digits)
+    """`steps * step` as the float nearest to the exact decimal product (0.1 * 3 -> 0.3, not
+    0.30000000000000004): `grid.grid_point`."""
+    return grid.grid_point(steps, step, grid.step_scale(step))
 
 
 def default_instrument(symbol: str) -> Instrument:

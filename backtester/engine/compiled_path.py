@@ -63,8 +63,6 @@ def unsupported(
             return "a dated future is not compiled (its expiry settles on the event path)"
         if instrument.margin_mode is not MarginMode.ISOLATED:
             return "cross margin is not compiled"
-    if instrument.tick_size is not None or instrument.lot_size is not None:
-        return "the instrument has a tick or lot grid"
     if type(fees) not in (FixedRateFee, MakerTakerFee):
         return f"fee model {type(fees).__name__} is not compiled"
     if type(slippage) not in (NoSlippage, FixedBpsSlippage):
@@ -140,6 +138,8 @@ def run_plan(
         _limit(instrument.max_notional),
         trade_on_close,
         contract,
+        tick_size=instrument.tick_size,
+        lot_size=instrument.lot_size,
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")

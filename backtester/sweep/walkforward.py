@@ -113,16 +113,18 @@ def plan_folds(cfg: SweepConfig) -> tuple[list[_Source], list[Fold]]:
     base = _base_spec(cfg.base)
     sources = []
     for index, source in enumerate(source_files(base)):
-        if source.series != "ohlcv":
+        if source.series not in ("ohlcv", "higher"):
             raise SweepConfigError(
                 f"walk_forward: data[{index}] is a {source.series} series; walk-forward cuts "
-                "bar files (ohlcv) into its windows only"
+                "bar files (ohlcv, and given higher-timeframe bars) into its windows only"
             )
         frame, entry = load_source(source, index)
         sources.append(_Source(source, frame, entry.sha256))
-    primary = sources[0].frame["ts"].to_numpy()
-    first = min(int(s.frame["ts"][0]) for s in sources)
-    end = max(int(s.frame["ts"][-1]) for s in sources) + bar_interval_ns(primary)
+    # The folds span the bars (a given higher-timeframe series may reach further back).
+    bars = [s for s in sources if s.spec.series == "ohlcv"]
+    primary = bars[0].frame["ts"].to_numpy()
+    first = min(int(s.frame["ts"][0]) for s in bars)
+    end = max(int(s.frame["ts"][-1]) for s in bars) + bar_interval_ns(primary)
     train, test = duration_ns(wf.train), duration_ns(wf.test)
     found = folds(first, end, train, test, duration_ns(wf.step_or_test()), wf.anchored)
     if not found:
@@ -231,7 +233,7 @@ async def _run_fold(
     row |= {"seed": spec.seed, "run_id": run.run_id, "digest": run.result.digest}
     for name in dict.fromkeys((goal.stat, *OOS_STATS)):
         row[f"out_of_sample.{name}"] = stats.get(name)
-    closes = run.data.frames[sources[0].spec.symbol]["close"]
+    closes = next(iter(run.data.frames.values()))["close"]
     log.info("fold.done", fold=fold.number, run_id=run.run_id, directory=str(written.directory))
     return _FoldResult(fold, row, run.result, (float(closes[0]), float(closes[-1])))
 
@@ -253,7 +255,12 @@ def _window_base(
     data = []
     for source in sources:
         ts = pl.col("ts")
-        rows = source.frame.filter((ts >= start) & (ts < end))
+        # A given higher-timeframe series keeps its bars before the window: the window's history,
+        # known at its start (the engine shows a bar only once it has closed).
+        before = ts < end
+        rows = source.frame.filter(
+            before if source.spec.series == "higher" else (ts >= start) & before
+        )
         if rows.height == 0:
             raise SweepConfigError(
                 f"walk_forward: {source.spec.path} has no bars in a window of the folds; "

@@ -41,9 +41,10 @@ ALLOWED_IMPORTS: dict[str, frozenset[str]] = {
     "metrics": frozenset({"domain", "compiled"}),
     # Progress bars and lines: infrastructure like `core`, knowing nothing of ours.
     "progress": frozenset(),
-    # Compiled kernels: loops over plain arrays, knowing nothing of ours but the account model's
-    # plain float arithmetic, which numba compiles into the order path's kernel.
-    "compiled": frozenset({"accounting"}),
+    # Compiled kernels: loops over plain arrays, knowing nothing of ours but the plain float rules
+    # numba compiles into the order path's kernel: the account model's arithmetic and the domain's
+    # (an instrument's grids).
+    "compiled": frozenset({"accounting", "domain"}),
     # Indicator functions over columns: their kernels, and the data layer's timeframe lengths.
     "indicators": frozenset({"compiled", "data"}),
 }

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -156,6 +157,26 @@ def test_lookahead_takes_the_config_and_finds_nothing(
 def test_the_notebook_look_ahead_check_cuts_the_given_series_too(inputs: tuple[Path, Path]) -> None:
     bars, hours = inputs
     assert notebook(bars, hours).check_lookahead(cuts=8, **PARAMS).ok
+
+
+class HoursByOpenTime(HourlyTrendCross):
+    """Wrong on purpose: each minute reads the close of the hour it is in (not yet closed)."""
+
+    def signals(self) -> np.ndarray:
+        hours = self.ctx.bars("1h")
+        minutes = self.ctx.data[self.ctx.primary]["ts"].to_numpy()
+        at = np.searchsorted(hours["ts"].to_numpy(), minutes, side="right") - 1
+        rising = np.diff(hours["close"].to_numpy(), prepend=np.nan) > 0
+        state = np.where(at >= 0, rising[np.maximum(at, 0)], False).astype(np.int8)
+        return np.diff(state, prepend=np.int8(0))
+
+
+def test_a_peek_into_a_given_series_is_flagged(inputs: tuple[Path, Path]) -> None:
+    bars, hours = inputs
+    peeking = Backtest(str(bars), HoursByOpenTime, higher_timeframes={"1h": str(hours)})
+    report = peeking.check_lookahead(cuts=8)
+    assert not report.ok
+    assert {f.kind for f in report.findings} & {"signal", "order"}
 
 
 def _shifted(frame: pl.DataFrame) -> pl.DataFrame:

@@ -148,8 +148,7 @@ def test_compiled_sma_cross_equals_the_event_driven_modes_on_real_data(
 
 def test_auto_takes_the_compiled_path_and_falls_back_where_it_does_not_apply() -> None:
     data = "golden/data/binance_BTC-USDT_1m.parquet"
-    gridded = Instrument(SYMBOL, tick_size=0.01, lot_size=0.00001)
-    for knobs in ({"instrument": gridded}, {"slippage": VolumeShareSlippage(volume_limit=0.01)}):
+    for knobs in ({"slippage": VolumeShareSlippage(volume_limit=0.01)},):
         auto = Backtest(data, SmaCross, fee_rate=0.001, **knobs).run()
         dense = Backtest(data, SmaCross, fee_rate=0.001, mode="dense", **knobs).run()
         assert auto.digest == dense.digest

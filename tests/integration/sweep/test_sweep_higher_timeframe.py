@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from backtester import Backtest
+from backtester.cli import main
 from backtester.runs.runner import replay
 from backtester.strategies import HourlyTrendCross
 from backtester.sweep.config import load_sweep_config
@@ -107,3 +108,44 @@ rate = 0.001
     found = bt.optimize(**GRID, trend_hours=6, workers=1, seed=11, out=tmp_path / "nb")
     assert found.table.equals(table)
     assert found.digest == read_manifest(cli / MANIFEST).digest
+
+
+def test_walk_forward_keeps_the_given_series_history_in_every_window(tmp_path: Path) -> None:
+    bars = small_data(tmp_path / "bars.parquet")
+    hours = tmp_path / "hours.csv"
+    pl.read_csv(HOURS).filter(WINDOW).write_csv(hours)
+    bt = Backtest(
+        str(bars),
+        HourlyTrendCross,
+        cash=10_000.0,
+        fee_rate=0.001,
+        higher_timeframes={"1h": str(hours)},
+    )
+    found = bt.walk_forward(
+        train="12h",
+        test="6h",
+        **GRID,
+        trend_hours=6,
+        maximize="total_return_pct",
+        seed=3,
+        workers=1,
+        out=tmp_path / "wf",
+    )
+    assert found.folds.height >= 2 and len(found.runs) == found.folds.height
+    given = pl.read_csv(hours)
+    for run_dir, fold in zip(found.runs, found.folds.iter_rows(named=True), strict=True):
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert [entry["series"] for entry in manifest["data"]] == ["ohlcv", "higher"]
+        assert main(["verify", str(run_dir)]) == 0
+        # The out-of-sample run is the notebook run over its window, the hours before it included.
+        start, end = (int(fold[k].timestamp() * 1000) for k in ("test_start", "test_end"))
+        window = pl.read_parquet(bars).filter(pl.col("timestamp_ms").is_between(start, end - 1))
+        alone = Backtest(
+            window,
+            HourlyTrendCross,
+            cash=10_000.0,
+            fee_rate=0.001,
+            higher_timeframes={"1h": given.filter(pl.col("timestamp_ms") < end)},
+        )
+        params = {"fast": fold["param.fast"], "slow": 20, "trend_hours": 6}
+        assert alone.run(**params).digest == manifest["digest"]

@@ -18,6 +18,7 @@ from backtester import Backtest
 from backtester.accounting import arithmetic
 from backtester.compiled import aot, drawdown, indicators, signal_path
 from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
+from backtester.domain import grid
 from backtester.strategies import SmaCross
 from tests.unit.compiled import helper_arithmetic, helper_kernels
 
@@ -213,3 +214,10 @@ def test_the_order_path_kernel_books_with_the_accounts_arithmetic() -> None:
     twin = with_numba_twins(signal_path._run_plan, lambda func: func)
     for name in ("book_fill", "fill_notional", "opening_cost", "quantity_for_budget"):
         assert twin.__globals__[name].__code__ is getattr(arithmetic, name).__code__
+
+
+def test_the_order_path_kernel_snaps_to_grids_with_the_instruments_rule() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    for name in ("floor_on_grid", "nearest_on_grid"):
+        assert twin.__globals__[name].__code__ is getattr(grid, name).__code__
+    assert "backtester.domain.grid" in aot.ELSEWHERE
