@@ -196,18 +196,24 @@ def equity_frame(
     cash: np.ndarray,
     position_value: np.ndarray,
     marked: tuple[np.ndarray, np.ndarray] | None = None,
+    funding: np.ndarray | None = None,
+    notional: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """`marked`: the equity and drawdown columns when already computed (`mark_to_market`)."""
+    """`marked`: the equity and drawdown columns when already computed (`mark_to_market`);
+    `funding` paid so far and `notional` held at each point: columns when given. The columns are
+    the given arrays themselves, not copies."""
     equity, drawdown = marked or (cash + position_value, None)
+    extra = {"funding": funding, "notional": notional}
     return pl.DataFrame(
-        {
-            "ts": timeline,
-            "cash": cash,
-            "position_value": position_value,
-            "equity": equity,
-            "drawdown_pct": _drawdown_pct(equity) if drawdown is None else drawdown,
-        }
-    ).with_columns(pl.col("ts").cast(UTC_NS))
+        [
+            pl.Series("ts", timeline, dtype=pl.Int64).cast(UTC_NS),
+            pl.Series("cash", cash),
+            pl.Series("position_value", position_value),
+            pl.Series("equity", equity),
+            pl.Series("drawdown_pct", _drawdown_pct(equity) if drawdown is None else drawdown),
+            *(pl.Series(name, values) for name, values in extra.items() if values is not None),
+        ]
+    )
 
 
 def _drawdown_pct(equity: np.ndarray) -> np.ndarray:
@@ -277,33 +283,57 @@ def build_result(
     funding: pl.DataFrame | None = None,
     liquidations: int = 0,
     ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    fill_rows: np.ndarray | None = None,
+    positions_given_away: bool = False,
 ) -> RunResult:
     """`marks`: each instrument's mark at every timeline point (on spot, its close), which values the
     positions; `closes`: its last price, for buy-and-hold and the marking of open trades; `account`:
     "cash" or "margin" (whose `cash` column is then the wallet balance and `position_value` the
     unrealized profit; equity is the same sum either way); `ranges`: each instrument's own bar
-    times, highs and lows, for the trades' excursions."""
+    times, highs and lows, for the trades' excursions; `fill_rows`: each fill's row there, when
+    the caller knows it; `positions_given_away`: the caller no longer needs its position arrays,
+    and the one instrument's becomes the position value column (a column-long array less)."""
     cash, positions = books.cash, books.positions
     sizes = multipliers or {}
     # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
     unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
+    paid = books.funding if books.funding is not None else np.zeros(len(timeline))
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
         # One block for the four columns: freed and allocated again run after run (a sweep), one
         # large block is reused by the allocator, while four separate ones are handed back to the
         # system and faulted in afresh each time, which costs more than the pass itself.
-        position_value, marked, drawdown, notional = np.empty((4, len(timeline)))
-        mark_to_market(cash, held, unit_values[symbol], position_value, marked, drawdown, notional)
-        equity = equity_frame(timeline, cash, position_value, (marked, drawdown))
+        if positions_given_away:
+            marked, drawdown, notional = np.empty((3, len(timeline)))
+            position_value = held
+        else:
+            position_value, marked, drawdown, notional = np.empty((4, len(timeline)))
+        # The statistics' drawdown profile and exposure come from the same pass.
+        deepest, longest, exposed = mark_to_market(
+            np.ascontiguousarray(timeline, dtype=np.int64),
+            cash,
+            held,
+            unit_values[symbol],
+            position_value,
+            marked,
+            drawdown,
+            notional,
+        )
+        profile: tuple[float, int] | None = (deepest, longest)
+        exposure: np.ndarray | int = exposed
+        equity = equity_frame(timeline, cash, position_value, (marked, drawdown), paid, notional)
     else:
         position_value = np.zeros(len(timeline))
         notional = np.zeros(len(timeline))
         for symbol, held in positions.items():
             position_value += held * unit_values[symbol]
             notional += np.abs(held) * unit_values[symbol]
-        equity = equity_frame(timeline, cash, position_value)
-    paid = books.funding if books.funding is not None else np.zeros(len(timeline))
-    equity = equity.with_columns(pl.Series("funding", paid), pl.Series("notional", notional))
+        profile = None
+        holdings = iter(positions.values())
+        exposure = next(holdings) != 0.0
+        for held in holdings:
+            exposure |= held != 0.0
+        equity = equity_frame(timeline, cash, position_value, None, paid, notional)
     if account == "margin" and books.cost_basis is not None:
         basis = np.zeros(len(timeline))
         for values in books.cost_basis.values():
@@ -313,11 +343,7 @@ def build_result(
         )
     last_mark = {s: (int(timeline[-1]), float(c[-1])) for s, c in marks.items()}
     funding_frame = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
-    trades = round_trips(fills, last_mark, sizes, funding_frame, ranges)
-    holdings = iter(positions.values())
-    exposure = next(holdings) != 0.0
-    for held in holdings:
-        exposure |= held != 0.0
+    trades = round_trips(fills, last_mark, sizes, funding_frame, ranges, fill_rows)
     primary = next(iter(closes.values()))
     computed = compute_stats(
         equity,
@@ -329,6 +355,7 @@ def build_result(
         exposure=exposure,
         periods_per_year=stats.periods_per_year,
         returns=stats.returns,
+        drawdown=profile,
     )
     closed = trades.filter(~pl.col("is_open"))
     computed["long_trades"] = int((closed["side"] == "long").sum())

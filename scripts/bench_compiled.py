@@ -10,14 +10,19 @@ alone, next to a plain numba loop over the same signals, all measured in one pro
 - **whole run**: `Backtest.run` on the compiled path (indicators, signals, simulation, trades,
   statistics, digest: what a user and a sweep point pay).
 - **its stages**, each timed alone on the same inputs: the signals (`sma_cross_signals`), the
-  simulation kernel (`signal_path.simulate`, allocation of its outputs included), the round trips,
-  the statistics and the digest; "the rest" is the whole run less those (frames, equity curve,
-  checks).
+  simulation kernel (`signal_path.simulate`, allocation of its outputs included), the pass that
+  marks to market (the equity curve, with the statistics' drawdown profile and exposure), the
+  round trips with their MAE/MFE, the statistics and the digest; "the rest" is the whole run less
+  those (frames, checks).
 
 - **a perpetual**: the same signals as a stop-and-reverse SmaCross (`short=True`) on a linear
   perpetual at 3x, isolated margin, funding every 8 hours and a mark a hair off the last price:
   the whole compiled run next to the same run in signal mode (the event path's fastest mode),
   with their digests compared.
+
+- **five years** (`--five-year N`): SmaCross on 2,628,000 bars read from a Parquet file, in N fresh
+  processes one after another: the peak RSS of each whole process (data included) once the bars
+  are loaded and after one compiled run, and the run's own CPU time.
 
 Every figure is the median of `--calls` warm calls (after an untimed first one), in wall seconds
 and in CPU seconds of this process: the machine may be shared, and CPU time is what the load
@@ -28,11 +33,14 @@ thread).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +58,7 @@ from synthetic import synthetic_bars  # noqa: E402
 
 from backtester import Backtest, Instrument  # noqa: E402
 from backtester.compiled import signal_path  # noqa: E402
+from backtester.compiled.drawdown import mark_to_market  # noqa: E402
 from backtester.compiled.jit import active_backend  # noqa: E402
 from backtester.metrics.stats import compute_stats  # noqa: E402
 from backtester.metrics.trades import round_trips  # noqa: E402
@@ -142,7 +151,16 @@ def main() -> None:
     )
     parser.add_argument("--bars", type=int, default=525_600)
     parser.add_argument("--calls", type=int, default=9, help="warm calls after the first")
+    parser.add_argument(
+        "--five-year",
+        type=int,
+        metavar="N",
+        help="only the five-year run's peak memory, in N fresh processes",
+    )
     args = parser.parse_args()
+    if args.five_year:
+        five_years(args.five_year)
+        return
     n, calls = args.bars, args.calls
 
     frame = synthetic_bars(n)
@@ -173,10 +191,24 @@ def main() -> None:
     )
     kernel = (wall, cpu)
     stage_rows["simulation kernel (signal_path.simulate)"] = kernel
-    last_mark = {"BTC/USDT": (int(result.equity["ts"].dt.epoch("ns")[-1]), float(close[-1]))}
-    wall, cpu, _ = timed(lambda: round_trips(result.fills, last_mark), calls)
-    stage_rows["round trips"] = (wall, cpu)
-    exposure = result.equity["notional"].to_numpy() != 0.0
+    ts = result.equity["ts"].dt.epoch("ns").to_numpy()
+    held = simulated.position.copy()
+    marked = np.empty((3, n))
+
+    def marking() -> tuple[float, int, int]:
+        # As the run does it: the position column becomes the position value column.
+        np.copyto(held, simulated.position)
+        return mark_to_market(ts, simulated.cash, held, close, held, *marked)
+
+    wall, cpu, (deepest, longest, exposed) = timed(marking, calls)
+    stage_rows["mark to market (equity curve, drawdown profile, exposure)"] = (wall, cpu)
+    last_mark = {"BTC/USDT": (int(ts[-1]), float(close[-1]))}
+    ranges = {"BTC/USDT": (ts, high, low)}
+    wall, cpu, _ = timed(
+        lambda: round_trips(result.fills, last_mark, None, None, ranges, simulated.fill_row),
+        calls,
+    )
+    stage_rows["round trips (with MAE/MFE)"] = (wall, cpu)
     wall, cpu, _ = timed(
         lambda: compute_stats(
             result.equity,
@@ -185,7 +217,8 @@ def main() -> None:
             fees_paid=float(result.stats["fees_paid"]),
             first_close=float(close[0]),
             last_close=float(close[-1]),
-            exposure=exposure,
+            exposure=exposed,
+            drawdown=(deepest, longest),
         ),
         calls,
     )
@@ -193,7 +226,7 @@ def main() -> None:
     wall, cpu, digest = timed(lambda: result_digest(result.fills, result.equity), calls)
     stage_rows["digest (XXH3-128 of fills and equity curve)"] = (wall, cpu)
     whole = rows["whole run (Backtest.run, compiled path)"]
-    stage_rows["the rest (frames, equity curve, checks)"] = (
+    stage_rows["the rest (frames, checks)"] = (
         whole[0] - sum(w for w, _ in stage_rows.values()),
         whole[1] - sum(c for _, c in stage_rows.values()),
     )
@@ -248,6 +281,63 @@ def main() -> None:
     )
     if not same or fast_run.digest != event_run.digest:
         raise SystemExit("the runs disagree: the benchmark compares different work")
+
+
+FIVE_YEARS = 5 * 525_600
+
+
+# One fresh process that imports only what a user's script would (not numba, which this script
+# imports for its plain loop): the bars read from the Parquet file, one compiled run.
+FIVE_YEAR_CHILD = """
+import json, resource, sys, time
+from backtester import Backtest
+from backtester.strategies import SmaCross
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+path, cash, fee, fast, slow = sys.argv[1], *map(float, sys.argv[2:4]), *map(int, sys.argv[4:6])
+backtest = Backtest(path, SmaCross, cash=cash, fee_rate=fee, mode="compiled")
+loaded = peak_mb()
+cpu = time.process_time()
+result = backtest.run(fast=fast, slow=slow)
+cpu = time.process_time() - cpu
+print(json.dumps({"loaded": loaded, "peak": peak_mb(), "cpu": cpu, "fills": result.stats["fills"]}))
+"""
+
+
+def five_years(processes: int) -> None:
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "five_years.parquet"
+        synthetic_bars(FIVE_YEARS).write_parquet(path)
+        print(f"{FIVE_YEARS:,} bars from a Parquet file, SmaCross({FAST}, {SLOW}), compiled path")
+        print()
+        print("| process | peak RSS, bars loaded (MB) | peak RSS, after the run (MB) | run CPU s |")
+        print("|---:|---:|---:|---:|")
+        peaks = []
+        for k in range(processes):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    FIVE_YEAR_CHILD,
+                    str(path),
+                    *map(str, (CASH, FEE, FAST, SLOW)),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            m = json.loads(done.stdout.strip().splitlines()[-1])
+            peaks.append(m["peak"])
+            print(f"| {k + 1} | {m['loaded']:,.0f} | {m['peak']:,.0f} | {m['cpu']:.2f} |")
+    print()
+    print(
+        f"peak RSS over {processes} processes: median {statistics.median(peaks):,.0f} MB, "
+        f"highest {max(peaks):,.0f} MB (target <= 500 MB); load average "
+        + " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
 
 
 def perpetual_runs(frame: Any, calls: int) -> dict[str, tuple[float, float, Any]]:

@@ -41,7 +41,12 @@ PREFIX = "_kernels_"
 _NOT_KERNEL_MODULES = frozenset({"__init__", "jit", "aot"})
 # Modules outside this package whose plain functions kernels call (compiled into them): an edit
 # there changes the kernels too. A test checks that every such module is named here.
-ELSEWHERE = ("backtester.accounting.arithmetic", "backtester.domain.grid")
+ELSEWHERE = (
+    "backtester.accounting.arithmetic",
+    "backtester.accounting.limits",
+    "backtester.domain.grid",
+    "backtester.domain.volume_share",
+)
 
 
 def kernel_modules() -> list[str]:

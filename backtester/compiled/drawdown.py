@@ -40,10 +40,11 @@ def drawdown_profile(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
 
 
 @kernel(
-    "void(float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
-    "float64[::1])"
+    "Tuple((float64, int64, int64))(int64[::1], float64[::1], float64[::1], float64[::1], "
+    "float64[::1], float64[::1], float64[::1], float64[::1])"
 )
 def mark_to_market(
+    ts: np.ndarray,
     cash: np.ndarray,
     held: np.ndarray,
     close: np.ndarray,
@@ -51,17 +52,25 @@ def mark_to_market(
     equity: np.ndarray,
     drawdown: np.ndarray,
     notional: np.ndarray,
-) -> None:
+) -> tuple[float, int, int]:
     """Position value (`0.0 + held * close`, as summed over instruments from zero), equity
     (`cash + position value`), drawdown in percent (`100 * (equity / running peak - 1)`) and the
     notional held (`0.0 + |held| * close`), in one pass, into the last four arrays (allocated by
     the caller: numpy backs large arrays with huge pages, while a kernel's own allocations fault in
-    page by page)."""
+    page by page). `position_value` may be `held` itself (each bar is read before it is written).
+    Returns what the statistics take from the same pass: `drawdown_profile(ts, equity)` and the
+    bars with a position held (`held != 0`)."""
     n = len(cash)
     peak = 0.0
+    deepest = np.inf
+    longest = 0
+    start = -1  # first underwater row of the current run
+    exposed = 0
     for i in range(n):
         h = held[i]
         c = close[i]
+        if h != 0.0:
+            exposed += 1
         value = 0.0 + h * c
         e = cash[i] + value
         position_value[i] = value
@@ -70,9 +79,22 @@ def mark_to_market(
         if i == 0 or math.isnan(e) or (not math.isnan(peak) and e > peak):
             peak = e
         if peak == 0.0:
-            drawdown[i] = -np.inf if e < 0.0 else np.nan
+            below = -np.inf if e < 0.0 else np.nan
+            drawdown[i] = below
         else:
-            drawdown[i] = 100.0 * (e / peak - 1.0)
+            below = e / peak - 1.0
+            drawdown[i] = 100.0 * below
+        if math.isnan(below) or (not math.isnan(deepest) and below < deepest):
+            deepest = below
+        underwater = e < peak
+        if underwater and start < 0:
+            start = i
+        elif not underwater and start >= 0:
+            longest = max(longest, ts[i] - ts[start - 1])
+            start = -1
+    if start >= 0:
+        longest = max(longest, ts[n - 1] - ts[start - 1])
+    return deepest, longest, exposed
 
 
 @kernel("int64(int64[::1])")

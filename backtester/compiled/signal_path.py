@@ -11,7 +11,8 @@ both paths and compare digests.
 
 One thing the loop does not do is liquidate: where a margin position's mark comes near enough to
 its maintenance margin that the venue might liquidate it, the loop stops and says so, and the run
-is made on the event path instead (`STOPPED_NEAR_LIQUIDATION`).
+is made on the event path instead (`STOPPED_NEAR_LIQUIDATION`). Nor does it rest an order across
+bars: where a fill would be partial (a bar's volume share, the margin available), it stops too.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from backtester.accounting.arithmetic import (
     position_value,
     quantity_for_budget,
 )
+from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach
 from backtester.compiled.jit import kernel
 from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
+from backtester.domain.volume_share import volume_capacity, volume_share_price
 
 # Order outcomes.
 FILLED, DENIED, CANCELED = 0, 1, 2
@@ -41,16 +44,18 @@ DENIED_ABOVE_MAX_NOTIONAL = 3
 CANCELED_SIZED_TO_ZERO = 4  # the venue: the fraction bought or sold nothing at the fill price
 CANCELED_END_OF_DATA = 5
 DENIED_LEVERAGE = 6  # the risk engine: the position would be above its bracket's leverage
+DENIED_MAX_POSITION = 7  # the risk engine: the position would be above a max-position limit
 # Why the loop stopped before the end (the run then takes the event path).
 RAN_TO_THE_END = 0
 STOPPED_NEAR_LIQUIDATION = 1
 STOPPED_FILL_CAPPED = 2  # the venue would cap a fill at the margin available
+STOPPED_VOLUME_CAPPED = 3  # a bar's volume share would fill an order in part (or not at all)
 
 # Rows of the per-order integers.
 _ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _ENTRY = range(6)
 # The balances the loop books into: cash, signed position, fees paid, average entry price,
-# the position's initial margin, funding paid.
-_CASH, _HELD, _FEES, _ENTRY_PRICE, _MARGIN, _FUNDING = range(6)
+# the position's initial margin, funding paid; the bar whose volume fills used, and how much.
+_CASH, _HELD, _FEES, _ENTRY_PRICE, _MARGIN, _FUNDING, _VOLUME_ROW, _VOLUME_USED = range(8)
 # How near a margin position may come to liquidation before the loop hands the run over: its
 # margin plus unrealized profit at the bar's worst mark within this many times the most any
 # bracket could ask as maintenance margin (the venue liquidates at one time it).
@@ -134,12 +139,19 @@ def simulate(
     *,
     tick_size: float | None = None,
     lot_size: float | None = None,
+    volume: np.ndarray | None = None,
+    volume_limit: float = 0.0,
+    price_impact: float = 0.0,
+    max_position_quantity: float = math.nan,
+    max_position_notional: float = math.nan,
     compiled: bool = True,
 ) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
     limits are NaN when absent (a comparison with NaN is false, as a missing limit never denies).
-    `tick_size` and `lot_size` are the instrument's grids (None: none). `compiled=False` runs the
-    same loop as plain Python."""
+    `tick_size` and `lot_size` are the instrument's grids (None: none). With a `volume_limit` (> 0),
+    slippage is volume-share (`domain.volume_share`) on the bars' `volume`, in place of `slip`.
+    The max-position limits (`accounting.limits`, denying) are NaN when absent.
+    `compiled=False` runs the same loop as plain Python."""
     c = contract or Contract()
     # 0 stands for no grid in the loop; the scales are the grids' decimal places (domain.grid).
     tick, tick_scale = (0.0, 1.0) if tick_size is None else (tick_size, step_scale(tick_size))
@@ -158,7 +170,8 @@ def simulate(
     per_bar = np.empty((4 if c.margin else 2, n))
     funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
     funding_floats = np.zeros((2, payments))  # quantity, amount
-    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0])
+    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0])
+    volumes = np.zeros(0) if volume is None else volume
     counts = np.zeros(6, np.int64)  # orders, fills, payments, decided bars, stop reason, stop row
     marks_low = c.mark_low if c.margin else low
     marks_high = c.mark_high if c.margin else high
@@ -180,6 +193,11 @@ def simulate(
         tick_scale,
         lot,
         lot_scale,
+        np.ascontiguousarray(volumes, dtype=np.float64),
+        volume_limit,
+        price_impact,
+        max_position_quantity,
+        max_position_notional,
         c.margin,
         c.shorts,
         c.multiplier,
@@ -240,7 +258,7 @@ def simulate(
     "void("
     "int8[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, "
     "float64, float64, float64, float64, boolean, float64, float64, float64, float64, "
-    "boolean, boolean, float64, float64, "
+    "float64[::1], float64, float64, float64, float64, boolean, boolean, float64, float64, "
     "float64[::1], float64[::1], float64, float64, float64[::1], float64[::1], int64[::1], "
     "float64[::1], float64[::1], int64[:, ::1], float64[:, ::1], int64[:, ::1], "
     "float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64[::1]"
@@ -263,6 +281,11 @@ def _run_plan(
     tick_scale: float,
     lot: float,
     lot_scale: float,
+    volume: np.ndarray,
+    volume_limit: float,
+    price_impact: float,
+    max_position_quantity: float,
+    max_position_notional: float,
     margin: bool,
     shorts: bool,
     multiplier: float,
@@ -386,6 +409,17 @@ def _run_plan(
                 order_ints[_REASON, k] = DENIED_LEVERAGE
                 order_floats[0, k] = exposure
                 return -1
+        if opening > 0.0:
+            # rules.check_max_position on the same projected position (limits deny; none: NaN).
+            projected = held + 0 + (quantity if buy else -quantity)
+            breach = max_position_breach(
+                projected, price, max_position_quantity, max_position_notional
+            )
+            if breach != WITHIN_LIMITS:
+                order_ints[_OUTCOME, k] = DENIED
+                order_ints[_REASON, k] = DENIED_MAX_POSITION
+                order_floats[0, k] = projected
+                return -1
         return k
 
     def size_fraction(k: int, price: float) -> float:
@@ -411,7 +445,18 @@ def _run_plan(
             order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
             return
         quantity = remaining
-        price = base * (1.0 + slip) if buy else base * (1.0 - slip)
+        if volume_limit > 0.0:
+            # VolumeShareSlippage: the bar fills at most its share of the volume, less what it
+            # filled already; a partial fill rests across bars, which the event path makes.
+            already = money[_VOLUME_USED] if money[_VOLUME_ROW] == i else 0.0
+            if remaining > volume_capacity(volume_limit, volume[i], already):
+                counts[4] = STOPPED_VOLUME_CAPPED
+                counts[5] = i
+                return
+            sign = 1.0 if buy else -1.0
+            price = volume_share_price(base, sign, quantity, volume[i], volume_limit, price_impact)
+        else:
+            price = base * (1.0 + slip) if buy else base * (1.0 - slip)
         if tick > 0.0:
             price = nearest_on_grid(price, tick, tick_scale)
         if buy and price != base:
@@ -459,6 +504,10 @@ def _run_plan(
         money[_ENTRY_PRICE] = booked[2]
         money[_MARGIN] = booked[3]
         money[_FEES] = money[_FEES] + fee
+        if volume_limit > 0.0:
+            already = money[_VOLUME_USED] if money[_VOLUME_ROW] == i else 0.0
+            money[_VOLUME_ROW] = i
+            money[_VOLUME_USED] = already + quantity
         order_ints[_OUTCOME, k] = FILLED
         order_floats[1, k] = 0.0 + quantity
         order_floats[2, k] = 0.0 + quantity * price

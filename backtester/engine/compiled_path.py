@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -21,7 +22,7 @@ from backtester.domain.marks import MarkBars
 from backtester.domain.messages import FundingRate
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
-from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
+from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.metrics.stats import bar_interval_ns
 from backtester.metrics.trades import FUNDING_SCHEMA
 from backtester.results import UTC_NS, Books, RunResult, build_result
@@ -37,6 +38,7 @@ _STATUS = {
 _STOPPED = {
     signal_path.STOPPED_NEAR_LIQUIDATION: "a position comes near its liquidation price",
     signal_path.STOPPED_FILL_CAPPED: "a fill would be capped at the margin available",
+    signal_path.STOPPED_VOLUME_CAPPED: "a bar's volume share would fill an order only in part",
 }
 
 
@@ -65,10 +67,11 @@ def unsupported(
             return "cross margin is not compiled"
     if type(fees) not in (FixedRateFee, MakerTakerFee):
         return f"fee model {type(fees).__name__} is not compiled"
-    if type(slippage) not in (NoSlippage, FixedBpsSlippage):
+    if type(slippage) not in (NoSlippage, FixedBpsSlippage, VolumeShareSlippage):
         return f"slippage model {type(slippage).__name__} is not compiled"
-    if risk.max_position_quantity is not None or risk.max_position_notional is not None:
-        return "a max-position risk limit is set"
+    limited = risk.max_position_quantity is not None or risk.max_position_notional is not None
+    if limited and risk.on_limit == "cap":
+        return "a max-position risk limit that caps orders is not compiled"
     return None
 
 
@@ -89,9 +92,12 @@ def run_plan(
     account: str = "cash",
     marks: MarkBars | None = None,
     funding: Sequence[FundingRate] = (),
+    risk: RiskConfig | None = None,
 ) -> RunResult:
     """`marks`: the mark over each bar (margin accounts; default the bars' own prices);
-    `funding`: the instrument's funding events inside the run, in time order."""
+    `funding`: the instrument's funding events inside the run, in time order; `risk`: the
+    position limits (which deny)."""
+    limits = risk or RiskConfig()
     ts = frame["ts"].to_numpy()
     # The event path runs on close times (adr/0020): an order is submitted at its bar's close, and
     # an order not filled is closed at the close of the bar that ends it; a fill is stamped with the
@@ -140,6 +146,9 @@ def run_plan(
         contract,
         tick_size=instrument.tick_size,
         lot_size=instrument.lot_size,
+        **_volume_share(slippage, frame),
+        max_position_quantity=_limit(limits.max_position_quantity),
+        max_position_notional=_limit(limits.max_position_notional),
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
@@ -178,7 +187,9 @@ def run_plan(
         out=np.full(len(buys), np.nan),
         where=filled,
     )
-    reasons, codes = _reasons(sim.order_reason, sim.order_value, instrument, margin)
+    reasons, codes = _reasons(
+        sim.order_reason, sim.order_value, instrument, margin, limits, close[sim.order_row]
+    )
     closed_row = sim.order_closed_row
     orders = pl.DataFrame(
         {
@@ -239,6 +250,8 @@ def run_plan(
         multipliers={symbol: instrument.contract_size} if margin else None,
         funding=_funding_frame(symbol, funding, sim) if margin else None,
         ranges={symbol: (ts, high, low)},
+        fill_rows=sim.fill_row,
+        positions_given_away=True,
     )
 
 
@@ -278,6 +291,16 @@ def _slip(slippage: SlippageModel) -> float:
     return slippage.bps * 1e-4 if isinstance(slippage, FixedBpsSlippage) else 0.0
 
 
+def _volume_share(slippage: SlippageModel, frame: pl.DataFrame) -> dict[str, Any]:
+    if not isinstance(slippage, VolumeShareSlippage):
+        return {}
+    return {
+        "volume": frame["volume"].to_numpy(),
+        "volume_limit": slippage.volume_limit,
+        "price_impact": slippage.price_impact,
+    }
+
+
 def _limit(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -287,7 +310,12 @@ def _either(mask: str, yes: str | float, no: str | float) -> pl.Expr:
 
 
 def _reasons(
-    codes: np.ndarray, values: np.ndarray, instrument: Instrument, margin: bool
+    codes: np.ndarray,
+    values: np.ndarray,
+    instrument: Instrument,
+    margin: bool,
+    risk: RiskConfig,
+    prices: np.ndarray,
 ) -> tuple[pl.Series, pl.Series]:
     """The messages the event-driven modules write (risk.rules, the venue), for the few orders that
     did not fill, and the codes of risk's denials (`backtester.risk.engine`: stats count by them)."""
@@ -295,14 +323,20 @@ def _reasons(
     denials = pl.repeat("", len(codes), eager=True)
     unfilled = np.flatnonzero(codes)
     if len(unfilled):
-        why = [_reason(int(codes[k]), float(values[k]), instrument, margin) for k in unfilled]
+        why = [
+            _reason(int(codes[k]), float(values[k]), instrument, margin, risk, float(prices[k]))
+            for k in unfilled
+        ]
         reasons = reasons.scatter(unfilled, [message for message, _ in why])
         denials = denials.scatter(unfilled, [code for _, code in why])
     return reasons, denials
 
 
-def _reason(code: int, value: float, instrument: Instrument, margin: bool) -> tuple[str, str]:
-    """(reason, denial code: empty for the venue's cancels)."""
+def _reason(
+    code: int, value: float, instrument: Instrument, margin: bool, risk: RiskConfig, price: float
+) -> tuple[str, str]:
+    """(reason, denial code: empty for the venue's cancels). `price`: the last price when the
+    order was submitted, which the risk engine checked it at."""
     if code == signal_path.DENIED_NO_CASH:
         money = "margin" if margin else "cash"
         return f"insufficient {money}: available {value:.8g}", f"insufficient_{money}"
@@ -314,6 +348,12 @@ def _reason(code: int, value: float, instrument: Instrument, margin: bool) -> tu
         reason = rules.check_notional(value, instrument)
         assert reason is not None
         return reason, "notional"
+    if code == signal_path.DENIED_MAX_POSITION:
+        reason = rules.check_max_position(
+            value, price, risk.max_position_quantity, risk.max_position_notional
+        )
+        assert reason is not None
+        return reason, "max_position"
     if code == signal_path.CANCELED_SIZED_TO_ZERO:
         return "order sized to zero at fill", ""
     if code == signal_path.CANCELED_END_OF_DATA:

@@ -237,6 +237,7 @@ class Engine:
             funding=[
                 e for s, _, _, e in self.scheduled if s == symbol and isinstance(e, FundingRate)
             ],
+            risk=self.setup.risk,
         )
 
     def _run_events(self, modules: EventModules, bar: Progress | None = None) -> RunResult:

@@ -10,6 +10,7 @@ import numpy as np
 
 from backtester.domain.enums import Side
 from backtester.domain.messages import Bar
+from backtester.domain.volume_share import volume_capacity, volume_share_price
 
 
 class NoSlippage(msgspec.Struct, frozen=True):
@@ -57,12 +58,11 @@ class VolumeShareSlippage(msgspec.Struct, frozen=True):
             )
 
     def capacity(self, bar: Bar, already_filled: float) -> float:
-        return max(self.volume_limit * bar.volume - already_filled, 0.0)
+        return volume_capacity(self.volume_limit, bar.volume, already_filled)
 
     def fill_price(
         self, side: Side, price: float, quantity: float, bar: Bar, rng: np.random.Generator
     ) -> float:
-        if bar.volume <= 0:
-            return price
-        share = min(quantity / bar.volume, self.volume_limit)
-        return price * (1.0 + side.sign * self.price_impact * share * share)
+        return volume_share_price(
+            price, side.sign, quantity, bar.volume, self.volume_limit, self.price_impact
+        )

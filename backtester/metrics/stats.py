@@ -71,13 +71,15 @@ def compute_stats(
     fees_paid: float,
     first_close: float,
     last_close: float,
-    exposure: np.ndarray,
+    exposure: np.ndarray | int,
     periods_per_year: float | None = None,
     returns: RatioReturns = "daily",
+    drawdown: tuple[float, int] | None = None,
 ) -> Stats:
-    """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held.
-    `periods_per_year`: of the returns the ratios use (trading days with daily returns, bars with
-    bar returns); None infers it from the calendar."""
+    """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held
+    (or the number of such bars). `periods_per_year`: of the returns the ratios use (trading days
+    with daily returns, bars with bar returns); None infers it from the calendar. `drawdown`:
+    `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`)."""
     ts = equity["ts"].dt.epoch("ns").to_numpy()
     values = equity["equity"].to_numpy()
     interval = bar_interval_ns(ts)
@@ -104,7 +106,7 @@ def compute_stats(
     sharpe = mean / std * annual if std > 0 else math.nan
     sortino = mean / downside * annual if downside > 0 else math.nan
 
-    deepest, dd_duration = drawdown_profile(ts, values)
+    deepest, dd_duration = drawdown_profile(ts, values) if drawdown is None else drawdown
     max_drawdown = float(deepest)
     calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
 
@@ -135,7 +137,7 @@ def compute_stats(
         calmar=calmar,
         max_drawdown_pct=100.0 * max_drawdown,
         max_drawdown_duration_days=dd_duration / NS_PER_DAY,
-        exposure_time_pct=100.0 * float(exposure.mean()) if len(exposure) else 0.0,
+        exposure_time_pct=_exposure_pct(exposure, len(values)),
         trades=int(closed.height),
         open_trades=int(trades.height - closed.height),
         win_rate_pct=100.0 * len(wins) / len(pnl) if len(pnl) else math.nan,
@@ -147,6 +149,14 @@ def compute_stats(
         avg_trade_duration_hours=float(durations.mean()) / 3600 if len(durations) else math.nan,
         fees_paid=fees_paid,
     )
+
+
+def _exposure_pct(exposure: np.ndarray | int, bars: int) -> float:
+    """The share of bars with a position, in percent. A count divides by the bars as the mean of
+    the flags does (two exact integers, one rounding)."""
+    if isinstance(exposure, np.ndarray):
+        return 100.0 * float(exposure.mean()) if len(exposure) else 0.0
+    return 100.0 * (exposure / bars) if bars else 0.0
 
 
 def _bar_returns(values: np.ndarray) -> np.ndarray:

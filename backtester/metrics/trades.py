@@ -69,10 +69,13 @@ def round_trips(
     multipliers: dict[str, float] | None = None,
     funding: pl.DataFrame | None = None,
     ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    fill_rows: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """`fills` as in RunResult.fills; `last_mark` marks still-open trades: instrument -> (ts, mark);
     `multipliers`: contract sizes (default 1); `funding` as in RunResult.funding; `ranges`: each
-    instrument's bar times, highs and lows (without them excursions are 0 and bars held -1)."""
+    instrument's bar times, highs and lows (without them excursions are 0 and bars held -1);
+    `fill_rows`: each fill's row in its instrument's `ranges` when the caller knows it (the bar at
+    or before the fill's time, which is otherwise searched for)."""
     if fills.height == 0:
         return pl.DataFrame(schema=TRADE_SCHEMA)
     names = fills["instrument"].unique(maintain_order=True)
@@ -85,7 +88,11 @@ def round_trips(
         .to_numpy()
     )
     sizes = np.array([(multipliers or {}).get(name, 1.0) for name in symbols], dtype=np.float64)
-    paid = funding.filter(pl.col("instrument").is_in(symbols)) if funding is not None else None
+    paid = (
+        funding.filter(pl.col("instrument").is_in(symbols))
+        if funding is not None and funding.height
+        else None
+    )
     if paid is None or paid.height == 0:
         funding_codes = np.zeros(0, np.int64)
         amounts = np.zeros(0)
@@ -145,8 +152,9 @@ def round_trips(
         entry_tags = exit_tags = pl.repeat("", len(symbol), eager=True)
         liquidated = np.zeros(len(symbol), dtype=bool)
     entry_price = _ratio(entry_value, entered * sizes[symbol])
+    known = None if fill_rows is None else (fill_rows[first], fill_rows[exit_row], is_open)
     mae, mfe, bars_held = _excursions(
-        symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}
+        symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}, known
     )
     return pl.DataFrame(
         {
@@ -202,9 +210,11 @@ def _excursions(
     exit_ts: np.ndarray,
     entry_price: np.ndarray,
     ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    known: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per trade: worst and best excursion in percent of the entry price, and the bars from the
-    entry's bar to the exit's."""
+    entry's bar to the exit's. `known`: the rows of each trade's entry and exit fills, and whether
+    it is open (whose exit is the last mark, searched for)."""
     count = len(codes)
     mae, mfe = np.zeros(count), np.zeros(count)
     held = np.full(count, -1, dtype=np.int64)
@@ -215,8 +225,15 @@ def _excursions(
         mine = np.flatnonzero(codes == code)
         if not len(mine) or not len(ts):
             continue
-        first = np.maximum(_count_at_or_before(ts, entry_ts[mine]) - 1, 0)
-        last = np.maximum(_count_at_or_before(ts, exit_ts[mine]) - 1, first)
+        if known is None:
+            first = np.maximum(_count_at_or_before(ts, entry_ts[mine]) - 1, 0)
+            last = np.maximum(_count_at_or_before(ts, exit_ts[mine]) - 1, first)
+        else:
+            entry_rows, exit_rows, still_open = (column[mine] for column in known)
+            first = entry_rows
+            marked = np.searchsorted(ts, exit_ts[mine][still_open], side="right") - 1
+            exit_rows[still_open] = marked
+            last = np.maximum(exit_rows, first)
         held[mine] = last - first
         lowest, highest = np.empty(len(mine)), np.empty(len(mine))
         range_extremes(

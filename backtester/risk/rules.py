@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from backtester.accounting import limits
 from backtester.domain.enums import BUY, GTD, SELL, Side
 from backtester.domain.instrument import Instrument
 from backtester.domain.messages import SubmitOrder
@@ -140,8 +141,14 @@ def position_room(
 def check_max_position(
     projected: float, price: float, max_quantity: float | None, max_notional: float | None
 ) -> str | None:
-    if max_quantity is not None and abs(projected) > max_quantity:
+    breach = limits.max_position_breach(
+        projected,
+        price,
+        math.nan if max_quantity is None else max_quantity,
+        math.nan if max_notional is None else max_notional,
+    )
+    if breach == limits.ABOVE_MAX_QUANTITY:
         return f"position would be {projected:.8g}, above max {max_quantity}"
-    if max_notional is not None and abs(projected) * price > max_notional:
+    if breach == limits.ABOVE_MAX_NOTIONAL:
         return f"position notional would be {abs(projected) * price:.8g}, above max {max_notional}"
     return None

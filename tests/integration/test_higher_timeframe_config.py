@@ -16,6 +16,8 @@ import pytest
 from backtester import Backtest
 from backtester.cli import main
 from backtester.config_file import load_config
+from backtester.engine import engine_for_config
+from backtester.runs.inputs import load_data
 from backtester.runs.runner import replay
 from backtester.strategies import HourlyTrendCross
 from tests.cli_support import REPO, run_cli, run_dir_of
@@ -301,3 +303,40 @@ trend_hours = 6
     assert (higher["source"], higher["series"], higher["timeframe"]) == ("catalog", "higher", "1h")
     assert higher["partitions"] and higher["rows"] == 4 * 24
     assert main(["verify", str(run_dir)]) == 0
+
+
+class HoursOfEach(HourlyTrendCross):
+    def on_start(self) -> None:
+        super().on_start()
+        self.first_hours = {s: int(self.ctx.bars("1h", s)["ts"][0]) for s in self.ctx.data}
+
+
+def test_a_series_for_the_second_instrument_goes_to_it(
+    inputs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bars, hours = inputs
+    # The same minutes under a second symbol, and the given hours for that one only.
+    second = f'[[data]]\nkind = "file"\npath = {json.dumps(str(bars))}\nsymbol = "ETH/USDT"\n\n'
+    text = config_text(bars, hours).replace("[strategy]", second + "[strategy]", 1)
+    text = text.replace('BTC/USDT"\nseries = "higher"', 'ETH/USDT"\nseries = "higher"')
+    text = text.replace('"HourlyTrendCross"', f'"{__name__}:HoursOfEach"')
+    config = tmp_path / "two.toml"
+    config.write_text(text)
+    cfg = load_config(config)
+    data = load_data(cfg)
+    assert set(data.higher) == {"ETH/USDT@1h"}
+    engine = engine_for_config(cfg, data.frames, timeframes=data.higher)
+    result = engine.run()
+    # The given hours reach back to 2024-02-28; BTC/USDT's are resampled from its minutes.
+    assert engine.strategy.first_hours == {  # type: ignore[attr-defined]
+        "BTC/USDT": 1_709_251_200 * 10**9,
+        "ETH/USDT": HOURS_FROM * 10**6,
+    }
+    bt = Backtest(
+        {"BTC/USDT": str(bars), "ETH/USDT": str(bars)},
+        HoursOfEach,
+        cash=10_000.0,
+        fee_rate=0.001,
+        higher_timeframes={"ETH/USDT@1h": str(hours)},
+    )
+    assert bt.run(**PARAMS).digest == result.digest

@@ -148,11 +148,23 @@ def test_compiled_sma_cross_equals_the_event_driven_modes_on_real_data(
 
 def test_auto_takes_the_compiled_path_and_falls_back_where_it_does_not_apply() -> None:
     data = "golden/data/binance_BTC-USDT_1m.parquet"
-    for knobs in ({"slippage": VolumeShareSlippage(volume_limit=0.01)},):
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            {"max_position_quantity": 1.0, "on_limit": "cap"},
+            "a max-position risk limit that caps orders is not compiled",
+        ),
+        # All the cash in a minute's 1%: some bar fills an order only in part, which the kernel
+        # hands back to the event path when it meets it.
+        (
+            {"slippage": VolumeShareSlippage(volume_limit=0.01)},
+            "a bar's volume share would fill an order only in part",
+        ),
+    ]
+    for knobs, why in cases:
         auto = Backtest(data, SmaCross, fee_rate=0.001, **knobs).run()
         dense = Backtest(data, SmaCross, fee_rate=0.001, mode="dense", **knobs).run()
         assert auto.digest == dense.digest
-        with pytest.raises(SetupError, match="compiled order path does not apply"):
+        with pytest.raises(SetupError, match=f"compiled order path does not apply: {why}"):
             Backtest(data, SmaCross, fee_rate=0.001, mode="compiled", **knobs).run()
 
 

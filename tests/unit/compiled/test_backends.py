@@ -15,10 +15,11 @@ import pytest
 import structlog.testing
 
 from backtester import Backtest
-from backtester.accounting import arithmetic
+from backtester.accounting import arithmetic, limits
 from backtester.compiled import aot, drawdown, indicators, signal_path
 from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
-from backtester.domain import grid
+from backtester.domain import grid, volume_share
+from backtester.risk import rules
 from backtester.strategies import SmaCross
 from tests.unit.compiled import helper_arithmetic, helper_kernels
 
@@ -221,3 +222,17 @@ def test_the_order_path_kernel_snaps_to_grids_with_the_instruments_rule() -> Non
     for name in ("floor_on_grid", "nearest_on_grid"):
         assert twin.__globals__[name].__code__ is getattr(grid, name).__code__
     assert "backtester.domain.grid" in aot.ELSEWHERE
+
+
+def test_the_order_path_kernel_slips_by_volume_share_with_the_models_rule() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    for name in ("volume_capacity", "volume_share_price"):
+        assert twin.__globals__[name].__code__ is getattr(volume_share, name).__code__
+    assert "backtester.domain.volume_share" in aot.ELSEWHERE
+
+
+def test_the_order_path_kernel_checks_position_limits_with_the_risk_rule() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    assert twin.__globals__["max_position_breach"].__code__ is limits.max_position_breach.__code__
+    assert rules.limits is limits  # risk's check_max_position asks the same function
+    assert "backtester.accounting.limits" in aot.ELSEWHERE

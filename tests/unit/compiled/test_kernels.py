@@ -419,13 +419,23 @@ def test_mark_to_market_equals_the_numpy_expressions(
     notional += np.abs(held) * close
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = 100.0 * (equity / np.maximum.accumulate(equity) - 1.0)
-    for got in compiled_and_python(
-        drawdown.mark_to_market, cash_a, held, close, outputs=((n, float),) * 4
-    ):
+    ts = np.arange(n, dtype=np.int64) * 60 * 10**9
+    deepest, longest = reference_drawdown(ts, equity)
+    for run in (drawdown.mark_to_market, drawdown.mark_to_market.py_func):
+        got = [np.zeros(n) for _ in range(4)]
+        profile = run(ts, cash_a, held, close, *got)
         assert same(got[0], position_value)
         assert same(got[1], equity)
         assert np.array_equal(got[2], pct, equal_nan=True)
         assert same(got[3], notional)
+        assert np.array_equal(profile[0], deepest, equal_nan=True)
+        assert profile[1] == longest
+        assert profile[2] == int(np.count_nonzero(held))
+        # The position value may be written over the positions themselves.
+        in_place = held.copy()
+        rest = [np.zeros(n) for _ in range(3)]
+        assert run(ts, cash_a, in_place, close, in_place, *rest)[2] == profile[2]
+        assert same(in_place, position_value)
 
 
 def reference_excursions(
