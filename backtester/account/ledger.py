@@ -176,18 +176,19 @@ class AccountLedger:
         journal_ts = np.asarray(journal.ts, dtype=np.int64)
         at = _booked_by(journal_ts, np.asarray(journal.after, dtype=bool), timestamps)
         booked = at >= 0
+        rows = at[booked]
         cash = np.full(len(timestamps), self.initial_cash)
-        cash[booked] = np.asarray(journal.cash)[at[booked]]
+        cash[booked] = np.asarray(journal.cash)[rows]
         funding = np.zeros(len(timestamps))
-        funding[booked] = np.asarray(journal.funding)[at[booked]]
+        funding[booked] = np.asarray(journal.funding)[rows]
         positions: dict[str, np.ndarray] = {}
         cost_basis: dict[str, np.ndarray] = {}
         for symbol in self.instruments:
             held = np.zeros(len(timestamps))
-            held[booked] = np.asarray(journal.positions[symbol])[at[booked]]
+            held[booked] = np.asarray(journal.positions[symbol])[rows]
             positions[symbol] = held
             basis = np.zeros(len(timestamps))
-            basis[booked] = np.asarray(journal.cost_basis[symbol])[at[booked]]
+            basis[booked] = np.asarray(journal.cost_basis[symbol])[rows]
             cost_basis[symbol] = basis
         return Sampled(cash, positions, cost_basis, funding)
 
@@ -195,10 +196,10 @@ class AccountLedger:
 def _booked_by(ts: np.ndarray, after: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     """For each timestamp, the last journal entry booked before it, or at it by a bar (-1: none).
     Entries at one time come in delivery order: the bars closing then, then scheduled events."""
-    before = np.searchsorted(ts, timestamps, side="left") - 1
     upto = np.searchsorted(ts, timestamps, side="right") - 1
     if not after.any():
         return upto
+    before = np.searchsorted(ts, timestamps, side="left") - 1
     by_bars = np.concatenate(([0], np.cumsum(~after)))
     at: np.ndarray = before + (by_bars[upto + 1] - by_bars[before + 1])
     return at

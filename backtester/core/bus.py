@@ -93,13 +93,13 @@ class MessageBus:
         return subscription
 
     def _refresh(self, message_type: type) -> None:
-        plain: list[Handler] = []
-        settled: list[Handler] = []
-        for subscription in self._subscriptions[message_type]:
-            if subscription.active:
-                (settled if subscription.settled else plain).append(subscription.handler)
-        self._handlers[message_type] = tuple(plain)
-        self._settled[message_type] = tuple(settled)
+        subscriptions = self._subscriptions[message_type]
+        self._handlers[message_type] = tuple(
+            [s.handler for s in subscriptions if s.active and not s.settled]
+        )
+        self._settled[message_type] = tuple(
+            [s.handler for s in subscriptions if s.active and s.settled]
+        )
 
     def publish(self, message: object) -> None:
         self._queue.append(message)

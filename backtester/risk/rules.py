@@ -19,9 +19,12 @@ def check_shape(order: SubmitOrder) -> str | None:
         return f"quantity must be a positive number, got {order.quantity}"
     if order.fraction is not None and not (0.0 < order.fraction <= 1.0):
         return f"fraction must be in (0, 1], got {order.fraction}"
-    for name, price in (("limit", order.limit_price), ("stop", order.stop_price)):
-        if price is not None and not (math.isfinite(price) and price > 0):
-            return f"{name} price must be a positive number, got {price}"
+    if order.limit_price is not None or order.stop_price is not None:
+        for name, price in (("limit", order.limit_price), ("stop", order.stop_price)):
+            if price is not None and not (math.isfinite(price) and price > 0):
+                return f"{name} price must be a positive number, got {price}"
+    if order.stop_offset_pct is None and order.limit_offset_pct is None:
+        return None  # most orders: nothing relative to a fill
     for name, pct in (("stop", order.stop_offset_pct), ("limit", order.limit_offset_pct)):
         if pct is None:
             continue
