@@ -16,7 +16,11 @@ from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
 from tests.property.test_compiled_margin import Scripted
-from tests.property.test_compiled_path import assert_identical, in_every_mode
+from tests.property.test_compiled_path import (
+    assert_identical,
+    in_every_mode,
+    in_every_mode_or_handed_back,
+)
 from tests.property.test_signal_mode import long_rows
 
 
@@ -69,12 +73,9 @@ def test_compiled_runs_with_position_limits_equal_the_event_driven_modes(
             mode=mode,
         ).run(**params)  # type: ignore[arg-type]
 
-    try:
-        results = in_every_mode(run)
-    except SetupError as declined:
-        assert "liquidation" in str(declined) or "capped" in str(declined)
+    results = in_every_mode_or_handed_back(run, "liquidation", "capped")
+    if isinstance(results, str):
         event("margin: the event path")
-        assert run("auto").digest == run("dense").digest
         return
     denied = results["dense"].orders.filter(code="max_position").height
     event(f"max-position denials: {denied > 0}")
