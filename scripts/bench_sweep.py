@@ -44,8 +44,9 @@ The batch is 8 by default, the default of a `[search]` config: what a user's sea
 part of the study, so the same for both counts). Per study it prints the CPU time of the
 workers (and per run), of the coordinator from the first job to the last result (asking and
 telling optuna, collecting, journaling) and of the server: on two cores the coordinator's and the
-server's CPU is taken from the two workers, while one worker leaves them the other core. Around
-each pair, the machine's own figure: a fixed CPU-bound loop in one process, then in two at once;
+server's CPU is taken from the two workers, while one worker leaves them the other core; and
+the share of the study's time the workers spent inside runs (the rest they waited for a job: at
+a barrier, or for the coordinator). Around each pair, the machine's own figure: a fixed CPU-bound loop in one process, then in two at once;
 what two processes got done against one is the most any 2-worker sweep could gain at that moment
 (about 2 on two idle cores; less when other processes take a share).
 """
@@ -504,8 +505,10 @@ def search_main(args: argparse.Namespace) -> int:
     # Inside runs: a run's own time on its worker, summed over the study's distinct runs (wall
     # time: it grows when the run's core is taken by another process, the coordinator included);
     # CPU: what the workers, the coordinator (from the first job to the last result) and the
-    # server used; cores: all three per second of the study; machine: what two processes got done
-    # against one, measured around the pair. No sweep on two workers can beat the machine figure.
+    # server used; cores: all three per second of the study; workers in runs: the share of the
+    # study's time each worker spent inside a run, the rest waiting for a job (the load of other
+    # processes slows the runs but hardly moves it); machine: what two processes got done against
+    # one, measured around the pair. No sweep on two workers can beat the machine figure.
     for one, two, machine in pairs:
         for count, study in ((1, one), (2, two)):
             print(
@@ -513,7 +516,8 @@ def search_main(args: argparse.Namespace) -> int:
                 f"{study.inside:5.2f} s inside {study.runs} runs, CPU: workers "
                 f"{study.workers_cpu:5.2f} s ({study.workers_cpu / study.runs * 1000:4.1f} ms/run), "
                 f"coordinator {study.coordinator_cpu:4.2f} s, server {study.server_cpu:4.2f} s; "
-                f"{study.cores:.2f} cores; load {study.load:.2f}"
+                f"{study.cores:.2f} cores; workers in runs "
+                f"{study.inside / (count * study.seconds):.1%}; load {study.load:.2f}"
             )
         print(
             f"  speed-up {one.seconds / two.seconds:.2f}x (machine: {machine:.2f}x); worker CPU "
