@@ -252,6 +252,7 @@ def run_plan(
         ranges={symbol: (ts, high, low)},
         fill_rows=sim.fill_row,
         positions_given_away=True,
+        interval=interval,
     )
 
 

@@ -78,7 +78,14 @@ def round_trips(
     or before the fill's time, which is otherwise searched for)."""
     if fills.height == 0:
         return pl.DataFrame(schema=TRADE_SCHEMA)
-    names = fills["instrument"].unique(maintain_order=True)
+    instruments = fills["instrument"]
+    first_name = instruments[0]
+    # One instrument (most runs): a comparison, not a hash of every name.
+    names = (
+        pl.Series([first_name], dtype=pl.String)
+        if bool((instruments == first_name).all())
+        else instruments.unique(maintain_order=True)
+    )
     symbols = names.to_list()
     codes = (
         np.zeros(fills.height, dtype=np.int64)
