@@ -113,12 +113,14 @@ def compute_stats(
     max_drawdown = float(deepest)
     calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
 
-    closed = trades.filter(~pl.col("is_open"))
+    closed = trades.filter(~pl.col("is_open")).select(
+        "pnl", "return_pct", pl.col("duration").dt.total_seconds()
+    )
     pnl = closed["pnl"].to_numpy()
     wins = pnl[pnl > 0]
     losses = pnl[pnl < 0]
     gross_loss = -float(losses.sum())
-    durations = closed["duration"].dt.total_seconds().to_numpy() if closed.height else np.zeros(0)
+    durations = closed["duration"].to_numpy() if closed.height else np.zeros(0)
 
     return Stats(
         start=str(equity["ts"][0]),
