@@ -15,6 +15,7 @@ from polars._typing import PolarsDataType
 from backtester.compiled.drawdown import mark_to_market
 from backtester.config import StatsConfig
 from backtester.core.digest import DIGEST_ALGORITHM, STRING_SEPARATOR, Digest
+from backtester.core.memory import columns
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
 from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
@@ -304,12 +305,13 @@ def build_result(
         ((symbol, held),) = positions.items()
         # One block for the four columns: freed and allocated again run after run (a sweep), one
         # large block is reused by the allocator, while four separate ones are handed back to the
-        # system and faulted in afresh each time, which costs more than the pass itself.
+        # system and faulted in afresh each time, which costs more than the pass itself. Without
+        # huge-page advice: a fresh process's first run would wait for compaction (adr/0023).
         if positions_given_away:
-            marked, drawdown, notional = np.empty((3, len(timeline)))
+            marked, drawdown, notional = columns(3, len(timeline))
             position_value = held
         else:
-            position_value, marked, drawdown, notional = np.empty((4, len(timeline)))
+            position_value, marked, drawdown, notional = columns(4, len(timeline))
         # The statistics' drawdown profile and exposure come from the same pass.
         deepest, longest, exposed = mark_to_market(
             np.ascontiguousarray(timeline, dtype=np.int64),
