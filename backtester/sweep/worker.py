@@ -340,6 +340,17 @@ class _RunThread:
                 future.set_exception(exc)
 
 
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for it to end. nats-py swallows a cancellation that lands while it
+    flushes its CONNECT and goes on to its next attempt (seconds each, until connect_timeout), so
+    the cancellation is repeated, each one ending the wait in progress, until the task is done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    with contextlib.suppress(BaseException):
+        task.result()
+
+
 async def run_worker(options: WorkerOptions) -> int:
     keep_freed_memory()
     stop = asyncio.Event()
@@ -357,9 +368,7 @@ async def run_worker(options: WorkerOptions) -> int:
     await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if not connecting.done():
-        connecting.cancel()
-        with contextlib.suppress(BaseException):
-            await connecting
+        await _cancelled(connecting)
         log.info("worker.stopped", reason="stopped while connecting", url=redact(options.url))
         return 0
     broker = connecting.result()

@@ -1,18 +1,21 @@
 """A worker given a job planned with other code than its own hands the job back while other
 deliveries remain (another worker may run that code), and on the last one reports it failed with
 the reason: a coordinator whose local workers started from a source tree changed after planning
-must not see every point end as 'no result after N deliveries' without saying why."""
+must not see every point end as 'no result after N deliveries' without saying why. A worker stopped
+while connecting ends its connect even when a cancellation is swallowed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 from backtester.manifest import package_sha256
 from backtester.sweep.execute import decode_spec
 from backtester.sweep.spec import DataRef, ExecuteRun, RunFailed, decode_report, encode
-from backtester.sweep.worker import DECLINE_DELAY, Worker, WorkerOptions
+from backtester.sweep.worker import DECLINE_DELAY, Worker, WorkerOptions, _cancelled
 from tests.sweep_support import GOLDEN
 
 
@@ -101,3 +104,25 @@ def test_a_job_planned_with_other_code_is_handed_back_then_reported_failed_on_it
         f"refused by worker w1: this worker runs other code (package sha256 "
         f"{package_sha256()[:16]}) than the sweep was planned with (ffffffffffffffff)"
     )
+
+
+def test_a_connect_that_swallows_its_cancellation_is_cancelled_again_until_it_ends() -> None:
+    # As nats-py's connect does when the cancellation lands in its flush: it goes on to its
+    # next attempt, which would keep a worker stopped while connecting alive for its timeouts.
+    attempts: list[str] = []
+
+    async def stubborn() -> None:
+        for attempt in ("first", "second", "third"):
+            attempts.append(attempt)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(60)
+
+    async def stop_it() -> float:
+        task = asyncio.ensure_future(stubborn())
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        await _cancelled(task)
+        return time.monotonic() - started
+
+    assert asyncio.run(stop_it()) < 30  # not the 60 s of a single attempt
+    assert attempts == ["first", "second", "third"]
