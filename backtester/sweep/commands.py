@@ -166,7 +166,7 @@ def _sweep(args: argparse.Namespace) -> int:
     planned = (
         f"{len(plan.runs)} points"
         if search is None
-        else f"{search.method} search, {search.trials} trials in batches of {search.batch}"
+        else f"{search.method} search, {search.trials} trials, at most {search.batch} in flight"
     )
     print(f"sweep {plan.sweep_id}: {planned} -> {plan.output_dir}", file=sys.stderr)
     outcome = _until_done(run_sweep(plan, settings), _resume_hint(plan.sweep_id, args))
