@@ -300,10 +300,8 @@ class MarginAccount(Account):
         return math.inf if equity <= 0.0 else maintenance / equity
 
     def liquidation_price(self, symbol: str, marks: Marks) -> float | None:
-        """The mark at which the position would be liquidated, other marks as given; None when flat.
-
-        The maintenance bracket is the one containing the position's notional at that price: the
-        maintenance margin is continuous across brackets, so exactly one bracket is consistent."""
+        """The mark at which the position would be liquidated, other marks as given; None when flat
+        (`arithmetic.bracket_liquidation_price`, which the compiled order path calls too)."""
         position = self.positions[symbol]
         if not position.quantity:
             return None
@@ -317,15 +315,13 @@ class MarginAccount(Account):
             for other, held in self.positions.items():
                 if other != symbol and held.quantity and not self.is_isolated(other):
                     backing -= self.maintenance_margin(other, marks[other])
-        size = position.quantity * instrument.contract_size
         tiers = instrument.margin_tiers or (instrument.tier_for(0.0),)
-        price = 0.0
-        for tier in tiers:
-            price = a.isolated_liquidation_price(
-                backing, size, position.avg_price, tier.maintenance_rate, tier.maintenance_amount
-            )
-            notional = abs(size) * price
-            below = notional < tier.max_notional or tier is tiers[-1]
-            if below and (notional >= tier.min_notional or tier is tiers[0]):
-                return price
-        return price
+        return a.bracket_liquidation_price(
+            backing,
+            position.quantity * instrument.contract_size,
+            position.avg_price,
+            [t.maintenance_rate for t in tiers],
+            [t.maintenance_amount for t in tiers],
+            [t.min_notional for t in tiers],
+            [t.max_notional for t in tiers],
+        )

@@ -1,8 +1,8 @@
 """Runs a `SignalPlan` on the compiled order path and assembles the same `RunResult` the event-driven
 engine would (adr/0011): same frames, same statistics, same digest. It covers spot instruments on a
 cash account and linear perpetuals on an isolated margin account (long, short, funding, mark
-prices); a margin run that comes near a liquidation stops with `Declined`, and the engine makes it
-on the event path."""
+prices, liquidation); a run where an order would fill only in part stops with `Declined`, and the
+engine makes it on the event path."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.metrics.stats import bar_interval_ns
-from backtester.metrics.trades import FUNDING_SCHEMA
+from backtester.metrics.trades import FUNDING_SCHEMA, LIQUIDATION_TAG
 from backtester.results import UTC_NS, Books, RunResult, build_result
 from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
@@ -36,7 +36,6 @@ _STATUS = {
 }
 
 _STOPPED = {
-    signal_path.STOPPED_NEAR_LIQUIDATION: "a position comes near its liquidation price",
     signal_path.STOPPED_FILL_CAPPED: "a fill would be capped at the margin available",
     signal_path.STOPPED_VOLUME_CAPPED: "a bar's volume share would fill an order only in part",
 }
@@ -117,10 +116,15 @@ def run_plan(
             leverage=instrument.leverage,
             tier_max_notional=np.array([t.max_notional for t in instrument.margin_tiers]),
             tier_max_leverage=np.array([t.max_leverage for t in instrument.margin_tiers]),
-            maintenance_rate=max(t.maintenance_rate for t in _tiers(instrument)),
-            maintenance_amount=max(0.0, *(-t.maintenance_amount for t in _tiers(instrument))),
-            mark_low=mark.low,
+            maintenance_rate=np.array([t.maintenance_rate for t in _tiers(instrument)]),
+            maintenance_amount=np.array([t.maintenance_amount for t in _tiers(instrument)]),
+            maintenance_min_notional=np.array([t.min_notional for t in _tiers(instrument)]),
+            maintenance_max_notional=np.array([t.max_notional for t in _tiers(instrument)]),
+            liquidation_fee=instrument.liquidation_fee,
+            mark_open=mark.open,
             mark_high=mark.high,
+            mark_low=mark.low,
+            mark_close=mark.close,
             # Before the first bar that closes after it: ts + interval > funding time.
             funding_row=np.searchsorted(ts, funding_ts - interval, side="right"),
             funding_rate=np.array([f.rate for f in funding]),
@@ -154,13 +158,16 @@ def run_plan(
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
     symbol = instrument.symbol
     buys = sim.order_side > 0
-    entries = sim.order_entry > 0
+    kinds = sim.order_kind
+    # The plan's orders are numbered 1, 2, ... and the venue's liquidations -1, -2, ...
+    by_venue = kinds == signal_path.LIQUIDATION
+    order_ids = np.where(by_venue, -np.cumsum(by_venue), np.cumsum(~by_venue))
     fills = pl.DataFrame(
         {
             "ts": ts[sim.fill_row],
-            "order_id": sim.fill_order + 1,
+            "order_id": order_ids[sim.fill_order],
             "buy": buys[sim.fill_order],
-            "entry": entries[sim.fill_order],
+            "kind": kinds[sim.fill_order],
             "price": sim.fill_price,
             "quantity": sim.fill_quantity,
             "fee": sim.fill_fee,
@@ -177,7 +184,7 @@ def run_plan(
         "fee",
         pl.lit("taker").alias("liquidity"),
         pl.lit(0.0).alias("leaves_quantity"),
-        _either("entry", plan.entry_tag, plan.exit_tag).alias("tag"),
+        _tag(plan).alias("tag"),
     )
     filled = sim.order_filled_quantity != 0.0
     # NaN marks "no fill" and becomes null, as the event path's None does.
@@ -193,9 +200,10 @@ def run_plan(
     closed_row = sim.order_closed_row
     orders = pl.DataFrame(
         {
+            "order_id": order_ids,
             "ts_submitted": ts[sim.order_row] + interval,
             "buy": buys,
-            "entry": entries,
+            "kind": kinds,
             "status": sim.order_outcome,
             "reason": reasons,
             "code": codes,
@@ -208,17 +216,24 @@ def run_plan(
             ),
         }
     ).select(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("order_id"),
+        "order_id",
         pl.col("ts_submitted").cast(UTC_NS),
         pl.lit(symbol).alias("instrument"),
         _either("buy", "buy", "sell").alias("side"),
         pl.lit("market").alias("type"),
         pl.lit("gtc").alias("time_in_force"),
-        pl.lit(None, dtype=pl.Float64).alias("quantity"),
-        _either("entry", plan.entry_fraction, plan.exit_fraction).alias("fraction"),
+        # A liquidation's order is for the whole position, the plan's for a fraction.
+        pl.when(pl.col("kind") == signal_path.LIQUIDATION)
+        .then(pl.col("filled_quantity"))
+        .alias("quantity"),
+        pl.when(pl.col("kind") == signal_path.ENTRY)
+        .then(pl.lit(plan.entry_fraction))
+        .when(pl.col("kind") == signal_path.EXIT)
+        .then(pl.lit(plan.exit_fraction))
+        .alias("fraction"),
         pl.lit(None, dtype=pl.Float64).alias("limit_price"),
         pl.lit(None, dtype=pl.Float64).alias("stop_price"),
-        _either("entry", plan.entry_tag, plan.exit_tag).alias("tag"),
+        _tag(plan).alias("tag"),
         pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
         "reason",
         "code",
@@ -249,6 +264,7 @@ def run_plan(
         account=account,
         multipliers={symbol: instrument.contract_size} if margin else None,
         funding=_funding_frame(symbol, funding, sim) if margin else None,
+        liquidations=sim.liquidations,
         ranges={symbol: (ts, high, low)},
         fill_rows=sim.fill_row,
         positions_given_away=True,
@@ -309,6 +325,17 @@ def _either(mask: str, yes: str | float, no: str | float) -> pl.Expr:
     return pl.when(pl.col(mask)).then(pl.lit(yes)).otherwise(pl.lit(no))
 
 
+def _tag(plan: SignalPlan) -> pl.Expr:
+    """An order's tag from its kind (`signal_path.ENTRY`, ...)."""
+    return (
+        pl.when(pl.col("kind") == signal_path.ENTRY)
+        .then(pl.lit(plan.entry_tag))
+        .when(pl.col("kind") == signal_path.EXIT)
+        .then(pl.lit(plan.exit_tag))
+        .otherwise(pl.lit(LIQUIDATION_TAG))
+    )
+
+
 def _reasons(
     codes: np.ndarray,
     values: np.ndarray,
@@ -358,4 +385,6 @@ def _reason(
         return "order sized to zero at fill", ""
     if code == signal_path.CANCELED_END_OF_DATA:
         return "end of data", ""
+    if code == signal_path.CANCELED_LIQUIDATED:
+        return "position liquidated", ""
     raise ValueError(f"unknown order outcome code {code}")
