@@ -46,7 +46,7 @@ ELSEWHERE = (
     "backtester.accounting.limits",
     "backtester.domain.grid",
     "backtester.domain.volume_share",
-    "backtester.orders.base",
+    "backtester.domain.touch",
 )
 
 

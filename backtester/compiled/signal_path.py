@@ -39,8 +39,8 @@ from backtester.accounting.arithmetic import (
 from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach
 from backtester.compiled.jit import kernel
 from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
+from backtester.domain.touch import reach_price
 from backtester.domain.volume_share import volume_capacity, volume_share_price
-from backtester.orders.base import reach_price
 
 # Order outcomes.
 FILLED, DENIED, CANCELED = 0, 1, 2

@@ -11,7 +11,6 @@ well formed (`validate`) and what price to expect (`expected_price`).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import msgspec
@@ -60,24 +59,6 @@ def touch(path: Path, level: float, below: bool, start: float = 0.0) -> tuple[fl
             t = k + (a - level) / (a - b) if a != b else float(k)
             return max(t, start), level
     return None
-
-
-def reach_price(
-    open_: float, high: float, low: float, close: float, level: float, below: bool, whole: bool
-) -> float:
-    """The price `touch` gives on a bar's path from its start, as plain floats for the compiled
-    kernels: the open where it is at or past `level` already, else (`whole`: over the rest of the
-    bar) `level` where a later point of the path reaches it; NaN where it is not reached. On finite
-    prices the order of the extremes changes only the time of the touch, never whether or at what
-    price (a test checks this against `touch` on both paths)."""
-    if (open_ <= level) if below else (open_ >= level):
-        return open_
-    if whole:
-        if below and (low <= level or high <= level or close <= level):
-            return level
-        if not below and (high >= level or low >= level or close >= level):
-            return level
-    return math.nan
 
 
 def first_reach(series: np.ndarray, level: float, below: bool, start: int) -> int:

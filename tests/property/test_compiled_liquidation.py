@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
 from backtester.domain.instrument import MarginTier
+from backtester.domain.touch import reach_price
 from backtester.execution.fees import FixedRateFee
-from backtester.orders.base import reach_price, touch
+from backtester.orders.base import touch
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
 from tests.property.test_compiled_margin import Scripted, _same, marks_for

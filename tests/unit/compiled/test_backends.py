@@ -18,8 +18,7 @@ from backtester import Backtest
 from backtester.accounting import arithmetic, limits
 from backtester.compiled import aot, drawdown, indicators, signal_path
 from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
-from backtester.domain import grid, volume_share
-from backtester.orders import base as orders_base
+from backtester.domain import grid, touch, volume_share
 from backtester.risk import rules
 from backtester.strategies import SmaCross
 from tests.unit.compiled import helper_arithmetic, helper_kernels
@@ -249,5 +248,5 @@ def test_the_order_path_kernel_liquidates_with_the_accounts_and_venues_rules() -
         "realized_pnl",
     ):
         assert twin.__globals__[name].__code__ is getattr(arithmetic, name).__code__
-    assert twin.__globals__["reach_price"].__code__ is orders_base.reach_price.__code__
-    assert "backtester.orders.base" in aot.ELSEWHERE
+    assert twin.__globals__["reach_price"].__code__ is touch.reach_price.__code__
+    assert "backtester.domain.touch" in aot.ELSEWHERE
