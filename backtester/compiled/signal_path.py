@@ -36,7 +36,7 @@ from backtester.accounting.arithmetic import (
     quantity_for_budget,
     realized_pnl,
 )
-from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach
+from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach, position_room
 from backtester.compiled.jit import kernel
 from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
 from backtester.domain.touch import reach_price
@@ -54,11 +54,14 @@ CANCELED_END_OF_DATA = 5
 DENIED_LEVERAGE = 6  # the risk engine: the position would be above its bracket's leverage
 DENIED_MAX_POSITION = 7  # the risk engine: the position would be above a max-position limit
 CANCELED_LIQUIDATED = 8  # the venue: the position was liquidated while the order rested
+DENIED_NO_ROOM = 9  # the risk engine, capping: the position is at its limit already
+DENIED_BALANCE = 10  # the risk engine: a capped order's cost is above the buying power
+CANCELED_CAPPED_AT_FILL = 11  # the venue: the account could pay for part of the order (or none)
 # What an order is: the plan's exit or entry, or the venue's liquidation of a position.
 EXIT, ENTRY, LIQUIDATION = 0, 1, 2
 # Why the loop stopped before the end (the run then takes the event path).
 RAN_TO_THE_END = 0
-STOPPED_FILL_CAPPED = 2  # the venue would cap a fill at the margin available
+STOPPED_FILL_RESTS = 2  # a fill would leave a remainder resting (sized again at a lower price)
 STOPPED_VOLUME_CAPPED = 3  # a bar's volume share would fill an order in part (or not at all)
 
 # Rows of the per-order integers.
@@ -111,7 +114,8 @@ class Contract(NamedTuple):
 class Simulated(NamedTuple):
     """The loop's record. Per order: submission row, side (+1 buy, -1 sell), what it is (`EXIT`,
     `ENTRY`, `LIQUIDATION`), outcome, reason, the value a denial quotes, the row it closed on, filled
-    quantity and notional. Per fill: order index, row, price, quantity, fee. Per bar, after it:
+    quantity and notional, the quantity a capped order was cut to (NaN: a fraction order), a second
+    value a denial quotes. Per fill: order index, row, price, quantity, fee. Per bar, after it:
     cash, position, the position at its entry price (`position_value`), funding paid so far. Per
     funding payment (of the contract's list): its index there, quantity, amount, fills before
     it. Then the fees paid, the bars where two orders met at one price (the intrabar path
@@ -126,11 +130,14 @@ class Simulated(NamedTuple):
     order_closed_row: np.ndarray
     order_filled_quantity: np.ndarray
     order_filled_notional: np.ndarray
+    order_quantity: np.ndarray
+    order_second_value: np.ndarray
     fill_order: np.ndarray
     fill_row: np.ndarray
     fill_price: np.ndarray
     fill_quantity: np.ndarray
     fill_fee: np.ndarray
+    fill_leaves: np.ndarray
     cash: np.ndarray
     position: np.ndarray
     cost_basis: np.ndarray
@@ -169,13 +176,15 @@ def simulate(
     price_impact: float = 0.0,
     max_position_quantity: float = math.nan,
     max_position_notional: float = math.nan,
+    cap_limits: bool = False,
     compiled: bool = True,
 ) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
     limits are NaN when absent (a comparison with NaN is false, as a missing limit never denies).
     `tick_size` and `lot_size` are the instrument's grids (None: none). With a `volume_limit` (> 0),
     slippage is volume-share (`domain.volume_share`) on the bars' `volume`, in place of `slip`.
-    The max-position limits (`accounting.limits`, denying) are NaN when absent.
+    The max-position limits (`accounting.limits`) are NaN when absent; they deny an order that
+    would cross one, or with `cap_limits` cut it to the room left (`risk.on_limit = "cap"`).
     `compiled=False` runs the same loop as plain Python."""
     c = contract or Contract()
     # 0 stands for no grid in the loop; the scales are the grids' decimal places (domain.grid).
@@ -190,9 +199,11 @@ def simulate(
     # Allocated here, not in the kernel: numpy backs large arrays with huge pages, while memory the
     # kernel allocated would be faulted in page by page, which costs more than the loop itself.
     order_ints = np.zeros((6, capacity), np.int64)
-    order_floats = np.zeros((3, capacity))  # quoted value, filled quantity, filled notional
+    # Quoted value, filled quantity, filled notional, capped quantity, second quoted value.
+    order_floats = np.zeros((5, capacity))
+    order_floats[3] = math.nan
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
-    fill_floats = np.zeros((3, capacity))  # price, quantity, fee
+    fill_floats = np.zeros((4, capacity))  # price, quantity, fee, leaves
     # One block per run for the per-bar columns (see results.build_result).
     per_bar = np.empty((4 if c.margin else 2, n))
     funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
@@ -229,6 +240,7 @@ def simulate(
         price_impact,
         max_position_quantity,
         max_position_notional,
+        cap_limits,
         c.margin,
         c.shorts,
         c.multiplier,
@@ -270,11 +282,14 @@ def simulate(
         order_closed_row=ints[_CLOSED],
         order_filled_quantity=floats[1],
         order_filled_notional=floats[2],
+        order_quantity=floats[3],
+        order_second_value=floats[4],
         fill_order=fill_ints[0, :fills],
         fill_row=fill_ints[1, :fills],
         fill_price=fill_floats[0, :fills],
         fill_quantity=fill_floats[1, :fills],
         fill_fee=fill_floats[2, :fills],
+        fill_leaves=fill_floats[3, :fills],
         cash=per_bar[0],
         position=per_bar[1],
         cost_basis=per_bar[2] if c.margin else zeros,
@@ -295,7 +310,8 @@ def simulate(
     "void("
     "int8[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, "
     "float64, float64, float64, float64, boolean, float64, float64, float64, float64, "
-    "float64[::1], float64, float64, float64, float64, boolean, boolean, float64, float64, "
+    "float64[::1], float64, float64, float64, float64, boolean, boolean, boolean, float64, "
+    "float64, "
     "float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
     "float64, float64[::1], float64[::1], float64[::1], float64[::1], int64[::1], "
     "float64[::1], float64[::1], int64[:, ::1], float64[:, ::1], int64[:, ::1], "
@@ -324,6 +340,7 @@ def _run_plan(
     price_impact: float,
     max_position_quantity: float,
     max_position_notional: float,
+    cap_limits: bool,
     margin: bool,
     shorts: bool,
     multiplier: float,
@@ -417,6 +434,7 @@ def _run_plan(
         held = money[_HELD]
         reduces = reducible(buy)
         opening = 0.0
+        available = 0.0
         if reduces > 0.0:
             quantity = fraction * reduces
         else:
@@ -453,16 +471,65 @@ def _run_plan(
                 order_floats[0, k] = exposure
                 return -1
         if opening > 0.0:
-            # rules.check_max_position on the same projected position (limits deny; none: NaN).
+            # rules.check_max_position on the same projected position (none: NaN).
             projected = held + 0 + (quantity if buy else -quantity)
             breach = max_position_breach(
                 projected, price, max_position_quantity, max_position_notional
             )
+            if breach != WITHIN_LIMITS and cap_limits:
+                return capped(k, i, buy, available)
             if breach != WITHIN_LIMITS:
                 order_ints[_OUTCOME, k] = DENIED
                 order_ints[_REASON, k] = DENIED_MAX_POSITION
                 order_floats[0, k] = projected
                 return -1
+        return k
+
+    def deny(k: int, reason: int, value: float) -> int:
+        order_ints[_OUTCOME, k] = DENIED
+        order_ints[_REASON, k] = reason
+        order_floats[0, k] = value
+        return -1
+
+    def capped(k: int, i: int, buy: bool, available: float) -> int:
+        # The risk engine's _capped: the order cut to a quantity order that takes the position to
+        # its limit, then checked again as one (without capping); it opens from flat here.
+        price = close[i]
+        pending = money[_HELD] + 0
+        room = on_lot(
+            position_room(
+                pending if buy else -pending,
+                price,
+                max_position_quantity,
+                max_position_notional,
+            )
+        )
+        if room <= 0.0:
+            return deny(k, DENIED_NO_ROOM, pending)
+        quantity = on_lot(room)  # the risk engine's form check floors a quantity to the lot
+        notional = quantity * price * multiplier
+        cost = opening_cost(quantity * price * multiplier, notional * fee_rate, leverage)
+        if notional < min_notional or notional > max_notional:
+            below = notional < min_notional
+            reason = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
+            return deny(k, reason, notional)
+        if cost > available:
+            order_floats[4, k] = available
+            return deny(k, DENIED_BALANCE, cost)
+        projected = pending + (quantity if buy else -quantity)
+        if margin and len(tier_max_notional):
+            exposure = abs(projected) * price * multiplier
+            tier = len(tier_max_notional) - 1
+            for t in range(len(tier_max_notional)):
+                if exposure < tier_max_notional[t]:
+                    tier = t
+                    break
+            if leverage > tier_max_leverage[tier]:
+                return deny(k, DENIED_LEVERAGE, exposure)
+        breach = max_position_breach(projected, price, max_position_quantity, max_position_notional)
+        if breach != WITHIN_LIMITS:
+            return deny(k, DENIED_MAX_POSITION, projected)
+        order_floats[3, k] = quantity  # accepted: the order is now for this quantity
         return k
 
     def size_fraction(k: int, price: float) -> float:
@@ -482,7 +549,9 @@ def _run_plan(
         buy = order_ints[_SIDE, k] > 0
         fraction = entry_fraction if order_ints[_KIND, k] == ENTRY else exit_fraction
         order_ints[_CLOSED, k] = i
-        remaining = size_fraction(k, base)
+        # A capped order is for a quantity; a fraction order is sized now, at the fill price.
+        sized_now = math.isnan(order_floats[3, k])
+        remaining = size_fraction(k, base) if sized_now else order_floats[3, k]
         if remaining <= 0.0:
             order_ints[_OUTCOME, k] = CANCELED
             order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
@@ -502,30 +571,37 @@ def _run_plan(
             price = base * (1.0 + slip) if buy else base * (1.0 - slip)
         if tick > 0.0:
             price = nearest_on_grid(price, tick, tick_scale)
-        if buy and price != base:
+        if sized_now and buy and price != base:
             # Sized again at the price actually paid.
             remaining = size_fraction(k, price)
             quantity = min(remaining, quantity)
         reduces = reducible(buy)
+        # The venue's _cap: what opens exposure must be affordable now (a spot fraction sized
+        # just now is by construction); else the order fills what is, and the rest is canceled.
         opening = quantity - reduces if quantity > reduces else 0.0
-        if opening > 0.0 and margin and affordable(price, buying_power()) < opening:
-            counts[4] = STOPPED_FILL_CAPPED
-            counts[5] = i
-            return
+        shortfall = False
+        if opening > 0.0 and (margin or not sized_now):
+            can = affordable(price, buying_power())
+            if can < opening:
+                quantity = reduces + can
+                shortfall = True
         if quantity <= 0.0:
             order_ints[_OUTCOME, k] = CANCELED
-            order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
+            order_ints[_REASON, k] = (
+                CANCELED_CAPPED_AT_FILL if shortfall else CANCELED_SIZED_TO_ZERO
+            )
             return
         leaves = remaining - quantity
         if lot > 0.0:
             leaves = nearest_on_grid(leaves, lot, lot_scale)  # Instrument.round_quantity
         if leaves <= remaining * 1e-12:
             leaves = 0.0
-        if leaves != 0.0:
-            counts[4] = STOPPED_FILL_CAPPED
+        if leaves != 0.0 and not shortfall:
+            # The rest would rest at the venue for later bars: the event path makes that run.
+            counts[4] = STOPPED_FILL_RESTS
             counts[5] = i
             return
-        if fraction == 1.0 and reduces > 0.0:
+        if leaves == 0.0 and sized_now and fraction == 1.0 and reduces > 0.0:
             # Closing takes exactly what is held.
             quantity = reduces
         fee = fill_notional(quantity, price, multiplier) * fee_rate
@@ -552,7 +628,8 @@ def _run_plan(
             already = money[_VOLUME_USED] if money[_VOLUME_ROW] == i else 0.0
             money[_VOLUME_ROW] = i
             money[_VOLUME_USED] = already + quantity
-        order_ints[_OUTCOME, k] = FILLED
+        order_ints[_OUTCOME, k] = FILLED if leaves == 0.0 else CANCELED
+        order_ints[_REASON, k] = NO_REASON if leaves == 0.0 else CANCELED_CAPPED_AT_FILL
         order_floats[1, k] = 0.0 + quantity
         order_floats[2, k] = 0.0 + quantity * price
         j = counts[1]
@@ -562,6 +639,7 @@ def _run_plan(
         fill_floats[0, j] = price
         fill_floats[1, j] = quantity
         fill_floats[2, j] = fee
+        fill_floats[3, j] = leaves
 
     def liquidation_level() -> float:
         # MarginAccount.liquidation_price of the isolated position (the venue keeps it until a

@@ -17,6 +17,7 @@ import polars as pl
 from backtester.compiled import signal_path
 from backtester.config import RiskConfig, StatsConfig
 from backtester.data.bars import RepairReport
+from backtester.domain.enums import BUY, SELL
 from backtester.domain.instrument import Instrument, InstrumentKind, MarginMode, MarginTier
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import FundingRate
@@ -36,7 +37,7 @@ _STATUS = {
 }
 
 _STOPPED = {
-    signal_path.STOPPED_FILL_CAPPED: "a fill would be capped at the margin available",
+    signal_path.STOPPED_FILL_RESTS: "a fill would leave the rest of an order resting for later bars",
     signal_path.STOPPED_VOLUME_CAPPED: "a bar's volume share would fill an order only in part",
 }
 
@@ -69,8 +70,10 @@ def unsupported(
     if type(slippage) not in (NoSlippage, FixedBpsSlippage, VolumeShareSlippage):
         return f"slippage model {type(slippage).__name__} is not compiled"
     limited = risk.max_position_quantity is not None or risk.max_position_notional is not None
-    if limited and risk.on_limit == "cap":
-        return "a max-position risk limit that caps orders is not compiled"
+    bounded = instrument.min_quantity is not None or instrument.max_quantity is not None
+    if limited and risk.on_limit == "cap" and bounded:
+        # A capped order is for a quantity, which the instrument's quantity bounds would check.
+        return "a max-position limit that caps orders, on an instrument with quantity bounds, is not compiled"
     return None
 
 
@@ -153,6 +156,7 @@ def run_plan(
         **_volume_share(slippage, frame),
         max_position_quantity=_limit(limits.max_position_quantity),
         max_position_notional=_limit(limits.max_position_notional),
+        cap_limits=limits.on_limit == "cap",
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
@@ -171,6 +175,7 @@ def run_plan(
             "price": sim.fill_price,
             "quantity": sim.fill_quantity,
             "fee": sim.fill_fee,
+            "leaves": sim.fill_leaves,
         }
     ).select(
         # One expression pass for the constant and derived columns: each eager column would
@@ -183,7 +188,7 @@ def run_plan(
         "quantity",
         "fee",
         pl.lit("taker").alias("liquidity"),
-        pl.lit(0.0).alias("leaves_quantity"),
+        pl.col("leaves").alias("leaves_quantity"),
         _tag(plan).alias("tag"),
     )
     filled = sim.order_filled_quantity != 0.0
@@ -194,9 +199,7 @@ def run_plan(
         out=np.full(len(buys), np.nan),
         where=filled,
     )
-    reasons, codes = _reasons(
-        sim.order_reason, sim.order_value, instrument, margin, limits, close[sim.order_row]
-    )
+    reasons, codes = _reasons(sim, instrument, margin, limits, close[sim.order_row])
     closed_row = sim.order_closed_row
     orders = pl.DataFrame(
         {
@@ -208,6 +211,11 @@ def run_plan(
             "reason": reasons,
             "code": codes,
             "filled_quantity": sim.order_filled_quantity,
+            # NaN: a fraction order (null); a capped order's quantity, or a liquidation's.
+            "quantity": pl.Series(
+                np.where(by_venue, sim.order_filled_quantity, sim.order_quantity),
+                nan_to_null=True,
+            ),
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
             "ts_closed": np.where(
                 sim.order_outcome == signal_path.FILLED,
@@ -222,14 +230,13 @@ def run_plan(
         _either("buy", "buy", "sell").alias("side"),
         pl.lit("market").alias("type"),
         pl.lit("gtc").alias("time_in_force"),
-        # A liquidation's order is for the whole position, the plan's for a fraction.
-        pl.when(pl.col("kind") == signal_path.LIQUIDATION)
-        .then(pl.col("filled_quantity"))
-        .alias("quantity"),
-        pl.when(pl.col("kind") == signal_path.ENTRY)
+        "quantity",
+        # A fraction order's fraction; none for a capped order or a liquidation (for a quantity).
+        pl.when(pl.col("quantity").is_not_null())
+        .then(pl.lit(None, dtype=pl.Float64))
+        .when(pl.col("kind") == signal_path.ENTRY)
         .then(pl.lit(plan.entry_fraction))
-        .when(pl.col("kind") == signal_path.EXIT)
-        .then(pl.lit(plan.exit_fraction))
+        .otherwise(pl.lit(plan.exit_fraction))
         .alias("fraction"),
         pl.lit(None, dtype=pl.Float64).alias("limit_price"),
         pl.lit(None, dtype=pl.Float64).alias("stop_price"),
@@ -337,8 +344,7 @@ def _tag(plan: SignalPlan) -> pl.Expr:
 
 
 def _reasons(
-    codes: np.ndarray,
-    values: np.ndarray,
+    sim: signal_path.Simulated,
     instrument: Instrument,
     margin: bool,
     risk: RiskConfig,
@@ -346,12 +352,21 @@ def _reasons(
 ) -> tuple[pl.Series, pl.Series]:
     """The messages the event-driven modules write (risk.rules, the venue), for the few orders that
     did not fill, and the codes of risk's denials (`backtester.risk.engine`: stats count by them)."""
+    codes = sim.order_reason
     reasons = pl.repeat("", len(codes), eager=True)
     denials = pl.repeat("", len(codes), eager=True)
     unfilled = np.flatnonzero(codes)
     if len(unfilled):
         why = [
-            _reason(int(codes[k]), float(values[k]), instrument, margin, risk, float(prices[k]))
+            _reason(
+                int(codes[k]),
+                (float(sim.order_value[k]), float(sim.order_second_value[k])),
+                "buy" if sim.order_side[k] > 0 else "sell",
+                instrument,
+                margin,
+                risk,
+                float(prices[k]),
+            )
             for k in unfilled
         ]
         reasons = reasons.scatter(unfilled, [message for message, _ in why])
@@ -360,13 +375,30 @@ def _reasons(
 
 
 def _reason(
-    code: int, value: float, instrument: Instrument, margin: bool, risk: RiskConfig, price: float
+    code: int,
+    values: tuple[float, float],
+    side: str,
+    instrument: Instrument,
+    margin: bool,
+    risk: RiskConfig,
+    price: float,
 ) -> tuple[str, str]:
-    """(reason, denial code: empty for the venue's cancels). `price`: the last price when the
-    order was submitted, which the risk engine checked it at."""
+    """(reason, denial code: empty for the venue's cancels). `values`: what the denial quotes;
+    `price`: the last price when the order was submitted, which the risk engine checked it at."""
+    value = values[0]
+    money = "margin" if margin else "cash"
     if code == signal_path.DENIED_NO_CASH:
-        money = "margin" if margin else "cash"
         return f"insufficient {money}: available {value:.8g}", f"insufficient_{money}"
+    if code == signal_path.DENIED_BALANCE:
+        reason = rules.check_balance(
+            BUY if side == "buy" else SELL, value, value, value, values[1], 0.0, None, margin
+        )
+        assert reason is not None
+        return reason, f"insufficient_{money}"
+    if code == signal_path.DENIED_NO_ROOM:
+        return f"position {value:.8g} is at its limit: no room for a {side}", "max_position"
+    if code == signal_path.CANCELED_CAPPED_AT_FILL:
+        return f"insufficient {money} at fill", ""
     if code == signal_path.DENIED_LEVERAGE:
         reason = rules.check_bracket_leverage(value, instrument)
         assert reason is not None

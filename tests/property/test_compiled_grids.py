@@ -123,9 +123,9 @@ def test_compiled_runs_on_grids_equal_the_event_driven_modes(
             mode=mode,
         ).run(**params)  # type: ignore[arg-type]
 
-    # A fill the grid leaves a remainder of, or capped at the margin available: the event
+    # A fill that would leave a remainder resting for later bars: the event
     # path makes those runs.
-    results = in_every_mode_or_handed_back(run, "capped")
+    results = in_every_mode_or_handed_back(run, "resting")
     if isinstance(results, str):
         event("handed back to the event path")
         return

@@ -113,9 +113,9 @@ def test_compiled_liquidations_equal_the_event_driven_modes(
     def run(mode: str) -> RunResult:
         return Backtest(bars_frame(rows), Scripted, cash=1_000.0, mode=mode, **knobs).run(**params)  # type: ignore[arg-type]
 
-    results = in_every_mode_or_handed_back(run, "capped")
+    results = in_every_mode_or_handed_back(run, "resting")
     if isinstance(results, str):
-        event("a fill capped at the margin: the event path")
+        event("a remainder would rest: the event path")
         return
     dense = results["dense"]
     liquidated = dense.stats["liquidations"]
