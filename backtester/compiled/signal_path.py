@@ -419,6 +419,53 @@ def _run_plan(
                 quantity = np.nextafter(quantity, 0.0)
         return 0.0
 
+    def deny(k: int, reason: int, value: float) -> int:
+        order_ints[_OUTCOME, k] = DENIED
+        order_ints[_REASON, k] = reason
+        order_floats[0, k] = value
+        return -1
+
+    def capped(k: int, i: int, buy: bool, available: float) -> int:
+        # The risk engine's _capped: the order cut to a quantity order that takes the position to
+        # its limit, then checked again as one (without capping); it opens from flat here.
+        price = close[i]
+        pending = money[_HELD] + 0
+        room = on_lot(
+            position_room(
+                pending if buy else -pending,
+                price,
+                max_position_quantity,
+                max_position_notional,
+            )
+        )
+        if room <= 0.0:
+            return deny(k, DENIED_NO_ROOM, pending)
+        quantity = on_lot(room)  # the risk engine's form check floors a quantity to the lot
+        notional = quantity * price * multiplier
+        cost = opening_cost(quantity * price * multiplier, notional * fee_rate, leverage)
+        if notional < min_notional or notional > max_notional:
+            below = notional < min_notional
+            reason = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
+            return deny(k, reason, notional)
+        if cost > available:
+            order_floats[4, k] = available
+            return deny(k, DENIED_BALANCE, cost)
+        projected = pending + (quantity if buy else -quantity)
+        if margin and len(tier_max_notional):
+            exposure = abs(projected) * price * multiplier
+            tier = len(tier_max_notional) - 1
+            for t in range(len(tier_max_notional)):
+                if exposure < tier_max_notional[t]:
+                    tier = t
+                    break
+            if leverage > tier_max_leverage[tier]:
+                return deny(k, DENIED_LEVERAGE, exposure)
+        breach = max_position_breach(projected, price, max_position_quantity, max_position_notional)
+        if breach != WITHIN_LIMITS:
+            return deny(k, DENIED_MAX_POSITION, projected)
+        order_floats[3, k] = quantity  # accepted: the order is now for this quantity
+        return k
+
     def submit(i: int, buy: bool, entry: bool) -> int:
         # The strategy's order and the risk engine's checks on it; the order index if accepted,
         # else -1. Nothing is reserved: an order opening exposure is never placed beside another
@@ -483,53 +530,6 @@ def _run_plan(
                 order_ints[_REASON, k] = DENIED_MAX_POSITION
                 order_floats[0, k] = projected
                 return -1
-        return k
-
-    def deny(k: int, reason: int, value: float) -> int:
-        order_ints[_OUTCOME, k] = DENIED
-        order_ints[_REASON, k] = reason
-        order_floats[0, k] = value
-        return -1
-
-    def capped(k: int, i: int, buy: bool, available: float) -> int:
-        # The risk engine's _capped: the order cut to a quantity order that takes the position to
-        # its limit, then checked again as one (without capping); it opens from flat here.
-        price = close[i]
-        pending = money[_HELD] + 0
-        room = on_lot(
-            position_room(
-                pending if buy else -pending,
-                price,
-                max_position_quantity,
-                max_position_notional,
-            )
-        )
-        if room <= 0.0:
-            return deny(k, DENIED_NO_ROOM, pending)
-        quantity = on_lot(room)  # the risk engine's form check floors a quantity to the lot
-        notional = quantity * price * multiplier
-        cost = opening_cost(quantity * price * multiplier, notional * fee_rate, leverage)
-        if notional < min_notional or notional > max_notional:
-            below = notional < min_notional
-            reason = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
-            return deny(k, reason, notional)
-        if cost > available:
-            order_floats[4, k] = available
-            return deny(k, DENIED_BALANCE, cost)
-        projected = pending + (quantity if buy else -quantity)
-        if margin and len(tier_max_notional):
-            exposure = abs(projected) * price * multiplier
-            tier = len(tier_max_notional) - 1
-            for t in range(len(tier_max_notional)):
-                if exposure < tier_max_notional[t]:
-                    tier = t
-                    break
-            if leverage > tier_max_leverage[tier]:
-                return deny(k, DENIED_LEVERAGE, exposure)
-        breach = max_position_breach(projected, price, max_position_quantity, max_position_notional)
-        if breach != WITHIN_LIMITS:
-            return deny(k, DENIED_MAX_POSITION, projected)
-        order_floats[3, k] = quantity  # accepted: the order is now for this quantity
         return k
 
     def size_fraction(k: int, price: float) -> float:
