@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
-from backtester.engine import SetupError
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
@@ -108,19 +106,6 @@ def test_compiled_sma_cross_with_a_capping_position_limit_equals_the_event_modes
     assert (fills["quantity"] == 1.5).sum() > 10
     assert fills["quantity"].max() == 1.5
     assert_identical(results)
-
-
-def test_a_capping_limit_on_an_instrument_with_quantity_bounds_takes_the_event_path() -> None:
-    data = "golden/data/binance_BTC-USDT_1m.parquet"
-    knobs: dict[str, Any] = {
-        "max_position_quantity": 1.0,
-        "on_limit": "cap",
-        "instrument": Instrument("BTC/USDT", min_quantity=0.001),
-    }
-    with pytest.raises(SetupError, match="caps orders, on an instrument with quantity bounds"):
-        Backtest(data, SmaCross, mode="compiled", **knobs).run()
-    auto = Backtest(data, SmaCross, **knobs).run()
-    assert auto.digest == Backtest(data, SmaCross, mode="dense", **knobs).run().digest
 
 
 def test_a_capped_entry_the_cash_pays_for_only_in_part_fills_in_part_compiled() -> None:
