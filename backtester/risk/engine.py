@@ -16,7 +16,6 @@ from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
     ContractExpired,
-    FundingPaid,
     ModifyOrder,
     OrderAccepted,
     OrderCanceled,
@@ -42,8 +41,8 @@ class Denial(NamedTuple):
 
 
 class RiskEngine:
-    """Keeps its own account, fed the fills and funding payments, and the buying power that open
-    orders have claimed, so two orders cannot both spend the same money."""
+    """Reads the run's client-side account (booked by the ledger, adr/0023) and keeps the buying
+    power that open orders have claimed, so two orders cannot both spend the same money."""
 
     def __init__(
         self,
@@ -84,7 +83,6 @@ class RiskEngine:
         bus.subscribe(ModifyOrder, self.on_modify)
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(OrderReleased, self.on_released)
-        bus.subscribe(FundingPaid, self.on_funding)
         bus.subscribe(OrderCanceled, self.on_closed)
         bus.subscribe(OrderExpired, self.on_closed)
         bus.subscribe(ContractExpired, self.on_expired)
@@ -364,9 +362,7 @@ class RiskEngine:
         return sum(q for symbol, q in self._pending.values() if symbol == instrument)
 
     def on_filled(self, fill: OrderFilled) -> None:
-        self.account.book_fill(
-            fill.instrument, fill.side is BUY, fill.quantity, fill.price, fill.fee
-        )
+        # The fill itself is booked by the ledger, into the account read here.
         if fill.order_id in self._open:
             self._filled[fill.order_id] = self._filled.get(fill.order_id, 0.0) + fill.quantity
         if fill.leaves_quantity == 0.0:
@@ -383,9 +379,6 @@ class RiskEngine:
     def on_released(self, event: OrderReleased) -> None:
         # Live now with its prices set and sized by its parent's fill.
         self._open[event.order.order_id] = event.order
-
-    def on_funding(self, payment: FundingPaid) -> None:
-        self.account.apply_funding(payment.instrument, payment.amount)
 
     def on_closed(self, event: OrderCanceled | OrderExpired) -> None:
         self._release(event.order_id)
