@@ -144,7 +144,8 @@ class AccountLedger:
                     ts_init=now,
                 )
             )
-        self._publish_state(fill)
+        if bus.listened(AccountState):
+            self._publish_state(fill)
 
     def on_funding(self, payment: FundingPaid) -> None:
         self.account.apply_funding(payment.instrument, payment.amount)

@@ -29,7 +29,7 @@ from backtester.domain.messages import (
     SubmitOrderList,
 )
 from backtester.domain.models import FeeModel
-from backtester.orders import kind_of, known
+from backtester.orders import find, kind_of
 from backtester.risk import rules
 
 
@@ -231,9 +231,9 @@ class RiskEngine:
             return Denial(
                 "contract_expired", f"{symbol} expired: a future trades until its expiry"
             ), None
-        if not known(order.order_type):
+        kind = find(order.order_type)
+        if kind is None:
             return Denial("malformed", f"unknown order type {order.order_type!r}"), None
-        kind = kind_of(order.order_type)
         reason = rules.check_shape(order) or kind.validate(order)
         if reason:
             return Denial("malformed", reason), None
