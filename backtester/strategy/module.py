@@ -103,19 +103,21 @@ class StrategyModule:
 
 
 def _open_order(order: SubmitOrder, live: bool) -> OpenOrder:
+    # Positional, in OpenOrder's field order (one view per accepted order).
     return OpenOrder(
-        order_id=order.order_id,
-        instrument=order.instrument,
-        side=order.side,
-        order_type=order.order_type,
-        quantity=order.quantity,
-        fraction=order.fraction,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        tag=order.tag,
-        parent_id=order.parent_id,
-        oco_id=order.oco_id,
-        live=live,
+        order.order_id,
+        order.instrument,
+        order.side,
+        order.order_type,
+        order.quantity,
+        order.fraction,
+        order.limit_price,
+        order.stop_price,
+        order.tag,
+        0.0,
+        order.parent_id,
+        order.oco_id,
+        live,
     )
 
 
