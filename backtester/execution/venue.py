@@ -100,7 +100,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         self._seq += 1
         now = self._clock.now
         kind = kind_of(order.order_type)
-        live = LiveOrder(order, kind, self._seq, now)
+        live = LiveOrder(order, kind, self._seq, now, order.quantity)
         if order.time_in_force is not GTC:
             live.expires = expiry_of(order, now)
         parent = order.parent_id

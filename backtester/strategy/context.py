@@ -240,19 +240,21 @@ class StrategyContext:
         order_id = self._next_order_id
         self._next_order_id += 1
         try:
+            # Positional, in SubmitOrder's field order (order_id, instrument, side, order_type,
+            # ts_init, ref_price, quantity, fraction, limit_price, stop_price, time_in_force, tag).
             return SubmitOrder(
-                order_id=order_id,
-                instrument=symbol,
-                side=side if type(side) is Side else Side(side),
-                order_type=str(order_type),
-                ts_init=self._clock.now,
-                ref_price=last.close,
-                quantity=quantity,
-                fraction=fraction,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                time_in_force=time_in_force,
-                tag=tag,
+                order_id,
+                symbol,
+                side if type(side) is Side else Side(side),
+                str(order_type),
+                self._clock.now,
+                last.close,
+                quantity,
+                fraction,
+                limit_price,
+                stop_price,
+                time_in_force,
+                tag,
                 **options,  # type: ignore[arg-type]
             )
         except TypeError as exc:
