@@ -157,7 +157,8 @@ class MessageBus:
         settled = self._settled.get(kind)
         if settled:
             if queue:
-                self._deferred.extend((handler, message) for handler in settled)
+                for handler in settled:
+                    self._deferred.append((handler, message))
             else:
                 for handler in settled:
                     try:
@@ -196,7 +197,8 @@ class MessageBus:
             settled = settled_of.get(kind)
             if settled:
                 if queue:
-                    deferred.extend((handler, message) for handler in settled)
+                    for handler in settled:
+                        deferred.append((handler, message))
                 else:
                     for handler in settled:
                         try:
@@ -240,7 +242,8 @@ class MessageBus:
                 targets = handlers.get(kind, empty)
                 settled = settled_of.get(kind)
                 if settled:
-                    deferred.extend((handler, message) for handler in settled)
+                    for handler in settled:
+                        deferred.append((handler, message))
             else:
                 handler, message = deferred.popleft()
                 targets = (handler,)
