@@ -22,8 +22,9 @@ coordinator's and the server's share of the machine.
                                    [--study-repeats N]
 
 measures a TPE search instead. First the optimizer's own cost per trial, without any run: the
-real study (`sweep/study.py`: ask a batch, make each point's run config and run id, tell the
-results back, the journal file synced per batch) told a synthetic objective of the parameters,
+real study (`sweep/study.py`: ask, make each point's run config and run id, tell the results
+back in point order, the journal file synced once per window) told a synthetic objective of the
+parameters,
 next to optuna by itself on the same study (in-memory storage, nothing of this project's);
 then the whole coordinator (collector, results journal, progress, ask and tell) driving the same
 study against a runner that answers every job at once, so the time per trial is everything the
@@ -32,14 +33,14 @@ proposals, the same work) run from scratch `--repeats` times, printed as median,
 maximum: on a shared machine the spread is the other processes' doing, and the minimum is the
 least disturbed measurement of that fixed work (others only ever add to it).
 
-Then the speed-up: a study (`--trials` trials, asked `--batch` at a time, identical for any
+Then the speed-up: a study (`--trials` trials, at most `--batch` in flight, identical for any
 worker count) of year-long runs on a synthetic minute series, on 1 and on 2 warmed-up workers
 over NATS (a server each), the two back to back in this process, `--study-repeats` times with
 another seed each: the speed-up of each pair, and their median. `--strategy` picks what the
 runs are: SmaCross (the default) takes the compiled path, a few tens of milliseconds of CPU a year,
 where the optimizer's own few milliseconds a trial weigh; SmaExtended has an `on_bar` and runs on
-the event path, most of a second a year, as a search over a strategy written in Python does. The batch is 8 by default, the
-default of a `[search]` config: what a user's search runs with, on any number of workers (it is
+the event path, most of a second a year, as a search over a strategy written in Python does.
+The batch is 8 by default, the default of a `[search]` config: what a user's search runs with, on any number of workers (it is
 part of the study, so the same for both counts). Per study it prints the CPU time of the
 workers (and per run), of the coordinator from the first job to the last result (asking and
 telling optuna, collecting, journaling) and of the server: on two cores the coordinator's and the
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import functools
 import io
@@ -77,7 +79,7 @@ from backtester.sweep.execute import execute, read_sources
 from backtester.sweep.nats_adapter import QueueSettings
 from backtester.sweep.plan import PlannedRun, SweepPlan, build_plan
 from backtester.sweep.results import JOURNAL, read_journal
-from backtester.sweep.spec import RunCompleted, RunReport, encode
+from backtester.sweep.spec import RunCompleted, encode
 from tests.sweep_support import (
     GOLDEN,
     Processes,
@@ -202,44 +204,43 @@ def synthetic_report(plan: SweepPlan, run: PlannedRun) -> RunCompleted:
 
 
 def ask_tell_ms(plan: SweepPlan) -> tuple[float, float, float]:
-    """Of ask + tell + the batch's sync, per trial: (mean wall ms, mean CPU ms of this process, CPU
-    ms in the last batch). On a shared machine the wall time also holds the time other processes
-    had the core, so the CPU time is the figure to hold against the target."""
+    """Of ask + tell + the sync once per window, per trial: (mean wall ms, mean CPU ms of this
+    process, mean CPU ms over the last window of trials). The trials are told in point order, each
+    tell followed by the asks it allows, as the coordinator does. On a shared machine the wall
+    time also holds the time other processes had the core, so the CPU time is the figure to hold
+    against the target."""
     from backtester.sweep.study import OptunaSearch
 
     plan.output_dir.mkdir(parents=True)
     search = OptunaSearch(plan, plan.output_dir)
-    reports: dict[int, RunReport] = {}
-    per_batch: list[tuple[float, float, int]] = []
+    per_trial: list[tuple[float, float]] = []
     try:
-        while True:
+        wall, cpu = time.perf_counter(), time.process_time()
+        in_flight = collections.deque(search.proposals())
+        first = (time.perf_counter() - wall, time.process_time() - cpu)  # the first window
+        while in_flight:
+            run = in_flight.popleft()
+            report = synthetic_report(plan, run)
             wall, cpu = time.perf_counter(), time.process_time()
-            batch = search.ask()
-            asked = (time.perf_counter() - wall, time.process_time() - cpu)
-            if not batch:
-                break
-            for run in batch:
-                reports[run.index] = synthetic_report(plan, run)
-            wall, cpu = time.perf_counter(), time.process_time()
-            search.tell(batch, reports)
-            search.persist()
-            told = (time.perf_counter() - wall, time.process_time() - cpu)
-            per_batch.append((asked[0] + told[0], asked[1] + told[1], len(batch)))
+            search.tell(run, report)
+            if (run.index + 1) % search.window == 0:
+                search.persist()
+            in_flight += search.proposals()
+            per_trial.append((time.perf_counter() - wall, time.process_time() - cpu))
     finally:
         search.close()
-    trials = sum(n for _, _, n in per_batch)
-    _, last_cpu, last_count = per_batch[-1]
+    window = per_trial[-search.window :]
     return (
-        sum(w for w, _, _ in per_batch) / trials * 1000,
-        sum(c for _, c, _ in per_batch) / trials * 1000,
-        last_cpu / last_count * 1000,
+        (first[0] + sum(w for w, _ in per_trial)) / len(per_trial) * 1000,
+        (first[1] + sum(c for _, c in per_trial)) / len(per_trial) * 1000,
+        sum(c for _, c in window) / len(window) * 1000,
     )
 
 
 def optuna_alone_ms(plan: SweepPlan) -> float:
     """CPU ms per trial of optuna by itself on the same study: the same sampler settings, space,
-    batches and objective, in optuna's in-memory storage, without run configs, run ids, journal
-    or reseeding. What is above it in `ask_tell_ms` is this project's share."""
+    window of trials in flight and objective, in optuna's in-memory storage, without run configs,
+    run ids, journal or reseeding. What is above it in `ask_tell_ms` is this project's share."""
     import optuna
     from optuna.samplers import TPESampler
 
@@ -256,11 +257,15 @@ def optuna_alone_ms(plan: SweepPlan) -> float:
     )
     study = optuna.create_study(sampler=sampler, direction="maximize")
     cpu = time.process_time()
-    for start in range(0, search.trials, search.batch):
-        trials = [study.ask(spaces) for _ in range(min(search.batch, search.trials - start))]
-        for trial in trials:
-            fast, slow = trial.params["fast"], trial.params["slow"]
-            study.tell(trial, 1.0 - ((fast - 20) / 15) ** 2 - ((slow - 150) / 80) ** 2)
+    pending = collections.deque(study.ask(spaces) for _ in range(min(search.batch, search.trials)))
+    asked = len(pending)
+    while pending:
+        trial = pending.popleft()
+        fast, slow = trial.params["fast"], trial.params["slow"]
+        study.tell(trial, 1.0 - ((fast - 20) / 15) ** 2 - ((slow - 150) / 80) ** 2)
+        if asked < search.trials:
+            pending.append(study.ask(spaces))
+            asked += 1
     return (time.process_time() - cpu) / search.trials * 1000
 
 
@@ -440,7 +445,7 @@ def cpu_ceiling(one: StudyTiming, two: StudyTiming) -> float:
     other processes hardly enters it): against one worker that never waits (its study as long
     as its runs' CPU time; the coordinator and the server have the other core), the two-worker
     study at its shortest, half of all the CPU it needs (workers, coordinator, server), with no
-    wait at the batch barriers."""
+    wait anywhere."""
     return one.workers_cpu / ((two.workers_cpu + two.coordinator_cpu + two.server_cpu) / 2)
 
 
@@ -467,12 +472,12 @@ def search_main(args: argparse.Namespace) -> int:
         ]
         cpu = [c for _, c, _ in asked]
         print(
-            f"TPE study of {args.trials} trials in batches of {args.batch}, 2 parameters, "
+            f"TPE study of {args.trials} trials, at most {args.batch} in flight, 2 parameters, "
             f"{args.repeats} repeats"
         )
         print(
             "optimizer overhead per trial (ask + run config and run id + tell, journal synced "
-            f"per batch), ms CPU: {_spread(cpu)} (target < 5 ms); last batch: "
+            f"per window), ms CPU: {_spread(cpu)} (target < 5 ms); last window: "
             f"{_spread([last for _, _, last in asked])}; ms wall: {_spread([w for w, _, _ in asked])}"
         )
         print(f"optuna by itself on the same study (in-memory), ms CPU: {_spread(alone)}")
@@ -490,7 +495,7 @@ def search_main(args: argparse.Namespace) -> int:
         synthetic_bars(args.bars).write_parquet(year)
         pairs = search_pairs(tmp, year, args.trials, args.batch, args.study_repeats, args.strategy)
     print(
-        f"studies of {args.strategy}, {args.trials} trials in batches of {args.batch} over "
+        f"studies of {args.strategy}, {args.trials} trials, at most {args.batch} in flight, over "
         f"{args.bars:,} synthetic "
         f"minute bars over NATS, 1 then 2 workers, {len(pairs)} pairs (each pair one seed):"
     )
@@ -532,7 +537,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--search", action="store_true", help="benchmark a TPE search instead")
     parser.add_argument("--trials", type=int, default=200, help="search trials (default 200)")
-    parser.add_argument("--batch", type=int, default=8, help="search batch size (default 8)")
+    parser.add_argument(
+        "--batch", type=int, default=8, help="search batch: trials in flight (default 8)"
+    )
     parser.add_argument(
         "--bars", type=int, default=525_600, help="bars of the search's runs (default: a year)"
     )

@@ -19,8 +19,9 @@ constraints = ["fast < slow"]
 objective = { stat = "sharpe", direction = "maximize" }
 ```
 
-Instead of `[grid]`/`[random]`, a `[search]` asks an optimizer (optuna) for the points, a fixed batch
-of `batch` trials at a time, so the trials depend on the seed and the batch size only:
+Instead of `[grid]`/`[random]`, a `[search]` asks an optimizer (optuna) for the points, at most
+`batch` trials in flight (trial n asked once trials 0..n-batch are told), so the trials depend on
+the seed and the batch size only:
 
 ```toml
 [search]
@@ -116,9 +117,9 @@ SearchMethod = Literal["tpe", "cmaes", "nsga2"]
 
 
 class Search(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An optimizer proposes the points: `trials` runs, asked `batch` at a time (the batch size is
-    part of the config, never the number of workers, so any number of workers runs the same
-    trials). `startup`: random trials before TPE or CMA-ES start modelling; `population`: NSGA-II's
+    """An optimizer proposes the points: `trials` runs, at most `batch` asked and not told at once
+    (the batch size is part of the config, never the number of workers, so any number of workers
+    runs the same trials). `startup`: random trials before TPE or CMA-ES start modelling; `population`: NSGA-II's
     population (default 50) or CMA-ES's (default from the dimension)."""
 
     params: Annotated[dict[str, Distribution], msgspec.Meta(min_length=1)]

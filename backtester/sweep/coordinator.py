@@ -1,5 +1,5 @@
-"""The coordinator: ask the sweep's points batch by batch, run them anywhere, collect one result per
-point, tell the batch back, and write the table.
+"""The coordinator: ask the sweep's points, run them anywhere, collect one result per point, tell
+each back in point order (which lets the search ask the next), and write the table.
 
 Accounting is by point: a result is accepted only if it names this sweep, a point of it and that
 point's run id; the first accepted result of a point wins and any later one is counted as a
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,9 +133,6 @@ class Collector:
             return None
         return msgspec.structs.replace(found, index=run.index)
 
-    def complete(self, batch: list[PlannedRun]) -> bool:
-        return all(run.index in self.reports for run in batch)
-
 
 async def run_sweep(
     plan: SweepPlan, settings: SweepSettings, *, stream: TextIO | None = None
@@ -248,38 +246,54 @@ async def _runner(
 
 
 async def _drive(search: Search, runner: Runner, session: _Session) -> None:
-    """Ask a batch, run the points without a result (each distinct run once), collect until the
-    batch is complete, tell it; until the search has nothing more to ask. Each point goes out as
-    soon as it is asked, so the workers start on the batch while the rest of it is proposed."""
+    """Run each point as it is asked (each distinct run once), wait for the earliest point not told
+    yet, tell it, and take what the search may ask after that tell; until nothing is in flight.
+    The search's window of points keeps the workers busy while the coordinator asks, and every
+    ask follows the same tells however the results arrive. The asks and tells reach the disk
+    (an fsync on another thread) once per window of tells, not where anyone waits for it."""
+    collector = session.collector
+    in_flight: deque[PlannedRun] = deque()
+    sent: set[str] = set()  # run ids published by this session
+    syncing: asyncio.Future[None] | None = None
+    told = 0
+    try:
+        while True:
+            for run in search.proposals():
+                in_flight.append(run)
+                if run.index in collector.reports or run.run_id in sent:
+                    continue
+                if collector.shared(run) is None:
+                    sent.add(run.run_id)
+                    await runner.submit([run])
+            if not in_flight:
+                return
+            head = in_flight.popleft()
+            search.tell(head, await _result(head, runner, session))
+            told += 1
+            if told % search.window == 0 and (syncing is None or syncing.done()):
+                if syncing is not None:
+                    syncing.result()
+                syncing = asyncio.ensure_future(asyncio.to_thread(search.persist))
+    finally:
+        if syncing is not None:
+            await syncing
+
+
+async def _result(run: PlannedRun, runner: Runner, session: _Session) -> RunReport:
+    """`run`'s result: its own, another point's of the same run, or the next that arrives."""
     collector = session.collector
     while True:
-        batch: list[PlannedRun] = []
-        wanted: set[str] = set()
-        for run in search.proposals():
-            batch.append(run)
-            if run.index in collector.reports or run.run_id in wanted:
-                continue
-            if collector.shared(run) is None:
-                wanted.add(run.run_id)
-                await runner.submit([run])
-        if not batch:
-            return
-        log.info("batch.published", points=len(batch), jobs=len(wanted))
-        # The previous tells and these asks reach the disk while the batch runs, not between
-        # batches, where every worker waits for the coordinator.
-        await asyncio.to_thread(search.persist)
-        while True:
-            for run in batch:
-                shared = collector.shared(run)
-                if shared is not None:
-                    session.record(shared)
-            if collector.complete(batch):
-                break
-            for data in await runner.next_batch(timeout=0.5):
-                session.receive(data)
-            runner.check()
-            session.progress.draw()
-        search.tell(batch, collector.reports)
+        report = collector.reports.get(run.index)
+        if report is not None:
+            return report
+        shared = collector.shared(run)
+        if shared is not None:
+            session.record(shared)
+            continue
+        for data in await runner.next_batch(timeout=0.5):
+            session.receive(data)
+        runner.check()
+        session.progress.draw()
 
 
 class _Session:

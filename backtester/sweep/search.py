@@ -1,8 +1,9 @@
-"""Where a sweep's points come from, batch by batch: the next batch's `proposals`, run as each comes,
-`tell` its results.
+"""Where a sweep's points come from: the `proposals` that may be in flight now, run as each comes,
+and each point's result told back in point order (`tell`), which may allow further proposals.
 
-A grid or random sweep is one batch holding every point; a `[search]` asks an optimizer
-(`sweep/study.py`, loaded only then: optuna takes a while to import).
+A grid or random sweep proposes every point at once; a `[search]` asks an optimizer
+(`sweep/study.py`, loaded only then: optuna takes a while to import), at most `window` points
+ahead of the last one told.
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ from backtester.sweep.spec import RunReport
 
 
 class Search(Protocol):
-    def proposals(self) -> Iterator[PlannedRun]:
-        """The next batch, a point at a time as each is asked (after a resume: the batch in
-        progress); nothing when the sweep is done."""
+    @property
+    def window(self) -> int:
+        """The most points proposed and not told at once."""
         ...
 
-    def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
-        """Every point of `batch` has its report in `reports` (by point index)."""
+    def proposals(self) -> Iterator[PlannedRun]:
+        """The points not proposed before that may be in flight now, in point order, a point at a
+        time as each is asked (after a resume: first those in flight when it stopped); nothing
+        when no more may be asked until the next tell, or ever."""
+        ...
+
+    def tell(self, run: PlannedRun, report: RunReport) -> None:
+        """The result of the earliest proposed point not told yet."""
         ...
 
     def finished(self, reports: dict[int, RunReport]) -> bool:
@@ -30,25 +37,30 @@ class Search(Protocol):
         ...
 
     def persist(self) -> None:
-        """Make what was asked and told so far durable (an fsync; writes are flushed as made)."""
+        """Make what was asked and told so far durable (an fsync; writes are made as they come).
+        May run on another thread while proposals and tells go on."""
         ...
 
     def close(self) -> None: ...
 
 
 class FixedPoints:
-    """Every planned point in one batch."""
+    """Every planned point proposed at once."""
 
     def __init__(self, plan: SweepPlan) -> None:
         self._runs = list(plan.runs)
         self._asked = False
+
+    @property
+    def window(self) -> int:
+        return max(len(self._runs), 1)
 
     def proposals(self) -> Iterator[PlannedRun]:
         if not self._asked:
             self._asked = True
             yield from self._runs
 
-    def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
+    def tell(self, run: PlannedRun, report: RunReport) -> None:
         return None
 
     def finished(self, reports: dict[int, RunReport]) -> bool:

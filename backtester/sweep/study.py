@@ -1,13 +1,17 @@
-"""A `[search]` sweep: optuna proposes the points, a fixed batch at a time (the only optuna import).
+"""A `[search]` sweep: optuna proposes the points, at most `batch` in flight (the only optuna import).
 
-The trial sequence depends on the sweep seed and the batch size only, never on the workers:
-- the coordinator asks `batch` trials, the runs go out to any number of workers, and the results
-  are told back in trial order once the whole batch is in; then the next batch is asked;
+The trial sequence depends on the sweep seed and the batch size q only, never on the workers:
+- a sliding window: point n is asked once points 0..n-q are told, and results are told back in
+  point order, each tell followed by the ask it allows before the next tell. So the study holds
+  the same told and pending trials at every ask whatever order the results arrive in, while the
+  workers always have q - 1 points to run during an ask (no barrier where they wait for a batch);
 - before each ask the sampler is made anew with a seed derived from (sweep seed, trial number), so
   a trial's proposal is a function of the study's stored trials and that seed, not of how many
   proposals one sampler object happened to make (which a resumed process would not repeat);
 - the study lives in the sweep directory (optuna's journal file), so a resumed sweep reloads the
-  very trials asked before, completes the batch it was in, and goes on as if never stopped.
+  very trials asked before, the points in flight among them, and goes on as if never stopped. A
+  study asked by the fixed batches of earlier versions is marked by the absence of the schedule
+  attribute; it is read back once finished, and refused if it is not (`adr/0015`).
 
 A proposal that fails the constraints is told as failed and asked again; it is not a point. Two
 trials may propose the same values: they are the same run (same seed, same run id), run once.
@@ -42,6 +46,10 @@ from backtester.sweep.plan import MAX_DRAWS_PER_POINT, PlannedRun, SweepPlan
 from backtester.sweep.spec import RunCompleted, RunReport
 
 STUDY_JOURNAL = "study.journal"
+# A study attribute naming the schedule its trials were asked on; absent from the journals of the
+# earlier fixed-batch schedule, whose unfinished studies cannot be continued trial for trial.
+SCHEDULE_ATTR = "backtester.schedule"
+SCHEDULE = "sliding window"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -58,8 +66,8 @@ class _SingleWriter(BaseJournalFileLock):
 
 
 class _JournalFile(JournalFileBackend):
-    """optuna's journal file, written a whole proposal or a whole batch's tells at a time (`commit`)
-    instead of one write per operation (a dozen per trial), and synced once per batch (`sync`).
+    """optuna's journal file, written a whole proposal or a tell at a time (`commit`) instead of
+    one write per operation (a dozen per trial), and synced when the coordinator asks (`sync`).
 
     A proposal is several operations (create the trial, sampler attributes, each parameter); a
     process killed between two of them would leave a trial without all its parameters, which a
@@ -92,11 +100,18 @@ class _JournalFile(JournalFileBackend):
             data = data[self._handle.write(data) :]
 
     def sync(self) -> None:
-        self.commit()
+        """Make what was committed durable. Only an fsync, so it may run on another thread
+        while this one commits more (the file is appended to, never rewritten)."""
         os.fsync(self._handle.fileno())
 
     def close(self) -> None:
+        self.commit()
         self.sync()
+        self._handle.close()
+
+    def discard(self) -> None:
+        """Close without writing what was appended since the last commit."""
+        self._pending.clear()
         self._handle.close()
 
 
@@ -150,10 +165,16 @@ class OptunaSearch:
                 load_if_exists=True,
             )
         self._kept: BaseSampler | None = None
-        self._trial_of: dict[int, int] = {}  # point index -> trial number
+        self._trial_of: list[int] = []  # point index -> trial number
         self._told = 0  # points told, always a prefix in point order
+        self._handed = 0  # points handed out by `proposals`, a prefix in point order
         self._trials = 0
         self._restore()
+        self._check_schedule(directory)
+
+    @property
+    def window(self) -> int:
+        return self.search.batch
 
     def _restore(self) -> None:
         """Points from the trials a previous session asked, in trial order."""
@@ -165,25 +186,39 @@ class OptunaSearch:
                     self.study.tell(trial.number, state=TrialState.FAIL)
                 continue
             run = self.plan.add(params)
-            self._trial_of[run.index] = trial.number
+            self._trial_of.append(trial.number)
             if trial.state != TrialState.RUNNING:
                 self._told = run.index + 1
+        self._handed = self._told  # the points in flight are handed out again
+
+    def _check_schedule(self, directory: Path) -> None:
+        """Mark a new study with its schedule; refuse an unfinished one asked on another."""
+        if self.study.user_attrs.get(SCHEDULE_ATTR) == SCHEDULE:
+            return
+        if self._trials == 0:
+            self.study.set_user_attr(SCHEDULE_ATTR, SCHEDULE)
+            self._journal.commit()
+            return
+        if self._told < self.search.trials:
+            self._journal.discard()
+            raise SweepConfigError(
+                f"{directory / STUDY_JOURNAL} was asked in fixed batches by an earlier version "
+                "and cannot be continued trial for trial; remove the sweep directory to run the "
+                "search anew"
+            )
 
     def finished(self, reports: dict[int, RunReport]) -> bool:
         return self._told >= self.search.trials
 
-    def ask(self) -> list[PlannedRun]:
-        """The current batch at once (see `proposals`)."""
-        return list(self.proposals())
-
     def proposals(self) -> Iterator[PlannedRun]:
-        """The current batch, each point as soon as it is asked: after a resume, the points of the
-        batch in progress asked before first. Nothing once every trial is told."""
-        if self._told >= self.search.trials:
-            return
-        start = self._told - self._told % self.search.batch
-        end = min(start + self.search.batch, self.search.trials)
-        yield from self.plan.runs[start:end]
+        """The points that may be in flight now, in point order, each as soon as it is asked: the
+        points asked but not handed out yet (after a resume, those asked and not told before),
+        then new ones while fewer than `batch` points are asked and not told. Asks only what the
+        number of points told allows, so each ask sees the same study whenever it is made."""
+        while self._handed < len(self.plan.runs):
+            self._handed += 1
+            yield self.plan.runs[self._handed - 1]
+        end = min(self._told + self.search.batch, self.search.trials)
         rejected = 0
         while len(self.plan.runs) < end:
             number = self._trials
@@ -208,22 +243,22 @@ class OptunaSearch:
             self._journal.commit()
             rejected = 0
             run = self.plan.add(params)
-            self._trial_of[run.index] = trial.number
+            self._trial_of.append(trial.number)
+            self._handed += 1
             yield run
 
-    def tell(self, batch: list[PlannedRun], reports: dict[int, RunReport]) -> None:
-        """Tell each point's outcome in point order: its objectives, or failed (a run that failed,
-        or an objective that is missing or not a finite number)."""
-        for run in batch:
-            if run.index < self._told:
-                continue
-            number = self._trial_of[run.index]
-            values = self.values(reports[run.index])
-            if values is None:
-                self.study.tell(number, state=TrialState.FAIL)
-            else:
-                self.study.tell(number, values)
-            self._told = run.index + 1
+    def tell(self, run: PlannedRun, report: RunReport) -> None:
+        """Tell the outcome of the earliest point not told yet: its objectives, or failed (a run
+        that failed, or an objective that is missing or not a finite number)."""
+        if run.index != self._told:
+            raise ValueError(f"point {run.index} told out of order (next is {self._told})")
+        number = self._trial_of[run.index]
+        values = self.values(report)
+        if values is None:
+            self.study.tell(number, state=TrialState.FAIL)
+        else:
+            self.study.tell(number, values)
+        self._told += 1
         self._journal.commit()
 
     def persist(self) -> None:

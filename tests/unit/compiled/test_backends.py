@@ -115,7 +115,8 @@ def test_the_just_in_time_fallback_gives_the_same_digest() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO), "BACKTESTER_KERNELS": "jit"},
         capture_output=True,
         text=True,
-        timeout=300,
+        # In a fresh checkout numba compiles every kernel the run calls: 300 s ran out at load 16.
+        timeout=900,
         check=True,
     )
     backend, digest = done.stdout.split()

@@ -1,16 +1,19 @@
 """The optuna search in-process: a trial sequence that depends on (seed, batch) only, resumed
-mid-batch or mid-tell identically, constraints and duplicate proposals, every method."""
+mid-window or between a tell and its ask identically, constraints and duplicate proposals, every
+method, and a study asked on the earlier fixed-batch schedule refused unless finished."""
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import pytest
 from optuna.samplers import TPESampler
 
-from backtester.sweep.config import decode_sweep_config
+from backtester.cli import main
+from backtester.sweep.config import SweepConfigError, decode_sweep_config, load_sweep_config
 from backtester.sweep.plan import PlannedRun, SweepPlan, build_plan
 from backtester.sweep.spec import RunCompleted, RunReport
 from backtester.sweep.study import STUDY_JOURNAL, OptunaSearch
@@ -54,11 +57,21 @@ def outcome(run: PlannedRun) -> RunReport:
     return RunCompleted("s", run.index, run.run_id, "d", stats)  # type: ignore[arg-type]
 
 
-def drive(search: OptunaSearch, batches: int | None = None) -> None:
-    done = 0
-    while (batches is None or done < batches) and (batch := search.ask()):
-        search.tell(batch, {run.index: outcome(run) for run in batch})
-        done += 1
+def drive(
+    search: OptunaSearch, tells: int | None = None, in_flight: list[PlannedRun] | None = None
+) -> None:
+    """Tell each point in point order, taking the proposals each tell allows, as the coordinator
+    does (starting from `in_flight`, proposals taken already); with `tells`, stop after that many,
+    before the last one's proposals (a kill there)."""
+    in_flight = deque(search.proposals() if in_flight is None else in_flight)
+    told = 0
+    while in_flight:
+        run = in_flight.popleft()
+        search.tell(run, outcome(run))
+        told += 1
+        if told == tells:
+            return
+        in_flight += search.proposals()
 
 
 def points(plan: SweepPlan) -> list[tuple[int, int, str]]:
@@ -80,8 +93,9 @@ def test_a_study_proposes_the_same_points_every_time_and_honours_the_constraints
     assert [r.index for r in first.runs] == list(range(20))
 
 
-def test_a_study_stopped_mid_batch_or_mid_tell_resumes_to_the_same_points(
-    data: Path, tmp_path: Path
+@pytest.mark.parametrize("asked", [True, False], ids=["after-its-ask", "before-its-ask"])
+def test_a_study_stopped_after_a_tell_resumes_to_the_same_points(
+    data: Path, tmp_path: Path, asked: bool
 ) -> None:
     straight = plan_for(data, tmp_path / "straight")
     search = OptunaSearch(straight, straight.output_dir)
@@ -90,9 +104,9 @@ def test_a_study_stopped_mid_batch_or_mid_tell_resumes_to_the_same_points(
 
     broken = plan_for(data, tmp_path / "broken")
     search = OptunaSearch(broken, broken.output_dir)
-    drive(search, batches=1)
-    batch = search.ask()  # the second batch is asked, then only half of it is told
-    search.tell(batch[:3], {run.index: outcome(run) for run in batch[:3]})
+    drive(search, tells=9)  # 9 told, the points up to 9 + 6 - 1 asked but the last
+    if asked:
+        assert len(list(search.proposals())) == 1
     search.close()
     journal = broken.output_dir / STUDY_JOURNAL
     with journal.open("ab") as handle:
@@ -101,8 +115,9 @@ def test_a_study_stopped_mid_batch_or_mid_tell_resumes_to_the_same_points(
     again = plan_for(data, tmp_path / "broken")
     resumed = OptunaSearch(again, again.output_dir)
     assert points(again) == points(broken)  # the asked trials come back as points
-    assert resumed.ask() == again.runs[6:12]  # the batch in progress, not a new one
-    drive(resumed)
+    in_flight = list(resumed.proposals())  # the ones in flight, and the ask the kill cut off
+    assert in_flight == again.runs[9:15] and len(again.runs) == 15
+    drive(resumed, in_flight=in_flight)
     resumed.close()
     assert points(again) == points(straight)
 
@@ -184,3 +199,70 @@ def test_a_kept_and_reseeded_tpe_sampler_proposes_what_new_samplers_would(
     search.close()
     assert len(kept.runs) == 30
     assert points(kept) == points(fresh)
+
+
+def _batch_schedule_journal(plan: SweepPlan, told: int) -> None:
+    """A study journal as the earlier fixed-batch schedule left it: the same study, asked and
+    told through optuna's own journal storage, without the schedule attribute."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from backtester.sweep.study import distribution
+
+    assert plan.config.search is not None
+    space = {name: distribution(d) for name, d in plan.config.search.params.items()}
+    storage = JournalStorage(JournalFileBackend(str(plan.output_dir / STUDY_JOURNAL)))
+    study = optuna.create_study(study_name=plan.sweep_id, storage=storage, direction="maximize")
+    for number in range(6):
+        study.enqueue_trial({"fast": 2 + number, "slow": 40})
+        trial = study.ask(space)
+        if number < told:
+            study.tell(trial, -1.0 - number)
+
+
+SEARCH_TOML = """
+seed = 3
+constraints = ["fast < slow"]
+
+[search]
+trials = 6
+params = {{ fast = {{ randint = [2, 30] }}, slow = {{ randint = [10, 60], step = 5 }} }}
+
+[[base.data]]
+kind = "file"
+path = "{data}"
+symbol = "BTC/USDT"
+
+[base.strategy]
+name = "SmaCross"
+"""
+
+
+def test_a_study_of_the_fixed_batch_schedule_is_refused_unless_it_is_finished(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unfinished = plan_for(data, tmp_path / "unfinished", trials=6)
+    _batch_schedule_journal(unfinished, told=3)
+    before = (unfinished.output_dir / STUDY_JOURNAL).read_bytes()
+    with pytest.raises(SweepConfigError, match="fixed batches by an earlier version") as caught:
+        OptunaSearch(unfinished, unfinished.output_dir)
+    assert "\n" not in str(caught.value)
+    assert (unfinished.output_dir / STUDY_JOURNAL).read_bytes() == before  # left as it was
+
+    # The command line says so in one line, exit code 2, before any worker starts.
+    config = tmp_path / "search.toml"
+    config.write_text(SEARCH_TOML.format(data=data))
+    out = tmp_path / "cli"
+    plan = build_plan(load_sweep_config(config, output_dir=str(out)))
+    plan.output_dir.mkdir(parents=True)
+    _batch_schedule_journal(plan, told=3)
+    assert main(["sweep", str(config), "--out", str(out), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "fixed batches by an earlier version" in err[-1], err
+
+    finished = plan_for(data, tmp_path / "finished", trials=6)
+    _batch_schedule_journal(finished, told=6)
+    search = OptunaSearch(finished, finished.output_dir)  # read back: nothing is asked
+    assert search.finished({}) and list(search.proposals()) == []
+    search.close()
+    assert len(finished.runs) == 6
