@@ -3,9 +3,9 @@
 `CashAccount` is a spot account: buys are paid from cash, sells come out of what is held, nothing is
 ever short. `MarginAccount` trades contracts: signed positions at a leverage, initial margin per
 position, maintenance margin from the instrument's brackets, funding, and liquidation prices in
-isolated or cross mode. The venue, the risk engine, the ledger and the strategy context each hold
-their own instance and feed it the same events, so they agree by construction; the booking
-arithmetic lives in `accounting.arithmetic` (adr/0017).
+isolated or cross mode. The venue holds its own instance (as an exchange does); the client side (the
+ledger, which books, and the risk engine and the strategy context, which read) shares one (adr/0023);
+the booking arithmetic lives in `accounting.arithmetic` (adr/0017).
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class Account:
         self.funding_paid = 0.0
         self.realized_pnl = 0.0
         self.positions = {symbol: Position(i) for symbol, i in self.instruments.items()}
+        # Each position's signed quantity by symbol, kept with the positions at every booking: a
+        # plain dict, since strategies read it on every bar (`StrategyContext.positions`).
+        self.quantities: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class Account:
             instrument.leverage,
             self.keeps_margin,
         )
+        self.quantities[symbol] = position.quantity
         position.fees += fee
         self.fees_paid += fee
         if closed:
