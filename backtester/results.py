@@ -306,7 +306,7 @@ def build_result(
         # One block for the four columns: freed and allocated again run after run (a sweep), one
         # large block is reused by the allocator, while four separate ones are handed back to the
         # system and faulted in afresh each time, which costs more than the pass itself. Without
-        # huge-page advice: a fresh process's first run would wait for compaction (adr/0023).
+        # huge-page advice: a fresh process's first run would wait for compaction (adr/0025).
         if positions_given_away:
             marked, drawdown, notional = columns(3, len(timeline))
             position_value = held

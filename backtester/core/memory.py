@@ -1,4 +1,4 @@
-"""Column-long buffers a run writes from start to end (adr/0023).
+"""Column-long buffers a run writes from start to end (adr/0025).
 
 numpy advises the kernel to back every array of 4 MB or more with transparent huge pages
 (`madvise(MADV_HUGEPAGE)`). Where huge pages are given on request only (the common
