@@ -194,7 +194,9 @@ class Backtest:
         keywords are `optimize`'s (parameters, `maximize`, `method`, `workers`, ...). Returns a
         `WalkForwardResult`: `.folds`, the stitched out-of-sample `.equity` and its `.stats`,
         `.runs` (the out-of-sample run directories) and `.report()` (the HTML page). The same
-        folds and results as `python -m backtester sweep` with `[walk_forward]` in the config."""
+        folds and results as `python -m backtester sweep` with `[walk_forward]` in the config.
+        Raises `backtester.walk_forward.FoldFailed` (naming the fold and its training window) when
+        a fold's in-sample sweep has no point to run out of sample."""
         from backtester.walk_forward import walk_forward  # noqa: PLC0415  (sweep machinery on demand)
 
         return walk_forward(self, train=train, test=test, step=step, **kwargs)

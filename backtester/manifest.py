@@ -168,7 +168,10 @@ def package_sha256() -> str:
 
 
 def _outside_source_sha256(strategy: type[Any]) -> str | None:
-    source = inspect.getsourcefile(strategy)
+    try:
+        source = inspect.getsourcefile(strategy)
+    except (OSError, TypeError):  # defined where no file holds it: a notebook, a REPL, `python -c`
+        return None
     if source is None:
         return None
     path = Path(source).resolve()

@@ -15,6 +15,7 @@ from polars._typing import PolarsDataType
 from backtester.compiled.drawdown import mark_to_market
 from backtester.config import StatsConfig
 from backtester.core.digest import DIGEST_ALGORITHM, STRING_SEPARATOR, Digest
+from backtester.core.memory import columns
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
 from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
@@ -285,6 +286,7 @@ def build_result(
     ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
     fill_rows: np.ndarray | None = None,
     positions_given_away: bool = False,
+    interval: int | None = None,
 ) -> RunResult:
     """`marks`: each instrument's mark at every timeline point (on spot, its close), which values the
     positions; `closes`: its last price, for buy-and-hold and the marking of open trades; `account`:
@@ -292,7 +294,8 @@ def build_result(
     unrealized profit; equity is the same sum either way); `ranges`: each instrument's own bar
     times, highs and lows, for the trades' excursions; `fill_rows`: each fill's row there, when
     the caller knows it; `positions_given_away`: the caller no longer needs its position arrays,
-    and the one instrument's becomes the position value column (a column-long array less)."""
+    and the one instrument's becomes the position value column (a column-long array less);
+    `interval`: `bar_interval_ns(timeline)` when the caller took it already."""
     cash, positions = books.cash, books.positions
     sizes = multipliers or {}
     # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
@@ -302,12 +305,13 @@ def build_result(
         ((symbol, held),) = positions.items()
         # One block for the four columns: freed and allocated again run after run (a sweep), one
         # large block is reused by the allocator, while four separate ones are handed back to the
-        # system and faulted in afresh each time, which costs more than the pass itself.
+        # system and faulted in afresh each time, which costs more than the pass itself. Without
+        # huge-page advice: a fresh process's first run would wait for compaction (adr/0025).
         if positions_given_away:
-            marked, drawdown, notional = np.empty((3, len(timeline)))
+            marked, drawdown, notional = columns(3, len(timeline))
             position_value = held
         else:
-            position_value, marked, drawdown, notional = np.empty((4, len(timeline)))
+            position_value, marked, drawdown, notional = columns(4, len(timeline))
         # The statistics' drawdown profile and exposure come from the same pass.
         deepest, longest, exposed = mark_to_market(
             np.ascontiguousarray(timeline, dtype=np.int64),
@@ -356,15 +360,22 @@ def build_result(
         periods_per_year=stats.periods_per_year,
         returns=stats.returns,
         drawdown=profile,
+        interval=interval,
     )
-    closed = trades.filter(~pl.col("is_open"))
-    computed["long_trades"] = int((closed["side"] == "long").sum())
-    computed["short_trades"] = int((closed["side"] == "short").sum())
+    # Closed trades by side, in one query.
+    closed = ~pl.col("is_open")
+    longs, shorts = trades.select(
+        (closed & (pl.col("side") == side)).sum().alias(side) for side in ("long", "short")
+    ).row(0)
+    computed["long_trades"] = int(longs)
+    computed["short_trades"] = int(shorts)
     computed["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
     computed["liquidations"] = liquidations
     computed["orders"] = orders.height
     computed["fills"] = fills.height
-    denied = orders.filter(pl.col("status") == "denied")
+    denials = orders["status"] == "denied"
+    # Most runs deny nothing: then no filtering pass over the orders.
+    denied = orders.filter(denials) if denials.any() else orders.clear()
     computed["orders_denied"] = denied.height
     computed["denial_reasons"] = denial_summary(denied)
     # Bars where the assumed intrabar path decided which of several orders filled first.

@@ -2,7 +2,9 @@
 
 The backtest and its parameter space become a sweep config with a `[walk_forward]` section, as
 `Backtest.optimize` builds one, and run as `python -m backtester sweep` runs that config
-(`sweep/walkforward.py`): the same folds, in-sample sweeps, out-of-sample runs and digest.
+(`sweep/walkforward.py`): the same folds, in-sample sweeps, out-of-sample runs and digest. A fold
+whose in-sample sweep has no point to run out of sample raises `FoldFailed`, as the CLI ends with
+its message.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from backtester.optimize import (
     sweep_raw,
 )
 from backtester.sweep.config import decode_sweep_config
-from backtester.sweep.walkforward import run_walk_forward
+from backtester.sweep.walkforward import FoldFailed, run_walk_forward
+
+__all__ = ["FoldFailed", "WalkForwardResult", "walk_forward"]
 
 if TYPE_CHECKING:
     from backtester.backtest import Backtest
@@ -98,7 +102,7 @@ def walk_forward(
         run_walk_forward(cfg, settings, keep=keep, identity=identity, stream=progress_stream())
     )
     summary = found.summary
-    runs = [Path(out) / r for r in found.folds["run_id"].drop_nulls().to_list()]
+    runs = [Path(out) / r for r in found.folds["run_id"].to_list()]
     return WalkForwardResult(
         folds=found.folds,
         equity=found.equity,

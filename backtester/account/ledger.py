@@ -46,13 +46,13 @@ class Journal:
         self.after.append(after)
         self.cash.append(account.cash)
         self.funding.append(account.funding_paid)
+        positions = account.positions
         for symbol in self.instruments:
-            position = account.positions[symbol]
-            self.positions[symbol].append(position.quantity)
+            position = positions[symbol]
+            quantity = position.quantity
+            self.positions[symbol].append(quantity)
             self.cost_basis[symbol].append(
-                position_value(
-                    position.quantity, position.avg_price, position.instrument.contract_size
-                )
+                position_value(quantity, position.avg_price, position.instrument.contract_size)
             )
 
 
@@ -144,7 +144,8 @@ class AccountLedger:
                     ts_init=now,
                 )
             )
-        self._publish_state(fill)
+        if bus.listened(AccountState):
+            self._publish_state(fill)
 
     def on_funding(self, payment: FundingPaid) -> None:
         self.account.apply_funding(payment.instrument, payment.amount)

@@ -3,9 +3,9 @@
 `CashAccount` is a spot account: buys are paid from cash, sells come out of what is held, nothing is
 ever short. `MarginAccount` trades contracts: signed positions at a leverage, initial margin per
 position, maintenance margin from the instrument's brackets, funding, and liquidation prices in
-isolated or cross mode. The venue, the risk engine, the ledger and the strategy context each hold
-their own instance and feed it the same events, so they agree by construction; the booking
-arithmetic lives in `accounting.arithmetic` (adr/0017).
+isolated or cross mode. The venue holds its own instance (as an exchange does); the client side (the
+ledger, which books, and the risk engine and the strategy context, which read) shares one (adr/0023);
+the booking arithmetic lives in `accounting.arithmetic` (adr/0017).
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class Account:
         self.funding_paid = 0.0
         self.realized_pnl = 0.0
         self.positions = {symbol: Position(i) for symbol, i in self.instruments.items()}
+        # Each position's signed quantity by symbol, kept with the positions at every booking: a
+        # plain dict, since strategies read it on every bar (`StrategyContext.positions`).
+        self.quantities: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class Account:
             instrument.leverage,
             self.keeps_margin,
         )
+        self.quantities[symbol] = position.quantity
         position.fees += fee
         self.fees_paid += fee
         if closed:
@@ -300,10 +304,8 @@ class MarginAccount(Account):
         return math.inf if equity <= 0.0 else maintenance / equity
 
     def liquidation_price(self, symbol: str, marks: Marks) -> float | None:
-        """The mark at which the position would be liquidated, other marks as given; None when flat.
-
-        The maintenance bracket is the one containing the position's notional at that price: the
-        maintenance margin is continuous across brackets, so exactly one bracket is consistent."""
+        """The mark at which the position would be liquidated, other marks as given; None when flat
+        (`arithmetic.bracket_liquidation_price`, which the compiled order path calls too)."""
         position = self.positions[symbol]
         if not position.quantity:
             return None
@@ -317,15 +319,13 @@ class MarginAccount(Account):
             for other, held in self.positions.items():
                 if other != symbol and held.quantity and not self.is_isolated(other):
                     backing -= self.maintenance_margin(other, marks[other])
-        size = position.quantity * instrument.contract_size
         tiers = instrument.margin_tiers or (instrument.tier_for(0.0),)
-        price = 0.0
-        for tier in tiers:
-            price = a.isolated_liquidation_price(
-                backing, size, position.avg_price, tier.maintenance_rate, tier.maintenance_amount
-            )
-            notional = abs(size) * price
-            below = notional < tier.max_notional or tier is tiers[-1]
-            if below and (notional >= tier.min_notional or tier is tiers[0]):
-                return price
-        return price
+        return a.bracket_liquidation_price(
+            backing,
+            position.quantity * instrument.contract_size,
+            position.avg_price,
+            [t.maintenance_rate for t in tiers],
+            [t.maintenance_amount for t in tiers],
+            [t.min_notional for t in tiers],
+            [t.max_notional for t in tiers],
+        )

@@ -1,7 +1,7 @@
 """The booking arithmetic, as plain functions of floats: the one definition every account, module and
 compiled kernel uses. The compiled order path (`compiled/signal_path.py`) calls these functions by
 name: numba compiles them into the kernel as they are (`compiled.jit.with_numba_twins`), so the
-kernel and the accounts run the same code. Only floats, bools and tuples of them go in and out.
+kernel and the accounts run the same code. Only floats, bools and tuples of them go in and out (and, for brackets, columns of floats).
 
 Every account kind books a fill the same way: its notional flows through `cash` (a buy pays it, a
 sell receives it; fees are paid on top), and each position keeps its signed quantity and average
@@ -11,6 +11,16 @@ replay gives the same floats bit for bit.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+# A column of floats: a sequence in the accounts, an array in the compiled kernel.
+Floats: TypeAlias = "Sequence[float] | npt.NDArray[np.float64]"
 
 
 def fill_notional(quantity: float, price: float, multiplier: float) -> float:
@@ -119,3 +129,52 @@ def isolated_liquidation_price(
     side = 1.0 if quantity > 0.0 else -1.0
     size = abs(quantity)
     return (margin + amount - side * size * entry) / (size * rate - side * size)
+
+
+def bracket_liquidation_price(
+    backing: float,
+    quantity: float,
+    entry: float,
+    rates: Floats,
+    amounts: Floats,
+    min_notionals: Floats,
+    max_notionals: Floats,
+) -> float:
+    """The liquidation price of a position of signed `quantity` (in base units) backed by `backing`,
+    under maintenance brackets given column by column, in order (rate, amount, lower and upper
+    notional of each; at least one): the price of the bracket containing the position's notional at
+    that price. The maintenance margin is continuous across brackets, so exactly one is consistent."""
+    price = 0.0
+    last = len(rates) - 1
+    for t in range(last + 1):
+        price = isolated_liquidation_price(backing, quantity, entry, rates[t], amounts[t])
+        notional = abs(quantity) * price
+        below = notional < max_notionals[t] or t == last
+        if below and (notional >= min_notionals[t] or t == 0):
+            return price
+    return price
+
+
+def bankruptcy_price(entry: float, backing: float, size: float, long: bool) -> float:
+    """Where a position of `size` (quantity times contract size, unsigned) entered at `entry` has
+    lost all of `backing`."""
+    return entry + (-backing if long else backing) / size
+
+
+def liquidation_fill_price(mark: float, bankrupt: float, long: bool) -> float:
+    """A liquidation fills at the mark where the liquidation price was reached, or at the bankruptcy
+    price when the mark is past it (as the exchange's insurance fund would take it):
+    `max(mark, bankrupt)` for a long, `min(mark, bankrupt)` for a short."""
+    if long:
+        return bankrupt if bankrupt > mark else mark
+    return bankrupt if bankrupt < mark else mark
+
+
+def liquidation_fee(
+    rate: float, quantity: float, multiplier: float, price: float, left: float
+) -> float:
+    """The liquidation fee on the notional closed, from what margin is `left` after the close (none
+    when nothing is): `min(rate * |quantity| * size * price, max(left, 0))`."""
+    charge = rate * abs(quantity) * multiplier * price
+    floor = 0.0 if left < 0.0 else left
+    return floor if floor < charge else charge

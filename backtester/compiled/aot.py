@@ -46,6 +46,7 @@ ELSEWHERE = (
     "backtester.accounting.limits",
     "backtester.domain.grid",
     "backtester.domain.volume_share",
+    "backtester.domain.touch",
 )
 
 

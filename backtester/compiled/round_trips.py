@@ -39,9 +39,10 @@ def group_round_trips(
     still held. `compiled=False` runs the same loop as plain Python."""
     n = len(symbol)
     # Allocated by numpy, not in the kernel, whose own allocations fault in page by page. A fill
-    # closes at most one trade, and opens at most one.
-    ints = np.zeros((4, n + 1), np.int64)
-    state = np.zeros((n + 1, 8))
+    # closes at most one trade, and opens at most one. Not zeroed: the loop writes every cell of
+    # the trades it returns, and the rows past them are never read (nor touched, when fresh).
+    ints = np.empty((4, n + 1), np.int64)
+    state = np.empty((n + 1, 8))
     loop = _group if compiled else _group.py_func
     trades = loop(
         symbol,

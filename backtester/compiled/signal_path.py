@@ -9,10 +9,12 @@ sizing, cash, positions and margin are the same code. What is left here is the o
 (which order when, what a denial quotes), in the order the modules run it; the identity tests run
 both paths and compare digests.
 
-One thing the loop does not do is liquidate: where a margin position's mark comes near enough to
-its maintenance margin that the venue might liquidate it, the loop stops and says so, and the run
-is made on the event path instead (`STOPPED_NEAR_LIQUIDATION`). Nor does it rest an order across
-bars: where a fill would be partial (a bar's volume share, the margin available), it stops too.
+A margin position is liquidated as the venue does it (`execution.margin`): its liquidation price
+from the same bracket rule, watched over each bar's mark path, filled at the mark where it is
+reached (or the bankruptcy price past it) with the liquidation fee, orders resting on that bar
+canceled. What the loop does not do is rest an order across bars: where a fill would be partial (a
+bar's volume share, the margin available), it stops and says so, and the run is made on the event
+path instead.
 """
 
 from __future__ import annotations
@@ -23,15 +25,21 @@ from typing import NamedTuple
 import numpy as np
 
 from backtester.accounting.arithmetic import (
+    bankruptcy_price,
     book_fill,
+    bracket_liquidation_price,
     fill_notional,
+    liquidation_fee,
+    liquidation_fill_price,
     opening_cost,
     position_value,
     quantity_for_budget,
+    realized_pnl,
 )
-from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach
+from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach, position_room
 from backtester.compiled.jit import kernel
 from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
+from backtester.domain.touch import reach_price
 from backtester.domain.volume_share import volume_capacity, volume_share_price
 
 # Order outcomes.
@@ -45,21 +53,34 @@ CANCELED_SIZED_TO_ZERO = 4  # the venue: the fraction bought or sold nothing at 
 CANCELED_END_OF_DATA = 5
 DENIED_LEVERAGE = 6  # the risk engine: the position would be above its bracket's leverage
 DENIED_MAX_POSITION = 7  # the risk engine: the position would be above a max-position limit
+CANCELED_LIQUIDATED = 8  # the venue: the position was liquidated while the order rested
+DENIED_NO_ROOM = 9  # the risk engine, capping: the position is at its limit already
+DENIED_BALANCE = 10  # the risk engine: a capped order's cost is above the buying power
+CANCELED_CAPPED_AT_FILL = 11  # the venue: the account could pay for part of the order (or none)
+# What an order is: the plan's exit or entry, or the venue's liquidation of a position.
+EXIT, ENTRY, LIQUIDATION = 0, 1, 2
 # Why the loop stopped before the end (the run then takes the event path).
 RAN_TO_THE_END = 0
-STOPPED_NEAR_LIQUIDATION = 1
-STOPPED_FILL_CAPPED = 2  # the venue would cap a fill at the margin available
+STOPPED_FILL_RESTS = 2  # a fill would leave a remainder resting (sized again at a lower price)
 STOPPED_VOLUME_CAPPED = 3  # a bar's volume share would fill an order in part (or not at all)
 
 # Rows of the per-order integers.
-_ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _ENTRY = range(6)
+_ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _KIND = range(6)
 # The balances the loop books into: cash, signed position, fees paid, average entry price,
-# the position's initial margin, funding paid; the bar whose volume fills used, and how much.
-_CASH, _HELD, _FEES, _ENTRY_PRICE, _MARGIN, _FUNDING, _VOLUME_ROW, _VOLUME_USED = range(8)
-# How near a margin position may come to liquidation before the loop hands the run over: its
-# margin plus unrealized profit at the bar's worst mark within this many times the most any
-# bracket could ask as maintenance margin (the venue liquidates at one time it).
-_LIQUIDATION_DISTANCE = 2.0
+# the position's initial margin, funding paid; the bar whose volume fills used, and how much;
+# the position's liquidation price and whether it is current (0 after a booking or a funding).
+(
+    _CASH,
+    _HELD,
+    _FEES,
+    _ENTRY_PRICE,
+    _MARGIN,
+    _FUNDING,
+    _VOLUME_ROW,
+    _VOLUME_USED,
+    _LEVEL,
+    _LEVEL_CURRENT,
+) = range(10)
 
 
 class Contract(NamedTuple):
@@ -72,12 +93,18 @@ class Contract(NamedTuple):
     # Maintenance brackets: upper notional and maximum leverage of each, in order (empty: none).
     tier_max_notional: np.ndarray = np.zeros(0)
     tier_max_leverage: np.ndarray = np.zeros(0)
-    # At most what maintenance margin can be at a notional x: x * rate + amount.
-    maintenance_rate: float = 0.0
-    maintenance_amount: float = 0.0
-    # The mark over each bar (lowest and highest), where it is watched for liquidation.
-    mark_low: np.ndarray = np.zeros(0)
+    # The brackets liquidation prices are taken in (the instrument's, or its one default bracket):
+    # maintenance rate and amount, lower and upper notional of each.
+    maintenance_rate: np.ndarray = np.zeros(0)
+    maintenance_amount: np.ndarray = np.zeros(0)
+    maintenance_min_notional: np.ndarray = np.zeros(0)
+    maintenance_max_notional: np.ndarray = np.zeros(0)
+    liquidation_fee: float = 0.0
+    # The mark over each bar, where it is watched for liquidation.
+    mark_open: np.ndarray = np.zeros(0)
     mark_high: np.ndarray = np.zeros(0)
+    mark_low: np.ndarray = np.zeros(0)
+    mark_close: np.ndarray = np.zeros(0)
     # Funding payments due before bar `funding_row[k]`, ascending: rate and mark of each.
     funding_row: np.ndarray = np.zeros(0, np.int64)
     funding_rate: np.ndarray = np.zeros(0)
@@ -85,9 +112,10 @@ class Contract(NamedTuple):
 
 
 class Simulated(NamedTuple):
-    """The loop's record. Per order: submission row, side (+1 buy, -1 sell), whether it enters
-    (else it exits), outcome, reason, the value a denial quotes, the row it closed on, filled
-    quantity and notional. Per fill: order index, row, price, quantity, fee. Per bar, after it:
+    """The loop's record. Per order: submission row, side (+1 buy, -1 sell), what it is (`EXIT`,
+    `ENTRY`, `LIQUIDATION`), outcome, reason, the value a denial quotes, the row it closed on, filled
+    quantity and notional, the quantity a capped order was cut to (NaN: a fraction order), a second
+    value a denial quotes. Per fill: order index, row, price, quantity, fee. Per bar, after it:
     cash, position, the position at its entry price (`position_value`), funding paid so far. Per
     funding payment (of the contract's list): its index there, quantity, amount, fills before
     it. Then the fees paid, the bars where two orders met at one price (the intrabar path
@@ -95,18 +123,21 @@ class Simulated(NamedTuple):
 
     order_row: np.ndarray
     order_side: np.ndarray
-    order_entry: np.ndarray
+    order_kind: np.ndarray
     order_outcome: np.ndarray
     order_reason: np.ndarray
     order_value: np.ndarray
     order_closed_row: np.ndarray
     order_filled_quantity: np.ndarray
     order_filled_notional: np.ndarray
+    order_quantity: np.ndarray
+    order_second_value: np.ndarray
     fill_order: np.ndarray
     fill_row: np.ndarray
     fill_price: np.ndarray
     fill_quantity: np.ndarray
     fill_fee: np.ndarray
+    fill_leaves: np.ndarray
     cash: np.ndarray
     position: np.ndarray
     cost_basis: np.ndarray
@@ -117,6 +148,7 @@ class Simulated(NamedTuple):
     funding_fills_before: np.ndarray
     fees_paid: float
     path_decided_bars: int
+    liquidations: int
     stopped: int
     stopped_row: int
 
@@ -144,37 +176,47 @@ def simulate(
     price_impact: float = 0.0,
     max_position_quantity: float = math.nan,
     max_position_notional: float = math.nan,
+    cap_limits: bool = False,
     compiled: bool = True,
 ) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
     limits are NaN when absent (a comparison with NaN is false, as a missing limit never denies).
     `tick_size` and `lot_size` are the instrument's grids (None: none). With a `volume_limit` (> 0),
     slippage is volume-share (`domain.volume_share`) on the bars' `volume`, in place of `slip`.
-    The max-position limits (`accounting.limits`, denying) are NaN when absent.
+    The max-position limits (`accounting.limits`) are NaN when absent; they deny an order that
+    would cross one, or with `cap_limits` cut it to the room left (`risk.on_limit = "cap"`).
     `compiled=False` runs the same loop as plain Python."""
     c = contract or Contract()
     # 0 stands for no grid in the loop; the scales are the grids' decimal places (domain.grid).
     tick, tick_scale = (0.0, 1.0) if tick_size is None else (tick_size, step_scale(tick_size))
     lot, lot_scale = (0.0, 1.0) if lot_size is None else (lot_size, step_scale(lot_size))
     n = len(signal)
-    # At most one order per signal bar, two where a short reverses (an exit and an entry).
-    capacity = int(np.count_nonzero(signal)) * (2 if c.shorts else 1)
+    # At most one order per signal bar, two where a short reverses (an exit and an entry); and a
+    # liquidation per position, which an entry opened.
+    signals = int(np.count_nonzero(signal))
+    capacity = signals * (2 if c.shorts else 1) + (signals if c.margin else 0)
     payments = len(c.funding_row)
     # Allocated here, not in the kernel: numpy backs large arrays with huge pages, while memory the
     # kernel allocated would be faulted in page by page, which costs more than the loop itself.
     order_ints = np.zeros((6, capacity), np.int64)
-    order_floats = np.zeros((3, capacity))  # quoted value, filled quantity, filled notional
+    # Quoted value, filled quantity, filled notional, capped quantity, second quoted value.
+    order_floats = np.zeros((5, capacity))
+    order_floats[3] = math.nan
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
-    fill_floats = np.zeros((3, capacity))  # price, quantity, fee
+    fill_floats = np.zeros((4, capacity))  # price, quantity, fee, leaves
     # One block per run for the per-bar columns (see results.build_result).
     per_bar = np.empty((4 if c.margin else 2, n))
     funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
     funding_floats = np.zeros((2, payments))  # quantity, amount
-    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0])
+    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
     volumes = np.zeros(0) if volume is None else volume
-    counts = np.zeros(6, np.int64)  # orders, fills, payments, decided bars, stop reason, stop row
-    marks_low = c.mark_low if c.margin else low
-    marks_high = c.mark_high if c.margin else high
+    # Orders, fills, payments, decided bars, stop reason, stop row, liquidations.
+    counts = np.zeros(7, np.int64)
+    marks = (
+        (c.mark_open, c.mark_high, c.mark_low, c.mark_close)
+        if c.margin
+        else (open_, high, low, close)
+    )
     loop = _run_plan if compiled else _run_plan.py_func
     loop(
         signal,
@@ -198,16 +240,22 @@ def simulate(
         price_impact,
         max_position_quantity,
         max_position_notional,
+        cap_limits,
         c.margin,
         c.shorts,
         c.multiplier,
         c.leverage,
         np.ascontiguousarray(c.tier_max_notional, dtype=np.float64),
         np.ascontiguousarray(c.tier_max_leverage, dtype=np.float64),
-        c.maintenance_rate,
-        c.maintenance_amount,
-        np.ascontiguousarray(marks_low, dtype=np.float64),
-        np.ascontiguousarray(marks_high, dtype=np.float64),
+        np.ascontiguousarray(c.maintenance_rate, dtype=np.float64),
+        np.ascontiguousarray(c.maintenance_amount, dtype=np.float64),
+        np.ascontiguousarray(c.maintenance_min_notional, dtype=np.float64),
+        np.ascontiguousarray(c.maintenance_max_notional, dtype=np.float64),
+        c.liquidation_fee,
+        np.ascontiguousarray(marks[0], dtype=np.float64),
+        np.ascontiguousarray(marks[1], dtype=np.float64),
+        np.ascontiguousarray(marks[2], dtype=np.float64),
+        np.ascontiguousarray(marks[3], dtype=np.float64),
         np.ascontiguousarray(c.funding_row, dtype=np.int64),
         np.ascontiguousarray(c.funding_rate, dtype=np.float64),
         np.ascontiguousarray(c.funding_mark, dtype=np.float64),
@@ -227,18 +275,21 @@ def simulate(
     return Simulated(
         order_row=ints[_ROW],
         order_side=ints[_SIDE],
-        order_entry=ints[_ENTRY],
+        order_kind=ints[_KIND],
         order_outcome=ints[_OUTCOME],
         order_reason=ints[_REASON],
         order_value=floats[0],
         order_closed_row=ints[_CLOSED],
         order_filled_quantity=floats[1],
         order_filled_notional=floats[2],
+        order_quantity=floats[3],
+        order_second_value=floats[4],
         fill_order=fill_ints[0, :fills],
         fill_row=fill_ints[1, :fills],
         fill_price=fill_floats[0, :fills],
         fill_quantity=fill_floats[1, :fills],
         fill_fee=fill_floats[2, :fills],
+        fill_leaves=fill_floats[3, :fills],
         cash=per_bar[0],
         position=per_bar[1],
         cost_basis=per_bar[2] if c.margin else zeros,
@@ -249,6 +300,7 @@ def simulate(
         funding_fills_before=funding_ints[1, :paid],
         fees_paid=float(money[_FEES]),
         path_decided_bars=int(counts[3]),
+        liquidations=int(counts[6]),
         stopped=int(counts[4]),
         stopped_row=int(counts[5]),
     )
@@ -258,8 +310,10 @@ def simulate(
     "void("
     "int8[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, "
     "float64, float64, float64, float64, boolean, float64, float64, float64, float64, "
-    "float64[::1], float64, float64, float64, float64, boolean, boolean, float64, float64, "
-    "float64[::1], float64[::1], float64, float64, float64[::1], float64[::1], int64[::1], "
+    "float64[::1], float64, float64, float64, float64, boolean, boolean, boolean, float64, "
+    "float64, "
+    "float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
+    "float64, float64[::1], float64[::1], float64[::1], float64[::1], int64[::1], "
     "float64[::1], float64[::1], int64[:, ::1], float64[:, ::1], int64[:, ::1], "
     "float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64[::1]"
     ")"
@@ -286,16 +340,22 @@ def _run_plan(
     price_impact: float,
     max_position_quantity: float,
     max_position_notional: float,
+    cap_limits: bool,
     margin: bool,
     shorts: bool,
     multiplier: float,
     leverage: float,
     tier_max_notional: np.ndarray,
     tier_max_leverage: np.ndarray,
-    maintenance_rate: float,
-    maintenance_amount: float,
-    mark_low: np.ndarray,
+    maintenance_rate: np.ndarray,
+    maintenance_amount: np.ndarray,
+    maintenance_min_notional: np.ndarray,
+    maintenance_max_notional: np.ndarray,
+    liquidation_fee_rate: float,
+    mark_open: np.ndarray,
     mark_high: np.ndarray,
+    mark_low: np.ndarray,
+    mark_close: np.ndarray,
     funding_row: np.ndarray,
     funding_rate: np.ndarray,
     funding_mark: np.ndarray,
@@ -359,6 +419,53 @@ def _run_plan(
                 quantity = np.nextafter(quantity, 0.0)
         return 0.0
 
+    def deny(k: int, reason: int, value: float) -> int:
+        order_ints[_OUTCOME, k] = DENIED
+        order_ints[_REASON, k] = reason
+        order_floats[0, k] = value
+        return -1
+
+    def capped(k: int, i: int, buy: bool, available: float) -> int:
+        # The risk engine's _capped: the order cut to a quantity order that takes the position to
+        # its limit, then checked again as one (without capping); it opens from flat here.
+        price = close[i]
+        pending = money[_HELD] + 0
+        room = on_lot(
+            position_room(
+                pending if buy else -pending,
+                price,
+                max_position_quantity,
+                max_position_notional,
+            )
+        )
+        if room <= 0.0:
+            return deny(k, DENIED_NO_ROOM, pending)
+        quantity = on_lot(room)  # the risk engine's form check floors a quantity to the lot
+        notional = quantity * price * multiplier
+        cost = opening_cost(quantity * price * multiplier, notional * fee_rate, leverage)
+        if notional < min_notional or notional > max_notional:
+            below = notional < min_notional
+            reason = DENIED_BELOW_MIN_NOTIONAL if below else DENIED_ABOVE_MAX_NOTIONAL
+            return deny(k, reason, notional)
+        if cost > available:
+            order_floats[4, k] = available
+            return deny(k, DENIED_BALANCE, cost)
+        projected = pending + (quantity if buy else -quantity)
+        if margin and len(tier_max_notional):
+            exposure = abs(projected) * price * multiplier
+            tier = len(tier_max_notional) - 1
+            for t in range(len(tier_max_notional)):
+                if exposure < tier_max_notional[t]:
+                    tier = t
+                    break
+            if leverage > tier_max_leverage[tier]:
+                return deny(k, DENIED_LEVERAGE, exposure)
+        breach = max_position_breach(projected, price, max_position_quantity, max_position_notional)
+        if breach != WITHIN_LIMITS:
+            return deny(k, DENIED_MAX_POSITION, projected)
+        order_floats[3, k] = quantity  # accepted: the order is now for this quantity
+        return k
+
     def submit(i: int, buy: bool, entry: bool) -> int:
         # The strategy's order and the risk engine's checks on it; the order index if accepted,
         # else -1. Nothing is reserved: an order opening exposure is never placed beside another
@@ -367,13 +474,14 @@ def _run_plan(
         counts[0] += 1
         order_ints[_ROW, k] = i
         order_ints[_SIDE, k] = 1 if buy else -1
-        order_ints[_ENTRY, k] = 1 if entry else 0
+        order_ints[_KIND, k] = ENTRY if entry else EXIT
         order_ints[_CLOSED, k] = i
         fraction = entry_fraction if entry else exit_fraction
         price = close[i]
         held = money[_HELD]
         reduces = reducible(buy)
         opening = 0.0
+        available = 0.0
         if reduces > 0.0:
             quantity = fraction * reduces
         else:
@@ -410,11 +518,13 @@ def _run_plan(
                 order_floats[0, k] = exposure
                 return -1
         if opening > 0.0:
-            # rules.check_max_position on the same projected position (limits deny; none: NaN).
+            # rules.check_max_position on the same projected position (none: NaN).
             projected = held + 0 + (quantity if buy else -quantity)
             breach = max_position_breach(
                 projected, price, max_position_quantity, max_position_notional
             )
+            if breach != WITHIN_LIMITS and cap_limits:
+                return capped(k, i, buy, available)
             if breach != WITHIN_LIMITS:
                 order_ints[_OUTCOME, k] = DENIED
                 order_ints[_REASON, k] = DENIED_MAX_POSITION
@@ -426,7 +536,7 @@ def _run_plan(
         # The venue's _size_fraction: a share of the position when the order reduces it (all of
         # it exactly), else of the buying power; a spot sell never opens.
         buy = order_ints[_SIDE, k] > 0
-        fraction = entry_fraction if order_ints[_ENTRY, k] > 0 else exit_fraction
+        fraction = entry_fraction if order_ints[_KIND, k] == ENTRY else exit_fraction
         reduces = reducible(buy)
         if reduces > 0.0:
             return reduces if fraction == 1.0 else on_lot(fraction * reduces)
@@ -437,9 +547,11 @@ def _run_plan(
     def fill(k: int, i: int, base: float) -> None:
         # The venue's fill of order k on bar i at `base` (before slippage), then the ledger.
         buy = order_ints[_SIDE, k] > 0
-        fraction = entry_fraction if order_ints[_ENTRY, k] > 0 else exit_fraction
+        fraction = entry_fraction if order_ints[_KIND, k] == ENTRY else exit_fraction
         order_ints[_CLOSED, k] = i
-        remaining = size_fraction(k, base)
+        # A capped order is for a quantity; a fraction order is sized now, at the fill price.
+        sized_now = math.isnan(order_floats[3, k])
+        remaining = size_fraction(k, base) if sized_now else order_floats[3, k]
         if remaining <= 0.0:
             order_ints[_OUTCOME, k] = CANCELED
             order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
@@ -459,30 +571,37 @@ def _run_plan(
             price = base * (1.0 + slip) if buy else base * (1.0 - slip)
         if tick > 0.0:
             price = nearest_on_grid(price, tick, tick_scale)
-        if buy and price != base:
+        if sized_now and buy and price != base:
             # Sized again at the price actually paid.
             remaining = size_fraction(k, price)
             quantity = min(remaining, quantity)
         reduces = reducible(buy)
+        # The venue's _cap: what opens exposure must be affordable now (a spot fraction sized
+        # just now is by construction); else the order fills what is, and the rest is canceled.
         opening = quantity - reduces if quantity > reduces else 0.0
-        if opening > 0.0 and margin and affordable(price, buying_power()) < opening:
-            counts[4] = STOPPED_FILL_CAPPED
-            counts[5] = i
-            return
+        shortfall = False
+        if opening > 0.0 and (margin or not sized_now):
+            can = affordable(price, buying_power())
+            if can < opening:
+                quantity = reduces + can
+                shortfall = True
         if quantity <= 0.0:
             order_ints[_OUTCOME, k] = CANCELED
-            order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
+            order_ints[_REASON, k] = (
+                CANCELED_CAPPED_AT_FILL if shortfall else CANCELED_SIZED_TO_ZERO
+            )
             return
         leaves = remaining - quantity
         if lot > 0.0:
             leaves = nearest_on_grid(leaves, lot, lot_scale)  # Instrument.round_quantity
         if leaves <= remaining * 1e-12:
             leaves = 0.0
-        if leaves != 0.0:
-            counts[4] = STOPPED_FILL_CAPPED
+        if leaves != 0.0 and not shortfall:
+            # The rest would rest at the venue for later bars: the event path makes that run.
+            counts[4] = STOPPED_FILL_RESTS
             counts[5] = i
             return
-        if fraction == 1.0 and reduces > 0.0:
+        if leaves == 0.0 and sized_now and fraction == 1.0 and reduces > 0.0:
             # Closing takes exactly what is held.
             quantity = reduces
         fee = fill_notional(quantity, price, multiplier) * fee_rate
@@ -504,11 +623,13 @@ def _run_plan(
         money[_ENTRY_PRICE] = booked[2]
         money[_MARGIN] = booked[3]
         money[_FEES] = money[_FEES] + fee
+        money[_LEVEL_CURRENT] = 0.0
         if volume_limit > 0.0:
             already = money[_VOLUME_USED] if money[_VOLUME_ROW] == i else 0.0
             money[_VOLUME_ROW] = i
             money[_VOLUME_USED] = already + quantity
-        order_ints[_OUTCOME, k] = FILLED
+        order_ints[_OUTCOME, k] = FILLED if leaves == 0.0 else CANCELED
+        order_ints[_REASON, k] = NO_REASON if leaves == 0.0 else CANCELED_CAPPED_AT_FILL
         order_floats[1, k] = 0.0 + quantity
         order_floats[2, k] = 0.0 + quantity * price
         j = counts[1]
@@ -518,31 +639,86 @@ def _run_plan(
         fill_floats[0, j] = price
         fill_floats[1, j] = quantity
         fill_floats[2, j] = fee
+        fill_floats[3, j] = leaves
 
-    def near_liquidation(i: int) -> bool:
-        # A bound, not the venue's rule: whether the position's margin plus its unrealized profit
-        # at the bar's worst mark comes within reach of what maintenance margin can be there.
+    def liquidation_level() -> float:
+        # MarginAccount.liquidation_price of the isolated position (the venue keeps it until a
+        # booking or a funding payment moves it).
+        if money[_LEVEL_CURRENT] == 0.0:
+            money[_LEVEL] = bracket_liquidation_price(
+                money[_MARGIN],
+                money[_HELD] * multiplier,
+                money[_ENTRY_PRICE],
+                maintenance_rate,
+                maintenance_amount,
+                maintenance_min_notional,
+                maintenance_max_notional,
+            )
+            money[_LEVEL_CURRENT] = 1.0
+        level: float = money[_LEVEL]
+        return level
+
+    def liquidate(i: int, mark: float) -> None:
+        # The venue's _liquidate of an isolated position: a closing order of its own, filled at
+        # the mark (or the bankruptcy price past it), the fee out of the margin left.
         held: float = money[_HELD]
-        if not margin or held == 0.0:
-            return False
-        size = abs(held) * multiplier
-        worst: float = mark_low[i] if held > 0.0 else mark_high[i]
-        if math.isnan(worst):
-            return True
+        long = held > 0.0
         entry: float = money[_ENTRY_PRICE]
-        profit = (worst - entry) * size if held > 0.0 else (entry - worst) * size
-        notional = size * abs(worst)
-        maintenance = notional * maintenance_rate + maintenance_amount
-        held_margin: float = money[_MARGIN]
-        slack = 1e-9 * (abs(held_margin) + notional)
-        return held_margin + profit <= _LIQUIDATION_DISTANCE * maintenance + slack
+        backing: float = money[_MARGIN]
+        quantity = abs(held)
+        bankrupt = bankruptcy_price(entry, backing, quantity * multiplier, long)
+        price = liquidation_fill_price(mark, bankrupt, long)
+        left = backing + realized_pnl(held, entry, price, quantity, multiplier)
+        fee = liquidation_fee(liquidation_fee_rate, held, multiplier, price, left)
+        k = counts[0]
+        counts[0] += 1
+        order_ints[_ROW, k] = i
+        order_ints[_SIDE, k] = -1 if long else 1
+        order_ints[_KIND, k] = LIQUIDATION
+        order_ints[_CLOSED, k] = i
+        order_ints[_OUTCOME, k] = FILLED
+        order_floats[1, k] = 0.0 + quantity
+        order_floats[2, k] = 0.0 + quantity * price
+        booked = book_fill(
+            money[_CASH],
+            held,
+            entry,
+            backing,
+            not long,
+            quantity,
+            price,
+            fee,
+            multiplier,
+            leverage,
+            True,
+        )
+        money[_CASH] = booked[0]
+        money[_HELD] = booked[1]
+        money[_ENTRY_PRICE] = booked[2]
+        money[_MARGIN] = booked[3]
+        money[_FEES] = money[_FEES] + fee
+        money[_LEVEL_CURRENT] = 0.0
+        j = counts[1]
+        counts[1] += 1
+        fill_ints[0, j] = k
+        fill_ints[1, j] = i
+        fill_floats[0, j] = price
+        fill_floats[1, j] = quantity
+        fill_floats[2, j] = fee
+        counts[6] += 1
 
-    def stop_near_liquidation(i: int) -> bool:
-        if near_liquidation(i):
-            counts[4] = STOPPED_NEAR_LIQUIDATION
-            counts[5] = i
-            return True
-        return False
+    def reached(i: int, level: float, whole: bool) -> float:
+        # The venue's watch: orders.touch on the bar's mark path, from its open, up to the open
+        # only or over the whole bar; the mark where the liquidation price is reached, else NaN.
+        return reach_price(
+            mark_open[i],
+            mark_high[i],
+            mark_low[i],
+            mark_close[i],
+            level,
+            money[_HELD] > 0.0,
+            whole,
+        )
 
     def pay_funding(f: int) -> None:
         # The venue's on_funding, booked by every account: rate * quantity * size * mark.
@@ -553,6 +729,7 @@ def _run_plan(
         money[_CASH] = money[_CASH] - amount
         money[_FUNDING] = money[_FUNDING] + amount
         money[_MARGIN] = money[_MARGIN] - amount
+        money[_LEVEL_CURRENT] = 0.0
         p = counts[2]
         counts[2] += 1
         funding_ints[0, p] = f
@@ -587,23 +764,44 @@ def _run_plan(
                 pay_funding(next_payment)
                 next_payment += 1
             # The venue sees each bar before the strategy: orders from an earlier bar fill at this
-            # bar's open, and the strategy then acts on the position those fills left.
-            if stop_near_liquidation(i):
-                return
+            # bar's open, and the strategy then acts on the position those fills left. A margin
+            # position is watched for liquidation over the bar's mark path: the venue looks at the
+            # open before an order fills there, and after the fills at the rest of the path if a
+            # position was open when the bar began; on a bar without orders it looks only where
+            # the bar's extreme mark reaches the liquidation price.
             if pending_first >= 0:
                 if pending_second >= 0 and high[i] != low[i]:
                     counts[3] += 1  # two orders at the open: the venue's path decided their order
-                fill(pending_first, i, open_[i])
-                if counts[4] != RAN_TO_THE_END:
-                    return
-                if pending_second >= 0:
-                    fill(pending_second, i, open_[i])
+                watched = margin and money[_HELD] != 0.0
+                mark = reached(i, liquidation_level(), False) if watched else math.nan
+                if not math.isnan(mark):
+                    liquidate(i, mark)
+                    for k in (pending_first, pending_second):
+                        if k >= 0:
+                            order_ints[_OUTCOME, k] = CANCELED
+                            order_ints[_REASON, k] = CANCELED_LIQUIDATED
+                            order_ints[_CLOSED, k] = i
+                else:
+                    fill(pending_first, i, open_[i])
                     if counts[4] != RAN_TO_THE_END:
                         return
+                    if pending_second >= 0:
+                        fill(pending_second, i, open_[i])
+                        if counts[4] != RAN_TO_THE_END:
+                            return
+                    if watched and money[_HELD] != 0.0:
+                        mark = reached(i, liquidation_level(), True)
+                        if not math.isnan(mark):
+                            liquidate(i, mark)
                 pending_first = -1
                 pending_second = -1
-                if stop_near_liquidation(i):
-                    return
+            elif margin and money[_HELD] != 0.0:
+                level = liquidation_level()
+                extreme = mark_low[i] if money[_HELD] > 0.0 else mark_high[i]
+                if extreme <= level if money[_HELD] > 0.0 else extreme >= level:
+                    mark = reached(i, level, True)
+                    if not math.isnan(mark):
+                        liquidate(i, mark)
             held = money[_HELD]
             first = -1
             second = -1

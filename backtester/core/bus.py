@@ -43,26 +43,28 @@ class Subscription:
     delivery order, so a module can stop being called while it has nothing to do (the venue with no
     resting order) and resume later without changing who is called first."""
 
-    __slots__ = ("_bus", "active", "handler", "message_type", "settled")
+    __slots__ = ("_bus", "active", "bit", "handler", "message_type", "settled")
 
     def __init__(
-        self, bus: MessageBus, message_type: type, handler: Handler, settled: bool
+        self, bus: MessageBus, message_type: type, handler: Handler, settled: bool, bit: int
     ) -> None:
         self._bus = bus
         self.message_type = message_type
         self.handler = handler
         self.settled = settled
         self.active = True
+        # This subscription's bit in its type's mask of active subscriptions.
+        self.bit = bit
 
     def pause(self) -> None:
         if self.active:
             self.active = False
-            self._bus._refresh(self.message_type)
+            self._bus._toggle(self.message_type, self.bit)
 
     def resume(self) -> None:
         if not self.active:
             self.active = True
-            self._bus._refresh(self.message_type)
+            self._bus._toggle(self.message_type, self.bit)
 
 
 class MessageBus:
@@ -73,13 +75,26 @@ class MessageBus:
     half-way through. When nothing is pending it is called at once, like any other subscriber.
     """
 
-    __slots__ = ("_deferred", "_handlers", "_queue", "_settled", "_subscriptions", "max_steps")
+    __slots__ = (
+        "_deferred",
+        "_handlers",
+        "_masks",
+        "_queue",
+        "_ready",
+        "_settled",
+        "_subscriptions",
+        "max_steps",
+    )
 
     def __init__(self, max_steps: int = 100_000) -> None:
         self._subscriptions: dict[type, list[Subscription]] = {}
-        # Active handlers per type, rebuilt on every (un)pause: delivery reads a ready tuple.
+        # Active handlers per type, set on every (un)pause: delivery reads a ready tuple.
         self._handlers: dict[type, tuple[Handler, ...]] = {}
         self._settled: dict[type, tuple[Handler, ...]] = {}
+        # Per type, the (handlers, settled handlers) of each mask of active subscriptions met so
+        # far: a module that pauses and resumes once per order (the venue) finds them built.
+        self._ready: dict[type, dict[int, tuple[tuple[Handler, ...], tuple[Handler, ...]]]] = {}
+        self._masks: dict[type, int] = {}
         self._queue: deque[object] = deque()
         self._deferred: deque[tuple[Handler, object]] = deque()
         self.max_steps = max_steps
@@ -87,19 +102,27 @@ class MessageBus:
     def subscribe(
         self, message_type: type[M], handler: Callable[[M], None], *, settled: bool = False
     ) -> Subscription:
-        subscription = Subscription(self, message_type, handler, settled)
-        self._subscriptions.setdefault(message_type, []).append(subscription)
-        self._refresh(message_type)
+        subscriptions = self._subscriptions.setdefault(message_type, [])
+        subscription = Subscription(self, message_type, handler, settled, 1 << len(subscriptions))
+        subscriptions.append(subscription)
+        self._ready[message_type] = {}  # the masks meant other subscriptions
+        self._masks[message_type] = self._masks.get(message_type, 0) | subscription.bit
+        self._toggle(message_type, 0)
         return subscription
 
-    def _refresh(self, message_type: type) -> None:
-        subscriptions = self._subscriptions[message_type]
-        self._handlers[message_type] = tuple(
-            [s.handler for s in subscriptions if s.active and not s.settled]
-        )
-        self._settled[message_type] = tuple(
-            [s.handler for s in subscriptions if s.active and s.settled]
-        )
+    def _toggle(self, message_type: type, bit: int) -> None:
+        """Flip one subscription's bit in its type's mask and set the type's handlers for it."""
+        mask = self._masks[message_type] ^ bit
+        self._masks[message_type] = mask
+        ready = self._ready[message_type]
+        both = ready.get(mask)
+        if both is None:
+            subscriptions = self._subscriptions[message_type]
+            both = ready[mask] = (
+                tuple([s.handler for s in subscriptions if s.active and not s.settled]),
+                tuple([s.handler for s in subscriptions if s.active and s.settled]),
+            )
+        self._handlers[message_type], self._settled[message_type] = both
 
     def publish(self, message: object) -> None:
         self._queue.append(message)
@@ -134,7 +157,8 @@ class MessageBus:
         settled = self._settled.get(kind)
         if settled:
             if queue:
-                self._deferred.extend((handler, message) for handler in settled)
+                for handler in settled:
+                    self._deferred.append((handler, message))
             else:
                 for handler in settled:
                     try:
@@ -173,7 +197,8 @@ class MessageBus:
             settled = settled_of.get(kind)
             if settled:
                 if queue:
-                    deferred.extend((handler, message) for handler in settled)
+                    for handler in settled:
+                        deferred.append((handler, message))
                 else:
                     for handler in settled:
                         try:
@@ -217,7 +242,8 @@ class MessageBus:
                 targets = handlers.get(kind, empty)
                 settled = settled_of.get(kind)
                 if settled:
-                    deferred.extend((handler, message) for handler in settled)
+                    for handler in settled:
+                        deferred.append((handler, message))
             else:
                 handler, message = deferred.popleft()
                 targets = (handler,)

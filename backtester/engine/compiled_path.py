@@ -1,8 +1,8 @@
 """Runs a `SignalPlan` on the compiled order path and assembles the same `RunResult` the event-driven
 engine would (adr/0011): same frames, same statistics, same digest. It covers spot instruments on a
 cash account and linear perpetuals on an isolated margin account (long, short, funding, mark
-prices); a margin run that comes near a liquidation stops with `Declined`, and the engine makes it
-on the event path."""
+prices, liquidation); a run where an order would fill only in part stops with `Declined`, and the
+engine makes it on the event path."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import polars as pl
 from backtester.compiled import signal_path
 from backtester.config import RiskConfig, StatsConfig
 from backtester.data.bars import RepairReport
+from backtester.domain.enums import BUY, SELL
 from backtester.domain.instrument import Instrument, InstrumentKind, MarginMode, MarginTier
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import FundingRate
@@ -24,7 +25,7 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.metrics.stats import bar_interval_ns
-from backtester.metrics.trades import FUNDING_SCHEMA
+from backtester.metrics.trades import FUNDING_SCHEMA, LIQUIDATION_TAG
 from backtester.results import UTC_NS, Books, RunResult, build_result
 from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
@@ -36,8 +37,7 @@ _STATUS = {
 }
 
 _STOPPED = {
-    signal_path.STOPPED_NEAR_LIQUIDATION: "a position comes near its liquidation price",
-    signal_path.STOPPED_FILL_CAPPED: "a fill would be capped at the margin available",
+    signal_path.STOPPED_FILL_RESTS: "a fill would leave the rest of an order resting for later bars",
     signal_path.STOPPED_VOLUME_CAPPED: "a bar's volume share would fill an order only in part",
 }
 
@@ -70,8 +70,10 @@ def unsupported(
     if type(slippage) not in (NoSlippage, FixedBpsSlippage, VolumeShareSlippage):
         return f"slippage model {type(slippage).__name__} is not compiled"
     limited = risk.max_position_quantity is not None or risk.max_position_notional is not None
-    if limited and risk.on_limit == "cap":
-        return "a max-position risk limit that caps orders is not compiled"
+    bounded = instrument.min_quantity is not None or instrument.max_quantity is not None
+    if limited and risk.on_limit == "cap" and bounded:
+        # A capped order is for a quantity, which the instrument's quantity bounds would check.
+        return "a max-position limit that caps orders, on an instrument with quantity bounds, is not compiled"
     return None
 
 
@@ -117,10 +119,15 @@ def run_plan(
             leverage=instrument.leverage,
             tier_max_notional=np.array([t.max_notional for t in instrument.margin_tiers]),
             tier_max_leverage=np.array([t.max_leverage for t in instrument.margin_tiers]),
-            maintenance_rate=max(t.maintenance_rate for t in _tiers(instrument)),
-            maintenance_amount=max(0.0, *(-t.maintenance_amount for t in _tiers(instrument))),
-            mark_low=mark.low,
+            maintenance_rate=np.array([t.maintenance_rate for t in _tiers(instrument)]),
+            maintenance_amount=np.array([t.maintenance_amount for t in _tiers(instrument)]),
+            maintenance_min_notional=np.array([t.min_notional for t in _tiers(instrument)]),
+            maintenance_max_notional=np.array([t.max_notional for t in _tiers(instrument)]),
+            liquidation_fee=instrument.liquidation_fee,
+            mark_open=mark.open,
             mark_high=mark.high,
+            mark_low=mark.low,
+            mark_close=mark.close,
             # Before the first bar that closes after it: ts + interval > funding time.
             funding_row=np.searchsorted(ts, funding_ts - interval, side="right"),
             funding_rate=np.array([f.rate for f in funding]),
@@ -149,21 +156,26 @@ def run_plan(
         **_volume_share(slippage, frame),
         max_position_quantity=_limit(limits.max_position_quantity),
         max_position_notional=_limit(limits.max_position_notional),
+        cap_limits=limits.on_limit == "cap",
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
     symbol = instrument.symbol
     buys = sim.order_side > 0
-    entries = sim.order_entry > 0
+    kinds = sim.order_kind
+    # The plan's orders are numbered 1, 2, ... and the venue's liquidations -1, -2, ...
+    by_venue = kinds == signal_path.LIQUIDATION
+    order_ids = np.where(by_venue, -np.cumsum(by_venue), np.cumsum(~by_venue))
     fills = pl.DataFrame(
         {
             "ts": ts[sim.fill_row],
-            "order_id": sim.fill_order + 1,
+            "order_id": order_ids[sim.fill_order],
             "buy": buys[sim.fill_order],
-            "entry": entries[sim.fill_order],
+            "kind": kinds[sim.fill_order],
             "price": sim.fill_price,
             "quantity": sim.fill_quantity,
             "fee": sim.fill_fee,
+            "leaves": sim.fill_leaves,
         }
     ).select(
         # One expression pass for the constant and derived columns: each eager column would
@@ -176,8 +188,8 @@ def run_plan(
         "quantity",
         "fee",
         pl.lit("taker").alias("liquidity"),
-        pl.lit(0.0).alias("leaves_quantity"),
-        _either("entry", plan.entry_tag, plan.exit_tag).alias("tag"),
+        pl.col("leaves").alias("leaves_quantity"),
+        _tag(plan).alias("tag"),
     )
     filled = sim.order_filled_quantity != 0.0
     # NaN marks "no fill" and becomes null, as the event path's None does.
@@ -187,19 +199,23 @@ def run_plan(
         out=np.full(len(buys), np.nan),
         where=filled,
     )
-    reasons, codes = _reasons(
-        sim.order_reason, sim.order_value, instrument, margin, limits, close[sim.order_row]
-    )
+    reasons, codes = _reasons(sim, instrument, margin, limits, close[sim.order_row])
     closed_row = sim.order_closed_row
     orders = pl.DataFrame(
         {
+            "order_id": order_ids,
             "ts_submitted": ts[sim.order_row] + interval,
             "buy": buys,
-            "entry": entries,
+            "kind": kinds,
             "status": sim.order_outcome,
             "reason": reasons,
             "code": codes,
             "filled_quantity": sim.order_filled_quantity,
+            # NaN: a fraction order (null); a capped order's quantity, or a liquidation's.
+            "quantity": pl.Series(
+                np.where(by_venue, sim.order_filled_quantity, sim.order_quantity),
+                nan_to_null=True,
+            ),
             "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
             "ts_closed": np.where(
                 sim.order_outcome == signal_path.FILLED,
@@ -208,17 +224,23 @@ def run_plan(
             ),
         }
     ).select(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("order_id"),
+        "order_id",
         pl.col("ts_submitted").cast(UTC_NS),
         pl.lit(symbol).alias("instrument"),
         _either("buy", "buy", "sell").alias("side"),
         pl.lit("market").alias("type"),
         pl.lit("gtc").alias("time_in_force"),
-        pl.lit(None, dtype=pl.Float64).alias("quantity"),
-        _either("entry", plan.entry_fraction, plan.exit_fraction).alias("fraction"),
+        "quantity",
+        # A fraction order's fraction; none for a capped order or a liquidation (for a quantity).
+        pl.when(pl.col("quantity").is_not_null())
+        .then(pl.lit(None, dtype=pl.Float64))
+        .when(pl.col("kind") == signal_path.ENTRY)
+        .then(pl.lit(plan.entry_fraction))
+        .otherwise(pl.lit(plan.exit_fraction))
+        .alias("fraction"),
         pl.lit(None, dtype=pl.Float64).alias("limit_price"),
         pl.lit(None, dtype=pl.Float64).alias("stop_price"),
-        _either("entry", plan.entry_tag, plan.exit_tag).alias("tag"),
+        _tag(plan).alias("tag"),
         pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
         "reason",
         "code",
@@ -249,9 +271,11 @@ def run_plan(
         account=account,
         multipliers={symbol: instrument.contract_size} if margin else None,
         funding=_funding_frame(symbol, funding, sim) if margin else None,
+        liquidations=sim.liquidations,
         ranges={symbol: (ts, high, low)},
         fill_rows=sim.fill_row,
         positions_given_away=True,
+        interval=interval,
     )
 
 
@@ -309,9 +333,19 @@ def _either(mask: str, yes: str | float, no: str | float) -> pl.Expr:
     return pl.when(pl.col(mask)).then(pl.lit(yes)).otherwise(pl.lit(no))
 
 
+def _tag(plan: SignalPlan) -> pl.Expr:
+    """An order's tag from its kind (`signal_path.ENTRY`, ...)."""
+    return (
+        pl.when(pl.col("kind") == signal_path.ENTRY)
+        .then(pl.lit(plan.entry_tag))
+        .when(pl.col("kind") == signal_path.EXIT)
+        .then(pl.lit(plan.exit_tag))
+        .otherwise(pl.lit(LIQUIDATION_TAG))
+    )
+
+
 def _reasons(
-    codes: np.ndarray,
-    values: np.ndarray,
+    sim: signal_path.Simulated,
     instrument: Instrument,
     margin: bool,
     risk: RiskConfig,
@@ -319,12 +353,21 @@ def _reasons(
 ) -> tuple[pl.Series, pl.Series]:
     """The messages the event-driven modules write (risk.rules, the venue), for the few orders that
     did not fill, and the codes of risk's denials (`backtester.risk.engine`: stats count by them)."""
+    codes = sim.order_reason
     reasons = pl.repeat("", len(codes), eager=True)
     denials = pl.repeat("", len(codes), eager=True)
     unfilled = np.flatnonzero(codes)
     if len(unfilled):
         why = [
-            _reason(int(codes[k]), float(values[k]), instrument, margin, risk, float(prices[k]))
+            _reason(
+                int(codes[k]),
+                (float(sim.order_value[k]), float(sim.order_second_value[k])),
+                "buy" if sim.order_side[k] > 0 else "sell",
+                instrument,
+                margin,
+                risk,
+                float(prices[k]),
+            )
             for k in unfilled
         ]
         reasons = reasons.scatter(unfilled, [message for message, _ in why])
@@ -333,13 +376,30 @@ def _reasons(
 
 
 def _reason(
-    code: int, value: float, instrument: Instrument, margin: bool, risk: RiskConfig, price: float
+    code: int,
+    values: tuple[float, float],
+    side: str,
+    instrument: Instrument,
+    margin: bool,
+    risk: RiskConfig,
+    price: float,
 ) -> tuple[str, str]:
-    """(reason, denial code: empty for the venue's cancels). `price`: the last price when the
-    order was submitted, which the risk engine checked it at."""
+    """(reason, denial code: empty for the venue's cancels). `values`: what the denial quotes;
+    `price`: the last price when the order was submitted, which the risk engine checked it at."""
+    value = values[0]
+    money = "margin" if margin else "cash"
     if code == signal_path.DENIED_NO_CASH:
-        money = "margin" if margin else "cash"
         return f"insufficient {money}: available {value:.8g}", f"insufficient_{money}"
+    if code == signal_path.DENIED_BALANCE:
+        reason = rules.check_balance(
+            BUY if side == "buy" else SELL, value, value, value, values[1], 0.0, None, margin
+        )
+        assert reason is not None
+        return reason, f"insufficient_{money}"
+    if code == signal_path.DENIED_NO_ROOM:
+        return f"position {value:.8g} is at its limit: no room for a {side}", "max_position"
+    if code == signal_path.CANCELED_CAPPED_AT_FILL:
+        return f"insufficient {money} at fill", ""
     if code == signal_path.DENIED_LEVERAGE:
         reason = rules.check_bracket_leverage(value, instrument)
         assert reason is not None
@@ -358,4 +418,6 @@ def _reason(
         return "order sized to zero at fill", ""
     if code == signal_path.CANCELED_END_OF_DATA:
         return "end of data", ""
+    if code == signal_path.CANCELED_LIQUIDATED:
+        return "position liquidated", ""
     raise ValueError(f"unknown order outcome code {code}")

@@ -138,7 +138,7 @@ class Engine:
                 self.instruments,
                 self.fees,
                 setup.risk,
-                self._new_account(),
+                self.ctx.account,
                 self.marks,
             ),
             venue=SimulatedVenue(
@@ -152,7 +152,9 @@ class Engine:
                 self._new_account(),
                 self.marks,
             ),
-            ledger=AccountLedger(bus, self.clock, self._new_account(), currency),
+            # One client-side account: the ledger books it, risk and the strategy read it; the
+            # venue keeps its own, as an exchange does (adr/0023).
+            ledger=AccountLedger(bus, self.clock, self.ctx.account, currency),
             recorder=Recorder(),
         )
         # Delivery order within one message type is subscription order. The venue sees each bar before

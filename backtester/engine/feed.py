@@ -55,7 +55,9 @@ class Feed:
             self._streams = merged["stream"].to_list()
             self._rows = merged["row"].to_list()
         self._timestamps: list[int] = self._merged["ts_close"].to_list()
-        self._columns: tuple[np.ndarray, ...] | None = None
+        # Signal mode's bars, built on demand: the times and the OHLCV rows (one row's five
+        # floats read in one call).
+        self._columns: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self._timestamps)
@@ -84,21 +86,13 @@ class Feed:
         columns = self._columns
         if columns is None:
             m = self._merged
-            columns = self._columns = tuple(
-                m[c].to_numpy() for c in ("ts", "open", "high", "low", "close", "volume")
+            ohlcv = np.column_stack(
+                [m[c].to_numpy().astype(np.float64, copy=False) for c in OHLCV_COLUMNS[1:]]
             )
-        ts, o, h, low, c, v = columns
-        return Bar(
-            self.symbols[0],
-            row,
-            ts.item(row),
-            o.item(row),
-            h.item(row),
-            low.item(row),
-            c.item(row),
-            v.item(row),
-            self._timestamps[row],
-        )
+            columns = self._columns = (m["ts"].to_numpy(), ohlcv)
+        ts, ohlcv = columns
+        o, h, low, c, v = ohlcv[row].tolist()
+        return Bar(self.symbols[0], row, ts.item(row), o, h, low, c, v, self._timestamps[row])
 
     def scheduled_ticks(
         self, scheduled: Sequence[tuple[str, int, int, object]]

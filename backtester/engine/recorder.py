@@ -66,7 +66,7 @@ class Recorder:
         bus.subscribe(PositionSettled, self.on_venue_order)
 
     def on_submit(self, order: SubmitOrder) -> None:
-        self.orders[order.order_id] = OrderRecord(order=order, status=_ACCEPTED)
+        self.orders[order.order_id] = OrderRecord(order, _ACCEPTED)
 
     def on_submit_list(self, command: SubmitOrderList) -> None:
         for order in command.orders:

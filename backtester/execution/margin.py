@@ -3,6 +3,7 @@ liquidation of a position whose mark reaches its liquidation price along a bar's
 
 from __future__ import annotations
 
+from backtester.accounting import arithmetic as a
 from backtester.domain.enums import BUY, MARKET, SELL, TAKER, Liquidity
 from backtester.domain.messages import (
     Bar,
@@ -162,8 +163,8 @@ class MarginWatch(VenueState):
             ]
             backing = margin.cross_equity(marks) - position.unrealized_pnl(marks[symbol])
         # The bankruptcy price: where the position's loss takes all of what backs it.
-        bankrupt = position.avg_price + (-backing if long else backing) / size
-        marks[symbol] = max(mark, bankrupt) if long else min(mark, bankrupt)
+        bankrupt = a.bankruptcy_price(position.avg_price, backing, size, long)
+        marks[symbol] = a.liquidation_fill_price(mark, bankrupt, long)
         left = (
             position.margin + position.unrealized_pnl(marks[symbol])
             if margin.is_isolated(symbol)
@@ -173,9 +174,8 @@ class MarginWatch(VenueState):
             held = margin.positions[victim]
             instrument = held.instrument
             price = marks[victim]
-            fee = min(
-                instrument.liquidation_fee * abs(held.quantity) * instrument.contract_size * price,
-                max(left, 0.0),
+            fee = a.liquidation_fee(
+                instrument.liquidation_fee, held.quantity, instrument.contract_size, price, left
             )
             left -= fee
             order = self._venue_order(victim, held.quantity, price, LIQUIDATION_TAG)

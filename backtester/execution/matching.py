@@ -13,7 +13,7 @@ def trigger(order: SubmitOrder, path: Path, armed: bool = False) -> Trigger | No
     """When and how `order`, on its first eligible bar (`armed`: a stop-limit whose stop was reached
     on an earlier bar, a limit order now), fills on `path`."""
     kind = kind_of(order.order_type)
-    live = LiveOrder(order, kind, 0, 0)
+    live = LiveOrder(order, kind, 0, 0, order.quantity)
     kind.start(live, order.ref_price)
     live.armed = armed
     live.fresh = not armed

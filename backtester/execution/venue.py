@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from backtester.core.bus import MessageBus
-from backtester.domain.enums import BUY, FOK, IOC, TAKER, Liquidity
+from backtester.domain.enums import BUY, FOK, GTC, IOC, TAKER, Liquidity
 from backtester.domain.messages import (
     Bar,
     CancelOrder,
@@ -100,8 +100,9 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         self._seq += 1
         now = self._clock.now
         kind = kind_of(order.order_type)
-        live = LiveOrder(order, kind, self._seq, now)
-        live.expires = expiry_of(order, now)
+        live = LiveOrder(order, kind, self._seq, now, order.quantity)
+        if order.time_in_force is not GTC:
+            live.expires = expiry_of(order, now)
         parent = order.parent_id
         if parent is not None:
             self._orders.hold(live, parent)
@@ -129,7 +130,8 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                 self._close(live, "not filled on close")
             return
         self._orders.rest(live)
-        self._link(live)
+        if order.oco_id is not None:
+            self._link(live)
         self._watch_bars()
 
     def on_cancel(self, command: CancelOrder) -> None:

@@ -75,14 +75,17 @@ def compute_stats(
     periods_per_year: float | None = None,
     returns: RatioReturns = "daily",
     drawdown: tuple[float, int] | None = None,
+    interval: int | None = None,
 ) -> Stats:
     """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held
     (or the number of such bars). `periods_per_year`: of the returns the ratios use (trading days
     with daily returns, bars with bar returns); None infers it from the calendar. `drawdown`:
-    `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`)."""
+    `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`);
+    `interval`: `bar_interval_ns` of its timestamps when the caller took it already."""
     ts = equity["ts"].dt.epoch("ns").to_numpy()
     values = equity["equity"].to_numpy()
-    interval = bar_interval_ns(ts)
+    if interval is None:
+        interval = bar_interval_ns(ts)
     calendar = trading_calendar(ts)
     if returns == "daily":
         period_returns = _daily_returns(ts, values, initial_cash, calendar.kind)
@@ -110,12 +113,14 @@ def compute_stats(
     max_drawdown = float(deepest)
     calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
 
-    closed = trades.filter(~pl.col("is_open"))
+    closed = trades.filter(~pl.col("is_open")).select(
+        "pnl", "return_pct", pl.col("duration").dt.total_seconds()
+    )
     pnl = closed["pnl"].to_numpy()
     wins = pnl[pnl > 0]
     losses = pnl[pnl < 0]
     gross_loss = -float(losses.sum())
-    durations = closed["duration"].dt.total_seconds().to_numpy() if closed.height else np.zeros(0)
+    durations = closed["duration"].to_numpy() if closed.height else np.zeros(0)
 
     return Stats(
         start=str(equity["ts"][0]),

@@ -46,6 +46,22 @@ TRADE_SCHEMA: dict[str, PolarsDataType] = {
     "bars_held": pl.Int64,
 }
 
+# The columns made as numbers, in the schema's types.
+_NUMERIC = (
+    "entry_price",
+    "exit_price",
+    "quantity",
+    "fees",
+    "funding",
+    "pnl",
+    "return_pct",
+    "is_open",
+    "mae_pct",
+    "mfe_pct",
+    "bars_held",
+)
+
+
 # Tags of a strategy's plain exit orders: such an exit is a "signal" exit.
 SIGNAL_TAGS = frozenset({"", "exit", "close", "signal", "entry"})
 END_OF_DATA = "end_of_data"
@@ -78,7 +94,14 @@ def round_trips(
     or before the fill's time, which is otherwise searched for)."""
     if fills.height == 0:
         return pl.DataFrame(schema=TRADE_SCHEMA)
-    names = fills["instrument"].unique(maintain_order=True)
+    instruments = fills["instrument"]
+    first_name = instruments[0]
+    # One instrument (most runs): a comparison, not a hash of every name.
+    names = (
+        pl.Series([first_name], dtype=pl.String)
+        if bool((instruments == first_name).all())
+        else instruments.unique(maintain_order=True)
+    )
     symbols = names.to_list()
     codes = (
         np.zeros(fills.height, dtype=np.int64)
@@ -142,27 +165,22 @@ def round_trips(
     pnl = np.where(long, value_out - entry_value, entry_value - value_out) - fees - funded
     exit_quantity = np.where(is_open, exited + np.abs(held), exited)
     entry_ts = ts[first]
-    # Tags stay in polars: a column of strings read into numpy would be Python objects.
     exit_row = np.maximum(last, 0)
-    if "tag" in fills.columns:
-        entry_tags = fills["tag"].gather(first)
-        exit_tags = fills["tag"].gather(exit_row)
-        liquidated = ~is_open & (exit_tags == LIQUIDATION_TAG).fill_null(False).to_numpy()
-    else:
-        entry_tags = exit_tags = pl.repeat("", len(symbol), eager=True)
-        liquidated = np.zeros(len(symbol), dtype=bool)
     entry_price = _ratio(entry_value, entered * sizes[symbol])
     known = None if fill_rows is None else (fill_rows[first], fill_rows[exit_row], is_open)
     mae, mfe, bars_held = _excursions(
         symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}, known
     )
+    # Tags stay in polars (a column of strings read into numpy would be Python objects), taken
+    # with the names and the string columns in one query over the numeric frame.
+    if "tag" in fills.columns:
+        tags = pl.lit(fills["tag"])
+        entry_tag, exit_tag = tags.gather(pl.col("first")), tags.gather(pl.col("exit_row"))
+    else:
+        entry_tag = exit_tag = pl.lit("", dtype=pl.String)
     return pl.DataFrame(
         {
-            "instrument": pl.repeat(symbols[0], len(symbol), eager=True)
-            if len(symbols) == 1
-            else pl.Series(symbol).replace_strict(
-                range(len(symbols)), symbols, return_dtype=pl.String
-            ),
+            "instrument": symbol,
             "side": long,
             "entry_time": entry_ts,
             "exit_time": exit_ts,
@@ -175,30 +193,52 @@ def round_trips(
             "return_pct": _ratio(100.0 * pnl, entry_value),
             "duration": exit_ts - entry_ts,
             "is_open": is_open,
-            "liquidated": liquidated,
-            "entry_tag": entry_tags,
-            "exit_reason": exit_tags,
             "mae_pct": mae,
             "mfe_pct": mfe,
             "bars_held": bars_held,
+            "first": first,
+            "exit_row": exit_row,
         },
         schema={
-            **TRADE_SCHEMA,
+            **{name: TRADE_SCHEMA[name] for name in _NUMERIC},
+            "instrument": pl.Int64,
             "side": pl.Boolean,
             "entry_time": pl.Int64,
             "exit_time": pl.Int64,
             "duration": pl.Int64,
+            "first": pl.Int64,
+            "exit_row": pl.Int64,
         },
-    ).with_columns(
+    ).select(
+        (
+            pl.lit(symbols[0], dtype=pl.String)
+            if len(symbols) == 1
+            else pl.col("instrument").replace_strict(
+                range(len(symbols)), symbols, return_dtype=pl.String
+            )
+        ).alias("instrument"),
         pl.when(pl.col("side")).then(pl.lit("long")).otherwise(pl.lit("short")).alias("side"),
+        pl.col("entry_time", "exit_time").cast(TRADE_SCHEMA["entry_time"]),
+        "entry_price",
+        "exit_price",
+        "quantity",
+        "fees",
+        "funding",
+        "pnl",
+        "return_pct",
+        pl.col("duration").cast(TRADE_SCHEMA["duration"]),
+        "is_open",
+        (~pl.col("is_open") & (exit_tag == LIQUIDATION_TAG).fill_null(False)).alias("liquidated"),
+        entry_tag.alias("entry_tag"),
         pl.when(pl.col("is_open"))
         .then(pl.lit(END_OF_DATA))
-        .when(pl.col("exit_reason").is_in(sorted(SIGNAL_TAGS)))
+        .when(exit_tag.is_in(sorted(SIGNAL_TAGS)))
         .then(pl.lit("signal"))
-        .otherwise(pl.col("exit_reason"))
+        .otherwise(exit_tag)
         .alias("exit_reason"),
-        pl.col("entry_time", "exit_time").cast(TRADE_SCHEMA["entry_time"]),
-        pl.col("duration").cast(TRADE_SCHEMA["duration"]),
+        "mae_pct",
+        "mfe_pct",
+        "bars_held",
     )
 
 

@@ -16,6 +16,7 @@ from backtester.orders.limit import Limit
 from backtester.orders.market import Market
 from backtester.orders.registry import (
     UnknownOrderType,
+    find,
     kind_of,
     known,
     names,
@@ -54,6 +55,7 @@ __all__ = [
     "Trigger",
     "UnknownOrderType",
     "bar_path",
+    "find",
     "first_reach",
     "kind_of",
     "known",

@@ -76,55 +76,37 @@ def first_reach(series: np.ndarray, level: float, below: bool, start: int) -> in
     return n
 
 
-class LiveOrder:
+class LiveOrder(msgspec.Struct, eq=False):
     """The venue's state of one accepted order: what is left to fill, and what its type remembers
-    between bars (a stop-limit's armed stop, a trailing stop's extreme)."""
+    between bars (a stop-limit's armed stop, a trailing stop's extreme). A struct (built in C,
+    one per accepted order) compared by identity, as the books that hold it need."""
 
-    __slots__ = (
-        "accepted_ts",
-        "activated",
-        "armed",
-        "children",
-        "closed",
-        "expires",
-        "extreme",
-        "fresh",
-        "kind",
-        "level",
-        "oco",
-        "order",
-        "remaining",
-        "seen",
-        "seq",
-        "wake",
-    )
-
-    def __init__(self, order: SubmitOrder, kind: OrderKind, seq: int, accepted_ts: int) -> None:
-        self.order = order
-        self.kind = kind
-        self.seq = seq
-        self.accepted_ts = accepted_ts
-        # None until a fraction order is sized at its first fill.
-        self.remaining: float | None = order.quantity
-        # A stop-limit whose stop has been reached: a limit order from then on.
-        self.armed = False
-        # Not yet through a bar: a limit that can fill at once takes liquidity.
-        self.fresh = True
-        # A trailing stop's best price since it started trailing (activated: it has).
-        self.extreme = 0.0
-        self.activated = False
-        # A triggered trailing stop-limit: its limit price from then on.
-        self.level = 0.0
-        # Signal mode: the next row whose range can trigger this order (None: not scanned yet).
-        self.wake: int | None = None
-        # The last row of its instrument the venue matched it against (-1: none yet).
-        self.seen = -1
-        # Time in force: the time (ns) from which it is expired (GTD, DAY), else None.
-        self.expires: int | None = None
-        # Linked orders: the other legs of its one-cancels-other group; orders released by its fill.
-        self.oco: list[LiveOrder] = []
-        self.children: list[LiveOrder] = []
-        self.closed = False
+    order: SubmitOrder
+    kind: OrderKind
+    seq: int
+    accepted_ts: int
+    # What is left to fill: the order's quantity; None until a fraction order is sized at its
+    # first fill.
+    remaining: float | None
+    # A stop-limit whose stop has been reached: a limit order from then on.
+    armed: bool = False
+    # Not yet through a bar: a limit that can fill at once takes liquidity.
+    fresh: bool = True
+    # A trailing stop's best price since it started trailing (activated: it has).
+    extreme: float = 0.0
+    activated: bool = False
+    # A triggered trailing stop-limit: its limit price from then on.
+    level: float = 0.0
+    # Signal mode: the next row whose range can trigger this order (None: not scanned yet).
+    wake: int | None = None
+    # The last row of its instrument the venue matched it against (-1: none yet).
+    seen: int = -1
+    # Time in force: the time (ns) from which it is expired (GTD, DAY), else None.
+    expires: int | None = None
+    # Linked orders: the other legs of its one-cancels-other group; orders released by its fill.
+    oco: list[LiveOrder] = msgspec.field(default_factory=list)
+    children: list[LiveOrder] = msgspec.field(default_factory=list)
+    closed: bool = False
 
 
 class OrderKind:

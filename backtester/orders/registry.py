@@ -33,6 +33,11 @@ def kind_of(name: str) -> OrderKind:
     return kind
 
 
+def find(name: str) -> OrderKind | None:
+    """The order type registered under `name`, or None."""
+    return _KINDS.get(name)
+
+
 def known(name: str) -> bool:
     return name in _KINDS
 

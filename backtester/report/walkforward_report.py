@@ -23,7 +23,6 @@ from backtester.report.html import (
     format_value,
     grid_table,
     key_value_table,
-    note,
     render_page,
     write_html,
 )
@@ -78,12 +77,6 @@ def walk_forward_page(
         f"({direction}) in sample and run out of sample on the window after"
     )
     blocks: list[Chart | Html] = []
-    if summary.get("folds_run") != summary.get("folds"):
-        blocks.append(
-            Html(
-                "note-folds", "", note("Some folds found no successful point to run out of sample.")
-            )
-        )
     stats = summary.get("stats") or {}
     if equity.height and stats:
         curve = equity.with_columns(
@@ -158,7 +151,7 @@ def _shade_folds(chart: Any, folds: pl.DataFrame) -> None:
 
 
 def _provenance(summary: dict[str, Any]) -> str:
-    fields = ("walk_forward_id", "name", "config_sha256", "folds", "folds_run", "digest")
+    fields = ("walk_forward_id", "name", "config_sha256", "folds", "digest")
     rows = [(name, summary[name]) for name in fields if summary.get(name) is not None]
     rows += [(name, summary[name]) for name in ("started_at", "finished_at") if name in summary]
     return key_value_table(rows)

@@ -16,7 +16,6 @@ from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
     Bar,
     ContractExpired,
-    FundingPaid,
     ModifyOrder,
     OrderAccepted,
     OrderCanceled,
@@ -30,7 +29,7 @@ from backtester.domain.messages import (
     SubmitOrderList,
 )
 from backtester.domain.models import FeeModel
-from backtester.orders import kind_of, known
+from backtester.orders import find, kind_of
 from backtester.risk import rules
 
 
@@ -42,8 +41,8 @@ class Denial(NamedTuple):
 
 
 class RiskEngine:
-    """Keeps its own account, fed the fills and funding payments, and the buying power that open
-    orders have claimed, so two orders cannot both spend the same money."""
+    """Reads the run's client-side account (booked by the ledger, adr/0023) and keeps the buying
+    power that open orders have claimed, so two orders cannot both spend the same money."""
 
     def __init__(
         self,
@@ -84,7 +83,6 @@ class RiskEngine:
         bus.subscribe(ModifyOrder, self.on_modify)
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(OrderReleased, self.on_released)
-        bus.subscribe(FundingPaid, self.on_funding)
         bus.subscribe(OrderCanceled, self.on_closed)
         bus.subscribe(OrderExpired, self.on_closed)
         bus.subscribe(ContractExpired, self.on_expired)
@@ -233,9 +231,9 @@ class RiskEngine:
             return Denial(
                 "contract_expired", f"{symbol} expired: a future trades until its expiry"
             ), None
-        if not known(order.order_type):
+        kind = find(order.order_type)
+        if kind is None:
             return Denial("malformed", f"unknown order type {order.order_type!r}"), None
-        kind = kind_of(order.order_type)
         reason = rules.check_shape(order) or kind.validate(order)
         if reason:
             return Denial("malformed", reason), None
@@ -364,9 +362,7 @@ class RiskEngine:
         return sum(q for symbol, q in self._pending.values() if symbol == instrument)
 
     def on_filled(self, fill: OrderFilled) -> None:
-        self.account.book_fill(
-            fill.instrument, fill.side is BUY, fill.quantity, fill.price, fill.fee
-        )
+        # The fill itself is booked by the ledger, into the account read here.
         if fill.order_id in self._open:
             self._filled[fill.order_id] = self._filled.get(fill.order_id, 0.0) + fill.quantity
         if fill.leaves_quantity == 0.0:
@@ -383,9 +379,6 @@ class RiskEngine:
     def on_released(self, event: OrderReleased) -> None:
         # Live now with its prices set and sized by its parent's fill.
         self._open[event.order.order_id] = event.order
-
-    def on_funding(self, payment: FundingPaid) -> None:
-        self.account.apply_funding(payment.instrument, payment.amount)
 
     def on_closed(self, event: OrderCanceled | OrderExpired) -> None:
         self._release(event.order_id)

@@ -129,13 +129,13 @@ def position_room(
     held: float, price: float, max_quantity: float | None, max_notional: float | None
 ) -> float:
     """How much more the position (`held`, signed toward the order's side) may grow within the
-    limits."""
-    room = math.inf
-    if max_quantity is not None:
-        room = max_quantity - held
-    if max_notional is not None and price > 0:
-        room = min(room, max_notional / price - held)
-    return max(room, 0.0)
+    limits (`accounting.limits.position_room`)."""
+    return limits.position_room(
+        held,
+        price,
+        math.nan if max_quantity is None else max_quantity,
+        math.nan if max_notional is None else max_notional,
+    )
 
 
 def check_max_position(

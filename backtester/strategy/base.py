@@ -199,8 +199,14 @@ class Strategy(Generic[P]):
         return self._place(SELL, locals())
 
     def _place(self, side: Side, args: dict[str, Any]) -> int:
-        exits = Exits(
-            args["sl"], args["tp"], args["sl_pct"], args["tp_pct"], args["trail"], args["trail_pct"]
+        # The exits as a plain tuple first: most orders have none, and need no Exits built.
+        values = (
+            args["sl"],
+            args["tp"],
+            args["sl_pct"],
+            args["tp_pct"],
+            args["trail"],
+            args["trail_pct"],
         )
         order = self.order(
             side,
@@ -215,8 +221,8 @@ class Strategy(Generic[P]):
             instrument=args["instrument"],
             tag=args["tag"],
         )
-        if exits != _NO_EXITS:
-            return self.ctx.submit_list(bracket_orders(self.ctx, order, exits))[0]
+        if values != _NO_EXITS:
+            return self.ctx.submit_list(bracket_orders(self.ctx, order, Exits(*values)))[0]
         self.ctx.publish(order)
         return order.order_id
 

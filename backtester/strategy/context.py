@@ -71,15 +71,10 @@ class StrategyContext:
         self.instruments: tuple[str, ...] = tuple(data)
         self.primary = self.instruments[0]
         self.quote_currency = quote_currency
-        # The strategy's own account, booked from the same fills and payments as the venue's.
+        # The run's client-side account: the ledger books it, the context reads it (adr/0023).
         self.account = account
-        self.cash = account.cash
-        self.fees_paid = 0.0
-        self.funding_paid = 0.0
-        self.realized_pnl = 0.0
-        # Signed: below zero is short.
-        self.positions: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
-        self.avg_prices: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
+        # Signed quantity per instrument (below zero is short), as the account keeps it.
+        self.positions: dict[str, float] = account.quantities
         self.open_orders: dict[int, OpenOrder] = {}
         self.last_bar: dict[str, Bar] = {}
         self.data: Mapping[str, pl.DataFrame] = CausalFrames(data, self.last_bar)
@@ -124,21 +119,26 @@ class StrategyContext:
             return None
         return account.liquidation_price(instrument or self.primary, self.marks)
 
-    def book_fill(self, symbol: str, buy: bool, quantity: float, price: float, fee: float) -> None:
-        """The strategy module's booking of a fill into this context's account and its views."""
-        account = self.account
-        account.book_fill(symbol, buy, quantity, price, fee)
-        position = account.positions[symbol]
-        self.positions[symbol] = position.quantity
-        self.avg_prices[symbol] = position.avg_price
-        self.cash = account.cash
-        self.fees_paid = account.fees_paid
-        self.realized_pnl = account.realized_pnl
+    @property
+    def cash(self) -> float:
+        return self.account.cash
 
-    def book_funding(self, symbol: str, amount: float) -> None:
-        self.account.apply_funding(symbol, amount)
-        self.cash = self.account.cash
-        self.funding_paid = self.account.funding_paid
+    @property
+    def fees_paid(self) -> float:
+        return self.account.fees_paid
+
+    @property
+    def funding_paid(self) -> float:
+        return self.account.funding_paid
+
+    @property
+    def realized_pnl(self) -> float:
+        return self.account.realized_pnl
+
+    @property
+    def avg_prices(self) -> dict[str, float]:
+        """Average entry price of each instrument's open position (0 when flat)."""
+        return {symbol: p.avg_price for symbol, p in self.account.positions.items()}
 
     def window(self, n: int, instrument: str | None = None) -> pl.DataFrame:
         """The last `n` bars up to and including the current one (fewer at the start)."""
@@ -240,19 +240,21 @@ class StrategyContext:
         order_id = self._next_order_id
         self._next_order_id += 1
         try:
+            # Positional, in SubmitOrder's field order (order_id, instrument, side, order_type,
+            # ts_init, ref_price, quantity, fraction, limit_price, stop_price, time_in_force, tag).
             return SubmitOrder(
-                order_id=order_id,
-                instrument=symbol,
-                side=side if type(side) is Side else Side(side),
-                order_type=str(order_type),
-                ts_init=self._clock.now,
-                ref_price=last.close,
-                quantity=quantity,
-                fraction=fraction,
-                limit_price=limit_price,
-                stop_price=stop_price,
-                time_in_force=time_in_force,
-                tag=tag,
+                order_id,
+                symbol,
+                side if type(side) is Side else Side(side),
+                str(order_type),
+                self._clock.now,
+                last.close,
+                quantity,
+                fraction,
+                limit_price,
+                stop_price,
+                time_in_force,
+                tag,
                 **options,  # type: ignore[arg-type]
             )
         except TypeError as exc:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from backtester.core.bus import MessageBus
-from backtester.domain.enums import BUY
 from backtester.domain.messages import (
     AccountState,
     Bar,
-    FundingPaid,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -51,7 +49,6 @@ class StrategyModule:
         if self._on_order is not None:
             bus.subscribe(OrderModifyRejected, self._on_order)
             bus.subscribe(OrderCancelRejected, self._on_order)
-        bus.subscribe(FundingPaid, self.on_funding)
         bus.subscribe(PositionLiquidated, self.on_liquidated)
         if type(self.strategy).on_fill is not Strategy.on_fill:
             bus.subscribe(AccountState, self.on_account)
@@ -83,7 +80,7 @@ class StrategyModule:
             self._on_order(event)
 
     def on_filled(self, fill: OrderFilled) -> None:
-        self.ctx.book_fill(fill.instrument, fill.side is BUY, fill.quantity, fill.price, fill.fee)
+        # The ledger books the fill into the account the context reads (adr/0023).
         live = self.ctx.open_orders.get(fill.order_id)
         if live is None:
             return
@@ -96,9 +93,6 @@ class StrategyModule:
         if self._on_order is not None:
             self._on_order(event)
 
-    def on_funding(self, payment: FundingPaid) -> None:
-        self.ctx.book_funding(payment.instrument, payment.amount)
-
     def on_liquidated(self, event: PositionLiquidated) -> None:
         self.strategy.on_liquidation(event)
 
@@ -109,19 +103,21 @@ class StrategyModule:
 
 
 def _open_order(order: SubmitOrder, live: bool) -> OpenOrder:
+    # Positional, in OpenOrder's field order (one view per accepted order).
     return OpenOrder(
-        order_id=order.order_id,
-        instrument=order.instrument,
-        side=order.side,
-        order_type=order.order_type,
-        quantity=order.quantity,
-        fraction=order.fraction,
-        limit_price=order.limit_price,
-        stop_price=order.stop_price,
-        tag=order.tag,
-        parent_id=order.parent_id,
-        oco_id=order.oco_id,
-        live=live,
+        order.order_id,
+        order.instrument,
+        order.side,
+        order.order_type,
+        order.quantity,
+        order.fraction,
+        order.limit_price,
+        order.stop_price,
+        order.tag,
+        0.0,
+        order.parent_id,
+        order.oco_id,
+        live,
     )
 
 

@@ -213,7 +213,11 @@ def _until_done(main: Coroutine[Any, Any, T], hint: str) -> T:
 
 
 def _walk_forward(cfg: SweepConfig, args: argparse.Namespace) -> int:
-    from backtester.sweep.walkforward import run_walk_forward  # noqa: PLC0415  (its imports on demand)
+    from backtester.cli import UserError  # noqa: PLC0415  (the CLI imports this module)
+    from backtester.sweep.walkforward import (  # noqa: PLC0415  (its imports on demand)
+        FoldFailed,
+        run_walk_forward,
+    )
 
     wf = cfg.walk_forward
     assert wf is not None  # only walk-forward configs come here
@@ -222,12 +226,12 @@ def _walk_forward(cfg: SweepConfig, args: argparse.Namespace) -> int:
     if wf.anchored:
         windows += ", anchored"
     print(f"walk-forward {cfg.name}: {windows}", file=sys.stderr)
-    outcome = _until_done(run_walk_forward(cfg, settings), _rerun_hint(args))
+    try:
+        outcome = _until_done(run_walk_forward(cfg, settings), _rerun_hint(args))
+    except FoldFailed as exc:
+        raise UserError(str(exc)) from None
     summary = outcome.summary
-    print(
-        f"walk-forward {summary.walk_forward_id}: {summary.folds} folds, {summary.folds_run} run "
-        "out of sample"
-    )
+    print(f"walk-forward {summary.walk_forward_id}: {summary.folds} folds run out of sample")
     print(f"digest {summary.digest}")
     goal = cfg.ranking()
     params = [c for c in outcome.folds.columns if c.startswith("param.")]

@@ -195,8 +195,19 @@ def _server_config(store: Path) -> str:
 
 
 def _hold_lock(path: Path) -> IO[bytes]:
-    handle = path.open("a+b")
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    """Hold `path`'s lock from the moment a file of that name exists: it is created under another
+    name, locked, then renamed into place. Created and then locked in place, another sweep's
+    `remove_stale_stores` could find it between the two, lock it itself and remove the directory
+    of a server starting up (sweeps of several users or test runs start servers side by side)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    handle = partial.open("a+b")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(partial, path)
+    except BaseException:
+        handle.close()
+        partial.unlink(missing_ok=True)
+        raise
     return handle
 
 

@@ -16,6 +16,11 @@ fold: windows, the in-sample sweep and best point, the out-of-sample run and sta
 `equity.parquet` (the stitched out-of-sample equity: each fold's curve scaled to start where the
 previous fold ended), `walkforward.json` (settings, the stitched statistics, a digest over the
 out-of-sample runs) and the config. Running it again reads the finished folds back.
+
+A fold whose in-sample sweep has no point to run out of sample (every point failed, or none has a
+value of the objective to rank by) ends the walk-forward with `FoldFailed`, naming the fold, its
+training window and why: a stitched curve with a fold left out, or held flat, would be judged as if
+the strategy had been re-optimized on schedule when it had not. The finished folds' sweeps are kept.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,11 +44,11 @@ from backtester.runs.inputs import load_source
 from backtester.runs.notebook import store_bars
 from backtester.runs.runner import replay, write_run
 from backtester.sweep.config import SweepConfig, SweepConfigError, canonical_json, config_sha256
-from backtester.sweep.coordinator import SweepSettings, run_sweep
+from backtester.sweep.coordinator import SweepOutcome, SweepSettings, run_sweep
 from backtester.sweep.execute import decode_spec, source_files
 from backtester.sweep.folds import NS_PER, Fold, duration_ns, folds
 from backtester.sweep.plan import Keep, build_plan, point_seed, point_spec
-from backtester.sweep.results import CONFIG, best
+from backtester.sweep.results import CONFIG, RESULTS, best
 from backtester.sweep.spec import plain_stats
 
 log = structlog.get_logger("backtester.sweep.walkforward")
@@ -65,11 +71,14 @@ class WalkForwardSummary(msgspec.Struct, frozen=True, kw_only=True):
     anchored: bool
     objective: dict[str, str]
     folds: int
-    folds_run: int  # folds whose optimization found a point to run out of sample
     digest: str  # sha256 over the out-of-sample runs' digests in fold order
     stats: dict[str, Any]  # of the stitched out-of-sample equity
     started_at: str
     finished_at: str
+
+
+class FoldFailed(RuntimeError):
+    """A fold's in-sample sweep found no point to run out of sample."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,8 @@ class _Source:
 class _FoldResult:
     fold: Fold
     row: dict[str, Any]
-    result: RunResult | None
-    closes: tuple[float, float] | None  # first and last close of the test window's first series
+    result: RunResult
+    closes: tuple[float, float]  # first and last close of the test window's first series
 
 
 def walk_forward_id(cfg: SweepConfig, sources: list[_Source], identity: str = "") -> str:
@@ -158,11 +167,11 @@ async def run_walk_forward(
         log.info("fold.start", walk_forward_id=wf_id, fold=fold.number, folds=len(planned))
         results.append(await _run_fold(cfg, sources, fold, fold_settings, keep, identity, stream))
     table = _fold_table(cfg, results)
-    equity = stitch([r.result.equity for r in results if r.result is not None], _folds_run(results))
+    equity = stitch([r.result.equity for r in results], [r.fold.number for r in results])
     stats = _stitched_stats(cfg, results, equity)
     digest = hashlib.sha256()
     for r in results:
-        digest.update((r.result.digest if r.result is not None else "none").encode() + b"\n")
+        digest.update(r.result.digest.encode() + b"\n")
     goal = cfg.ranking()
     summary = WalkForwardSummary(
         walk_forward_id=wf_id,
@@ -174,7 +183,6 @@ async def run_walk_forward(
         anchored=wf.anchored,
         objective={"stat": goal.stat, "direction": goal.direction},
         folds=len(results),
-        folds_run=len(_folds_run(results)),
         digest=digest.hexdigest(),
         stats=stats,
         started_at=started_at,
@@ -217,8 +225,7 @@ async def _run_fold(
     top = best(outcome.table, goal.stat, goal.direction, 1)
     names = cfg.parameters()
     if top.height == 0:
-        log.warning("fold.no_point", fold=fold.number, sweep_id=plan.sweep_id)
-        return _FoldResult(fold, row, None, None)
+        raise FoldFailed(_no_point(fold, outcome, goal.stat))
     found = top.row(0, named=True)
     params = {name: found[f"param.{name}"] for name in names}
     row |= {f"param.{name}": params[name] for name in names}
@@ -236,6 +243,30 @@ async def _run_fold(
     closes = next(iter(run.data.frames.values()))["close"]
     log.info("fold.done", fold=fold.number, run_id=run.run_id, directory=str(written.directory))
     return _FoldResult(fold, row, run.result, (float(closes[0]), float(closes[-1])))
+
+
+def _no_point(fold: Fold, outcome: SweepOutcome, stat: str) -> str:
+    """Why the fold's sweep has no point to run out of sample, in one line."""
+    manifest = outcome.manifest
+    if manifest.ok == 0:
+        errors = outcome.table.filter(pl.col("status") == "failed")["error"].drop_nulls()
+        why = f"all {manifest.points} in-sample points failed"
+        if errors.len():
+            why += f" (first error: {errors[0]})"
+    else:
+        why = (
+            f"none of the {manifest.ok} successful in-sample points has a {stat} to rank by "
+            "(missing or NaN, as with no trades in the window)"
+        )
+    window = f"train {_when(fold.train_start)} to {_when(fold.train_end)}"
+    return (
+        f"walk-forward fold {fold.number} ({window}): {why}; nothing to run out of sample "
+        f"(see {outcome.plan.output_dir / RESULTS})"
+    )
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _base_spec(base: dict[str, Any]) -> RunConfig:
@@ -309,21 +340,15 @@ def stitch(curves: list[pl.DataFrame], numbers: list[int]) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def _folds_run(results: list[_FoldResult]) -> list[int]:
-    return [r.fold.number for r in results if r.result is not None]
-
-
 def _stitched_stats(
     cfg: SweepConfig, results: list[_FoldResult], equity: pl.DataFrame
 ) -> dict[str, Any]:
-    ran = [r for r in results if r.result is not None and r.closes is not None]
-    if not ran or equity.height == 0:
+    if equity.height == 0:
         return {}
     base = _base_spec(cfg.base)
-    trades = pl.concat([r.result.trades for r in ran if r.result is not None])
-    fees = sum(float(r.result.stats.get("fees_paid", 0.0)) for r in ran if r.result is not None)
-    first, last = ran[0].closes, ran[-1].closes
-    assert first is not None and last is not None
+    trades = pl.concat([r.result.trades for r in results])
+    fees = sum(float(r.result.stats.get("fees_paid", 0.0)) for r in results)
+    first, last = results[0].closes, results[-1].closes
     stats = compute_stats(
         equity.select("ts", "equity"),
         trades,

@@ -5,8 +5,9 @@ message id) before the job is acked, so a worker that dies in between leaves a j
 redelivered and whose second result the server drops. A run that raises is retried on a later
 delivery and reported as failed on the last one. A message that does not decode is terminated with
 the reason logged; nothing a message contains can stop the worker. A job naming a strategy module
-the worker does not allow (`trust`) is handed back for another worker, and reported failed with the
-reason on its last delivery; the module is never imported.
+the worker does not allow (`trust`), or planned with other code than the worker runs, is handed back
+for another worker, and reported failed with the reason on its last delivery; the module is never
+imported.
 
 Between two runs the worker is idle, so that time is kept short: a finished run is reported
 (publish, then ack) while the next job is fetched, and the engine runs on one long-lived thread. The
@@ -60,8 +61,8 @@ from backtester.sweep.trust import refusal
 log = structlog.get_logger("backtester.sweep.worker")
 
 EXECUTION_LOG_ENV = "BACKTESTER_SWEEP_EXECUTION_LOG"
-# A worker running other code than the coordinator hands the job back after this delay, leaving it
-# to a worker that runs the same code.
+# A worker that cannot take a job (other code than the coordinator planned with, a strategy it does
+# not allow) hands it back after this delay, leaving it to a worker that can.
 DECLINE_DELAY = 5.0
 
 
@@ -160,14 +161,12 @@ class Worker:
             await delivery.reject()
             return
         if job.code_sha256 != self.code_sha256:
-            log.warning(
-                "job.declined",
-                run_id=job.run_id,
-                reason="this worker runs other code than the coordinator planned with",
-                job_code=job.code_sha256[:16],
-                worker_code=self.code_sha256[:16],
+            reason = (
+                f"this worker runs other code (package sha256 {self.code_sha256[:16]}) than the "
+                f"sweep was planned with ({job.code_sha256[:16]}): the package's source changed "
+                "after the sweep started, or the worker runs another version"
             )
-            await delivery.retry(DECLINE_DELAY)
+            await self._refuse(job, delivery, reason)
             return
         refused = refusal(job.spec.strategy.name, self.options.allow_strategies)
         if refused is not None:
@@ -341,6 +340,17 @@ class _RunThread:
                 future.set_exception(exc)
 
 
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait for it to end. nats-py swallows a cancellation that lands while it
+    flushes its CONNECT and goes on to its next attempt (seconds each, until connect_timeout), so
+    the cancellation is repeated, each one ending the wait in progress, until the task is done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    with contextlib.suppress(BaseException):
+        task.result()
+
+
 async def run_worker(options: WorkerOptions) -> int:
     keep_freed_memory()
     stop = asyncio.Event()
@@ -358,9 +368,7 @@ async def run_worker(options: WorkerOptions) -> int:
     await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if not connecting.done():
-        connecting.cancel()
-        with contextlib.suppress(BaseException):
-            await connecting
+        await _cancelled(connecting)
         log.info("worker.stopped", reason="stopped while connecting", url=redact(options.url))
         return 0
     broker = connecting.result()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -85,11 +86,15 @@ def test_a_model_with_no_config_form_is_refused_by_name(tmp_path: Path) -> None:
     assert not tmp_path.joinpath("data").exists()
 
 
-def test_a_strategy_defined_in_a_notebook_is_saved_with_a_warning(tmp_path: Path) -> None:
+def test_a_strategy_defined_in_a_notebook_is_saved_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     class InACell(SmaCross):
         pass
 
     InACell.__module__ = "__main__"  # what a class defined in a notebook cell carries
+    # A notebook's __main__ has no file (pytest's own has one, a test runner's worker may not).
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     result = Backtest(GOLDEN, InACell, fee_rate=0.001).run()
     with pytest.warns(UserWarning, match="verify can replay it only once the strategy lives in"):
         run_dir = result.save(tmp_path)

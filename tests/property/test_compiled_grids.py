@@ -123,9 +123,9 @@ def test_compiled_runs_on_grids_equal_the_event_driven_modes(
             mode=mode,
         ).run(**params)  # type: ignore[arg-type]
 
-    # A margin position near liquidation, or a fill the grid leaves a remainder of: the event
+    # A fill that would leave a remainder resting for later bars: the event
     # path makes those runs.
-    results = in_every_mode_or_handed_back(run, "near its liquidation price", "capped")
+    results = in_every_mode_or_handed_back(run, "resting")
     if isinstance(results, str):
         event("handed back to the event path")
         return

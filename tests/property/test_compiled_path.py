@@ -162,8 +162,12 @@ def test_auto_takes_the_compiled_path_and_falls_back_where_it_does_not_apply() -
     data = "golden/data/binance_BTC-USDT_1m.parquet"
     cases: list[tuple[dict[str, Any], str]] = [
         (
-            {"max_position_quantity": 1.0, "on_limit": "cap"},
-            "a max-position risk limit that caps orders is not compiled",
+            {
+                "max_position_quantity": 1.0,
+                "on_limit": "cap",
+                "instrument": Instrument("BTC/USDT", min_quantity=0.001),
+            },
+            "a max-position limit that caps orders, on an instrument with quantity bounds, is not",
         ),
         # All the cash in a minute's 1%: some bar fills an order only in part, which the kernel
         # hands back to the event path when it meets it.

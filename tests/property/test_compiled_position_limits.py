@@ -1,17 +1,15 @@
 """The compiled order path with max-position limits that deny (the position's quantity or notional
-after an entry above the limit) gives the event-driven modes' result bit for bit; limits that cap
-orders take the event path."""
+after an entry above the limit) gives the event-driven modes' result bit for bit (limits that cap
+orders: `test_compiled_capping.py`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from backtester import Backtest, Instrument, RunResult
-from backtester.engine import SetupError
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
@@ -73,9 +71,9 @@ def test_compiled_runs_with_position_limits_equal_the_event_driven_modes(
             mode=mode,
         ).run(**params)  # type: ignore[arg-type]
 
-    results = in_every_mode_or_handed_back(run, "liquidation", "capped")
+    results = in_every_mode_or_handed_back(run, "resting")
     if isinstance(results, str):
-        event("margin: the event path")
+        event("a remainder would rest: the event path")
         return
     denied = results["dense"].orders.filter(code="max_position").height
     event(f"max-position denials: {denied > 0}")
@@ -95,12 +93,3 @@ def test_compiled_sma_cross_with_a_position_limit_equals_the_event_modes_on_real
     assert orders.filter(status="filled").height > 100
     assert denied["reason"][0].startswith("position would be ")
     assert_identical(results)
-
-
-def test_a_position_limit_that_caps_orders_takes_the_event_path() -> None:
-    data = "golden/data/binance_BTC-USDT_1m.parquet"
-    knobs: dict[str, Any] = {"max_position_quantity": 1.0, "on_limit": "cap"}
-    with pytest.raises(SetupError, match="a max-position risk limit that caps orders"):
-        Backtest(data, SmaCross, mode="compiled", **knobs).run()
-    auto = Backtest(data, SmaCross, **knobs).run()
-    assert auto.digest == Backtest(data, SmaCross, mode="dense", **knobs).run().digest

@@ -216,6 +216,7 @@ def _closed_port() -> int:
         (f"http://127.0.0.1:{_closed_port()}", "refused the connection"),
         ("http://exchange.invalid", "host name exchange.invalid does not resolve"),
     ],
+    ids=["refused", "unresolved"],  # not the port: the same test ids in every collecting process
 )
 def test_an_unreachable_host_is_reported_after_the_first_attempts(
     tmp_path: Path, api_url: str, reason: str

@@ -62,8 +62,11 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     tmp = tmp_path_factory.mktemp("wf")
     config = tmp / "wf.toml"
     config.write_text(CONFIG)
+    # One worker: four runs a fold, each shorter than starting another worker process (the tables
+    # do not depend on how many ran them: test_sweep_local).
+    command = [sys.executable, "-m", "backtester", "sweep", str(config), "--workers", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "backtester", "sweep", str(config), "--out", str(tmp / "runs")],
+        [*command, "--out", str(tmp / "runs")],
         cwd=REPO,
         env=subprocess_env(),
         capture_output=True,
@@ -80,7 +83,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def notebook(tmp_path_factory: pytest.TempPathFactory) -> WalkForwardResult:
     bt = Backtest(str(GOLDEN), SmaCross, cash=10_000.0, fee_rate=0.001)
     out = tmp_path_factory.mktemp("wf-nb")
-    return bt.walk_forward(train="10d", test="4d", **GRID, seed=3, workers=2, out=out)
+    return bt.walk_forward(train="10d", test="4d", **GRID, seed=3, workers=1, out=out)
 
 
 def test_the_folds_are_the_expected_days(cli: tuple[Path, str]) -> None:

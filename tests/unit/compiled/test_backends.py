@@ -18,7 +18,7 @@ from backtester import Backtest
 from backtester.accounting import arithmetic, limits
 from backtester.compiled import aot, drawdown, indicators, signal_path
 from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
-from backtester.domain import grid, volume_share
+from backtester.domain import grid, touch, volume_share
 from backtester.risk import rules
 from backtester.strategies import SmaCross
 from tests.unit.compiled import helper_arithmetic, helper_kernels
@@ -115,7 +115,8 @@ def test_the_just_in_time_fallback_gives_the_same_digest() -> None:
         env={**os.environ, "PYTHONPATH": str(REPO), "BACKTESTER_KERNELS": "jit"},
         capture_output=True,
         text=True,
-        timeout=300,
+        # In a fresh checkout numba compiles every kernel the run calls: 300 s ran out at load 16.
+        timeout=900,
         check=True,
     )
     backend, digest = done.stdout.split()
@@ -236,3 +237,17 @@ def test_the_order_path_kernel_checks_position_limits_with_the_risk_rule() -> No
     assert twin.__globals__["max_position_breach"].__code__ is limits.max_position_breach.__code__
     assert rules.limits is limits  # risk's check_max_position asks the same function
     assert "backtester.accounting.limits" in aot.ELSEWHERE
+
+
+def test_the_order_path_kernel_liquidates_with_the_accounts_and_venues_rules() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    for name in (
+        "bracket_liquidation_price",
+        "bankruptcy_price",
+        "liquidation_fill_price",
+        "liquidation_fee",
+        "realized_pnl",
+    ):
+        assert twin.__globals__[name].__code__ is getattr(arithmetic, name).__code__
+    assert twin.__globals__["reach_price"].__code__ is touch.reach_price.__code__
+    assert "backtester.domain.touch" in aot.ELSEWHERE

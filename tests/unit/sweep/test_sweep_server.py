@@ -18,6 +18,7 @@ from backtester.sweep.server import (
     EmbeddedServer,
     ServerError,
     ServerLost,
+    _hold_lock,
     find_server_binary,
     new_password,
     remove_stale_stores,
@@ -108,6 +109,29 @@ def test_stale_store_directories_are_removed_and_live_or_fresh_ones_kept(tmp_pat
         removed = remove_stale_stores(tmp_path)
     assert sorted(removed) == sorted([dead, old_unlocked])
     assert live.is_dir() and fresh_unlocked.is_dir() and other.is_dir()
+
+
+def test_a_starting_server_store_is_never_found_with_its_lock_file_free(tmp_path: Path) -> None:
+    # Another sweep's cleanup runs just before the starting server takes its lock, and after.
+    store = tmp_path / f"{STORE_PREFIX}starting"
+    store.mkdir()
+    removed: list[Path] = []
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if not removed:
+            removed.append(tmp_path / "cleanup ran")
+            removed.extend(remove_stale_stores(tmp_path))
+        real_flock(fd, operation)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fcntl, "flock", flock)
+        held = _hold_lock(store / "owner.lock")
+    with held:
+        assert removed == [tmp_path / "cleanup ran"]
+        assert remove_stale_stores(tmp_path) == []
+        assert [p.name for p in store.iterdir()] == ["owner.lock"]
+    assert remove_stale_stores(tmp_path) == [store]  # once its owner is gone
 
 
 def test_the_embedded_server_admits_its_own_credential_only() -> None:

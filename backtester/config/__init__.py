@@ -1,6 +1,7 @@
 """Engine settings and run configs: frozen msgspec Structs, validated when decoded.
 
-A run config is what a `configs/*.toml` file decodes into (`config_file.load_config`). Model and data
+A run config is what a `configs/*.toml` file decodes into (`config_file.load_config`); its data
+sources are in `config/sources.py`, its instruments in `config/instruments.py`. Model and data
 source specs are tagged unions on `kind`; turning a spec into a model object is the composition root's
 job (`backtester.engine.assembly`), so this module stays free of the execution package.
 """
@@ -14,12 +15,19 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from backtester.domain.instrument import (
-    Instrument,
-    InstrumentKind,
-    MarginMode,
-    MarginTier,
-)
+from backtester.config.instruments import CATALOG_TRADING_FIELDS as CATALOG_TRADING_FIELDS
+from backtester.config.instruments import DEFAULT_CATALOG_ROOT as DEFAULT_CATALOG_ROOT
+from backtester.config.instruments import POSITIVE_INSTRUMENT_FIELDS, check_catalog_entry
+from backtester.config.instruments import ExchangeId as ExchangeId
+from backtester.config.instruments import InstrumentSpec as InstrumentSpec
+from backtester.config.sources import CatalogSource as CatalogSource
+from backtester.config.sources import DataSpec as DataSpec
+from backtester.config.sources import FileSource as FileSource
+from backtester.config.sources import Series as Series
+from backtester.config.sources import Source as Source
+from backtester.config.sources import check_catalog_source, check_file_timeframe
+from backtester.config.sources import higher_key as higher_key
+from backtester.config.sources import series_key as series_key
 
 
 class IntrabarPath(StrEnum):
@@ -138,55 +146,6 @@ class VolumeShareSlippageSpec(SlippageSpec, frozen=True, tag="volume_share"):
 Fees = FixedFeeSpec | MakerTakerFeeSpec
 Slippage = NoSlippageSpec | FixedBpsSlippageSpec | VolumeShareSlippageSpec
 
-# --- data sources ------------------------------------------------------------------------------
-
-
-class DataSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
-    pass
-
-
-# What a data source holds for its symbol: its bars, its mark-price candles, its funding rates, or
-# the bars of a higher timeframe the strategy reads (`Strategy.timeframes`), given instead of
-# resampled from its bars.
-Series = Literal["ohlcv", "mark", "funding", "higher"]
-
-
-class FileSource(DataSpec, frozen=True, tag="file"):
-    """A Parquet or CSV file; a relative path is relative to the working directory, like every
-    path a command takes, so configs in a repository name data by their repository path.
-    `start` (inclusive) and `end` (exclusive), epoch ms or ISO dates/times in UTC, cut the rows
-    used. A `higher` series names its `timeframe` (`"1h"`): the strategy's `ctx.bars("1h")` of
-    that symbol come from this file instead of being resampled from the bars."""
-
-    path: str
-    symbol: str
-    series: Series = "ohlcv"
-    timeframe: str | None = None
-    start: str | int | None = None
-    end: str | int | None = None
-    repair: bool = False
-
-
-class CatalogSource(DataSpec, frozen=True, tag="catalog"):
-    """A series of the Parquet catalog; `start` (inclusive) and `end` (exclusive) are epoch ms or
-    ISO dates/times in UTC. Bars and mark candles name their `timeframe`; funding rates have none
-    (they are stored at the exchange's funding times). Mark and funding series are a contract's:
-    `market = "swap"`. A `higher` series is the symbol's bars of a higher `timeframe`, which the
-    strategy reads as `ctx.bars(timeframe)` instead of bars resampled from its base series."""
-
-    exchange: str
-    symbol: str
-    timeframe: str = ""
-    market: str = "spot"
-    series: Series = "ohlcv"
-    start: str | int | None = None
-    end: str | int | None = None
-    root: str = "data"
-    repair: bool = False
-
-
-Source = FileSource | CatalogSource
-
 # union member types by config key, for "valid kinds" in error messages
 KINDS: dict[str, tuple[type[msgspec.Struct], ...]] = {
     "fees": (FixedFeeSpec, MakerTakerFeeSpec),
@@ -200,75 +159,6 @@ def kinds_of(key: str) -> list[str]:
     members = KINDS.get(key.split("[", 1)[0], ())
     return [str(m.__struct_config__.tag) for m in members]
 
-
-# --- instruments -------------------------------------------------------------------------------
-
-# An exchange id as ccxt spells it, which also names a catalog directory.
-ExchangeId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-
-
-class InstrumentSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """An `[[instruments]]` entry. Either the instrument's fields (`Instrument`; one left out takes
-    the instrument's default), or `from_catalog = "<exchange>"`: the instrument as that exchange
-    lists it in the catalog's markets snapshot (`python -m backtester data markets`) under `root`
-    (default `data`), with only `leverage` and `margin_mode` set next to it. The engine's
-    composition root (`engine.assembly`) turns a spec into an `Instrument`."""
-
-    symbol: str
-    from_catalog: ExchangeId | None = None
-    root: str | None = None
-    base: str | None = None
-    quote: str | None = None
-    kind: InstrumentKind | None = None
-    settle: str | None = None
-    contract_size: float | None = None
-    linear: bool | None = None
-    expiry: int | str | None = None
-    leverage: float | None = None
-    margin_mode: MarginMode | None = None
-    margin_tiers: tuple[MarginTier, ...] | None = None
-    liquidation_fee: float | None = None
-    tick_size: float | None = None
-    lot_size: float | None = None
-    min_quantity: float | None = None
-    max_quantity: float | None = None
-    min_notional: float | None = None
-    max_notional: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.from_catalog is None:
-            self.instrument()  # a spec that is no instrument fails where it is written
-
-    def given(self) -> dict[str, Any]:
-        """The `Instrument` fields this entry sets."""
-        return {
-            name: value for name in _INSTRUMENT_FIELDS if (value := getattr(self, name)) is not None
-        }
-
-    def instrument(self) -> Instrument:
-        """The instrument of an entry that spells it out (not `from_catalog`)."""
-        return Instrument(**self.given())
-
-    def canonical(self) -> dict[str, Any]:
-        """The entry as its config identity sees it: a spelled-out instrument with every field
-        derived (so a config means the same whether it writes `base` or lets the symbol say
-        it), a catalog one as where it comes from and how it is traded."""
-        if self.from_catalog is None:
-            plain: dict[str, Any] = msgspec.to_builtins(self.instrument())
-            return plain
-        return {
-            "symbol": self.symbol,
-            "from_catalog": self.from_catalog,
-            "root": self.root if self.root is not None else DEFAULT_CATALOG_ROOT,
-            "leverage": self.leverage if self.leverage is not None else 1.0,
-            "margin_mode": str(self.margin_mode or MarginMode.ISOLATED),
-        }
-
-
-_INSTRUMENT_FIELDS = tuple(f.name for f in msgspec.structs.fields(Instrument))
-# What a catalog entry may set besides its symbol: how it is traded, not what the exchange lists.
-CATALOG_TRADING_FIELDS = ("leverage", "margin_mode")
-DEFAULT_CATALOG_ROOT = "data"
 
 # --- the run config ----------------------------------------------------------------------------
 
@@ -316,9 +206,9 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
         symbols = [source.symbol for source in self.data if source.series == "ohlcv"]
         for i, source in enumerate(self.data):
             if isinstance(source, CatalogSource):
-                _check_catalog_source(source, i)
+                check_catalog_source(source, i)
             else:
-                _check_file_timeframe(source, i)
+                check_file_timeframe(source, i)
             if source.series != "ohlcv" and source.symbol not in symbols:
                 raise ValueError(
                     f"data[{i}].symbol: a {source.series} series for {source.symbol!r}, which has "
@@ -330,83 +220,12 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
                     f"instruments[{i}].symbol: {instrument.symbol!r} has no data source "
                     f"(data symbols: {', '.join(symbols)})"
                 )
-            _check_catalog_entry(instrument, i)
+            check_catalog_entry(instrument, i)
             # The domain type leaves these unchecked; a zero step would divide by zero mid-run.
-            for name in _POSITIVE_INSTRUMENT_FIELDS:
+            for name in POSITIVE_INSTRUMENT_FIELDS:
                 value = getattr(instrument, name)
                 if value is not None and not value > 0:
                     raise ValueError(f"instruments[{i}].{name}: must be > 0, got {value}")
-
-
-def series_key(source: Source) -> tuple[str, str]:
-    """What a source is for the run: its symbol and its series, a higher one with its timeframe
-    (`("BTC/USDT", "higher 1h")`). A config has at most one source of each."""
-    if source.series == "higher":
-        return source.symbol, f"higher {source.timeframe}"
-    return source.symbol, source.series
-
-
-def higher_key(source: Source) -> str:
-    """The name the engine takes a higher series under: `"BTC/USDT@1h"`."""
-    return f"{source.symbol}@{source.timeframe}"
-
-
-def _check_file_timeframe(source: FileSource, index: int) -> None:
-    if source.series != "higher":
-        if source.timeframe is not None:
-            raise ValueError(
-                f'data[{index}].timeframe: only a higher series (series = "higher") names a '
-                "timeframe; the bars' own is read from the file"
-            )
-        return
-    if source.timeframe is None:
-        raise ValueError(
-            f'data[{index}].timeframe: missing required key (the timeframe of a series = "higher"'
-            ', e.g. "1h")'
-        )
-
-
-def _check_catalog_source(source: CatalogSource, index: int) -> None:
-    if source.series == "funding":
-        if source.timeframe not in ("", "funding"):
-            raise ValueError(
-                f"data[{index}].timeframe: funding rates have no timeframe (leave it out)"
-            )
-    elif not source.timeframe:
-        raise ValueError(f"data[{index}].timeframe: missing required key")
-    if source.series in ("mark", "funding") and source.market != "swap":
-        raise ValueError(
-            f'data[{index}].market: {source.series} series are a contract\'s: market = "swap"'
-        )
-
-
-def _check_catalog_entry(spec: InstrumentSpec, index: int) -> None:
-    if spec.from_catalog is None:
-        if spec.root is not None:
-            raise ValueError(
-                f"instruments[{index}].root: names the catalog of a from_catalog instrument; "
-                "this one sets no from_catalog"
-            )
-        return
-    for name in spec.given():
-        if name not in ("symbol", *CATALOG_TRADING_FIELDS):
-            raise ValueError(
-                f"instruments[{index}].{name}: comes from the {spec.from_catalog} markets "
-                f"snapshot (from_catalog); only {' and '.join(CATALOG_TRADING_FIELDS)} may be "
-                "set next to it"
-            )
-    if spec.leverage is not None and not spec.leverage > 0:
-        raise ValueError(f"instruments[{index}].leverage: must be > 0, got {spec.leverage}")
-
-
-_POSITIVE_INSTRUMENT_FIELDS = (
-    "tick_size",
-    "lot_size",
-    "min_quantity",
-    "max_quantity",
-    "min_notional",
-    "max_notional",
-)
 
 
 # Where the run's files go does not change its result, so it stays out of the id: the same config

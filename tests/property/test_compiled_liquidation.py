@@ -1,0 +1,180 @@
+"""The compiled order path liquidates as the venue does (isolated perpetuals, long and short): the
+liquidation price from the brackets, watched over each bar's mark path, the fill at the mark or the
+bankruptcy price with the liquidation fee, orders resting on that bar canceled; its results equal
+the event-driven modes' bit for bit. The watch's price on a bar equals `orders.touch` on it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
+from backtester.domain.instrument import MarginTier
+from backtester.domain.touch import reach_price
+from backtester.execution.fees import FixedRateFee
+from backtester.orders.base import touch
+from backtester.strategies import SmaCross
+from tests.engine_support import bars_frame
+from tests.property.test_compiled_margin import Scripted, _same, marks_for
+from tests.property.test_compiled_path import in_every_mode_or_handed_back
+from tests.property.test_perpetual_runs import funding_series
+
+SYMBOL = "BTC/USDT:USDT"
+BRACKETS = (
+    MarginTier(max_notional=2_000.0, maintenance_rate=0.01, max_leverage=50.0),
+    MarginTier(
+        max_notional=math.inf,
+        maintenance_rate=0.05,
+        maintenance_amount=80.0,
+        max_leverage=20.0,
+        min_notional=2_000.0,
+    ),
+)
+
+
+@st.composite
+def swinging_rows(draw: st.DrawFn) -> list[tuple[float, float, float, float, float]]:
+    """Bars that move a few percent, now and then much more: enough to liquidate a leveraged
+    position some of the time."""
+    rows = []
+    price = 100.0
+    for _ in range(draw(st.integers(min_value=8, max_value=30))):
+        move = draw(st.sampled_from([-12.0, -4.0, -1.5, -0.5, 0.0, 0.5, 1.5, 4.0, 12.0]))
+        open_, close = price, max(price + move, 5.0)
+        wick = draw(st.sampled_from([0.0, 1.0, 6.0]))
+        low = max(min(open_, close) - wick, 1.0)
+        rows.append((open_, max(open_, close) + wick, low, close, 1_000.0))
+        price = close + draw(st.sampled_from([0.0, 0.0, -3.0, 3.0]))  # a gap at the next open
+    return rows
+
+
+perpetuals = st.builds(
+    lambda leverage, size, tiers, fee: Instrument(
+        SYMBOL,
+        leverage=leverage,
+        margin_mode="isolated",
+        contract_size=size,
+        margin_tiers=BRACKETS if tiers else (),
+        liquidation_fee=fee,
+    ),
+    st.sampled_from([5.0, 10.0, 20.0]),
+    st.sampled_from([1.0, 0.5]),
+    st.booleans(),
+    st.sampled_from([0.0, 0.0125]),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    swinging_rows().flatmap(
+        lambda rows: st.tuples(
+            st.just(rows),
+            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
+            funding_series(len(rows)),
+        )
+    ),
+    perpetuals,
+    st.sampled_from([0.0, 0.0004]),
+    st.sampled_from([0, 20]),
+    st.sampled_from([None, 0.99, 1.01]),
+    st.sampled_from([1.0, 0.5]),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_compiled_liquidations_equal_the_event_driven_modes(
+    case: tuple[list[Any], list[int], pl.DataFrame],
+    instrument: Instrument,
+    fee: float,
+    bps: int,
+    mark_skew: float | None,
+    exit_: float,
+    short: bool,
+    with_funding: bool,
+    trade_on_close: bool,
+) -> None:
+    rows, signal, funding = case
+    knobs: dict[str, Any] = {
+        "instrument": instrument,
+        "fees": FixedRateFee(rate=fee),
+        "slippage": FixedBpsSlippage(bps=bps),
+        "trade_on_close": trade_on_close,
+    }
+    if with_funding:
+        knobs["funding"] = funding
+    if mark_skew is not None:
+        knobs["mark"] = marks_for(rows, mark_skew)
+    params = {"signal": signal, "exit": exit_, "short": short}
+
+    def run(mode: str) -> RunResult:
+        return Backtest(bars_frame(rows), Scripted, cash=1_000.0, mode=mode, **knobs).run(**params)  # type: ignore[arg-type]
+
+    results = in_every_mode_or_handed_back(run, "resting")
+    if isinstance(results, str):
+        event("a remainder would rest: the event path")
+        return
+    dense = results["dense"]
+    liquidated = dense.stats["liquidations"]
+    canceled = dense.orders.filter(reason="position liquidated").height
+    event(f"liquidations: {min(liquidated, 2)}; resting orders canceled: {canceled > 0}")
+    for mode, result in results.items():
+        assert result.digest == dense.digest, mode
+        assert result.orders.equals(dense.orders), mode
+        assert result.fills.equals(dense.fills), mode
+        assert result.trades.equals(dense.trades), mode
+        assert result.equity.equals(dense.equity), mode
+        assert result.funding.equals(dense.funding), mode
+        assert _same(result.stats, dense.stats), mode
+
+
+prices = st.sampled_from([90.0, 95.0, 99.5, 100.0, 100.5, 105.0, 110.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(prices, prices, prices, prices, prices, st.booleans())
+def test_the_watch_price_is_the_touch_of_the_bar_path_in_either_order(
+    open_: float, a: float, b: float, close: float, level: float, below: bool
+) -> None:
+    high, low = max(a, b, open_, close), min(a, b, open_, close)
+    for path in ((open_, low, high, close), (open_, high, low, close)):
+        at_open = touch(path, level, below, 0.0)
+        expected = at_open[1] if at_open is not None and at_open[0] <= 0.0 else math.nan
+        assert _same_float(reach_price(open_, high, low, close, level, below, False), expected)
+        whole = touch(path, level, below, 0.0)
+        expected = whole[1] if whole is not None else math.nan
+        assert _same_float(reach_price(open_, high, low, close, level, below, True), expected)
+
+
+def _same_float(x: float, y: float) -> bool:
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
+def test_a_stop_and_reverse_sma_cross_at_50x_on_real_perpetual_data_is_liquidated_compiled() -> (
+    None
+):
+    # The golden perp_liquidation market (Binance XRP/USDT:USDT 1h, 50x isolated): its own case runs
+    # SmaExtended, an event-driven strategy; SmaCross there is a plan the compiled path runs.
+    knobs: dict[str, Any] = {
+        "instrument": Instrument("XRP/USDT:USDT", leverage=50.0, margin_mode="isolated"),
+        "fee_rate": 0.0004,
+    }
+    results = {
+        mode: Backtest(
+            "golden/data/freqtrade_XRP-USDT-USDT_1h_futures.csv", SmaCross, mode=mode, **knobs
+        ).run(fast=2, slow=5, short=True)
+        for mode in ("dense", "signal", "compiled")
+    }
+    dense = results["dense"]
+    assert dense.stats["liquidations"] == 2
+    assert dense.orders.filter(reason="position liquidated").height == 2
+    assert dense.trades["liquidated"].sum() == 2
+    for mode, result in results.items():
+        assert result.digest == dense.digest, mode
+        assert result.orders.equals(dense.orders), mode
+        assert result.fills.equals(dense.fills), mode
+        assert result.trades.equals(dense.trades), mode
+        assert _same(result.stats, dense.stats), mode
