@@ -459,6 +459,13 @@ def five_year(tmp: Path) -> None:
     )
 
 
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -469,7 +476,7 @@ def machine() -> str:
     except OSError:
         pass
     versions = ", ".join(
-        f"{name} {metadata.version(name)}"
+        f"{name} {_version(name)}"
         for name in ("backtesting", "backtrader", "vectorbt", "numba", "polars", "numpy", "pandas")
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -497,6 +497,8 @@ def search_main(args: argparse.Namespace) -> int:
         year = tmp / "year.parquet"
         synthetic_bars(args.bars).write_parquet(year)
         pairs = search_pairs(tmp, year, args.trials, args.batch, args.study_repeats, args.strategy)
+    if not pairs:  # --study-repeats 0: the optimizer's overhead only
+        return
     print(
         f"studies of {args.strategy}, {args.trials} trials, at most {args.batch} in flight, over "
         f"{args.bars:,} synthetic "
