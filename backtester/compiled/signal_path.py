@@ -544,6 +544,41 @@ def _run_plan(
             return 0.0
         return affordable(price, fraction * buying_power())
 
+    def book(
+        k: int, i: int, buy: bool, quantity: float, price: float, fee: float, leaves: float
+    ) -> None:
+        # A fill of order k on bar i: booked into the balances (accounting.arithmetic, as the
+        # accounts book it), recorded, and its order's filled quantity and notional set.
+        booked = book_fill(
+            money[_CASH],
+            money[_HELD],
+            money[_ENTRY_PRICE],
+            money[_MARGIN],
+            buy,
+            quantity,
+            price,
+            fee,
+            multiplier,
+            leverage,
+            margin,
+        )
+        money[_CASH] = booked[0]
+        money[_HELD] = booked[1]
+        money[_ENTRY_PRICE] = booked[2]
+        money[_MARGIN] = booked[3]
+        money[_FEES] = money[_FEES] + fee
+        money[_LEVEL_CURRENT] = 0.0
+        order_floats[1, k] = 0.0 + quantity
+        order_floats[2, k] = 0.0 + quantity * price
+        j = counts[1]
+        counts[1] += 1
+        fill_ints[0, j] = k
+        fill_ints[1, j] = i
+        fill_floats[0, j] = price
+        fill_floats[1, j] = quantity
+        fill_floats[2, j] = fee
+        fill_floats[3, j] = leaves
+
     def fill(k: int, i: int, base: float) -> None:
         # The venue's fill of order k on bar i at `base` (before slippage), then the ledger.
         buy = order_ints[_SIDE, k] > 0
@@ -605,41 +640,13 @@ def _run_plan(
             # Closing takes exactly what is held.
             quantity = reduces
         fee = fill_notional(quantity, price, multiplier) * fee_rate
-        booked = book_fill(
-            money[_CASH],
-            money[_HELD],
-            money[_ENTRY_PRICE],
-            money[_MARGIN],
-            buy,
-            quantity,
-            price,
-            fee,
-            multiplier,
-            leverage,
-            margin,
-        )
-        money[_CASH] = booked[0]
-        money[_HELD] = booked[1]
-        money[_ENTRY_PRICE] = booked[2]
-        money[_MARGIN] = booked[3]
-        money[_FEES] = money[_FEES] + fee
-        money[_LEVEL_CURRENT] = 0.0
+        book(k, i, buy, quantity, price, fee, leaves)
         if volume_limit > 0.0:
             already = money[_VOLUME_USED] if money[_VOLUME_ROW] == i else 0.0
             money[_VOLUME_ROW] = i
             money[_VOLUME_USED] = already + quantity
         order_ints[_OUTCOME, k] = FILLED if leaves == 0.0 else CANCELED
         order_ints[_REASON, k] = NO_REASON if leaves == 0.0 else CANCELED_CAPPED_AT_FILL
-        order_floats[1, k] = 0.0 + quantity
-        order_floats[2, k] = 0.0 + quantity * price
-        j = counts[1]
-        counts[1] += 1
-        fill_ints[0, j] = k
-        fill_ints[1, j] = i
-        fill_floats[0, j] = price
-        fill_floats[1, j] = quantity
-        fill_floats[2, j] = fee
-        fill_floats[3, j] = leaves
 
     def liquidation_level() -> float:
         # MarginAccount.liquidation_price of the isolated position (the venue keeps it until a
@@ -677,34 +684,7 @@ def _run_plan(
         order_ints[_KIND, k] = LIQUIDATION
         order_ints[_CLOSED, k] = i
         order_ints[_OUTCOME, k] = FILLED
-        order_floats[1, k] = 0.0 + quantity
-        order_floats[2, k] = 0.0 + quantity * price
-        booked = book_fill(
-            money[_CASH],
-            held,
-            entry,
-            backing,
-            not long,
-            quantity,
-            price,
-            fee,
-            multiplier,
-            leverage,
-            True,
-        )
-        money[_CASH] = booked[0]
-        money[_HELD] = booked[1]
-        money[_ENTRY_PRICE] = booked[2]
-        money[_MARGIN] = booked[3]
-        money[_FEES] = money[_FEES] + fee
-        money[_LEVEL_CURRENT] = 0.0
-        j = counts[1]
-        counts[1] += 1
-        fill_ints[0, j] = k
-        fill_ints[1, j] = i
-        fill_floats[0, j] = price
-        fill_floats[1, j] = quantity
-        fill_floats[2, j] = fee
+        book(k, i, not long, quantity, price, fee, 0.0)
         counts[6] += 1
 
     def reached(i: int, level: float, whole: bool) -> float:
