@@ -88,6 +88,9 @@ class Contract(NamedTuple):
 
     margin: bool = False
     shorts: bool = False
+    # Cross margin (one position): the account's whole wallet and the position's unrealized profit
+    # back it, instead of the position's own margin.
+    cross: bool = False
     multiplier: float = 1.0
     leverage: float = 1.0
     # Maintenance brackets: upper notional and maximum leverage of each, in order (empty: none).
@@ -243,6 +246,7 @@ def simulate(
         cap_limits,
         c.margin,
         c.shorts,
+        c.cross,
         c.multiplier,
         c.leverage,
         np.ascontiguousarray(c.tier_max_notional, dtype=np.float64),
@@ -310,7 +314,8 @@ def simulate(
     "void("
     "int8[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64, float64, "
     "float64, float64, float64, float64, boolean, float64, float64, float64, float64, "
-    "float64[::1], float64, float64, float64, float64, boolean, boolean, boolean, float64, "
+    "float64[::1], float64, float64, float64, float64, boolean, boolean, boolean, boolean, "
+    "float64, "
     "float64, "
     "float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
     "float64, float64[::1], float64[::1], float64[::1], float64[::1], int64[::1], "
@@ -343,6 +348,7 @@ def _run_plan(
     cap_limits: bool,
     margin: bool,
     shorts: bool,
+    cross: bool,
     multiplier: float,
     leverage: float,
     tier_max_notional: np.ndarray,
@@ -381,17 +387,32 @@ def _run_plan(
             return -held if held < 0.0 else 0.0
         return held if held > 0.0 else 0.0
 
-    def buying_power() -> float:
-        # CashAccount: the cash. MarginAccount, one isolated position: the wallet (cash plus the
-        # position at its entry price) less the margin the position holds.
+    def unrealized(mark: float) -> float:
+        # Position.unrealized_pnl of the open position at `mark`.
+        held: float = money[_HELD]
+        return realized_pnl(held, money[_ENTRY_PRICE], mark, abs(held), multiplier)
+
+    def buying_power(mark: float) -> float:
+        # CashAccount: the cash. MarginAccount, one position: the wallet (cash plus the position
+        # at its entry price), plus (cross) its unrealized profit at `mark`, the mark the caller
+        # knows now, less the margin the position holds.
         total: float = money[_CASH]
         if not margin:
             return total
         if money[_HELD] != 0.0:
             total += position_value(money[_HELD], money[_ENTRY_PRICE], multiplier)
+        if cross and money[_HELD] != 0.0:
+            total += unrealized(mark)
         if money[_HELD] != 0.0:
             total -= money[_MARGIN]
         return total
+
+    def cross_backing(mark: float) -> float:
+        # MarginAccount.liquidation_price's backing of a cross position: the cross equity at the
+        # mark known now less the position's unrealized profit there (no other position).
+        wallet: float = money[_CASH] + position_value(money[_HELD], money[_ENTRY_PRICE], multiplier)
+        profit = unrealized(mark)
+        return (wallet + profit) - profit
 
     def on_lot(quantity: float) -> float:
         # Instrument.floor_quantity.
@@ -485,7 +506,7 @@ def _run_plan(
         if reduces > 0.0:
             quantity = fraction * reduces
         else:
-            available = buying_power() - 0.0
+            available = buying_power(mark_close[i]) - 0.0
             if available <= 0:
                 order_ints[_OUTCOME, k] = DENIED
                 order_ints[_REASON, k] = DENIED_NO_CASH
@@ -532,7 +553,13 @@ def _run_plan(
                 return -1
         return k
 
-    def size_fraction(k: int, price: float) -> float:
+    def venue_mark(i: int) -> float:
+        # The mark the venue knows while it fills on bar i: the bar's open, or with
+        # trade_on_close (the fill comes after the bar) its close.
+        mark: float = mark_close[i] if trade_on_close else mark_open[i]
+        return mark
+
+    def size_fraction(k: int, i: int, price: float) -> float:
         # The venue's _size_fraction: a share of the position when the order reduces it (all of
         # it exactly), else of the buying power; a spot sell never opens.
         buy = order_ints[_SIDE, k] > 0
@@ -542,7 +569,7 @@ def _run_plan(
             return reduces if fraction == 1.0 else on_lot(fraction * reduces)
         if not margin and not buy:
             return 0.0
-        return affordable(price, fraction * buying_power())
+        return affordable(price, fraction * buying_power(venue_mark(i)))
 
     def book(
         k: int, i: int, buy: bool, quantity: float, price: float, fee: float, leaves: float
@@ -586,7 +613,7 @@ def _run_plan(
         order_ints[_CLOSED, k] = i
         # A capped order is for a quantity; a fraction order is sized now, at the fill price.
         sized_now = math.isnan(order_floats[3, k])
-        remaining = size_fraction(k, base) if sized_now else order_floats[3, k]
+        remaining = size_fraction(k, i, base) if sized_now else order_floats[3, k]
         if remaining <= 0.0:
             order_ints[_OUTCOME, k] = CANCELED
             order_ints[_REASON, k] = CANCELED_SIZED_TO_ZERO
@@ -608,7 +635,7 @@ def _run_plan(
             price = nearest_on_grid(price, tick, tick_scale)
         if sized_now and buy and price != base:
             # Sized again at the price actually paid.
-            remaining = size_fraction(k, price)
+            remaining = size_fraction(k, i, price)
             quantity = min(remaining, quantity)
         reduces = reducible(buy)
         # The venue's _cap: what opens exposure must be affordable now (a spot fraction sized
@@ -616,7 +643,7 @@ def _run_plan(
         opening = quantity - reduces if quantity > reduces else 0.0
         shortfall = False
         if opening > 0.0 and (margin or not sized_now):
-            can = affordable(price, buying_power())
+            can = affordable(price, buying_power(venue_mark(i)))
             if can < opening:
                 quantity = reduces + can
                 shortfall = True
@@ -648,12 +675,12 @@ def _run_plan(
         order_ints[_OUTCOME, k] = FILLED if leaves == 0.0 else CANCELED
         order_ints[_REASON, k] = NO_REASON if leaves == 0.0 else CANCELED_CAPPED_AT_FILL
 
-    def liquidation_level() -> float:
-        # MarginAccount.liquidation_price of the isolated position (the venue keeps it until a
-        # booking or a funding payment moves it).
+    def liquidation_level(i: int) -> float:
+        # MarginAccount.liquidation_price of the position (the venue keeps it until a booking or
+        # a funding payment moves it), taken on bar i, where the venue knows the mark's open.
         if money[_LEVEL_CURRENT] == 0.0:
             money[_LEVEL] = bracket_liquidation_price(
-                money[_MARGIN],
+                cross_backing(mark_open[i]) if cross else money[_MARGIN],
                 money[_HELD] * multiplier,
                 money[_ENTRY_PRICE],
                 maintenance_rate,
@@ -666,16 +693,22 @@ def _run_plan(
         return level
 
     def liquidate(i: int, mark: float) -> None:
-        # The venue's _liquidate of an isolated position: a closing order of its own, filled at
-        # the mark (or the bankruptcy price past it), the fee out of the margin left.
+        # The venue's _liquidate of the position: a closing order of its own, filled at the mark
+        # (or the bankruptcy price past it), the fee out of the margin left (isolated: the
+        # position's; cross: the account's, with the venue's mark the bar's open).
         held: float = money[_HELD]
         long = held > 0.0
         entry: float = money[_ENTRY_PRICE]
-        backing: float = money[_MARGIN]
+        backing: float = cross_backing(mark_open[i]) if cross else money[_MARGIN]
         quantity = abs(held)
         bankrupt = bankruptcy_price(entry, backing, quantity * multiplier, long)
         price = liquidation_fill_price(mark, bankrupt, long)
-        left = backing + realized_pnl(held, entry, price, quantity, multiplier)
+        if cross:
+            left = (money[_CASH] + position_value(held, entry, multiplier)) + realized_pnl(
+                held, entry, price, quantity, multiplier
+            )
+        else:
+            left = backing + realized_pnl(held, entry, price, quantity, multiplier)
         fee = liquidation_fee(liquidation_fee_rate, held, multiplier, price, left)
         k = counts[0]
         counts[0] += 1
@@ -708,7 +741,8 @@ def _run_plan(
         amount = funding_rate[f] * held * multiplier * funding_mark[f]
         money[_CASH] = money[_CASH] - amount
         money[_FUNDING] = money[_FUNDING] + amount
-        money[_MARGIN] = money[_MARGIN] - amount
+        if not cross:
+            money[_MARGIN] = money[_MARGIN] - amount  # an isolated position's margin pays it
         money[_LEVEL_CURRENT] = 0.0
         p = counts[2]
         counts[2] += 1
@@ -753,7 +787,7 @@ def _run_plan(
                 if pending_second >= 0 and high[i] != low[i]:
                     counts[3] += 1  # two orders at the open: the venue's path decided their order
                 watched = margin and money[_HELD] != 0.0
-                mark = reached(i, liquidation_level(), False) if watched else math.nan
+                mark = reached(i, liquidation_level(i), False) if watched else math.nan
                 if not math.isnan(mark):
                     liquidate(i, mark)
                     for k in (pending_first, pending_second):
@@ -770,13 +804,13 @@ def _run_plan(
                         if counts[4] != RAN_TO_THE_END:
                             return
                     if watched and money[_HELD] != 0.0:
-                        mark = reached(i, liquidation_level(), True)
+                        mark = reached(i, liquidation_level(i), True)
                         if not math.isnan(mark):
                             liquidate(i, mark)
                 pending_first = -1
                 pending_second = -1
             elif margin and money[_HELD] != 0.0:
-                level = liquidation_level()
+                level = liquidation_level(i)
                 extreme = mark_low[i] if money[_HELD] > 0.0 else mark_high[i]
                 if extreme <= level if money[_HELD] > 0.0 else extreme >= level:
                     mark = reached(i, level, True)

@@ -1,6 +1,6 @@
 """Runs a `SignalPlan` on the compiled order path and assembles the same `RunResult` the event-driven
 engine would (adr/0011): same frames, same statistics, same digest. It covers spot instruments on a
-cash account and linear perpetuals on an isolated margin account (long, short, funding, mark
+cash account and linear perpetuals on a margin account, isolated or cross (long, short, funding, mark
 prices, liquidation); a run where an order would fill only in part stops with `Declined`, and the
 engine makes it on the event path."""
 
@@ -60,11 +60,8 @@ def unsupported(
     account is refused before a mode is chosen.)"""
     if streams != 1:
         return "it runs on several streams"
-    if account == "margin":
-        if instrument.kind is not InstrumentKind.PERPETUAL:
-            return "a dated future is not compiled (its expiry settles on the event path)"
-        if instrument.margin_mode is not MarginMode.ISOLATED:
-            return "cross margin is not compiled"
+    if account == "margin" and instrument.kind is not InstrumentKind.PERPETUAL:
+        return "a dated future is not compiled (its expiry settles on the event path)"
     if type(fees) not in (FixedRateFee, MakerTakerFee):
         return f"fee model {type(fees).__name__} is not compiled"
     if type(slippage) not in (NoSlippage, FixedBpsSlippage, VolumeShareSlippage):
@@ -115,6 +112,7 @@ def run_plan(
         signal_path.Contract(
             margin=True,
             shorts=plan.short,
+            cross=instrument.margin_mode is MarginMode.CROSS,
             multiplier=instrument.contract_size,
             leverage=instrument.leverage,
             tier_max_notional=np.array([t.max_notional for t in instrument.margin_tiers]),

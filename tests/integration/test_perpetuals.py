@@ -276,16 +276,13 @@ def test_a_saved_perpetual_notebook_run_verifies_with_its_mark_and_funding(tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_compiled_path_runs_isolated_perpetuals_and_declines_cross_margin() -> None:
-    for margin_mode, auto_mode in (("isolated", "compiled"), ("cross", "signal")):
+def test_the_compiled_path_runs_isolated_and_cross_margin_perpetuals() -> None:
+    for margin_mode in ("isolated", "cross"):
         perp = Instrument(XRP, leverage=2, margin_mode=margin_mode)
         runs = {
             mode: Backtest(xrp_bars(), SmaCross, cash=10_000, instrument=perp, mode=mode)
-            for mode in ("auto", "signal", "dense")
+            for mode in ("auto", "compiled", "signal", "dense")
         }
         digests = {mode: bt.run(fast=3, slow=6, short=True).digest for mode, bt in runs.items()}
         assert len(set(digests.values())) == 1
-        assert runs["auto"].engine(fast=3, slow=6, short=True).mode == auto_mode
-    compiled = Backtest(xrp_bars(), SmaCross, cash=10_000, instrument=perp, mode="compiled")
-    with pytest.raises(SetupError, match="cross margin is not compiled"):
-        compiled.run(fast=3, slow=6, short=True)
+        assert runs["auto"].engine(fast=3, slow=6, short=True).mode == "compiled"

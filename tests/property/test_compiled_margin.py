@@ -11,7 +11,6 @@ from typing import Any
 import msgspec
 import numpy as np
 import polars as pl
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -184,12 +183,3 @@ def test_a_short_sma_cross_on_real_perpetual_data_is_compiled_with_its_funding()
         assert result.orders.equals(dense.orders)
         assert result.funding.equals(dense.funding)
         assert _same(result.stats, dense.stats)
-
-
-def test_a_cross_margin_run_is_not_compiled_and_says_why() -> None:
-    rows = [(100.0, 101.0, 99.0, 100.0, 10.0)] * 5
-    cross = Instrument(SYMBOL, leverage=2.0, margin_mode="cross")
-    with pytest.raises(SetupError, match="cross margin is not compiled"):
-        Backtest(bars_frame(rows), Scripted, instrument=cross, mode="compiled").run(
-            signal=[0, 1, 0, -1, 0]
-        )
