@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,7 +37,7 @@ class RunResult:
         seed: int,
         trades: pl.DataFrame,
         fills: pl.DataFrame,
-        orders: pl.DataFrame,
+        orders: pl.DataFrame | Callable[[], pl.DataFrame],
         equity: pl.DataFrame,
         stats: Stats,
         digest: str,
@@ -51,7 +51,8 @@ class RunResult:
         self.seed = seed
         self.trades = trades
         self.fills = fills
-        self.orders = orders
+        # A frame, or what builds it when first read (`orders`).
+        self._orders = orders
         self.equity = equity
         self.stats = stats
         self.digest = digest
@@ -69,6 +70,17 @@ class RunResult:
         self.origin: Origin | None = None
         # The run directory, once saved.
         self.run_dir: Path | None = None
+
+    @property
+    def orders(self) -> pl.DataFrame:
+        """Every order, in the order submitted (`ORDER_SCHEMA`, timestamps as UTC datetimes)."""
+        if not isinstance(self._orders, pl.DataFrame):
+            self._orders = self._orders()
+        return self._orders
+
+    @orders.setter
+    def orders(self, frame: pl.DataFrame) -> None:
+        self._orders = frame
 
     def __repr__(self) -> str:
         s = self.stats
@@ -253,6 +265,16 @@ def _joined(column: pl.Series) -> str:
     return str(column.str.join(STRING_SEPARATOR).item())
 
 
+class DeferredOrders(NamedTuple):
+    """An orders frame built only when a result's `orders` is first read, with what the statistics
+    take from it: how many orders there are, and whether any was denied (then the frame is built
+    at once, for the denials' summary)."""
+
+    build: Callable[[], pl.DataFrame]
+    height: int
+    any_denied: bool
+
+
 class Books(NamedTuple):
     """The account sampled at every timeline point: cash, signed positions by instrument, and for
     margin accounts each position valued at its entry price and the funding paid so far."""
@@ -269,7 +291,7 @@ def build_result(
     params: msgspec.Struct,
     seed: int,
     fills: pl.DataFrame,
-    orders: pl.DataFrame,
+    orders: pl.DataFrame | DeferredOrders,
     timeline: np.ndarray,
     books: Books,
     marks: dict[str, np.ndarray],
@@ -371,13 +393,22 @@ def build_result(
     computed["short_trades"] = int(shorts)
     computed["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
     computed["liquidations"] = liquidations
-    computed["orders"] = orders.height
+    orders_source: pl.DataFrame | Callable[[], pl.DataFrame]
+    if isinstance(orders, DeferredOrders) and not orders.any_denied:
+        # Nothing denied: the statistics need only the count, and the frame waits to be read.
+        count, denied_count, summary = orders.height, 0, ""
+        orders_source = orders.build
+    else:
+        frame = orders.build() if isinstance(orders, DeferredOrders) else orders
+        denials = frame["status"] == "denied"
+        # Most runs deny nothing: then no filtering pass over the orders.
+        denied = frame.filter(denials) if denials.any() else frame.clear()
+        count, denied_count, summary = frame.height, denied.height, denial_summary(denied)
+        orders_source = frame
+    computed["orders"] = count
     computed["fills"] = fills.height
-    denials = orders["status"] == "denied"
-    # Most runs deny nothing: then no filtering pass over the orders.
-    denied = orders.filter(denials) if denials.any() else orders.clear()
-    computed["orders_denied"] = denied.height
-    computed["denial_reasons"] = denial_summary(denied)
+    computed["orders_denied"] = denied_count
+    computed["denial_reasons"] = summary
     # Bars where the assumed intrabar path decided which of several orders filled first.
     computed["intrabar_path_decisions"] = intrabar_decisions
     return RunResult(
@@ -386,7 +417,7 @@ def build_result(
         seed=seed,
         trades=trades,
         fills=fills,
-        orders=orders,
+        orders=orders_source,
         equity=equity,
         stats=computed,
         digest=result_digest(fills, equity),
