@@ -18,7 +18,7 @@ from backtester.core.digest import DIGEST_ALGORITHM, STRING_SEPARATOR, Digest
 from backtester.core.memory import columns
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
-from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
+from backtester.metrics.trades import FUNDING_SCHEMA, round_trip_record
 
 if TYPE_CHECKING:
     from backtester.runs.notebook import Origin
@@ -35,7 +35,7 @@ class RunResult:
         strategy: str,
         params: dict[str, Any],
         seed: int,
-        trades: pl.DataFrame,
+        trades: pl.DataFrame | Callable[[], pl.DataFrame],
         fills: pl.DataFrame,
         orders: pl.DataFrame | Callable[[], pl.DataFrame],
         equity: pl.DataFrame,
@@ -49,9 +49,9 @@ class RunResult:
         self.strategy = strategy
         self.params = params
         self.seed = seed
-        self.trades = trades
+        # Frames, or what builds them when first read (`trades`, `orders`).
+        self._trades = trades
         self.fills = fills
-        # A frame, or what builds it when first read (`orders`).
         self._orders = orders
         self.equity = equity
         self.stats = stats
@@ -70,6 +70,17 @@ class RunResult:
         self.origin: Origin | None = None
         # The run directory, once saved.
         self.run_dir: Path | None = None
+
+    @property
+    def trades(self) -> pl.DataFrame:
+        """The round trips (`metrics.trades.TRADE_SCHEMA`), closed ones in the order they closed."""
+        if not isinstance(self._trades, pl.DataFrame):
+            self._trades = self._trades()
+        return self._trades
+
+    @trades.setter
+    def trades(self, frame: pl.DataFrame) -> None:
+        self._trades = frame
 
     @property
     def orders(self) -> pl.DataFrame:
@@ -369,11 +380,12 @@ def build_result(
         )
     last_mark = {s: (int(timeline[-1]), float(c[-1])) for s, c in marks.items()}
     funding_frame = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
-    trades = round_trips(fills, last_mark, sizes, funding_frame, ranges, fill_rows)
+    # The statistics take a few columns of the trades; the whole frame is built when first read.
+    trades = round_trip_record(fills, last_mark, sizes, funding_frame, ranges, fill_rows)
     primary = next(iter(closes.values()))
     computed = compute_stats(
         equity,
-        trades,
+        trades.summary,
         initial_cash=initial_cash,
         fees_paid=fees_paid,
         first_close=float(primary[0]),
@@ -386,8 +398,9 @@ def build_result(
     )
     # Closed trades by side, in one query.
     closed = ~pl.col("is_open")
-    longs, shorts = trades.select(
-        (closed & (pl.col("side") == side)).sum().alias(side) for side in ("long", "short")
+    longs, shorts = trades.summary.select(
+        (closed & long).sum().alias(side)
+        for side, long in (("long", pl.col("long")), ("short", ~pl.col("long")))
     ).row(0)
     computed["long_trades"] = int(longs)
     computed["short_trades"] = int(shorts)
@@ -415,7 +428,7 @@ def build_result(
         strategy=strategy,
         params=msgspec.structs.asdict(params),
         seed=seed,
-        trades=trades,
+        trades=trades.frame,
         fills=fills,
         orders=orders_source,
         equity=equity,

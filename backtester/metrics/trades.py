@@ -12,6 +12,10 @@ against the entry price, in percent; adverse is negative) and `bars_held`."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
@@ -79,6 +83,26 @@ FUNDING_SCHEMA: dict[str, PolarsDataType] = {
 }
 
 
+# What the statistics take from the trades (`RoundTrips.summary`), in the trades frame's types,
+# with `long` for the side.
+SUMMARY_SCHEMA: dict[str, PolarsDataType] = {
+    "is_open": pl.Boolean,
+    "long": pl.Boolean,
+    "pnl": pl.Float64,
+    "return_pct": pl.Float64,
+    "duration": pl.Duration("ns"),
+}
+
+
+class RoundTrips(NamedTuple):
+    """A run's trades: `summary`, the columns the statistics take (`SUMMARY_SCHEMA`, one row a trade,
+    the same values as the frame's), and `frame`, which builds the whole trades frame
+    (`TRADE_SCHEMA`: names, tags, excursions) when called."""
+
+    summary: pl.DataFrame
+    frame: Callable[[], pl.DataFrame]
+
+
 def round_trips(
     fills: pl.DataFrame,
     last_mark: dict[str, tuple[int, float]],
@@ -92,8 +116,21 @@ def round_trips(
     instrument's bar times, highs and lows (without them excursions are 0 and bars held -1);
     `fill_rows`: each fill's row in its instrument's `ranges` when the caller knows it (the bar at
     or before the fill's time, which is otherwise searched for)."""
+    return round_trip_record(fills, last_mark, multipliers, funding, ranges, fill_rows).frame()
+
+
+def round_trip_record(
+    fills: pl.DataFrame,
+    last_mark: dict[str, tuple[int, float]],
+    multipliers: dict[str, float] | None = None,
+    funding: pl.DataFrame | None = None,
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    fill_rows: np.ndarray | None = None,
+) -> RoundTrips:
+    """`round_trips`' grouping and arithmetic, now, with the frame (names, tags, excursions) left
+    to be built when asked for."""
     if fills.height == 0:
-        return pl.DataFrame(schema=TRADE_SCHEMA)
+        return RoundTrips(pl.DataFrame(schema=SUMMARY_SCHEMA), functools.partial(_no_trades))
     instruments = fills["instrument"]
     first_name = instruments[0]
     # One instrument (most runs): a comparison, not a hash of every name.
@@ -167,38 +204,72 @@ def round_trips(
     entry_ts = ts[first]
     exit_row = np.maximum(last, 0)
     entry_price = _ratio(entry_value, entered * sizes[symbol])
+    duration = exit_ts - entry_ts
+    return_pct = _ratio(100.0 * pnl, entry_value)
+    summary = pl.DataFrame(
+        {
+            "is_open": is_open,
+            "long": long,
+            "pnl": pnl,
+            "return_pct": return_pct,
+            "duration": duration,
+        },
+        schema={**SUMMARY_SCHEMA, "duration": pl.Int64},
+    ).with_columns(pl.col("duration").cast(SUMMARY_SCHEMA["duration"]))
     known = None if fill_rows is None else (fill_rows[first], fill_rows[exit_row], is_open)
+    tags = fills["tag"] if "tag" in fills.columns else None
+    columns = {
+        "instrument": symbol,
+        "side": long,
+        "entry_time": entry_ts,
+        "exit_time": exit_ts,
+        "entry_price": entry_price,
+        "exit_price": _ratio(value_out, exit_quantity * sizes[symbol]),
+        "quantity": peak,
+        "fees": fees,
+        "funding": funded,
+        "pnl": pnl,
+        "return_pct": return_pct,
+        "duration": duration,
+        "is_open": is_open,
+        "first": first,
+        "exit_row": exit_row,
+    }
+    build = functools.partial(_trades_frame, symbols, columns, tags, dict(ranges or {}), known)
+    return RoundTrips(summary, build)
+
+
+def _no_trades() -> pl.DataFrame:
+    return pl.DataFrame(schema=TRADE_SCHEMA)
+
+
+def _trades_frame(
+    symbols: list[str],
+    columns: dict[str, np.ndarray],
+    tags: pl.Series | None,
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    known: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> pl.DataFrame:
+    """The trades frame from `round_trip_record`'s columns, with the excursions over `ranges`."""
     mae, mfe, bars_held = _excursions(
-        symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}, known
+        symbols,
+        columns["instrument"],
+        columns["side"],
+        columns["entry_time"],
+        columns["exit_time"],
+        columns["entry_price"],
+        ranges,
+        known,
     )
     # Tags stay in polars (a column of strings read into numpy would be Python objects), taken
     # with the names and the string columns in one query over the numeric frame.
-    if "tag" in fills.columns:
-        tags = pl.lit(fills["tag"])
-        entry_tag, exit_tag = tags.gather(pl.col("first")), tags.gather(pl.col("exit_row"))
+    if tags is not None:
+        tag = pl.lit(tags)
+        entry_tag, exit_tag = tag.gather(pl.col("first")), tag.gather(pl.col("exit_row"))
     else:
         entry_tag = exit_tag = pl.lit("", dtype=pl.String)
     return pl.DataFrame(
-        {
-            "instrument": symbol,
-            "side": long,
-            "entry_time": entry_ts,
-            "exit_time": exit_ts,
-            "entry_price": entry_price,
-            "exit_price": _ratio(value_out, exit_quantity * sizes[symbol]),
-            "quantity": peak,
-            "fees": fees,
-            "funding": funded,
-            "pnl": pnl,
-            "return_pct": _ratio(100.0 * pnl, entry_value),
-            "duration": exit_ts - entry_ts,
-            "is_open": is_open,
-            "mae_pct": mae,
-            "mfe_pct": mfe,
-            "bars_held": bars_held,
-            "first": first,
-            "exit_row": exit_row,
-        },
+        {**columns, "mae_pct": mae, "mfe_pct": mfe, "bars_held": bars_held},
         schema={
             **{name: TRADE_SCHEMA[name] for name in _NUMERIC},
             "instrument": pl.Int64,
