@@ -26,8 +26,16 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.metrics.stats import bar_interval_ns
-from backtester.metrics.trades import FUNDING_SCHEMA, LIQUIDATION_TAG
-from backtester.results import UTC_NS, Books, DeferredOrders, RunResult, build_result
+from backtester.metrics.trades import FUNDING_SCHEMA, LIQUIDATION_TAG, FillColumns
+from backtester.results import (
+    UTC_NS,
+    Books,
+    DeferredFills,
+    DeferredOrders,
+    Later,
+    RunResult,
+    build_result,
+)
 from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
 
@@ -167,30 +175,38 @@ def run_plan(
     # The plan's orders are numbered 1, 2, ... and the venue's liquidations -1, -2, ...
     by_venue = kinds == signal_path.LIQUIDATION
     order_ids = np.where(by_venue, -np.cumsum(by_venue), np.cumsum(~by_venue))
-    fills = pl.DataFrame(
-        {
-            "ts": ts[sim.fill_row],
-            "order_id": order_ids[sim.fill_order],
-            "buy": buys[sim.fill_order],
-            "kind": kinds[sim.fill_order],
-            "price": sim.fill_price,
-            "quantity": sim.fill_quantity,
-            "fee": sim.fill_fee,
-            "leaves": sim.fill_leaves,
-        }
-    ).select(
-        # One expression pass for the constant and derived columns: each eager column would
-        # cost a query of its own.
-        pl.col("ts").cast(UTC_NS),
-        "order_id",
-        pl.lit(symbol).alias("instrument"),
-        _either("buy", "buy", "sell").alias("side"),
-        "price",
-        "quantity",
-        "fee",
-        pl.lit("taker").alias("liquidity"),
-        pl.col("leaves").alias("leaves_quantity"),
-        _tag(plan).alias("tag"),
+    # The fills frame too is built when first read: the round trips and the digest take its columns.
+    fill_ts = ts[sim.fill_row]
+    fill_ids = order_ids[sim.fill_order]
+    fill_buys = buys[sim.fill_order]
+    fills_frame = Later(
+        functools.partial(
+            _fills_frame,
+            plan,
+            symbol,
+            fill_ts,
+            fill_ids,
+            fill_buys,
+            kinds[sim.fill_order],
+            sim.fill_price,
+            sim.fill_quantity,
+            sim.fill_fee,
+            sim.fill_leaves,
+        )
+    )
+    fills = DeferredFills(
+        fills_frame,
+        FillColumns(
+            ts=fill_ts,
+            order_id=fill_ids,
+            symbols=[symbol],
+            codes=np.zeros(len(fill_ts), dtype=np.int64),
+            buy=fill_buys,
+            price=sim.fill_price,
+            quantity=sim.fill_quantity,
+            fee=sim.fill_fee,
+            tags=functools.partial(_tags, fills_frame),
+        ),
     )
     # The orders frame is built when first read: a run's statistics need only how many orders there
     # were and whether any was denied. It keeps the per-order record, not the bar-long columns.
@@ -242,6 +258,51 @@ def run_plan(
         positions_given_away=True,
         interval=interval,
     )
+
+
+def _fills_frame(
+    plan: SignalPlan,
+    symbol: str,
+    ts: np.ndarray,
+    order_id: np.ndarray,
+    buy: np.ndarray,
+    kind: np.ndarray,
+    price: np.ndarray,
+    quantity: np.ndarray,
+    fee: np.ndarray,
+    leaves: np.ndarray,
+) -> pl.DataFrame:
+    """`RunResult.fills` from the loop's per-fill record (`ts`: the open time of each fill's bar;
+    `order_id`, `buy`, `kind`: its order's)."""
+    return pl.DataFrame(
+        {
+            "ts": ts,
+            "order_id": order_id,
+            "buy": buy,
+            "kind": kind,
+            "price": price,
+            "quantity": quantity,
+            "fee": fee,
+            "leaves": leaves,
+        }
+    ).select(
+        # One expression pass for the constant and derived columns: each eager column would
+        # cost a query of its own.
+        pl.col("ts").cast(UTC_NS),
+        "order_id",
+        pl.lit(symbol).alias("instrument"),
+        _either("buy", "buy", "sell").alias("side"),
+        "price",
+        "quantity",
+        "fee",
+        pl.lit("taker").alias("liquidity"),
+        pl.col("leaves").alias("leaves_quantity"),
+        _tag(plan).alias("tag"),
+    )
+
+
+def _tags(fills: Later) -> pl.Series:
+    return fills()["tag"]
 
 
 def _orders_frame(

@@ -119,8 +119,63 @@ def round_trips(
     return round_trip_record(fills, last_mark, multipliers, funding, ranges, fill_rows).frame()
 
 
+class FillColumns(NamedTuple):
+    """A run's fills as arrays, one element a fill (the columns of `RunResult.fills`): what the round
+    trips and the digest read, without the frame. `symbols`: the instruments in the order of their
+    first fill, `codes`: each fill's index there; `tags`: builds the tag column (None: no tags)."""
+
+    ts: np.ndarray
+    order_id: np.ndarray
+    symbols: list[str]
+    codes: np.ndarray
+    buy: np.ndarray
+    price: np.ndarray
+    quantity: np.ndarray
+    fee: np.ndarray
+    tags: Callable[[], pl.Series | None]
+
+
+def fill_columns(fills: pl.DataFrame) -> FillColumns:
+    """The columns of a fills frame (`FILL_SCHEMA`), as arrays."""
+    if fills.height == 0:
+        symbols: list[str] = []
+    else:
+        instruments = fills["instrument"]
+        first_name = instruments[0]
+        # One instrument (most runs): a comparison, not a hash of every name.
+        names = (
+            pl.Series([first_name], dtype=pl.String)
+            if bool((instruments == first_name).all())
+            else instruments.unique(maintain_order=True)
+        )
+        symbols = names.to_list()
+    codes = (
+        np.zeros(fills.height, dtype=np.int64)
+        if len(symbols) <= 1
+        else fills["instrument"]
+        .replace_strict(symbols, range(len(symbols)), return_dtype=pl.Int64)
+        .to_numpy()
+    )
+    tags = fills["tag"] if "tag" in fills.columns else None
+    return FillColumns(
+        ts=fills["ts"].dt.epoch("ns").to_numpy(),
+        order_id=fills["order_id"].to_numpy(),
+        symbols=symbols,
+        codes=codes,
+        buy=(fills["side"] == "buy").to_numpy(),
+        price=fills["price"].to_numpy(),
+        quantity=fills["quantity"].to_numpy(),
+        fee=fills["fee"].to_numpy(),
+        tags=functools.partial(_given, tags),
+    )
+
+
+def _given(tags: pl.Series | None) -> pl.Series | None:
+    return tags
+
+
 def round_trip_record(
-    fills: pl.DataFrame,
+    fills: pl.DataFrame | FillColumns,
     last_mark: dict[str, tuple[int, float]],
     multipliers: dict[str, float] | None = None,
     funding: pl.DataFrame | None = None,
@@ -128,25 +183,13 @@ def round_trip_record(
     fill_rows: np.ndarray | None = None,
 ) -> RoundTrips:
     """`round_trips`' grouping and arithmetic, now, with the frame (names, tags, excursions) left
-    to be built when asked for."""
-    if fills.height == 0:
+    to be built when asked for. `fills`: the frame or its columns."""
+    columns = fill_columns(fills) if isinstance(fills, pl.DataFrame) else fills
+    if len(columns.ts) == 0:
         return RoundTrips(pl.DataFrame(schema=SUMMARY_SCHEMA), functools.partial(_no_trades))
-    instruments = fills["instrument"]
-    first_name = instruments[0]
-    # One instrument (most runs): a comparison, not a hash of every name.
-    names = (
-        pl.Series([first_name], dtype=pl.String)
-        if bool((instruments == first_name).all())
-        else instruments.unique(maintain_order=True)
-    )
-    symbols = names.to_list()
-    codes = (
-        np.zeros(fills.height, dtype=np.int64)
-        if len(names) == 1
-        else fills["instrument"]
-        .replace_strict(names, range(len(names)), return_dtype=pl.Int64)
-        .to_numpy()
-    )
+    symbols = columns.symbols
+    names = pl.Series(symbols, dtype=pl.String)
+    codes = columns.codes
     sizes = np.array([(multipliers or {}).get(name, 1.0) for name in symbols], dtype=np.float64)
     paid = (
         funding.filter(pl.col("instrument").is_in(symbols))
@@ -165,7 +208,7 @@ def round_trip_record(
         )
         amounts = paid["amount"].to_numpy()
         after = paid["fills_before"].to_numpy()
-    ts = fills["ts"].dt.epoch("ns").to_numpy()
+    ts = columns.ts
     (
         symbol,
         side,
@@ -181,10 +224,10 @@ def round_trip_record(
         held,
     ) = group_round_trips(
         codes,
-        (fills["side"] == "buy").to_numpy(),
-        fills["price"].to_numpy(),
-        fills["quantity"].to_numpy(),
-        fills["fee"].to_numpy(),
+        columns.buy,
+        columns.price,
+        columns.quantity,
+        columns.fee,
         sizes,
         funding_codes,
         amounts,
@@ -217,8 +260,7 @@ def round_trip_record(
         schema={**SUMMARY_SCHEMA, "duration": pl.Int64},
     ).with_columns(pl.col("duration").cast(SUMMARY_SCHEMA["duration"]))
     known = None if fill_rows is None else (fill_rows[first], fill_rows[exit_row], is_open)
-    tags = fills["tag"] if "tag" in fills.columns else None
-    columns = {
+    frame_columns = {
         "instrument": symbol,
         "side": long,
         "entry_time": entry_ts,
@@ -235,7 +277,9 @@ def round_trip_record(
         "first": first,
         "exit_row": exit_row,
     }
-    build = functools.partial(_trades_frame, symbols, columns, tags, dict(ranges or {}), known)
+    build = functools.partial(
+        _trades_frame, symbols, frame_columns, columns.tags, dict(ranges or {}), known
+    )
     return RoundTrips(summary, build)
 
 
@@ -246,7 +290,7 @@ def _no_trades() -> pl.DataFrame:
 def _trades_frame(
     symbols: list[str],
     columns: dict[str, np.ndarray],
-    tags: pl.Series | None,
+    tagged: Callable[[], pl.Series | None],
     ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     known: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
 ) -> pl.DataFrame:
@@ -263,6 +307,7 @@ def _trades_frame(
     )
     # Tags stay in polars (a column of strings read into numpy would be Python objects), taken
     # with the names and the string columns in one query over the numeric frame.
+    tags = tagged()
     if tags is not None:
         tag = pl.lit(tags)
         entry_tag, exit_tag = tag.gather(pl.col("first")), tag.gather(pl.col("exit_row"))
