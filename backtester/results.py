@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,7 +19,12 @@ from backtester.core.digest import DIGEST_ALGORITHM, STRING_SEPARATOR, Digest
 from backtester.core.memory import columns
 from backtester.data.bars import RepairReport
 from backtester.metrics.stats import Stats, compute_stats
-from backtester.metrics.trades import FUNDING_SCHEMA, round_trips
+from backtester.metrics.trades import (
+    FUNDING_SCHEMA,
+    FillColumns,
+    fill_columns,
+    round_trip_record,
+)
 
 if TYPE_CHECKING:
     from backtester.runs.notebook import Origin
@@ -35,9 +41,9 @@ class RunResult:
         strategy: str,
         params: dict[str, Any],
         seed: int,
-        trades: pl.DataFrame,
-        fills: pl.DataFrame,
-        orders: pl.DataFrame,
+        trades: pl.DataFrame | Callable[[], pl.DataFrame],
+        fills: pl.DataFrame | Callable[[], pl.DataFrame],
+        orders: pl.DataFrame | Callable[[], pl.DataFrame],
         equity: pl.DataFrame,
         stats: Stats,
         digest: str,
@@ -49,9 +55,10 @@ class RunResult:
         self.strategy = strategy
         self.params = params
         self.seed = seed
-        self.trades = trades
-        self.fills = fills
-        self.orders = orders
+        # Frames, or what builds them when first read (`trades`, `fills`, `orders`).
+        self._trades = trades
+        self._fills = fills
+        self._orders = orders
         self.equity = equity
         self.stats = stats
         self.digest = digest
@@ -69,6 +76,39 @@ class RunResult:
         self.origin: Origin | None = None
         # The run directory, once saved.
         self.run_dir: Path | None = None
+
+    @property
+    def trades(self) -> pl.DataFrame:
+        """The round trips (`metrics.trades.TRADE_SCHEMA`), closed ones in the order they closed."""
+        if not isinstance(self._trades, pl.DataFrame):
+            self._trades = self._trades()
+        return self._trades
+
+    @trades.setter
+    def trades(self, frame: pl.DataFrame) -> None:
+        self._trades = frame
+
+    @property
+    def fills(self) -> pl.DataFrame:
+        """Every fill, in the order booked (`FILL_SCHEMA`)."""
+        if not isinstance(self._fills, pl.DataFrame):
+            self._fills = self._fills()
+        return self._fills
+
+    @fills.setter
+    def fills(self, frame: pl.DataFrame) -> None:
+        self._fills = frame
+
+    @property
+    def orders(self) -> pl.DataFrame:
+        """Every order, in the order submitted (`ORDER_SCHEMA`, timestamps as UTC datetimes)."""
+        if not isinstance(self._orders, pl.DataFrame):
+            self._orders = self._orders()
+        return self._orders
+
+    @orders.setter
+    def orders(self, frame: pl.DataFrame) -> None:
+        self._orders = frame
 
     def __repr__(self) -> str:
         s = self.stats
@@ -227,16 +267,29 @@ def result_digest(
     fills: pl.DataFrame, equity: pl.DataFrame, algorithm: str = DIGEST_ALGORITHM
 ) -> str:
     """The digest (XXH3-128 unless told) over the ordered fills and the equity curve, bit for bit."""
+    return columns_digest(
+        fill_columns(fills),
+        equity["ts"].dt.epoch("ns").to_numpy(),
+        equity["equity"].to_numpy(),
+        algorithm,
+    )
+
+
+def columns_digest(
+    fills: FillColumns, ts: np.ndarray, equity: np.ndarray, algorithm: str = DIGEST_ALGORITHM
+) -> str:
+    """`result_digest` from the fills' columns and the equity curve's times (int64 nanoseconds) and
+    values."""
     digest = Digest(algorithm)
-    digest.add_array("fill.ts", fills["ts"].dt.epoch("ns").to_numpy())
-    digest.add_array("fill.order_id", fills["order_id"].to_numpy())
-    digest.add_joined("fill.instrument", _joined(fills["instrument"]))
-    digest.add_joined("fill.side", _joined(fills["side"]))
-    digest.add_array("fill.price", fills["price"].to_numpy())
-    digest.add_array("fill.quantity", fills["quantity"].to_numpy())
-    digest.add_array("fill.fee", fills["fee"].to_numpy())
-    digest.add_array("equity.ts", equity["ts"].dt.epoch("ns").to_numpy())
-    digest.add_array("equity.equity", equity["equity"].to_numpy())
+    digest.add_array("fill.ts", fills.ts)
+    digest.add_array("fill.order_id", fills.order_id)
+    digest.add_joined("fill.instrument", _joined_names(fills.symbols, fills.codes))
+    digest.add_joined("fill.side", _joined_sides(fills.buy))
+    digest.add_array("fill.price", fills.price)
+    digest.add_array("fill.quantity", fills.quantity)
+    digest.add_array("fill.fee", fills.fee)
+    digest.add_array("equity.ts", ts)
+    digest.add_array("equity.equity", equity)
     return digest.hexdigest()
 
 
@@ -248,9 +301,64 @@ def denial_summary(denied: pl.DataFrame) -> str:
     return ", ".join(f"{code or 'denied'}={n}" for code, n in counts.iter_rows())
 
 
-def _joined(column: pl.Series) -> str:
-    """The column's strings joined by the digest's separator."""
-    return str(column.str.join(STRING_SEPARATOR).item())
+def _joined_names(symbols: list[str], codes: np.ndarray) -> str:
+    """Each fill's instrument name, joined by the digest's separator."""
+    if len(symbols) == 1:
+        return STRING_SEPARATOR.join(itertools.repeat(symbols[0], len(codes)))
+    names = pl.Series(symbols, dtype=pl.String).gather(codes)
+    return str(names.str.join(STRING_SEPARATOR).item())
+
+
+# A fill's side as the fills frame writes it ("buy" or "sell"), with the separator after it.
+_SIDES = {True: ("buy" + STRING_SEPARATOR).encode(), False: ("sell" + STRING_SEPARATOR).encode()}
+
+
+def _joined_sides(buy: np.ndarray) -> str:
+    """Each fill's side ("buy" or "sell"), joined by the digest's separator: written byte by byte
+    into one buffer (a list of the strings would be a Python object a fill)."""
+    if len(buy) == 0:
+        return ""
+    width = np.where(buy, len(_SIDES[True]), len(_SIDES[False]))
+    end = np.cumsum(width)
+    start = end - width
+    out = np.empty(int(end[-1]), dtype=np.uint8)
+    for side, text in _SIDES.items():
+        at = start[buy == side]
+        for k, byte in enumerate(text):
+            out[at + k] = byte
+    return out[:-1].tobytes().decode()
+
+
+class Later:
+    """What builds a frame, called once: later calls return the frame it built."""
+
+    def __init__(self, build: Callable[[], pl.DataFrame]) -> None:
+        self._build: Callable[[], pl.DataFrame] | None = build
+        self._frame: pl.DataFrame | None = None
+
+    def __call__(self) -> pl.DataFrame:
+        if self._frame is None:
+            assert self._build is not None
+            self._frame, self._build = self._build(), None
+        return self._frame
+
+
+class DeferredFills(NamedTuple):
+    """A fills frame built only when a result's `fills` is first read (`build`, a `Later`), and its
+    columns, which the round trips and the digest take instead."""
+
+    build: Later
+    columns: FillColumns
+
+
+class DeferredOrders(NamedTuple):
+    """An orders frame built only when a result's `orders` is first read, with what the statistics
+    take from it: how many orders there are, and whether any was denied (then the frame is built
+    at once, for the denials' summary)."""
+
+    build: Callable[[], pl.DataFrame]
+    height: int
+    any_denied: bool
 
 
 class Books(NamedTuple):
@@ -268,8 +376,8 @@ def build_result(
     strategy: str,
     params: msgspec.Struct,
     seed: int,
-    fills: pl.DataFrame,
-    orders: pl.DataFrame,
+    fills: pl.DataFrame | DeferredFills,
+    orders: pl.DataFrame | DeferredOrders,
     timeline: np.ndarray,
     books: Books,
     marks: dict[str, np.ndarray],
@@ -347,11 +455,17 @@ def build_result(
         )
     last_mark = {s: (int(timeline[-1]), float(c[-1])) for s, c in marks.items()}
     funding_frame = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
-    trades = round_trips(fills, last_mark, sizes, funding_frame, ranges, fill_rows)
+    # The statistics take a few columns of the trades; the whole frame is built when first read.
+    if isinstance(fills, DeferredFills):
+        fill_source: pl.DataFrame | Callable[[], pl.DataFrame] = fills.build
+        taken = fills.columns
+    else:
+        fill_source, taken = fills, fill_columns(fills)
+    trades = round_trip_record(taken, last_mark, sizes, funding_frame, ranges, fill_rows)
     primary = next(iter(closes.values()))
     computed = compute_stats(
         equity,
-        trades,
+        trades.summary,
         initial_cash=initial_cash,
         fees_paid=fees_paid,
         first_close=float(primary[0]),
@@ -364,32 +478,44 @@ def build_result(
     )
     # Closed trades by side, in one query.
     closed = ~pl.col("is_open")
-    longs, shorts = trades.select(
-        (closed & (pl.col("side") == side)).sum().alias(side) for side in ("long", "short")
+    longs, shorts = trades.summary.select(
+        (closed & long).sum().alias(side)
+        for side, long in (("long", pl.col("long")), ("short", ~pl.col("long")))
     ).row(0)
     computed["long_trades"] = int(longs)
     computed["short_trades"] = int(shorts)
     computed["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
     computed["liquidations"] = liquidations
-    computed["orders"] = orders.height
-    computed["fills"] = fills.height
-    denials = orders["status"] == "denied"
-    # Most runs deny nothing: then no filtering pass over the orders.
-    denied = orders.filter(denials) if denials.any() else orders.clear()
-    computed["orders_denied"] = denied.height
-    computed["denial_reasons"] = denial_summary(denied)
+    orders_source: pl.DataFrame | Callable[[], pl.DataFrame]
+    if isinstance(orders, DeferredOrders) and not orders.any_denied:
+        # Nothing denied: the statistics need only the count, and the frame waits to be read.
+        count, denied_count, summary = orders.height, 0, ""
+        orders_source = orders.build
+    else:
+        frame = orders.build() if isinstance(orders, DeferredOrders) else orders
+        denials = frame["status"] == "denied"
+        # Most runs deny nothing: then no filtering pass over the orders.
+        denied = frame.filter(denials) if denials.any() else frame.clear()
+        count, denied_count, summary = frame.height, denied.height, denial_summary(denied)
+        orders_source = frame
+    computed["orders"] = count
+    computed["fills"] = len(taken.ts)
+    computed["orders_denied"] = denied_count
+    computed["denial_reasons"] = summary
     # Bars where the assumed intrabar path decided which of several orders filled first.
     computed["intrabar_path_decisions"] = intrabar_decisions
     return RunResult(
         strategy=strategy,
         params=msgspec.structs.asdict(params),
         seed=seed,
-        trades=trades,
-        fills=fills,
-        orders=orders,
+        trades=trades.frame,
+        fills=fill_source,
+        orders=orders_source,
         equity=equity,
         stats=computed,
-        digest=result_digest(fills, equity),
+        digest=columns_digest(
+            taken, equity["ts"].dt.epoch("ns").to_numpy(), equity["equity"].to_numpy()
+        ),
         repairs=repairs,
         funding=funding_frame,
         account=account,

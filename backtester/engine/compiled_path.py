@@ -6,6 +6,7 @@ engine makes it on the event path."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -25,8 +26,16 @@ from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage, VolumeShareSlippage
 from backtester.metrics.stats import bar_interval_ns
-from backtester.metrics.trades import FUNDING_SCHEMA, LIQUIDATION_TAG
-from backtester.results import UTC_NS, Books, RunResult, build_result
+from backtester.metrics.trades import FUNDING_SCHEMA, LIQUIDATION_TAG, FillColumns
+from backtester.results import (
+    UTC_NS,
+    Books,
+    DeferredFills,
+    DeferredOrders,
+    Later,
+    RunResult,
+    build_result,
+)
 from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
 
@@ -166,87 +175,59 @@ def run_plan(
     # The plan's orders are numbered 1, 2, ... and the venue's liquidations -1, -2, ...
     by_venue = kinds == signal_path.LIQUIDATION
     order_ids = np.where(by_venue, -np.cumsum(by_venue), np.cumsum(~by_venue))
-    fills = pl.DataFrame(
-        {
-            "ts": ts[sim.fill_row],
-            "order_id": order_ids[sim.fill_order],
-            "buy": buys[sim.fill_order],
-            "kind": kinds[sim.fill_order],
-            "price": sim.fill_price,
-            "quantity": sim.fill_quantity,
-            "fee": sim.fill_fee,
-            "leaves": sim.fill_leaves,
-        }
-    ).select(
-        # One expression pass for the constant and derived columns: each eager column would
-        # cost a query of its own.
-        pl.col("ts").cast(UTC_NS),
-        "order_id",
-        pl.lit(symbol).alias("instrument"),
-        _either("buy", "buy", "sell").alias("side"),
-        "price",
-        "quantity",
-        "fee",
-        pl.lit("taker").alias("liquidity"),
-        pl.col("leaves").alias("leaves_quantity"),
-        _tag(plan).alias("tag"),
+    # The fills frame too is built when first read: the round trips and the digest take its columns.
+    fill_ts = ts[sim.fill_row]
+    fill_ids = order_ids[sim.fill_order]
+    fill_buys = buys[sim.fill_order]
+    fills_frame = Later(
+        functools.partial(
+            _fills_frame,
+            plan,
+            symbol,
+            fill_ts,
+            fill_ids,
+            fill_buys,
+            kinds[sim.fill_order],
+            sim.fill_price,
+            sim.fill_quantity,
+            sim.fill_fee,
+            sim.fill_leaves,
+        )
     )
-    filled = sim.order_filled_quantity != 0.0
-    # NaN marks "no fill" and becomes null, as the event path's None does.
-    avg_price = np.divide(
-        sim.order_filled_notional,
-        sim.order_filled_quantity,
-        out=np.full(len(buys), np.nan),
-        where=filled,
+    fills = DeferredFills(
+        fills_frame,
+        FillColumns(
+            ts=fill_ts,
+            order_id=fill_ids,
+            symbols=[symbol],
+            codes=np.zeros(len(fill_ts), dtype=np.int64),
+            buy=fill_buys,
+            price=sim.fill_price,
+            quantity=sim.fill_quantity,
+            fee=sim.fill_fee,
+            tags=functools.partial(_tags, fills_frame),
+        ),
     )
-    reasons, codes = _reasons(sim, instrument, margin, limits, close[sim.order_row])
-    closed_row = sim.order_closed_row
-    orders = pl.DataFrame(
-        {
-            "order_id": order_ids,
-            "ts_submitted": ts[sim.order_row] + interval,
-            "buy": buys,
-            "kind": kinds,
-            "status": sim.order_outcome,
-            "reason": reasons,
-            "code": codes,
-            "filled_quantity": sim.order_filled_quantity,
-            # NaN: a fraction order (null); a capped order's quantity, or a liquidation's.
-            "quantity": pl.Series(
-                np.where(by_venue, sim.order_filled_quantity, sim.order_quantity),
-                nan_to_null=True,
-            ),
-            "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
-            "ts_closed": np.where(
-                sim.order_outcome == signal_path.FILLED,
-                ts[closed_row],
-                ts[closed_row] + interval,
-            ),
-        }
-    ).select(
-        "order_id",
-        pl.col("ts_submitted").cast(UTC_NS),
-        pl.lit(symbol).alias("instrument"),
-        _either("buy", "buy", "sell").alias("side"),
-        pl.lit("market").alias("type"),
-        pl.lit("gtc").alias("time_in_force"),
-        "quantity",
-        # A fraction order's fraction; none for a capped order or a liquidation (for a quantity).
-        pl.when(pl.col("quantity").is_not_null())
-        .then(pl.lit(None, dtype=pl.Float64))
-        .when(pl.col("kind") == signal_path.ENTRY)
-        .then(pl.lit(plan.entry_fraction))
-        .otherwise(pl.lit(plan.exit_fraction))
-        .alias("fraction"),
-        pl.lit(None, dtype=pl.Float64).alias("limit_price"),
-        pl.lit(None, dtype=pl.Float64).alias("stop_price"),
-        _tag(plan).alias("tag"),
-        pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
-        "reason",
-        "code",
-        "filled_quantity",
-        "avg_fill_price",
-        pl.col("ts_closed").cast(UTC_NS),
+    # The orders frame is built when first read: a run's statistics need only how many orders there
+    # were and whether any was denied. It keeps the per-order record, not the bar-long columns.
+    empty = np.zeros(0)
+    orders = DeferredOrders(
+        functools.partial(
+            _orders_frame,
+            plan,
+            sim._replace(cash=empty, position=empty, cost_basis=empty, funding=empty),
+            symbol,
+            instrument,
+            margin,
+            limits,
+            order_ids,
+            ts[sim.order_row],
+            ts[sim.order_closed_row],
+            close[sim.order_row],
+            interval,
+        ),
+        len(order_ids),
+        bool((sim.order_outcome == signal_path.DENIED).any()),
     )
     books = (
         Books(sim.cash, {symbol: sim.position}, {symbol: sim.cost_basis}, sim.funding)
@@ -276,6 +257,127 @@ def run_plan(
         fill_rows=sim.fill_row,
         positions_given_away=True,
         interval=interval,
+    )
+
+
+def _fills_frame(
+    plan: SignalPlan,
+    symbol: str,
+    ts: np.ndarray,
+    order_id: np.ndarray,
+    buy: np.ndarray,
+    kind: np.ndarray,
+    price: np.ndarray,
+    quantity: np.ndarray,
+    fee: np.ndarray,
+    leaves: np.ndarray,
+) -> pl.DataFrame:
+    """`RunResult.fills` from the loop's per-fill record (`ts`: the open time of each fill's bar;
+    `order_id`, `buy`, `kind`: its order's)."""
+    return pl.DataFrame(
+        {
+            "ts": ts,
+            "order_id": order_id,
+            "buy": buy,
+            "kind": kind,
+            "price": price,
+            "quantity": quantity,
+            "fee": fee,
+            "leaves": leaves,
+        }
+    ).select(
+        # One expression pass for the constant and derived columns: each eager column would
+        # cost a query of its own.
+        pl.col("ts").cast(UTC_NS),
+        "order_id",
+        pl.lit(symbol).alias("instrument"),
+        _either("buy", "buy", "sell").alias("side"),
+        "price",
+        "quantity",
+        "fee",
+        pl.lit("taker").alias("liquidity"),
+        pl.col("leaves").alias("leaves_quantity"),
+        _tag(plan).alias("tag"),
+    )
+
+
+def _tags(fills: Later) -> pl.Series:
+    return fills()["tag"]
+
+
+def _orders_frame(
+    plan: SignalPlan,
+    sim: signal_path.Simulated,
+    symbol: str,
+    instrument: Instrument,
+    margin: bool,
+    limits: RiskConfig,
+    order_ids: np.ndarray,
+    submitted_ts: np.ndarray,
+    closed_ts: np.ndarray,
+    submitted_close: np.ndarray,
+    interval: int,
+) -> pl.DataFrame:
+    """`RunResult.orders` from the loop's per-order record; `submitted_ts`, `closed_ts`: the open
+    times of the bars each order was submitted and closed on, `submitted_close`: their closes."""
+    buys = sim.order_side > 0
+    kinds = sim.order_kind
+    by_venue = kinds == signal_path.LIQUIDATION
+    filled = sim.order_filled_quantity != 0.0
+    # NaN marks "no fill" and becomes null, as the event path's None does.
+    avg_price = np.divide(
+        sim.order_filled_notional,
+        sim.order_filled_quantity,
+        out=np.full(len(buys), np.nan),
+        where=filled,
+    )
+    reasons, codes = _reasons(sim, instrument, margin, limits, submitted_close)
+    return pl.DataFrame(
+        {
+            "order_id": order_ids,
+            "ts_submitted": submitted_ts + interval,
+            "buy": buys,
+            "kind": kinds,
+            "status": sim.order_outcome,
+            "reason": reasons,
+            "code": codes,
+            "filled_quantity": sim.order_filled_quantity,
+            # NaN: a fraction order (null); a capped order's quantity, or a liquidation's.
+            "quantity": pl.Series(
+                np.where(by_venue, sim.order_filled_quantity, sim.order_quantity),
+                nan_to_null=True,
+            ),
+            "avg_fill_price": pl.Series(avg_price, nan_to_null=True),
+            "ts_closed": np.where(
+                sim.order_outcome == signal_path.FILLED,
+                closed_ts,
+                closed_ts + interval,
+            ),
+        }
+    ).select(
+        "order_id",
+        pl.col("ts_submitted").cast(UTC_NS),
+        pl.lit(symbol).alias("instrument"),
+        _either("buy", "buy", "sell").alias("side"),
+        pl.lit("market").alias("type"),
+        pl.lit("gtc").alias("time_in_force"),
+        "quantity",
+        # A fraction order's fraction; none for a capped order or a liquidation (for a quantity).
+        pl.when(pl.col("quantity").is_not_null())
+        .then(pl.lit(None, dtype=pl.Float64))
+        .when(pl.col("kind") == signal_path.ENTRY)
+        .then(pl.lit(plan.entry_fraction))
+        .otherwise(pl.lit(plan.exit_fraction))
+        .alias("fraction"),
+        pl.lit(None, dtype=pl.Float64).alias("limit_price"),
+        pl.lit(None, dtype=pl.Float64).alias("stop_price"),
+        _tag(plan).alias("tag"),
+        pl.col("status").replace_strict(_STATUS, return_dtype=pl.String),
+        "reason",
+        "code",
+        "filled_quantity",
+        "avg_fill_price",
+        pl.col("ts_closed").cast(UTC_NS),
     )
 
 

@@ -77,8 +77,9 @@ def compute_stats(
     drawdown: tuple[float, int] | None = None,
     interval: int | None = None,
 ) -> Stats:
-    """`equity` has columns ts (UTC datetime) and equity; `exposure` is True where a position is held
-    (or the number of such bars). `periods_per_year`: of the returns the ratios use (trading days
+    """`equity` has columns ts (UTC datetime) and equity; `trades` is a trades frame or its summary
+    (`metrics.trades.SUMMARY_SCHEMA`: the columns taken here); `exposure` is True where a position
+    is held (or the number of such bars). `periods_per_year`: of the returns the ratios use (trading days
     with daily returns, bars with bar returns); None infers it from the calendar. `drawdown`:
     `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`);
     `interval`: `bar_interval_ns` of its timestamps when the caller took it already."""

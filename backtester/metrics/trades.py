@@ -12,6 +12,10 @@ against the entry price, in percent; adverse is negative) and `bars_held`."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 from polars._typing import PolarsDataType
@@ -79,6 +83,26 @@ FUNDING_SCHEMA: dict[str, PolarsDataType] = {
 }
 
 
+# What the statistics take from the trades (`RoundTrips.summary`), in the trades frame's types,
+# with `long` for the side.
+SUMMARY_SCHEMA: dict[str, PolarsDataType] = {
+    "is_open": pl.Boolean,
+    "long": pl.Boolean,
+    "pnl": pl.Float64,
+    "return_pct": pl.Float64,
+    "duration": pl.Duration("ns"),
+}
+
+
+class RoundTrips(NamedTuple):
+    """A run's trades: `summary`, the columns the statistics take (`SUMMARY_SCHEMA`, one row a trade,
+    the same values as the frame's), and `frame`, which builds the whole trades frame
+    (`TRADE_SCHEMA`: names, tags, excursions) when called."""
+
+    summary: pl.DataFrame
+    frame: Callable[[], pl.DataFrame]
+
+
 def round_trips(
     fills: pl.DataFrame,
     last_mark: dict[str, tuple[int, float]],
@@ -92,24 +116,80 @@ def round_trips(
     instrument's bar times, highs and lows (without them excursions are 0 and bars held -1);
     `fill_rows`: each fill's row in its instrument's `ranges` when the caller knows it (the bar at
     or before the fill's time, which is otherwise searched for)."""
+    return round_trip_record(fills, last_mark, multipliers, funding, ranges, fill_rows).frame()
+
+
+class FillColumns(NamedTuple):
+    """A run's fills as arrays, one element a fill (the columns of `RunResult.fills`): what the round
+    trips and the digest read, without the frame. `symbols`: the instruments in the order of their
+    first fill, `codes`: each fill's index there; `tags`: builds the tag column (None: no tags)."""
+
+    ts: np.ndarray
+    order_id: np.ndarray
+    symbols: list[str]
+    codes: np.ndarray
+    buy: np.ndarray
+    price: np.ndarray
+    quantity: np.ndarray
+    fee: np.ndarray
+    tags: Callable[[], pl.Series | None]
+
+
+def fill_columns(fills: pl.DataFrame) -> FillColumns:
+    """The columns of a fills frame (`FILL_SCHEMA`), as arrays."""
     if fills.height == 0:
-        return pl.DataFrame(schema=TRADE_SCHEMA)
-    instruments = fills["instrument"]
-    first_name = instruments[0]
-    # One instrument (most runs): a comparison, not a hash of every name.
-    names = (
-        pl.Series([first_name], dtype=pl.String)
-        if bool((instruments == first_name).all())
-        else instruments.unique(maintain_order=True)
-    )
-    symbols = names.to_list()
+        symbols: list[str] = []
+    else:
+        instruments = fills["instrument"]
+        first_name = instruments[0]
+        # One instrument (most runs): a comparison, not a hash of every name.
+        names = (
+            pl.Series([first_name], dtype=pl.String)
+            if bool((instruments == first_name).all())
+            else instruments.unique(maintain_order=True)
+        )
+        symbols = names.to_list()
     codes = (
         np.zeros(fills.height, dtype=np.int64)
-        if len(names) == 1
+        if len(symbols) <= 1
         else fills["instrument"]
-        .replace_strict(names, range(len(names)), return_dtype=pl.Int64)
+        .replace_strict(symbols, range(len(symbols)), return_dtype=pl.Int64)
         .to_numpy()
     )
+    tags = fills["tag"] if "tag" in fills.columns else None
+    return FillColumns(
+        ts=fills["ts"].dt.epoch("ns").to_numpy(),
+        order_id=fills["order_id"].to_numpy(),
+        symbols=symbols,
+        codes=codes,
+        buy=(fills["side"] == "buy").to_numpy(),
+        price=fills["price"].to_numpy(),
+        quantity=fills["quantity"].to_numpy(),
+        fee=fills["fee"].to_numpy(),
+        tags=functools.partial(_given, tags),
+    )
+
+
+def _given(tags: pl.Series | None) -> pl.Series | None:
+    return tags
+
+
+def round_trip_record(
+    fills: pl.DataFrame | FillColumns,
+    last_mark: dict[str, tuple[int, float]],
+    multipliers: dict[str, float] | None = None,
+    funding: pl.DataFrame | None = None,
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    fill_rows: np.ndarray | None = None,
+) -> RoundTrips:
+    """`round_trips`' grouping and arithmetic, now, with the frame (names, tags, excursions) left
+    to be built when asked for. `fills`: the frame or its columns."""
+    columns = fill_columns(fills) if isinstance(fills, pl.DataFrame) else fills
+    if len(columns.ts) == 0:
+        return RoundTrips(pl.DataFrame(schema=SUMMARY_SCHEMA), functools.partial(_no_trades))
+    symbols = columns.symbols
+    names = pl.Series(symbols, dtype=pl.String)
+    codes = columns.codes
     sizes = np.array([(multipliers or {}).get(name, 1.0) for name in symbols], dtype=np.float64)
     paid = (
         funding.filter(pl.col("instrument").is_in(symbols))
@@ -128,7 +208,7 @@ def round_trips(
         )
         amounts = paid["amount"].to_numpy()
         after = paid["fills_before"].to_numpy()
-    ts = fills["ts"].dt.epoch("ns").to_numpy()
+    ts = columns.ts
     (
         symbol,
         side,
@@ -144,10 +224,10 @@ def round_trips(
         held,
     ) = group_round_trips(
         codes,
-        (fills["side"] == "buy").to_numpy(),
-        fills["price"].to_numpy(),
-        fills["quantity"].to_numpy(),
-        fills["fee"].to_numpy(),
+        columns.buy,
+        columns.price,
+        columns.quantity,
+        columns.fee,
         sizes,
         funding_codes,
         amounts,
@@ -167,38 +247,74 @@ def round_trips(
     entry_ts = ts[first]
     exit_row = np.maximum(last, 0)
     entry_price = _ratio(entry_value, entered * sizes[symbol])
+    duration = exit_ts - entry_ts
+    return_pct = _ratio(100.0 * pnl, entry_value)
+    summary = pl.DataFrame(
+        {
+            "is_open": is_open,
+            "long": long,
+            "pnl": pnl,
+            "return_pct": return_pct,
+            "duration": duration,
+        },
+        schema={**SUMMARY_SCHEMA, "duration": pl.Int64},
+    ).with_columns(pl.col("duration").cast(SUMMARY_SCHEMA["duration"]))
     known = None if fill_rows is None else (fill_rows[first], fill_rows[exit_row], is_open)
+    frame_columns = {
+        "instrument": symbol,
+        "side": long,
+        "entry_time": entry_ts,
+        "exit_time": exit_ts,
+        "entry_price": entry_price,
+        "exit_price": _ratio(value_out, exit_quantity * sizes[symbol]),
+        "quantity": peak,
+        "fees": fees,
+        "funding": funded,
+        "pnl": pnl,
+        "return_pct": return_pct,
+        "duration": duration,
+        "is_open": is_open,
+        "first": first,
+        "exit_row": exit_row,
+    }
+    build = functools.partial(
+        _trades_frame, symbols, frame_columns, columns.tags, dict(ranges or {}), known
+    )
+    return RoundTrips(summary, build)
+
+
+def _no_trades() -> pl.DataFrame:
+    return pl.DataFrame(schema=TRADE_SCHEMA)
+
+
+def _trades_frame(
+    symbols: list[str],
+    columns: dict[str, np.ndarray],
+    tagged: Callable[[], pl.Series | None],
+    ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    known: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> pl.DataFrame:
+    """The trades frame from `round_trip_record`'s columns, with the excursions over `ranges`."""
     mae, mfe, bars_held = _excursions(
-        symbols, symbol, long, entry_ts, exit_ts, entry_price, ranges or {}, known
+        symbols,
+        columns["instrument"],
+        columns["side"],
+        columns["entry_time"],
+        columns["exit_time"],
+        columns["entry_price"],
+        ranges,
+        known,
     )
     # Tags stay in polars (a column of strings read into numpy would be Python objects), taken
     # with the names and the string columns in one query over the numeric frame.
-    if "tag" in fills.columns:
-        tags = pl.lit(fills["tag"])
-        entry_tag, exit_tag = tags.gather(pl.col("first")), tags.gather(pl.col("exit_row"))
+    tags = tagged()
+    if tags is not None:
+        tag = pl.lit(tags)
+        entry_tag, exit_tag = tag.gather(pl.col("first")), tag.gather(pl.col("exit_row"))
     else:
         entry_tag = exit_tag = pl.lit("", dtype=pl.String)
     return pl.DataFrame(
-        {
-            "instrument": symbol,
-            "side": long,
-            "entry_time": entry_ts,
-            "exit_time": exit_ts,
-            "entry_price": entry_price,
-            "exit_price": _ratio(value_out, exit_quantity * sizes[symbol]),
-            "quantity": peak,
-            "fees": fees,
-            "funding": funded,
-            "pnl": pnl,
-            "return_pct": _ratio(100.0 * pnl, entry_value),
-            "duration": exit_ts - entry_ts,
-            "is_open": is_open,
-            "mae_pct": mae,
-            "mfe_pct": mfe,
-            "bars_held": bars_held,
-            "first": first,
-            "exit_row": exit_row,
-        },
+        {**columns, "mae_pct": mae, "mfe_pct": mfe, "bars_held": bars_held},
         schema={
             **{name: TRADE_SCHEMA[name] for name in _NUMERIC},
             "instrument": pl.Int64,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from backtester import Backtest
@@ -43,3 +44,26 @@ def test_an_engine_runs_once() -> None:
     engine.run()
     with pytest.raises(SetupError, match="runs once"):
         engine.run()
+
+
+@pytest.mark.parametrize("limit", [None, 1e-9])
+def test_a_compiled_runs_orders_frame_is_built_when_read_and_agrees_with_its_statistics(
+    limit: float | None,
+) -> None:
+    # Without denials the frame waits to be read; with them (a limit no order fits) it is built
+    # for the denials' summary. Either way the statistics count what the frame holds.
+    backtest = Backtest(bars_frame(ROWS), SmaCross, mode="compiled", max_position_quantity=limit)
+    compiled = backtest.run(fast=3, slow=8)
+    assert isinstance(compiled._orders, pl.DataFrame) == (limit is not None)
+    events = Backtest(bars_frame(ROWS), SmaCross, mode="signal", max_position_quantity=limit).run(
+        fast=3, slow=8
+    )
+    assert compiled.orders.equals(events.orders)
+    assert compiled.orders is compiled.orders
+    denied = compiled.orders.filter(pl.col("status") == "denied").height
+    assert (compiled.stats["orders"], compiled.stats["orders_denied"]) == (
+        compiled.orders.height,
+        denied,
+    )
+    assert (denied > 0) == (limit is not None)
+    assert compiled.stats == events.stats

@@ -4,6 +4,7 @@ decided exactly where the two averages tie."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -11,11 +12,18 @@ import pytest
 
 from backtester import Backtest
 from backtester.metrics.stats import compute_stats
-from backtester.metrics.trades import FUNDING_SCHEMA, TRADE_SCHEMA, round_trips
+from backtester.metrics.trades import (
+    FUNDING_SCHEMA,
+    SUMMARY_SCHEMA,
+    TRADE_SCHEMA,
+    round_trip_record,
+    round_trips,
+)
 from backtester.results import FILL_SCHEMA
 from backtester.strategies import SmaCross
 from backtester.strategy.library.indicators import crossovers, rolling_sum_exact, tick_scale
 from backtester.strategy.library.sma_cross import sma_cross_signals
+from tests.engine_support import bars_frame
 
 MINUTE_NS = 60 * 10**9
 T0_NS = 1_700_000_000 * 10**9
@@ -288,3 +296,29 @@ def test_smacross_in_the_engine_enters_at_the_open_after_the_tie_cross() -> None
     # signal +1 at bar 4 -> buy at bar 5's open (0.87); -1 at bar 6 -> sell at bar 7's open (0.50)
     assert fills.select("side", "price").rows() == [("buy", 0.87), ("sell", 0.50)]
     assert fills["ts"].to_list() == [1_700_000_000_000 + 5 * 60_000, 1_700_000_000_000 + 7 * 60_000]
+
+
+def test_the_statistics_take_the_same_values_from_the_trades_summary_as_from_the_frame() -> None:
+    rows = [(100.0 + i % 7, 101.0 + i % 7, 99.0 + i % 7, 100.5 + i % 7, 10.0) for i in range(60)]
+    result = Backtest(bars_frame(rows), SmaCross, fee_rate=0.001, mode="compiled").run(
+        fast=3, slow=8
+    )
+    fills, equity = result.fills, result.equity
+    assert result.trades.height > 1
+    last = {"BTC/USDT": (int(equity["ts"].dt.epoch("ns")[-1]), 101.0)}
+    for taken in (fills, fills.clear()):
+        record = round_trip_record(taken, last)
+        frame = record.frame()
+        summary = record.summary
+        assert list(summary.schema.items()) == list(SUMMARY_SCHEMA.items())
+        assert summary.drop("long").equals(frame.select("is_open", "pnl", "return_pct", "duration"))
+        assert summary["long"].to_list() == [side == "long" for side in frame["side"]]
+        knobs: dict[str, Any] = {
+            "initial_cash": 10_000.0,
+            "fees_paid": 1.0,
+            "first_close": 100.5,
+            "last_close": 101.5,
+            "exposure": 30,
+        }
+        assert compute_stats(equity, summary, **knobs) == compute_stats(equity, frame, **knobs)
+    assert result.trades is result.trades  # built once, when first read
