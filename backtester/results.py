@@ -405,6 +405,7 @@ def build_result(
     and the one instrument's becomes the position value column (a column-long array less);
     `interval`: `bar_interval_ns(timeline)` when the caller took it already."""
     cash, positions = books.cash, books.positions
+    timeline_ns = np.ascontiguousarray(timeline, dtype=np.int64)
     sizes = multipliers or {}
     # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
     unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
@@ -422,7 +423,7 @@ def build_result(
             position_value, marked, drawdown, notional = columns(4, len(timeline))
         # The statistics' drawdown profile and exposure come from the same pass.
         deepest, longest, exposed = mark_to_market(
-            np.ascontiguousarray(timeline, dtype=np.int64),
+            timeline_ns,
             cash,
             held,
             unit_values[symbol],
@@ -475,13 +476,12 @@ def build_result(
         returns=stats.returns,
         drawdown=profile,
         interval=interval,
+        timeline=timeline_ns,
     )
     # Closed trades by side, in one query.
-    closed = ~pl.col("is_open")
-    longs, shorts = trades.summary.select(
-        (closed & long).sum().alias(side)
-        for side, long in (("long", pl.col("long")), ("short", ~pl.col("long")))
-    ).row(0)
+    closed = ~trades.summary["is_open"].to_numpy()
+    long = trades.summary["long"].to_numpy()
+    longs, shorts = np.count_nonzero(closed & long), np.count_nonzero(closed & ~long)
     computed["long_trades"] = int(longs)
     computed["short_trades"] = int(shorts)
     computed["funding_paid"] = float(funding_frame["amount"].sum()) if funding_frame.height else 0.0
@@ -513,9 +513,7 @@ def build_result(
         orders=orders_source,
         equity=equity,
         stats=computed,
-        digest=columns_digest(
-            taken, equity["ts"].dt.epoch("ns").to_numpy(), equity["equity"].to_numpy()
-        ),
+        digest=columns_digest(taken, timeline_ns, equity["equity"].to_numpy()),
         repairs=repairs,
         funding=funding_frame,
         account=account,

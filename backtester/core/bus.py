@@ -173,19 +173,25 @@ class MessageBus:
     def deliver_each(self, clock: SimClock, ticks: Iterable[tuple[int, object]]) -> int:
         """For each (time, message): the clock set to the time, then `deliver(message)`; returns
         the messages delivered. The loop's per-bar work, with `deliver` and the clock's advance
-        written out: on a dense run they are called for every bar of the series."""
+        written out: on a dense run they are called for every bar of the series.
+
+        The bus must be drained on entry; it is again after each message (`drain` runs until
+        nothing is left, or raises), so that is checked once, not per message. Only this loop
+        moves the clock while it runs, so the time it last set is held in a local."""
         queue = self._queue
         deferred = self._deferred
+        if queue or deferred:
+            raise BusError("deliver() needs a drained bus; call drain() first")
         handlers = self._handlers
         settled_of = self._settled
+        drain = self.drain
         empty: tuple[Handler, ...] = ()
         count = 0
+        now = clock.now
         for ts, message in ticks:
-            if ts < clock.now:
+            if ts < now:
                 clock.advance_to(ts)  # refuses, with the clock's own error
-            clock.now = ts
-            if queue or deferred:
-                raise BusError("deliver() needs a drained bus; call drain() first")
+            clock.now = now = ts
             kind = type(message)
             for handler in handlers.get(kind, empty):
                 try:
@@ -208,7 +214,7 @@ class MessageBus:
                         except Exception as exc:
                             raise self._failed(handler, message, exc) from exc
             if queue or deferred:
-                self.drain()
+                drain()
             count += 1
         return count
 

@@ -76,14 +76,16 @@ def compute_stats(
     returns: RatioReturns = "daily",
     drawdown: tuple[float, int] | None = None,
     interval: int | None = None,
+    timeline: np.ndarray | None = None,
 ) -> Stats:
     """`equity` has columns ts (UTC datetime) and equity; `trades` is a trades frame or its summary
     (`metrics.trades.SUMMARY_SCHEMA`: the columns taken here); `exposure` is True where a position
     is held (or the number of such bars). `periods_per_year`: of the returns the ratios use (trading days
     with daily returns, bars with bar returns); None infers it from the calendar. `drawdown`:
     `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`);
-    `interval`: `bar_interval_ns` of its timestamps when the caller took it already."""
-    ts = equity["ts"].dt.epoch("ns").to_numpy()
+    `interval`: `bar_interval_ns` of its timestamps when the caller took it already; `timeline`:
+    the same timestamps as int64 nanoseconds, when the caller has them."""
+    ts = equity["ts"].dt.epoch("ns").to_numpy() if timeline is None else timeline
     values = equity["equity"].to_numpy()
     if interval is None:
         interval = bar_interval_ns(ts)
@@ -114,8 +116,12 @@ def compute_stats(
     max_drawdown = float(deepest)
     calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
 
-    closed = trades.filter(~pl.col("is_open")).select(
-        "pnl", "return_pct", pl.col("duration").dt.total_seconds()
+    # One query: the closed trades' columns.
+    is_closed = ~pl.col("is_open")
+    closed = trades.select(
+        pl.col("pnl").filter(is_closed),
+        pl.col("return_pct").filter(is_closed),
+        pl.col("duration").dt.total_seconds().filter(is_closed),
     )
     pnl = closed["pnl"].to_numpy()
     wins = pnl[pnl > 0]

@@ -250,15 +250,14 @@ def round_trip_record(
     duration = exit_ts - entry_ts
     return_pct = _ratio(100.0 * pnl, entry_value)
     summary = pl.DataFrame(
-        {
-            "is_open": is_open,
-            "long": long,
-            "pnl": pnl,
-            "return_pct": return_pct,
-            "duration": duration,
-        },
-        schema={**SUMMARY_SCHEMA, "duration": pl.Int64},
-    ).with_columns(pl.col("duration").cast(SUMMARY_SCHEMA["duration"]))
+        [
+            pl.Series("is_open", is_open, dtype=pl.Boolean),
+            pl.Series("long", long, dtype=pl.Boolean),
+            pl.Series("pnl", pnl, dtype=pl.Float64),
+            pl.Series("return_pct", return_pct, dtype=pl.Float64),
+            pl.Series("duration", duration, dtype=pl.Int64).cast(SUMMARY_SCHEMA["duration"]),
+        ]
+    )
     known = None if fill_rows is None else (fill_rows[first], fill_rows[exit_row], is_open)
     frame_columns = {
         "instrument": symbol,
