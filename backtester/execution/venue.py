@@ -179,7 +179,14 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
     def next_wake(self, after: int) -> int:
         """The first row after `after` on which some resting order can fill (or must expire), or a
         margin position's mark can reach its liquidation price; a large number when neither can
-        happen. Bars before it cannot change anything here, so they may be skipped."""
+        happen. Bars before it cannot change anything here, so they may be skipped.
+
+        While a cross position is open every row is needed: its buying power and liquidation price
+        are computed from the mark this venue and the risk engine last saw (the liquidation price
+        as the cross equity less the position's profit, which rounds differently at each mark),
+        so skipping a bar would change which mark they read, and the result's last bits."""
+        if self._exposed and self._cross:
+            return after + 1
         best = NEVER
         for book in self._books.values():
             for live in book:

@@ -1,9 +1,8 @@
 """The compiled order path on a cross-margin perpetual (one stream): buying power with the
 position's unrealized profit at the mark the risk engine and the venue know, funding out of the
 wallet only, and the liquidation when the account's equity no longer covers the maintenance margin,
-priced and charged from the whole wallet. Its results equal dense mode's bit for bit. (Signal mode is
-not compared here: on a cross account it skips bars the venue would read the mark of, so its floats
-can differ from dense's.)"""
+priced and charged from the whole wallet. Its results, and signal mode's, equal dense mode's bit for
+bit: signal mode visits every bar while a cross position is open, since its mark is read on each."""
 
 from __future__ import annotations
 
@@ -92,8 +91,9 @@ def test_compiled_cross_margin_runs_equal_dense_mode(
         assert "resting" in str(declined), str(declined)
         event("a remainder would rest: the event path")
         assert run("auto").digest == dense.digest
+        assert run("signal").digest == dense.digest
         return
-    results = {"compiled": compiled}
+    results = {"compiled": compiled, "signal": run("signal")}
     event(
         f"liquidations: {min(dense.stats['liquidations'], 2)}; funding: {dense.funding.height > 0}"
     )
@@ -107,6 +107,39 @@ def test_compiled_cross_margin_runs_equal_dense_mode(
         assert _same(result.stats, dense.stats), mode
 
 
+def test_signal_mode_reads_the_marks_dense_mode_reads_on_a_cross_account() -> None:
+    # A long fills at bar 4's open; dense mode first prices its liquidation at bar 5's mark (the
+    # wallet as cross equity less the position's profit, which rounds differently at each mark),
+    # so a signal mode that skipped bar 5 would liquidate on bar 6 at a price an ulp off.
+    rows = [
+        (100.0, 102.5, 99.0, 101.5, 1_000.0),
+        (101.5, 119.5, 95.5, 113.5, 1_000.0),
+        (116.5, 117.0, 116.5, 117.0, 1_000.0),
+        (114.0, 115.0, 109.0, 110.0, 1_000.0),
+        (107.0, 117.0, 101.0, 111.0, 1_000.0),
+        (108.0, 113.0, 107.0, 112.0, 1_000.0),
+        (112.0, 112.0, 40.0, 45.0, 1_000.0),
+    ]
+    instrument = Instrument(SYMBOL, leverage=2.0, margin_mode="cross")
+    results = {
+        mode: Backtest(
+            bars_frame(rows),
+            Scripted,
+            cash=1_000.0,
+            mode=mode,
+            instrument=instrument,
+            fee_rate=4e-4,
+        ).run(signal=[0, 0, 0, 1, 0, 0, 0])
+        for mode in ("dense", "signal", "compiled")
+    }
+    dense = results["dense"]
+    assert dense.stats["liquidations"] == 1
+    assert dense.fills["price"].to_list() == [107.0, 53.714859437751]
+    for mode, result in results.items():
+        assert result.digest == dense.digest, mode
+        assert result.fills.equals(dense.fills), mode
+
+
 def test_a_stop_and_reverse_sma_cross_at_50x_cross_margin_on_real_data_is_compiled() -> None:
     knobs: dict[str, Any] = {
         "instrument": Instrument("XRP/USDT:USDT", leverage=50.0, margin_mode="cross"),
@@ -116,7 +149,7 @@ def test_a_stop_and_reverse_sma_cross_at_50x_cross_margin_on_real_data_is_compil
         mode: Backtest(
             "golden/data/freqtrade_XRP-USDT-USDT_1h_futures.csv", SmaCross, mode=mode, **knobs
         ).run(fast=2, slow=5, short=True)
-        for mode in ("dense", "compiled")
+        for mode in ("dense", "signal", "compiled")
     }
     dense = results["dense"]
     assert dense.stats["liquidations"] >= 1
