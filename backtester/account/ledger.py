@@ -82,6 +82,8 @@ class AccountLedger:
         currency: str,
     ) -> None:
         self._bus = bus
+        self._publish = bus.publisher()
+        self._listening = bus.listening
         self._clock = clock
         self.account = account
         self.instruments = tuple(account.positions)
@@ -131,10 +133,10 @@ class AccountLedger:
         account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
         now = self._clock.now
         self.journal.record(now, account, after=now == self._scheduled_at)
-        bus = self._bus
-        if bus.listened(PositionChanged):
+        listening = self._listening
+        if listening.get(PositionChanged):
             position = account.positions[symbol]
-            bus.publish(
+            self._publish(
                 PositionChanged(
                     instrument=symbol,
                     quantity=position.quantity,
@@ -144,7 +146,7 @@ class AccountLedger:
                     ts_init=now,
                 )
             )
-        if bus.listened(AccountState):
+        if listening.get(AccountState):
             self._publish_state(fill)
 
     def on_funding(self, payment: FundingPaid) -> None:

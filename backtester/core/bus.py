@@ -17,6 +17,10 @@ M = TypeVar("M")
 Handler = Callable[[Any], None]
 
 
+# The route of a message type nobody subscribed to: no handlers in either lane.
+_NO_ROUTE: tuple[tuple[Handler, ...], tuple[Handler, ...]] = ((), ())
+
+
 class BusError(RuntimeError):
     pass
 
@@ -77,20 +81,23 @@ class MessageBus:
 
     __slots__ = (
         "_deferred",
-        "_handlers",
         "_masks",
         "_queue",
         "_ready",
-        "_settled",
+        "_routes",
         "_subscriptions",
+        "listening",
         "max_steps",
     )
 
     def __init__(self, max_steps: int = 100_000) -> None:
         self._subscriptions: dict[type, list[Subscription]] = {}
-        # Active handlers per type, set on every (un)pause: delivery reads a ready tuple.
-        self._handlers: dict[type, tuple[Handler, ...]] = {}
-        self._settled: dict[type, tuple[Handler, ...]] = {}
+        # Active (handlers, settled handlers) per type, set on every (un)pause: delivery reads
+        # both with one lookup.
+        self._routes: dict[type, tuple[tuple[Handler, ...], tuple[Handler, ...]]] = {}
+        # Whether any subscription to the type is active (`listened`), as a mapping a publisher
+        # can hold and read per message without a call.
+        self.listening: dict[type, bool] = {}
         # Per type, the (handlers, settled handlers) of each mask of active subscriptions met so
         # far: a module that pauses and resumes once per order (the venue) finds them built.
         self._ready: dict[type, dict[int, tuple[tuple[Handler, ...], tuple[Handler, ...]]]] = {}
@@ -122,15 +129,21 @@ class MessageBus:
                 tuple([s.handler for s in subscriptions if s.active and not s.settled]),
                 tuple([s.handler for s in subscriptions if s.active and s.settled]),
             )
-        self._handlers[message_type], self._settled[message_type] = both
+        self._routes[message_type] = both
+        self.listening[message_type] = bool(both[0] or both[1])
 
     def publish(self, message: object) -> None:
         self._queue.append(message)
 
+    def publisher(self) -> Callable[[object], None]:
+        """`publish` as the queue's own append: a module that publishes on every order holds it
+        and skips a Python call per message (the queue is never replaced, only cleared)."""
+        return self._queue.append
+
     def listened(self, message_type: type) -> bool:
         """Whether any subscription to the type is active: a publisher may skip building a message
         that nobody would be handed."""
-        return bool(self._handlers.get(message_type) or self._settled.get(message_type))
+        return self.listening.get(message_type, False)
 
     @property
     def pending(self) -> int:
@@ -146,15 +159,14 @@ class MessageBus:
         queue = self._queue
         if queue or self._deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
-        kind = type(message)
-        for handler in self._handlers.get(kind, ()):
+        handlers, settled = self._routes.get(type(message), _NO_ROUTE)
+        for handler in handlers:
             try:
                 handler(message)
             except BusError:
                 raise
             except Exception as exc:
                 raise self._failed(handler, message, exc) from exc
-        settled = self._settled.get(kind)
         if settled:
             if queue:
                 for handler in settled:
@@ -182,25 +194,22 @@ class MessageBus:
         deferred = self._deferred
         if queue or deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
-        handlers = self._handlers
-        settled_of = self._settled
+        routes = self._routes
         drain = self.drain
-        empty: tuple[Handler, ...] = ()
         count = 0
         now = clock.now
         for ts, message in ticks:
             if ts < now:
                 clock.advance_to(ts)  # refuses, with the clock's own error
             clock.now = now = ts
-            kind = type(message)
-            for handler in handlers.get(kind, empty):
+            handlers, settled = routes.get(type(message), _NO_ROUTE)
+            for handler in handlers:
                 try:
                     handler(message)
                 except BusError:
                     raise
                 except Exception as exc:
                     raise self._failed(handler, message, exc) from exc
-            settled = settled_of.get(kind)
             if settled:
                 if queue:
                     for handler in settled:
@@ -228,10 +237,8 @@ class MessageBus:
         only when the queue is empty. Returns the step count."""
         queue = self._queue
         deferred = self._deferred
-        handlers = self._handlers
-        settled_of = self._settled
+        routes = self._routes
         max_steps = self.max_steps
-        empty: tuple[Handler, ...] = ()
         steps = 0
         while queue or deferred:
             steps += 1
@@ -244,9 +251,7 @@ class MessageBus:
                 )
             if queue:
                 message = queue.popleft()
-                kind = type(message)
-                targets = handlers.get(kind, empty)
-                settled = settled_of.get(kind)
+                targets, settled = routes.get(type(message), _NO_ROUTE)
                 if settled:
                     for handler in settled:
                         deferred.append((handler, message))
