@@ -189,6 +189,8 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         so skipping a bar would change which mark they read, and the result's last bits."""
         if self._exposed and self._cross:
             return after + 1
+        if not self._orders.resting and not self._exposed:
+            return NEVER  # nothing rests and nothing can be liquidated
         best = NEVER
         for book in self._books.values():
             for live in book:
@@ -295,8 +297,12 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                 path = bar_path(bar, low_first)
                 if mark_path is not None:
                     mark_path = self._mark_path(bar)
-                pending = [o for o, _ in taking_part if not o.closed and o not in executed]
-                later = self._hits(pending, path, 0.0)
+                pending = (
+                    [o for o, _ in taking_part if not o.closed and o not in executed]
+                    if len(taking_part) > 1
+                    else _NONE  # the one order taking part has just executed
+                )
+                later = self._hits(pending, path, 0.0) if pending else []
             elif released:
                 later = [h for h in hits[k:] if not h[2].closed] + self._hits(released, path, time)
             else:
