@@ -86,6 +86,7 @@ class MessageBus:
         "_ready",
         "_routes",
         "_subscriptions",
+        "_version",
         "listening",
         "max_steps",
     )
@@ -104,6 +105,9 @@ class MessageBus:
         self._masks: dict[type, int] = {}
         self._queue: deque[object] = deque()
         self._deferred: deque[tuple[Handler, object]] = deque()
+        # Moves whenever any type's handlers change: `deliver_each` holds a type's handlers
+        # while it stays put.
+        self._version = 0
         self.max_steps = max_steps
 
     def subscribe(
@@ -131,6 +135,7 @@ class MessageBus:
             )
         self._routes[message_type] = both
         self.listening[message_type] = bool(both[0] or both[1])
+        self._version += 1
 
     def publish(self, message: object) -> None:
         self._queue.append(message)
@@ -159,14 +164,18 @@ class MessageBus:
         queue = self._queue
         if queue or self._deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
-        handlers, settled = self._routes.get(type(message), _NO_ROUTE)
-        for handler in handlers:
-            try:
-                handler(message)
-            except BusError:
-                raise
-            except Exception as exc:
-                raise self._failed(handler, message, exc) from exc
+        kind = type(message)
+        handlers, settled = self._routes.get(kind, _NO_ROUTE)
+        if handlers:
+            for handler in handlers:
+                try:
+                    handler(message)
+                except BusError:
+                    raise
+                except Exception as exc:
+                    raise self._failed(handler, message, exc) from exc
+            # The settled handlers as they are once the others ran.
+            settled = self._routes.get(kind, _NO_ROUTE)[1]
         if settled:
             if queue:
                 for handler in settled:
@@ -189,7 +198,13 @@ class MessageBus:
 
         The bus must be drained on entry; it is again after each message (`drain` runs until
         nothing is left, or raises), so that is checked once, not per message. Only this loop
-        moves the clock while it runs, so the time it last set is held in a local."""
+        moves the clock while it runs, so the time it last set is held in a local.
+
+        A run of messages of one type (the bars) finds the same handlers each time until a
+        handler changes them, which moves the bus's version: they are looked up again only
+        then. Where the type's only active subscriber is one settled handler (a dense run's
+        strategy while no order rests), nothing is queued when it is reached, so it is called
+        at once, as `deliver` would."""
         queue = self._queue
         deferred = self._deferred
         if queue or deferred:
@@ -198,30 +213,49 @@ class MessageBus:
         drain = self.drain
         count = 0
         now = clock.now
+        held: type | None = None  # the type whose handlers are held, as of `version`
+        version = -1
+        before: tuple[Handler, ...] = ()
+        only: Handler | None = None
         for ts, message in ticks:
             if ts < now:
                 clock.advance_to(ts)  # refuses, with the clock's own error
             clock.now = now = ts
-            handlers, settled = routes.get(type(message), _NO_ROUTE)
-            for handler in handlers:
+            kind = type(message)
+            if kind is not held or self._version != version:
+                held = kind
+                version = self._version
+                before, after = routes.get(kind, _NO_ROUTE)
+                only = after[0] if not before and len(after) == 1 else None
+            if only is not None:
                 try:
-                    handler(message)
+                    only(message)
                 except BusError:
                     raise
                 except Exception as exc:
-                    raise self._failed(handler, message, exc) from exc
-            if settled:
-                if queue:
-                    for handler in settled:
-                        deferred.append((handler, message))
-                else:
-                    for handler in settled:
-                        try:
-                            handler(message)
-                        except BusError:
-                            raise
-                        except Exception as exc:
-                            raise self._failed(handler, message, exc) from exc
+                    raise self._failed(only, message, exc) from exc
+            else:
+                for handler in before:
+                    try:
+                        handler(message)
+                    except BusError:
+                        raise
+                    except Exception as exc:
+                        raise self._failed(handler, message, exc) from exc
+                # As `deliver` does: the settled handlers as they are once the others ran.
+                settled = routes.get(kind, _NO_ROUTE)[1]
+                if settled:
+                    if queue:
+                        for handler in settled:
+                            deferred.append((handler, message))
+                    else:
+                        for handler in settled:
+                            try:
+                                handler(message)
+                            except BusError:
+                                raise
+                            except Exception as exc:
+                                raise self._failed(handler, message, exc) from exc
             if queue or deferred:
                 drain()
             count += 1
