@@ -39,7 +39,7 @@ def test_a_compiled_run_builds_its_frames_when_read_and_they_equal_the_event_pat
 def test_the_joined_sides_are_the_frames_side_column_joined(sides: list[bool]) -> None:
     column = pl.Series(["buy" if side else "sell" for side in sides], dtype=pl.String)
     expected = column.str.join(STRING_SEPARATOR).item()
-    assert _joined_sides(np.array(sides, dtype=bool)) == expected
+    assert _joined_sides(np.array(sides, dtype=bool)) == expected.encode()
 
 
 @pytest.mark.parametrize("names", [[], ["A"], ["A", "B", "A", "A"], ["BTC/USDT"] * 5])
@@ -57,5 +57,5 @@ def test_the_joined_names_are_the_frames_instrument_column_joined(names: list[st
     )
     columns = fill_columns(frame)
     expected = frame["instrument"].str.join(STRING_SEPARATOR).item()
-    assert _joined_names(columns.symbols, columns.codes) == expected
+    assert _joined_names(columns.symbols, columns.codes) == expected.encode()
     assert columns.tags() is None
