@@ -6,7 +6,7 @@ import functools
 import html
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import msgspec
 import numpy as np
@@ -32,6 +32,35 @@ if TYPE_CHECKING:
 UTC_NS = pl.Datetime("ns", "UTC")
 
 
+class FrameBuiltWhenRead:
+    """A result's frame given as a frame or as what builds it, called when the frame is first read
+    (adr/0026): most runs of a sweep never read their fills or orders."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}"
+
+    @overload
+    def __get__(self, result: None, owner: type) -> FrameBuiltWhenRead: ...
+    @overload
+    def __get__(self, result: object, owner: type) -> pl.DataFrame: ...
+    def __get__(self, result: object | None, owner: type) -> pl.DataFrame | FrameBuiltWhenRead:
+        if result is None:
+            return self
+        given: pl.DataFrame | Callable[[], pl.DataFrame] = getattr(result, self._slot)
+        if isinstance(given, pl.DataFrame):
+            return given
+        frame = given()
+        setattr(result, self._slot, frame)
+        return frame
+
+    def __set__(self, result: object, frame: pl.DataFrame | Callable[[], pl.DataFrame]) -> None:
+        setattr(result, self._slot, frame)
+
+
 class RunResult:
     """What `Backtest.run` returns. Frames are polars; `stats` is a dict with a readable repr."""
 
@@ -55,11 +84,10 @@ class RunResult:
         self.strategy = strategy
         self.params = params
         self.seed = seed
-        # Frames, or what builds them when first read (`trades`, `fills`, `orders`, `equity`).
-        self._trades = trades
-        self._fills = fills
-        self._orders = orders
-        self._equity = equity
+        self.trades = trades
+        self.fills = fills
+        self.orders = orders
+        self.equity = equity
         self.stats = stats
         self.digest = digest
         self.repairs = repairs
@@ -77,50 +105,17 @@ class RunResult:
         # The run directory, once saved.
         self.run_dir: Path | None = None
 
-    @property
-    def trades(self) -> pl.DataFrame:
-        """The round trips (`metrics.trades.TRADE_SCHEMA`), closed ones in the order they closed."""
-        if not isinstance(self._trades, pl.DataFrame):
-            self._trades = self._trades()
-        return self._trades
-
-    @trades.setter
-    def trades(self, frame: pl.DataFrame) -> None:
-        self._trades = frame
-
-    @property
-    def equity(self) -> pl.DataFrame:
-        """The account at every bar: ts, cash, position_value, equity, drawdown_pct, funding and
-        notional (`equity_frame`)."""
-        if not isinstance(self._equity, pl.DataFrame):
-            self._equity = self._equity()
-        return self._equity
-
-    @equity.setter
-    def equity(self, frame: pl.DataFrame) -> None:
-        self._equity = frame
-
-    @property
-    def fills(self) -> pl.DataFrame:
-        """Every fill, in the order booked (`FILL_SCHEMA`)."""
-        if not isinstance(self._fills, pl.DataFrame):
-            self._fills = self._fills()
-        return self._fills
-
-    @fills.setter
-    def fills(self, frame: pl.DataFrame) -> None:
-        self._fills = frame
-
-    @property
-    def orders(self) -> pl.DataFrame:
-        """Every order, in the order submitted (`ORDER_SCHEMA`, timestamps as UTC datetimes)."""
-        if not isinstance(self._orders, pl.DataFrame):
-            self._orders = self._orders()
-        return self._orders
-
-    @orders.setter
-    def orders(self, frame: pl.DataFrame) -> None:
-        self._orders = frame
+    trades = FrameBuiltWhenRead(
+        "The round trips (`metrics.trades.TRADE_SCHEMA`), closed ones in the order they closed."
+    )
+    fills = FrameBuiltWhenRead("Every fill, in the order booked (`FILL_SCHEMA`).")
+    orders = FrameBuiltWhenRead(
+        "Every order, in the order submitted (`ORDER_SCHEMA`, timestamps as UTC datetimes)."
+    )
+    equity = FrameBuiltWhenRead(
+        "The account at every bar: ts, cash, position_value, equity, drawdown_pct, funding and "
+        "notional (`equity_frame`)."
+    )
 
     def __repr__(self) -> str:
         s = self.stats

@@ -14,12 +14,12 @@ from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
-from tests.property.test_compiled_margin import Scripted
-from tests.property.test_compiled_path import (
+from tests.property._identity import (
     assert_identical,
     in_every_mode,
     in_every_mode_or_handed_back,
 )
+from tests.property.test_compiled_margin import Scripted
 from tests.property.test_signal_mode import long_rows
 
 

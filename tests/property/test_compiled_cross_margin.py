@@ -17,8 +17,9 @@ from backtester.engine import SetupError
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
+from tests.property._identity import assert_same_as_dense
 from tests.property.test_compiled_liquidation import BRACKETS, SYMBOL, swinging_rows
-from tests.property.test_compiled_margin import Scripted, _same, marks_for
+from tests.property.test_compiled_margin import Scripted, marks_for
 from tests.property.test_perpetual_runs import funding_series
 
 cross_perpetuals = st.builds(
@@ -97,14 +98,7 @@ def test_compiled_cross_margin_runs_equal_dense_mode(
     event(
         f"liquidations: {min(dense.stats['liquidations'], 2)}; funding: {dense.funding.height > 0}"
     )
-    for mode, result in results.items():
-        assert result.digest == dense.digest, mode
-        assert result.orders.equals(dense.orders), mode
-        assert result.fills.equals(dense.fills), mode
-        assert result.trades.equals(dense.trades), mode
-        assert result.equity.equals(dense.equity), mode
-        assert result.funding.equals(dense.funding), mode
-        assert _same(result.stats, dense.stats), mode
+    assert_same_as_dense(dense, results, "orders", "fills", "trades", "equity", "funding")
 
 
 def test_signal_mode_reads_the_marks_dense_mode_reads_on_a_cross_account() -> None:
@@ -153,9 +147,4 @@ def test_a_stop_and_reverse_sma_cross_at_50x_cross_margin_on_real_data_is_compil
     }
     dense = results["dense"]
     assert dense.stats["liquidations"] >= 1
-    for mode, result in results.items():
-        assert result.digest == dense.digest, mode
-        assert result.orders.equals(dense.orders), mode
-        assert result.fills.equals(dense.fills), mode
-        assert result.trades.equals(dense.trades), mode
-        assert _same(result.stats, dense.stats), mode
+    assert_same_as_dense(dense, results, "orders", "fills", "trades")

@@ -19,12 +19,12 @@ from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import NoSlippage
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
-from tests.property.test_compiled_margin import Scripted
-from tests.property.test_compiled_path import (
+from tests.property._identity import (
     assert_identical,
     in_every_mode,
     in_every_mode_or_handed_back,
 )
+from tests.property.test_compiled_margin import Scripted
 from tests.property.test_signal_mode import long_rows
 
 STEPS = [1e-8, 1e-5, 0.001, 0.01, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 10.0, 0.00025]

@@ -19,8 +19,8 @@ from backtester.execution.fees import FixedRateFee
 from backtester.orders.base import touch
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
-from tests.property.test_compiled_margin import Scripted, _same, marks_for
-from tests.property.test_compiled_path import in_every_mode_or_handed_back
+from tests.property._identity import assert_same_as_dense, in_every_mode_or_handed_back
+from tests.property.test_compiled_margin import Scripted, marks_for
 from tests.property.test_perpetual_runs import funding_series
 
 SYMBOL = "BTC/USDT:USDT"
@@ -121,14 +121,7 @@ def test_compiled_liquidations_equal_the_event_driven_modes(
     liquidated = dense.stats["liquidations"]
     canceled = dense.orders.filter(reason="position liquidated").height
     event(f"liquidations: {min(liquidated, 2)}; resting orders canceled: {canceled > 0}")
-    for mode, result in results.items():
-        assert result.digest == dense.digest, mode
-        assert result.orders.equals(dense.orders), mode
-        assert result.fills.equals(dense.fills), mode
-        assert result.trades.equals(dense.trades), mode
-        assert result.equity.equals(dense.equity), mode
-        assert result.funding.equals(dense.funding), mode
-        assert _same(result.stats, dense.stats), mode
+    assert_same_as_dense(dense, results, "orders", "fills", "trades", "equity", "funding")
 
 
 prices = st.sampled_from([90.0, 95.0, 99.5, 100.0, 100.5, 105.0, 110.0])
@@ -172,9 +165,4 @@ def test_a_stop_and_reverse_sma_cross_at_50x_on_real_perpetual_data_is_liquidate
     assert dense.stats["liquidations"] == 2
     assert dense.orders.filter(reason="position liquidated").height == 2
     assert dense.trades["liquidated"].sum() == 2
-    for mode, result in results.items():
-        assert result.digest == dense.digest, mode
-        assert result.orders.equals(dense.orders), mode
-        assert result.fills.equals(dense.fills), mode
-        assert result.trades.equals(dense.trades), mode
-        assert _same(result.stats, dense.stats), mode
+    assert_same_as_dense(dense, results, "orders", "fills", "trades")

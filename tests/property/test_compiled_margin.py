@@ -22,6 +22,7 @@ from backtester.execution.slippage import NoSlippage
 from backtester.strategies import SmaCross
 from backtester.strategy.signal import SignalStrategy
 from tests.engine_support import bars_frame
+from tests.property._identity import assert_same_as_dense
 from tests.property.test_perpetual_runs import funding_series
 from tests.property.test_signal_mode import long_rows
 
@@ -142,22 +143,8 @@ def test_compiled_perpetual_runs_equal_the_event_driven_modes(
     event(
         f"funding paid: {dense.funding.height > 0}; leverage denials: {dense.stats['fills'] < dense.stats['orders']}"
     )
-    for result in (run("signal", rows, knobs, params), compiled):
-        assert result.digest == dense.digest
-        assert result.orders.equals(dense.orders)
-        assert result.fills.equals(dense.fills)
-        assert result.trades.equals(dense.trades)
-        assert result.equity.equals(dense.equity)
-        assert result.funding.equals(dense.funding)
-        assert _same(result.stats, dense.stats)
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Equal statistics, NaN equal to NaN."""
-    return a.keys() == b.keys() and all(
-        x == b[k] or (isinstance(x, float) and math.isnan(x) and math.isnan(b[k]))
-        for k, x in a.items()
-    )
+    results = {"signal": run("signal", rows, knobs, params), "compiled": compiled}
+    assert_same_as_dense(dense, results, "orders", "fills", "trades", "equity", "funding")
 
 
 def test_a_short_sma_cross_on_real_perpetual_data_is_compiled_with_its_funding() -> None:
@@ -178,8 +165,4 @@ def test_a_short_sma_cross_on_real_perpetual_data_is_compiled_with_its_funding()
     }
     dense = results["dense"]
     assert dense.stats["short_trades"] >= 3 and dense.funding.height >= 4
-    for result in results.values():
-        assert result.digest == dense.digest
-        assert result.orders.equals(dense.orders)
-        assert result.funding.equals(dense.funding)
-        assert _same(result.stats, dense.stats)
+    assert_same_as_dense(dense, results, "orders", "funding")

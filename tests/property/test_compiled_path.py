@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult, VolumeShareSlippage
+from backtester import Backtest, FixedBpsSlippage, Instrument, VolumeShareSlippage
 from backtester.domain.messages import Bar
 from backtester.engine import SetupError
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
@@ -23,6 +23,7 @@ from backtester.strategies import SmaCross
 from backtester.strategy.context import StrategyError
 from backtester.strategy.signal import SignalStrategy
 from tests.engine_support import bars_frame
+from tests.property._identity import assert_identical, in_every_mode
 from tests.property.test_signal_mode import long_rows
 
 SYMBOL = "BTC/USDT"
@@ -46,33 +47,6 @@ class Scripted(SignalStrategy[ScriptParams]):
 
     def signals(self) -> np.ndarray:
         return np.array(self.params.signal, dtype=np.int8)
-
-
-def in_every_mode(make: Any) -> dict[str, RunResult]:
-    return {mode: make(mode) for mode in ("dense", "signal", "compiled")}
-
-
-def in_every_mode_or_handed_back(make: Any, *reasons: str) -> dict[str, RunResult] | str:
-    """The run in every mode; or, where the compiled path declines it for one of `reasons`, that
-    reason, once `auto` (which hands the run to the event path) is shown to give dense's digest."""
-    try:
-        return in_every_mode(make)
-    except SetupError as declined:
-        reason = str(declined)
-        assert any(expected in reason for expected in reasons), reason
-        assert make("auto").digest == make("dense").digest
-        return reason
-
-
-def assert_identical(results: dict[str, RunResult]) -> None:
-    dense = results["dense"]
-    for mode, result in results.items():
-        assert result.digest == dense.digest, mode
-        assert result.orders.equals(dense.orders), mode
-        assert result.fills.equals(dense.fills), mode
-        assert result.trades.equals(dense.trades), mode
-        assert result.equity.equals(dense.equity), mode
-        assert result.stats == dense.stats, mode
 
 
 @settings(max_examples=150, deadline=None)

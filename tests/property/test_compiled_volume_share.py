@@ -15,12 +15,12 @@ from backtester import Backtest, Instrument, RunResult, VolumeShareSlippage
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
 from tests.engine_support import bars_frame
-from tests.property.test_compiled_margin import Scripted
-from tests.property.test_compiled_path import (
+from tests.property._identity import (
     assert_identical,
     in_every_mode,
     in_every_mode_or_handed_back,
 )
+from tests.property.test_compiled_margin import Scripted
 
 half_units = st.integers(min_value=160, max_value=240).map(lambda k: k / 2)
 
