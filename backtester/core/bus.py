@@ -83,6 +83,7 @@ class MessageBus:
         "_ready",
         "_settled",
         "_subscriptions",
+        "_version",
         "max_steps",
     )
 
@@ -97,6 +98,9 @@ class MessageBus:
         self._masks: dict[type, int] = {}
         self._queue: deque[object] = deque()
         self._deferred: deque[tuple[Handler, object]] = deque()
+        # Moves whenever any type's handlers change: `deliver_each` holds a type's handlers
+        # while it stays put.
+        self._version = 0
         self.max_steps = max_steps
 
     def subscribe(
@@ -123,6 +127,7 @@ class MessageBus:
                 tuple([s.handler for s in subscriptions if s.active and s.settled]),
             )
         self._handlers[message_type], self._settled[message_type] = both
+        self._version += 1
 
     def publish(self, message: object) -> None:
         self._queue.append(message)
@@ -177,7 +182,13 @@ class MessageBus:
 
         The bus must be drained on entry; it is again after each message (`drain` runs until
         nothing is left, or raises), so that is checked once, not per message. Only this loop
-        moves the clock while it runs, so the time it last set is held in a local."""
+        moves the clock while it runs, so the time it last set is held in a local.
+
+        A run of messages of one type (the bars) finds the same handlers each time until a
+        handler changes them, which moves the bus's version: they are looked up again only
+        then. Where the type's only active subscriber is one settled handler (a dense run's
+        strategy while no order rests), nothing is queued when it is reached, so it is called
+        at once, as `deliver` would."""
         queue = self._queue
         deferred = self._deferred
         if queue or deferred:
@@ -188,31 +199,50 @@ class MessageBus:
         empty: tuple[Handler, ...] = ()
         count = 0
         now = clock.now
+        held: type | None = None  # the type whose handlers are held, as of `version`
+        version = -1
+        before = empty
+        only: Handler | None = None
         for ts, message in ticks:
             if ts < now:
                 clock.advance_to(ts)  # refuses, with the clock's own error
             clock.now = now = ts
             kind = type(message)
-            for handler in handlers.get(kind, empty):
+            if kind is not held or self._version != version:
+                held = kind
+                version = self._version
+                before = handlers.get(kind, empty)
+                after = settled_of.get(kind, empty)
+                only = after[0] if not before and len(after) == 1 else None
+            if only is not None:
                 try:
-                    handler(message)
+                    only(message)
                 except BusError:
                     raise
                 except Exception as exc:
-                    raise self._failed(handler, message, exc) from exc
-            settled = settled_of.get(kind)
-            if settled:
-                if queue:
-                    for handler in settled:
-                        deferred.append((handler, message))
-                else:
-                    for handler in settled:
-                        try:
-                            handler(message)
-                        except BusError:
-                            raise
-                        except Exception as exc:
-                            raise self._failed(handler, message, exc) from exc
+                    raise self._failed(only, message, exc) from exc
+            else:
+                for handler in before:
+                    try:
+                        handler(message)
+                    except BusError:
+                        raise
+                    except Exception as exc:
+                        raise self._failed(handler, message, exc) from exc
+                # As `deliver` does: the settled handlers as they are once the others ran.
+                settled = settled_of.get(kind)
+                if settled:
+                    if queue:
+                        for handler in settled:
+                            deferred.append((handler, message))
+                    else:
+                        for handler in settled:
+                            try:
+                                handler(message)
+                            except BusError:
+                                raise
+                            except Exception as exc:
+                                raise self._failed(handler, message, exc) from exc
             if queue or deferred:
                 drain()
             count += 1

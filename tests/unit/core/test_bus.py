@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from backtester.core.bus import BusError, HandlerFailed, MessageBus, StepLimitExceeded
+from backtester.core.bus import (
+    BusError,
+    HandlerFailed,
+    MessageBus,
+    StepLimitExceeded,
+    Subscription,
+)
+from backtester.core.clock import SimClock
 
 
 @dataclass(frozen=True)
@@ -235,3 +242,68 @@ def test_settled_handler_failure_is_reported_with_context() -> None:
     with pytest.raises(HandlerFailed, match="broken failed on Ping: ValueError: boom"):
         bus.deliver(Ping(3))
     assert bus.pending == 0
+
+
+def switching_bus(log: list[str]) -> MessageBus:
+    """Pings go to a settled handler alone until Ping(2), which resumes a paused plain handler
+    (it publishes a Pong, so the settled one waits for it) until Ping(4) pauses it again; a Pong
+    in the stream is another type between the pings."""
+    bus = MessageBus()
+    subscriptions: dict[str, Subscription] = {}
+
+    def plain(ping: Ping) -> None:
+        log.append(f"plain:{ping.n}")
+        bus.publish(Pong(ping.n))
+
+    def settled(ping: Ping) -> None:
+        log.append(f"settled:{ping.n}")
+        if ping.n == 2:
+            subscriptions["plain"].resume()
+        if ping.n == 4:
+            subscriptions["plain"].pause()
+
+    def pong(message: Pong) -> None:
+        log.append(f"pong:{message.n}")
+
+    subscriptions["plain"] = bus.subscribe(Ping, plain)
+    subscriptions["plain"].pause()
+    bus.subscribe(Ping, settled, settled=True)
+    bus.subscribe(Pong, pong)
+    return bus
+
+
+def test_deliver_each_equals_deliver_per_message_while_handlers_change() -> None:
+    stream: list[Ping | Pong] = [Ping(0), Ping(1), Pong(9), Ping(2), Ping(3), Ping(4), Ping(5)]
+    each: list[str] = []
+    one_by_one: list[str] = []
+    count = switching_bus(each).deliver_each(SimClock(), ((0, m) for m in stream))
+    single = switching_bus(one_by_one)
+    for message in stream:
+        single.deliver(message)
+    assert count == len(stream)
+    assert each == one_by_one
+    assert each == [
+        "settled:0",
+        "settled:1",
+        "pong:9",
+        "settled:2",
+        "plain:3",
+        "pong:3",
+        "settled:3",
+        "plain:4",
+        "pong:4",
+        "settled:4",
+        "settled:5",
+    ]
+
+
+def test_deliver_each_reports_a_failing_lone_settled_handler() -> None:
+    bus = MessageBus()
+
+    def broken(ping: Ping) -> None:
+        if ping.n == 1:
+            raise ValueError("boom")
+
+    bus.subscribe(Ping, broken, settled=True)
+    with pytest.raises(HandlerFailed, match="broken failed on Ping: ValueError: boom"):
+        bus.deliver_each(SimClock(), [(0, Ping(0)), (1, Ping(1))])
