@@ -4,8 +4,8 @@ funding, liquidates and settles positions.
 Like a real exchange it keeps its own account (`accounting`): it sizes fraction orders at the fill
 price, caps a fill at what the account can pay for and hold (spot: no negative cash, no short), and,
 on a margin account, charges funding and liquidates a position whose mark reaches its liquidation
-price along the bar's path. The client-side ledger (`account`) books the same fills from events; a
-test checks that both agree.
+price along the bar's path. The client-side ledger (`account`) takes what each of its bookings left
+when the fill's event reaches it (adr/0029); a test checks that both agree.
 
 Its parts, one job each: the state and the primitives of closing an order (`venue_state`), linked
 orders (`linked`), funding, settlement and liquidation (`margin`), the sizing of a fill (`sizing`);
@@ -445,23 +445,22 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         order = live.order
         symbol = order.instrument
         held = self.account.positions[symbol].quantity
-        self._book(symbol, order.side is BUY, quantity, price, fee)
         # Positional, in OrderFilled's field order (order_id, instrument, side, price, quantity,
         # fee, liquidity, leaves_quantity, ts_event, ts_init).
-        self._publish(
-            OrderFilled(
-                order.order_id,
-                symbol,
-                order.side,
-                price,
-                quantity,
-                fee,
-                liquidity,
-                leaves,
-                ts_event,
-                self._clock.now,
-            )
+        fill = OrderFilled(
+            order.order_id,
+            symbol,
+            order.side,
+            price,
+            quantity,
+            fee,
+            liquidity,
+            leaves,
+            ts_event,
+            self._clock.now,
         )
+        self._book(fill)
+        self._publish(fill)
         if live.oco:
             self._cancel_others(live)
         after = self.account.positions[symbol].quantity
