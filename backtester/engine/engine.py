@@ -516,7 +516,8 @@ def _next_row(active: np.ndarray, venue_wake: Callable[[int], int]) -> Callable[
     def next_row(i: int) -> int:
         k = bisect_right(rows, i)
         strategy_row = rows[k] if k < count else NEVER
-        return min(strategy_row, venue_wake(i))
+        venue_row = venue_wake(i)
+        return strategy_row if strategy_row < venue_row else venue_row
 
     return next_row
 

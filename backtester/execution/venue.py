@@ -173,10 +173,18 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         self, symbol: str, low: np.ndarray, high: np.ndarray, ts: np.ndarray | None = None
     ) -> None:
         """Signal mode: the bar ranges that `next_wake` scans to find where resting orders trigger,
-        and the bar times, where orders with an expiry time expire."""
+        and the bar times, where orders with an expiry time expire.
+
+        The venue then takes every bar visited: signal mode visits few bars besides those where
+        an order can fill, and on the others it has nothing to do, so pausing and resuming its
+        subscription around each order would cost more than the calls it saves."""
         self._ranges[symbol] = (low, high)
         if ts is not None:
             self._times[symbol] = ts
+        subscription = self._bar_subscription
+        if subscription is not None:
+            subscription.resume()
+            self._bar_subscription = None
 
     def next_wake(self, after: int) -> int:
         """The first row after `after` on which some resting order can fill (or must expire), or a
