@@ -38,7 +38,7 @@ from backtester.execution.book import expiry_of
 from backtester.execution.linked import LinkedOrders
 from backtester.execution.margin import MarginWatch
 from backtester.execution.sizing import FillSizing
-from backtester.orders import END, KINDS, LiveOrder, Path, Trigger, bar_path, kind_of
+from backtester.orders import END, KINDS, LiveOrder, OrderKind, Path, Trigger, bar_path, kind_of
 
 NEVER = sys.maxsize
 
@@ -119,7 +119,8 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
             return
         if self._filled_on_arrival:
             self._filled_on_arrival.clear()
-        kind.start(live, order.ref_price)
+        if type(kind).start is not OrderKind.start:  # most types start with nothing to set
+            kind.start(live, order.ref_price)
         last = self._last_bar.get(order.instrument) if self._fill.trade_on_close else None
         if last is not None and kind.immediate:
             done, filled_now, price = self._execute(
@@ -134,7 +135,8 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         self._orders.rest(live)
         if order.oco_id is not None:
             self._link(live)
-        self._watch_bars()
+        if self._bar_subscription is not None:
+            self._watch_bars()
 
     def on_cancel(self, command: CancelOrder) -> None:
         now = self._clock.now
@@ -310,10 +312,13 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                     if len(taking_part) > 1
                     else _NONE  # the one order taking part has just executed
                 )
-                later = self._hits(pending, path, 0.0) if pending else []
+                later = self._hits(pending, path, 0.0) if pending else _NO_HITS
             elif released:
                 later = [h for h in hits[k:] if not h[2].closed] + self._hits(released, path, time)
             else:
+                continue
+            if not later:
+                count = k  # what is left of `hits` is dropped, as `hits[:k] + later` would
                 continue
             if len(later) > 1:
                 later.sort(key=_hit_order)
@@ -479,6 +484,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
 # Every eligible order takes part in a bar's matching from its open (path time 0), zipped in.
 _AT_OPEN = repeat(0.0)
 _NONE: list[LiveOrder] = []  # never appended to
+_NO_HITS: list[tuple[float, int, LiveOrder, Trigger]] = []  # never appended to
 
 
 def _hit_order(hit: tuple[float, int, LiveOrder, Trigger]) -> tuple[float, int]:

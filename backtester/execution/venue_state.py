@@ -115,7 +115,8 @@ class VenueState:
 
     def _remove(self, live: LiveOrder) -> None:
         self._orders.remove(live)
-        self._watch_bars()
+        if self._bar_subscription is not None:
+            self._watch_bars()
 
     def _watch_bars(self) -> None:
         """Be called for bars exactly while something can happen on one."""

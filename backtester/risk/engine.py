@@ -10,7 +10,7 @@ from backtester.accounting.accounts import Account, MarginAccount
 from backtester.config import RiskConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
-from backtester.domain.enums import BUY, TAKER
+from backtester.domain.enums import BUY, GTC, TAKER
 from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
 from backtester.domain.messages import (
@@ -247,9 +247,11 @@ class RiskEngine:
         reason = rules.check_shape(order) or kind.validate(order)
         if reason:
             return Denial("malformed", reason), None, None
-        reason = rules.check_time_in_force(order, self._clock.now)
-        if reason:
-            return Denial("time_in_force", reason), None, None
+        if order.time_in_force is not GTC or order.expire_time is not None or order.post_only:
+            # A GTC order without expiry or post-only flag passes these checks by construction.
+            reason = rules.check_time_in_force(order, self._clock.now)
+            if reason:
+                return Denial("time_in_force", reason), None, None
         order = kind.on_grids(order, instrument)
         if order.quantity is not None and instrument.lot_size is not None:
             order = _on_lot(order, instrument)

@@ -253,7 +253,7 @@ class Strategy(Generic[P]):
                 instrument=instrument,
                 quantity=quantity,
                 fraction=fraction,
-                order_type=_order_type(limit, stop),
+                order_type=MARKET if limit is None and stop is None else _order_type(limit, stop),
                 limit_price=limit,
                 stop_price=stop,
                 time_in_force=time_in_force,
