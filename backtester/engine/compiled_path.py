@@ -33,8 +33,10 @@ from backtester.results import (
     DeferredFills,
     DeferredOrders,
     Later,
+    Marked,
     RunResult,
     build_result,
+    unit_values,
 )
 from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
@@ -143,6 +145,7 @@ def run_plan(
         if margin
         else None
     )
+    multipliers = {instrument.symbol: instrument.contract_size} if margin else None
     sim = signal_path.simulate(
         plan.signal,
         open_,
@@ -164,6 +167,9 @@ def run_plan(
         max_position_quantity=_limit(limits.max_position_quantity),
         max_position_notional=_limit(limits.max_position_notional),
         cap_limits=limits.on_limit == "cap",
+        # The loop marks the account to market after each bar, as build_result would have.
+        ts=ts,
+        unit_value=unit_values({instrument.symbol: mark.close}, multipliers)[instrument.symbol],
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
@@ -248,13 +254,14 @@ def run_plan(
         repairs=repairs,
         stats=stats,
         account=account,
-        multipliers={symbol: instrument.contract_size} if margin else None,
+        multipliers=multipliers,
         funding=_funding_frame(symbol, funding, sim) if margin else None,
         liquidations=sim.liquidations,
         ranges={symbol: (ts, high, low)},
         fill_rows=sim.fill_row,
         positions_given_away=True,
         interval=interval,
+        marked=Marked(sim.equity, sim.deepest_drawdown, sim.longest_drawdown, sim.exposed_bars),
     )
 
 
