@@ -30,30 +30,67 @@ class Journal:
 
     A booking is journaled at the clock's time: a bar's at its close, when the bar is handled
     (adr/0020). One made by a scheduled event (a funding, an expiry) at time t is marked `after`:
-    it belongs after the bars that closed at t, so a state sampled at t leaves it out."""
+    it belongs after the bars that closed at t, so a state sampled at t leaves it out.
+
+    Each booking is one row (time, after, cash, funding paid, then each instrument's quantity and
+    cost basis), appended once; the columns are made when the journal is read."""
 
     def __init__(self, instruments: tuple[str, ...]) -> None:
         self.instruments = instruments
-        self.ts: list[int] = []
-        self.after: list[bool] = []
-        self.cash: list[float] = []
-        self.funding: list[float] = []
-        self.positions: dict[str, list[float]] = {s: [] for s in instruments}
-        self.cost_basis: dict[str, list[float]] = {s: [] for s in instruments}
+        self.rows: list[tuple[int | bool | float, ...]] = []
 
     def record(self, ts: int, account: Account, *, after: bool = False) -> None:
-        self.ts.append(ts)
-        self.after.append(after)
-        self.cash.append(account.cash)
-        self.funding.append(account.funding_paid)
         positions = account.positions
+        if len(self.instruments) == 1:
+            position = positions[self.instruments[0]]
+            quantity = position.quantity
+            self.rows.append(
+                (
+                    ts,
+                    after,
+                    account.cash,
+                    account.funding_paid,
+                    quantity,
+                    position_value(quantity, position.avg_price, position.instrument.contract_size),
+                )
+            )
+            return
+        row: list[int | bool | float] = [ts, after, account.cash, account.funding_paid]
         for symbol in self.instruments:
             position = positions[symbol]
             quantity = position.quantity
-            self.positions[symbol].append(quantity)
-            self.cost_basis[symbol].append(
+            row.append(quantity)
+            row.append(
                 position_value(quantity, position.avg_price, position.instrument.contract_size)
             )
+        self.rows.append(tuple(row))
+
+    def _column(self, k: int) -> list[int | bool | float]:
+        return [row[k] for row in self.rows]
+
+    @property
+    def ts(self) -> list[int | bool | float]:
+        return self._column(0)
+
+    @property
+    def after(self) -> list[int | bool | float]:
+        return self._column(1)
+
+    @property
+    def cash(self) -> list[int | bool | float]:
+        return self._column(2)
+
+    @property
+    def funding(self) -> list[int | bool | float]:
+        return self._column(3)
+
+    @property
+    def positions(self) -> dict[str, list[int | bool | float]]:
+        return {s: self._column(4 + 2 * k) for k, s in enumerate(self.instruments)}
+
+    @property
+    def cost_basis(self) -> dict[str, list[int | bool | float]]:
+        return {s: self._column(5 + 2 * k) for k, s in enumerate(self.instruments)}
 
 
 class Sampled:
@@ -82,6 +119,8 @@ class AccountLedger:
         currency: str,
     ) -> None:
         self._bus = bus
+        self._publish = bus.publisher()
+        self._listening = bus.listening
         self._clock = clock
         self.account = account
         self.instruments = tuple(account.positions)
@@ -131,10 +170,10 @@ class AccountLedger:
         account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
         now = self._clock.now
         self.journal.record(now, account, after=now == self._scheduled_at)
-        bus = self._bus
-        if bus.listened(PositionChanged):
+        listening = self._listening
+        if listening.get(PositionChanged):
             position = account.positions[symbol]
-            bus.publish(
+            self._publish(
                 PositionChanged(
                     instrument=symbol,
                     quantity=position.quantity,
@@ -144,7 +183,7 @@ class AccountLedger:
                     ts_init=now,
                 )
             )
-        if bus.listened(AccountState):
+        if listening.get(AccountState):
             self._publish_state(fill)
 
     def on_funding(self, payment: FundingPaid) -> None:
@@ -179,17 +218,18 @@ class AccountLedger:
         booked = at >= 0
         rows = at[booked]
         cash = np.full(len(timestamps), self.initial_cash)
-        cash[booked] = np.asarray(journal.cash)[rows]
+        cash[booked] = np.asarray(journal.cash, dtype=np.float64)[rows]
         funding = np.zeros(len(timestamps))
-        funding[booked] = np.asarray(journal.funding)[rows]
+        funding[booked] = np.asarray(journal.funding, dtype=np.float64)[rows]
         positions: dict[str, np.ndarray] = {}
         cost_basis: dict[str, np.ndarray] = {}
+        held_of, basis_of = journal.positions, journal.cost_basis
         for symbol in self.instruments:
             held = np.zeros(len(timestamps))
-            held[booked] = np.asarray(journal.positions[symbol])[rows]
+            held[booked] = np.asarray(held_of[symbol], dtype=np.float64)[rows]
             positions[symbol] = held
             basis = np.zeros(len(timestamps))
-            basis[booked] = np.asarray(journal.cost_basis[symbol])[rows]
+            basis[booked] = np.asarray(basis_of[symbol], dtype=np.float64)[rows]
             cost_basis[symbol] = basis
         return Sampled(cash, positions, cost_basis, funding)
 

@@ -81,6 +81,9 @@ class Account:
         # Each position's signed quantity by symbol, kept with the positions at every booking: a
         # plain dict, since strategies read it on every bar (`StrategyContext.positions`).
         self.quantities: dict[str, float] = dict.fromkeys(self.instruments, 0.0)
+        # `leverage` of each instrument, read by the sizing on every order (instruments are
+        # immutable, so it never changes during a run).
+        self._leverages = {symbol: self.leverage(symbol) for symbol in self.instruments}
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -178,14 +181,14 @@ class Account:
         raise NotImplementedError
 
     def opening_cost(self, symbol: str, notional: float, fee: float) -> float:
-        return a.opening_cost(notional, fee, self.leverage(symbol))
+        return a.opening_cost(notional, fee, self._leverages[symbol])
 
     def quantity_for(self, symbol: str, price: float, budget: float, fee: FeeOf) -> float:
         """The quantity whose opening cost is about `budget` at `price`, before rounding: the
         estimate `budget / (price * contract size * (1 / leverage + fee rate))`."""
         instrument = self.positions[symbol].instrument
         return a.quantity_for_budget(
-            budget, price, instrument.contract_size, self.leverage(symbol), fee(1.0)
+            budget, price, instrument.contract_size, self._leverages[symbol], fee(1.0)
         )
 
     def affordable(self, symbol: str, price: float, budget: float, fee: FeeOf) -> float:

@@ -17,6 +17,10 @@ M = TypeVar("M")
 Handler = Callable[[Any], None]
 
 
+# The route of a message type nobody subscribed to: no handlers in either lane.
+_NO_ROUTE: tuple[tuple[Handler, ...], tuple[Handler, ...]] = ((), ())
+
+
 class BusError(RuntimeError):
     pass
 
@@ -77,21 +81,24 @@ class MessageBus:
 
     __slots__ = (
         "_deferred",
-        "_handlers",
         "_masks",
         "_queue",
         "_ready",
-        "_settled",
+        "_routes",
         "_subscriptions",
         "_version",
+        "listening",
         "max_steps",
     )
 
     def __init__(self, max_steps: int = 100_000) -> None:
         self._subscriptions: dict[type, list[Subscription]] = {}
-        # Active handlers per type, set on every (un)pause: delivery reads a ready tuple.
-        self._handlers: dict[type, tuple[Handler, ...]] = {}
-        self._settled: dict[type, tuple[Handler, ...]] = {}
+        # Active (handlers, settled handlers) per type, set on every (un)pause: delivery reads
+        # both with one lookup.
+        self._routes: dict[type, tuple[tuple[Handler, ...], tuple[Handler, ...]]] = {}
+        # Whether any subscription to the type is active (`listened`), as a mapping a publisher
+        # can hold and read per message without a call.
+        self.listening: dict[type, bool] = {}
         # Per type, the (handlers, settled handlers) of each mask of active subscriptions met so
         # far: a module that pauses and resumes once per order (the venue) finds them built.
         self._ready: dict[type, dict[int, tuple[tuple[Handler, ...], tuple[Handler, ...]]]] = {}
@@ -126,16 +133,22 @@ class MessageBus:
                 tuple([s.handler for s in subscriptions if s.active and not s.settled]),
                 tuple([s.handler for s in subscriptions if s.active and s.settled]),
             )
-        self._handlers[message_type], self._settled[message_type] = both
+        self._routes[message_type] = both
+        self.listening[message_type] = bool(both[0] or both[1])
         self._version += 1
 
     def publish(self, message: object) -> None:
         self._queue.append(message)
 
+    def publisher(self) -> Callable[[object], None]:
+        """`publish` as the queue's own append: a module that publishes on every order holds it
+        and skips a Python call per message (the queue is never replaced, only cleared)."""
+        return self._queue.append
+
     def listened(self, message_type: type) -> bool:
         """Whether any subscription to the type is active: a publisher may skip building a message
         that nobody would be handed."""
-        return bool(self._handlers.get(message_type) or self._settled.get(message_type))
+        return self.listening.get(message_type, False)
 
     @property
     def pending(self) -> int:
@@ -152,14 +165,17 @@ class MessageBus:
         if queue or self._deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
         kind = type(message)
-        for handler in self._handlers.get(kind, ()):
-            try:
-                handler(message)
-            except BusError:
-                raise
-            except Exception as exc:
-                raise self._failed(handler, message, exc) from exc
-        settled = self._settled.get(kind)
+        handlers, settled = self._routes.get(kind, _NO_ROUTE)
+        if handlers:
+            for handler in handlers:
+                try:
+                    handler(message)
+                except BusError:
+                    raise
+                except Exception as exc:
+                    raise self._failed(handler, message, exc) from exc
+            # The settled handlers as they are once the others ran.
+            settled = self._routes.get(kind, _NO_ROUTE)[1]
         if settled:
             if queue:
                 for handler in settled:
@@ -193,15 +209,13 @@ class MessageBus:
         deferred = self._deferred
         if queue or deferred:
             raise BusError("deliver() needs a drained bus; call drain() first")
-        handlers = self._handlers
-        settled_of = self._settled
+        routes = self._routes
         drain = self.drain
-        empty: tuple[Handler, ...] = ()
         count = 0
         now = clock.now
         held: type | None = None  # the type whose handlers are held, as of `version`
         version = -1
-        before = empty
+        before: tuple[Handler, ...] = ()
         only: Handler | None = None
         for ts, message in ticks:
             if ts < now:
@@ -211,8 +225,7 @@ class MessageBus:
             if kind is not held or self._version != version:
                 held = kind
                 version = self._version
-                before = handlers.get(kind, empty)
-                after = settled_of.get(kind, empty)
+                before, after = routes.get(kind, _NO_ROUTE)
                 only = after[0] if not before and len(after) == 1 else None
             if only is not None:
                 try:
@@ -230,7 +243,7 @@ class MessageBus:
                     except Exception as exc:
                         raise self._failed(handler, message, exc) from exc
                 # As `deliver` does: the settled handlers as they are once the others ran.
-                settled = settled_of.get(kind)
+                settled = routes.get(kind, _NO_ROUTE)[1]
                 if settled:
                     if queue:
                         for handler in settled:
@@ -258,10 +271,8 @@ class MessageBus:
         only when the queue is empty. Returns the step count."""
         queue = self._queue
         deferred = self._deferred
-        handlers = self._handlers
-        settled_of = self._settled
+        routes = self._routes
         max_steps = self.max_steps
-        empty: tuple[Handler, ...] = ()
         steps = 0
         while queue or deferred:
             steps += 1
@@ -274,9 +285,7 @@ class MessageBus:
                 )
             if queue:
                 message = queue.popleft()
-                kind = type(message)
-                targets = handlers.get(kind, empty)
-                settled = settled_of.get(kind)
+                targets, settled = routes.get(type(message), _NO_ROUTE)
                 if settled:
                     for handler in settled:
                         deferred.append((handler, message))

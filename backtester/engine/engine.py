@@ -111,7 +111,7 @@ class Engine:
         # bus to order on.
         self.ctx = StrategyContext(
             self.clock,
-            _no_orders if bus is None else bus.publish,
+            _no_orders if bus is None else bus.publisher(),
             data,
             currency,
             self._new_account(),
@@ -213,7 +213,7 @@ class Engine:
         self.mode = _event_mode(type(self.strategy), self.data, self.setup)
         bus = MessageBus(max_steps=self.setup.max_steps_per_tick)
         self.ctx = StrategyContext(
-            self.clock, bus.publish, self.data, self.currency, self._new_account(), self.marks
+            self.clock, bus.publisher(), self.data, self.currency, self._new_account(), self.marks
         )
         self.strategy = type(self.strategy)(self.ctx, self.params)
         self.modules = self._wire(bus, self.currency)

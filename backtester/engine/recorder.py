@@ -93,7 +93,11 @@ class Recorder:
         record.filled_quantity += fill.quantity
         record.filled_notional += fill.quantity * fill.price
         if fill.leaves_quantity == 0.0:
-            self._terminal(fill.order_id, _FILLED, fill.ts_event, "")
+            # `_terminal`, written out: one per order.
+            record.status = _FILLED
+            record.reason = ""
+            record.ts_closed = fill.ts_event
+            record.terminal_events += 1
         else:
             record.status = _PARTIALLY_FILLED
 

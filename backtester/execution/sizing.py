@@ -25,7 +25,9 @@ class FillSizing(VenueState):
         """The taker's price after slippage (no worse than a limit it has), and the fraction order
         sized again at it."""
         price = instrument.round_price(
-            self._slippage.fill_price(order.side, hit.price, quantity, bar, self._rng)
+            hit.price
+            if self._no_slippage
+            else self._slippage.fill_price(order.side, hit.price, quantity, bar, self._rng)
         )
         buy = order.side is BUY
         if hit.limit is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
+from itertools import repeat
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from backtester.execution.book import expiry_of
 from backtester.execution.linked import LinkedOrders
 from backtester.execution.margin import MarginWatch
 from backtester.execution.sizing import FillSizing
-from backtester.orders import END, LiveOrder, Path, Trigger, bar_path, kind_of
+from backtester.orders import END, KINDS, LiveOrder, Path, Trigger, bar_path, kind_of
 
 NEVER = sys.maxsize
 
@@ -99,7 +100,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         order = event.order
         self._seq += 1
         now = self._clock.now
-        kind = kind_of(order.order_type)
+        kind = KINDS.get(order.order_type) or kind_of(order.order_type)
         live = LiveOrder(order, kind, self._seq, now, order.quantity)
         if order.time_in_force is not GTC:
             live.expires = expiry_of(order, now)
@@ -116,10 +117,11 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                     child.remaining = filled[0]
                 self._announce(released)
             return
-        self._filled_on_arrival.clear()
+        if self._filled_on_arrival:
+            self._filled_on_arrival.clear()
         kind.start(live, order.ref_price)
-        last = self._last_bar.get(order.instrument)
-        if self._fill.trade_on_close and kind.immediate and last is not None:
+        last = self._last_bar.get(order.instrument) if self._fill.trade_on_close else None
+        if last is not None and kind.immediate:
             done, filled_now, price = self._execute(
                 live, Trigger(1.0, last.close, TAKER, True), last
             )
@@ -187,6 +189,8 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         so skipping a bar would change which mark they read, and the result's last bits."""
         if self._exposed and self._cross:
             return after + 1
+        if not self._orders.resting and not self._exposed:
+            return NEVER  # nothing rests and nothing can be liquidated
         best = NEVER
         for book in self._books.values():
             for live in book:
@@ -233,16 +237,22 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         if self._orders.timed:
             self._expire_due(book, ts)
         # Eligible: accepted by the time the bar opened (the clock runs on bar closes, adr/0020: an
-        # order placed at one bar's close is accepted when the next bar opens).
-        eligible = [live for live in book if live.accepted_ts <= ts]
+        # order placed at one bar's close is accepted when the next bar opens). Usually all are:
+        # a copy of the book, as matching takes orders out of it.
+        eligible = book[:]
+        for live in book:
+            if live.accepted_ts > ts:
+                eligible = [live for live in book if live.accepted_ts <= ts]
+                break
         watching = self._exposed and self._margin is not None
         if not eligible:
             if watching and self.account.positions[bar.instrument].quantity:
                 self._watch(bar, self._mark_path(bar), 0.0, END)
             return
         index = bar.index
-        ranges = self._ranges.get(bar.instrument)
-        times = self._times.get(bar.instrument)
+        # Signal mode's bar ranges and times (a dense run has none).
+        ranges = self._ranges.get(bar.instrument) if self._ranges else None
+        times = self._times.get(bar.instrument) if self._times else None
         for live in eligible:
             if live.seen < 0:
                 # Its first bar, unless signal mode skipped bars since it was accepted.
@@ -252,9 +262,10 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         low_first = self._low_first(bar)
         path = bar_path(bar, low_first)
         # (live order, the path time it became live at on this bar)
-        taking_part = [(live, 0.0) for live in eligible]
+        taking_part = list(zip(eligible, _AT_OPEN, strict=False))
         hits = self._hits(eligible, path, 0.0)
-        decided = len(hits) > 1
+        count = len(hits)
+        decided = count > 1
         if decided:
             if bar.high != bar.low:
                 self.path_decided_bars += 1
@@ -263,7 +274,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         elapsed = 0.0
         executed: list[LiveOrder] = []
         k = 0
-        while k < len(hits):
+        while k < count:
             time, _, live, hit = hits[k]
             k += 1
             if live.closed or (
@@ -277,16 +288,21 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
             elapsed = time
             if not filled:
                 continue
-            released = self._on_filled(live, filled, price)
-            taking_part.extend((child, time) for child in released)
+            released = self._on_filled(live, filled, price) if live.children else _NONE
+            if released:
+                taking_part.extend([(child, time) for child in released])
             if time == 0.0 and self._pessimistic and self._low_first(bar) != low_first:
                 # Still at the open: the position just changed, and with it the adverse extreme.
                 low_first = not low_first
                 path = bar_path(bar, low_first)
                 if mark_path is not None:
                     mark_path = self._mark_path(bar)
-                pending = [o for o, _ in taking_part if not o.closed and o not in executed]
-                later = self._hits(pending, path, 0.0)
+                pending = (
+                    [o for o, _ in taking_part if not o.closed and o not in executed]
+                    if len(taking_part) > 1
+                    else _NONE  # the one order taking part has just executed
+                )
+                later = self._hits(pending, path, 0.0) if pending else []
             elif released:
                 later = [h for h in hits[k:] if not h[2].closed] + self._hits(released, path, time)
             else:
@@ -297,6 +313,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                     decided = True
                     self.path_decided_bars += 1
             hits = hits[:k] + later
+            count = len(hits)
         if mark_path is not None:
             self._watch(bar, mark_path, elapsed, END)
         for live, start in taking_part:
@@ -371,7 +388,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         if remaining <= 0.0:
             self._close(live, "order sized to zero at fill")
             return True, 0.0, 0.0
-        capacity = self._capacity(bar)
+        capacity = self._capacity(bar) if self._bounded else math.inf
         # A partial fill stays on the lot grid, or the position would carry dust no sell could clear.
         quantity = remaining if remaining <= capacity else instrument.floor_quantity(capacity)
         if quantity <= 0.0:
@@ -429,18 +446,20 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         symbol = order.instrument
         held = self.account.positions[symbol].quantity
         self._book(symbol, order.side is BUY, quantity, price, fee)
-        self._bus.publish(
+        # Positional, in OrderFilled's field order (order_id, instrument, side, price, quantity,
+        # fee, liquidity, leaves_quantity, ts_event, ts_init).
+        self._publish(
             OrderFilled(
-                order_id=order.order_id,
-                instrument=symbol,
-                side=order.side,
-                price=price,
-                quantity=quantity,
-                fee=fee,
-                liquidity=liquidity,
-                leaves_quantity=leaves,
-                ts_event=ts_event,
-                ts_init=self._clock.now,
+                order.order_id,
+                symbol,
+                order.side,
+                price,
+                quantity,
+                fee,
+                liquidity,
+                leaves,
+                ts_event,
+                self._clock.now,
             )
         )
         if live.oco:
@@ -448,6 +467,11 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         after = self.account.positions[symbol].quantity
         if held and (after == 0.0 or (after > 0.0) != (held > 0.0)):
             self._position_closed(symbol, live)
+
+
+# Every eligible order takes part in a bar's matching from its open (path time 0), zipped in.
+_AT_OPEN = repeat(0.0)
+_NONE: list[LiveOrder] = []  # never appended to
 
 
 def _hit_order(hit: tuple[float, int, LiveOrder, Trigger]) -> tuple[float, int]:

@@ -14,6 +14,7 @@ from backtester.domain.marks import MarkBars
 from backtester.domain.messages import Bar, OrderCanceled, OrderExpired
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.book import OrderBook
+from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
 from backtester.orders import LiveOrder
 
 
@@ -31,10 +32,15 @@ class VenueState:
         marks: dict[str, MarkBars],
     ) -> None:
         self._bus = bus
+        self._publish = bus.publisher()
         self._clock = clock
         self._instruments = instruments
         self._fees = fees
         self._slippage = slippage
+        # The built-in models that never move a price or limit a bar's volume: their calls are
+        # skipped (a subclass may do either, so the exact types).
+        self._no_slippage = type(slippage) is NoSlippage
+        self._bounded = type(slippage) not in (NoSlippage, FixedBpsSlippage)
         self._fill = fill
         self._pessimistic = fill.intrabar is IntrabarPath.PESSIMISTIC
         self._optimistic = fill.intrabar is IntrabarPath.OPTIMISTIC
@@ -108,8 +114,9 @@ class VenueState:
         if subscription is None:
             return
         if self._orders.resting or self._exposed:
-            subscription.resume()
-        else:
+            if not subscription.active:
+                subscription.resume()
+        elif subscription.active:
             subscription.pause()
 
     def _close(self, live: LiveOrder, reason: str) -> None:

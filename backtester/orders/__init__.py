@@ -15,6 +15,7 @@ from backtester.orders.base import (
 from backtester.orders.limit import Limit
 from backtester.orders.market import Market
 from backtester.orders.registry import (
+    KINDS,
     UnknownOrderType,
     find,
     kind_of,
@@ -41,6 +42,7 @@ for _kind in (
 
 __all__ = [
     "END",
+    "KINDS",
     "Limit",
     "LimitIfTouched",
     "LiveOrder",

@@ -3,9 +3,14 @@ type up here, so a new type is one module and one `register` call."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from backtester.orders.base import OrderKind
 
 _KINDS: dict[str, OrderKind] = {}
+# The table itself, read-only, for the per-order path: one `KINDS.get` instead of a call to
+# `find` that makes it.
+KINDS: Mapping[str, OrderKind] = _KINDS
 
 
 class UnknownOrderType(KeyError):

@@ -29,7 +29,7 @@ from backtester.domain.messages import (
     SubmitOrderList,
 )
 from backtester.domain.models import FeeModel
-from backtester.orders import find, kind_of
+from backtester.orders import KINDS, OrderKind
 from backtester.risk import rules
 
 
@@ -55,6 +55,7 @@ class RiskEngine:
         marks: dict[str, MarkBars],
     ) -> None:
         self._bus = bus
+        self._publish = bus.publisher()
         self._clock = clock
         self._instruments = instruments
         self._fees = fees
@@ -98,12 +99,12 @@ class RiskEngine:
 
     def on_submit(self, order: SubmitOrder) -> None:
         denial, accepted = self._evaluate(order)
-        now = self._clock.now
         if denial is not None or accepted is None:
             self._deny(order.order_id, denial or Denial("denied", "denied"))
             return
         self._open[accepted.order_id] = accepted
-        self._bus.publish(OrderAccepted(order=accepted, ts_event=now, ts_init=now))
+        now = self._clock.now
+        self._publish(OrderAccepted(accepted, now, now))
 
     def on_submit_list(self, command: SubmitOrderList) -> None:
         """All of a list's orders are accepted, or all denied (with the reason of the first that
@@ -223,43 +224,59 @@ class RiskEngine:
     def _check_form(self, order: SubmitOrder) -> tuple[Denial | None, SubmitOrder | None]:
         """What an order must be whatever the account holds: a known instrument and type, a
         valid shape, and prices on the grid."""
+        denial, checked, _ = self._form(order)
+        return denial, checked
+
+    def _form(
+        self, order: SubmitOrder
+    ) -> tuple[Denial | None, SubmitOrder | None, OrderKind | None]:
+        """`_check_form`, with the order's type for the checks that follow."""
         symbol = order.instrument
         instrument = self._instruments.get(symbol)
         if instrument is None:
-            return Denial("unknown_instrument", f"unknown instrument {symbol!r}"), None
+            return Denial("unknown_instrument", f"unknown instrument {symbol!r}"), None, None
         if symbol in self._expired:
-            return Denial(
-                "contract_expired", f"{symbol} expired: a future trades until its expiry"
-            ), None
-        kind = find(order.order_type)
+            return (
+                Denial("contract_expired", f"{symbol} expired: a future trades until its expiry"),
+                None,
+                None,
+            )
+        kind = KINDS.get(order.order_type)
         if kind is None:
-            return Denial("malformed", f"unknown order type {order.order_type!r}"), None
+            return Denial("malformed", f"unknown order type {order.order_type!r}"), None, None
         reason = rules.check_shape(order) or kind.validate(order)
         if reason:
-            return Denial("malformed", reason), None
+            return Denial("malformed", reason), None, None
         reason = rules.check_time_in_force(order, self._clock.now)
         if reason:
-            return Denial("time_in_force", reason), None
-        order = _on_lot(kind.on_grids(order, instrument), instrument)
-        return None, order
+            return Denial("time_in_force", reason), None, None
+        order = kind.on_grids(order, instrument)
+        if order.quantity is not None and instrument.lot_size is not None:
+            order = _on_lot(order, instrument)
+        return None, order, kind
 
     def _evaluate(
         self, order: SubmitOrder, *, cap: bool = True
     ) -> tuple[Denial | None, SubmitOrder | None]:
-        denial, checked = self._check_form(order)
-        if denial is not None or checked is None:
+        denial, checked, kind = self._form(order)
+        if denial is not None or checked is None or kind is None:
             return denial, None
         order = checked
         symbol = order.instrument
         instrument = self._instruments[symbol]
-        reason = rules.check_post_only(order)
-        if reason:
-            return Denial("post_only", reason), None
-        price = kind_of(order.order_type).expected_price(order)
+        reason: str | None = None
+        if order.post_only:
+            reason = rules.check_post_only(order)
+            if reason:
+                return Denial("post_only", reason), None
+        price = kind.expected_price(order)
         account = self.account
         buy = order.side is BUY
-        available = account.buying_power(self._marks_now) - sum(self._reserved.values())
-        held = account.quantity(symbol)
+        available = account.buying_power(self._marks_now)
+        reserved = self._reserved
+        if reserved:
+            available -= sum(reserved.values())
+        held = account.positions[symbol].quantity
         reducible = account.reducible(symbol, buy)
         refusal = account.opening_refusal(symbol, buy)
         if order.reduce_only and reducible <= 0.0:
@@ -306,15 +323,16 @@ class RiskEngine:
             balance_reason = rules.check_balance(
                 order.side, quantity, opening, cost, available, held, refusal, self._margin
             )
-        reason = rules.check_notional(notional, instrument)
-        if reason:
-            return Denial("notional", reason), None
+        if instrument.min_notional is not None or instrument.max_notional is not None:
+            reason = rules.check_notional(notional, instrument)
+            if reason:
+                return Denial("notional", reason), None
         if balance_reason:
             code = balance_reason.split(":", 1)[0].replace(" ", "_")
             return Denial(code, balance_reason), None
         if opening > 0.0:
             signed = opening if buy else -opening
-            pending = held + self._pending_quantity(symbol)
+            pending = held + (self._pending_quantity(symbol) if self._pending else 0)
             projected = pending + (quantity if buy else -quantity)
             if self._margin:
                 reason = rules.check_bracket_leverage(
@@ -363,18 +381,20 @@ class RiskEngine:
 
     def on_filled(self, fill: OrderFilled) -> None:
         # The fill itself is booked by the ledger, into the account read here.
-        if fill.order_id in self._open:
-            self._filled[fill.order_id] = self._filled.get(fill.order_id, 0.0) + fill.quantity
+        order_id = fill.order_id
         if fill.leaves_quantity == 0.0:
-            self._release(fill.order_id)
-        elif fill.order_id in self._pending:
+            self._release(order_id)
+            return
+        if order_id in self._open:
+            self._filled[order_id] = self._filled.get(order_id, 0.0) + fill.quantity
+        if order_id in self._pending:
             # Keep the claim on buying power proportional to what is still to fill.
-            symbol, quantity = self._pending[fill.order_id]
+            symbol, quantity = self._pending[order_id]
             size = abs(quantity)
             left = max(size - fill.quantity, 0.0)
             share = left / size if size > 0 else 0.0
-            self._reserved[fill.order_id] *= share
-            self._pending[fill.order_id] = (symbol, left if quantity > 0 else -left)
+            self._reserved[order_id] *= share
+            self._pending[order_id] = (symbol, left if quantity > 0 else -left)
 
     def on_released(self, event: OrderReleased) -> None:
         # Live now with its prices set and sized by its parent's fill.
@@ -387,10 +407,15 @@ class RiskEngine:
         self._expired[event.instrument] = event.ts_event
 
     def _release(self, order_id: int) -> None:
-        self._reserved.pop(order_id, None)
-        self._pending.pop(order_id, None)
-        self._open.pop(order_id, None)
-        self._filled.pop(order_id, None)
+        # Membership tests and `del`, not `pop(.., None)`: no call when the order holds nothing.
+        if order_id in self._reserved:
+            del self._reserved[order_id]
+        if order_id in self._pending:
+            del self._pending[order_id]
+        if order_id in self._open:
+            del self._open[order_id]
+        if order_id in self._filled:
+            del self._filled[order_id]
 
 
 def _on_lot(order: SubmitOrder, instrument: Instrument) -> SubmitOrder:

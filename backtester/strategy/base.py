@@ -170,7 +170,20 @@ class Strategy(Generic[P]):
         order. Exits that go live when it fills (a bracket, see `bracket`): `sl`/`tp` as prices,
         `sl_pct`/`tp_pct` in percent of the fill price, `trail`/`trail_pct` a trailing stop.
         Returns the order's id."""
-        return self._place(BUY, locals())
+        return self._place(
+            BUY,
+            quantity,
+            fraction,
+            limit,
+            stop,
+            time_in_force,
+            expire_time,
+            post_only,
+            reduce_only,
+            instrument,
+            tag,
+            (sl, tp, sl_pct, tp_pct, trail, trail_pct),
+        )
 
     def sell(
         self,
@@ -196,34 +209,73 @@ class Strategy(Generic[P]):
         fills); otherwise, on a margin account, that share of the buying power as a short. On a
         spot instrument with a cash account a sell never goes short. The other arguments as for
         `buy` (a short's stop-loss is above its fill, its take-profit below)."""
-        return self._place(SELL, locals())
+        return self._place(
+            SELL,
+            quantity,
+            fraction,
+            limit,
+            stop,
+            time_in_force,
+            expire_time,
+            post_only,
+            reduce_only,
+            instrument,
+            tag,
+            (sl, tp, sl_pct, tp_pct, trail, trail_pct),
+        )
 
-    def _place(self, side: Side, args: dict[str, Any]) -> int:
-        # The exits as a plain tuple first: most orders have none, and need no Exits built.
-        values = (
-            args["sl"],
-            args["tp"],
-            args["sl_pct"],
-            args["tp_pct"],
-            args["trail"],
-            args["trail_pct"],
-        )
-        order = self.order(
-            side,
-            args["quantity"],
-            fraction=args["fraction"],
-            limit=args["limit"],
-            stop=args["stop"],
-            time_in_force=args["time_in_force"],
-            expire_time=args["expire_time"],
-            post_only=args["post_only"],
-            reduce_only=args["reduce_only"],
-            instrument=args["instrument"],
-            tag=args["tag"],
-        )
-        if values != _NO_EXITS:
-            return self.ctx.submit_list(bracket_orders(self.ctx, order, Exits(*values)))[0]
-        self.ctx.publish(order)
+    def _place(
+        self,
+        side: Side,
+        quantity: float | None,
+        fraction: float | None,
+        limit: float | None,
+        stop: float | None,
+        time_in_force: TimeInForce,
+        expire_time: int | None,
+        post_only: bool,
+        reduce_only: bool,
+        instrument: str | None,
+        tag: str,
+        exits: tuple[float | None, ...],
+    ) -> int:
+        # The exits come as a plain tuple: most orders have none, and need no Exits built. An
+        # order without flags goes straight to the context (what `order` does, with nothing to
+        # add), unless a subclass has its own `order`.
+        if (
+            expire_time is None
+            and not post_only
+            and not reduce_only
+            and type(self).order is Strategy.order
+        ):
+            order = self.ctx.order(
+                side,
+                instrument=instrument,
+                quantity=quantity,
+                fraction=fraction,
+                order_type=_order_type(limit, stop),
+                limit_price=limit,
+                stop_price=stop,
+                time_in_force=time_in_force,
+                tag=tag,
+            )
+        else:
+            order = self.order(
+                side,
+                quantity,
+                fraction=fraction,
+                limit=limit,
+                stop=stop,
+                time_in_force=time_in_force,
+                expire_time=expire_time,
+                post_only=post_only,
+                reduce_only=reduce_only,
+                instrument=instrument,
+                tag=tag,
+            )
+        if exits != _NO_EXITS:
+            return self.ctx.submit_list(bracket_orders(self.ctx, order, Exits(*exits)))[0]
+        self.ctx.send(order)
         return order.order_id
 
     def order(

@@ -67,6 +67,8 @@ class StrategyContext:
     ) -> None:
         self._clock = clock
         self._publish = publish
+        # `publish` without the method around it, for the strategy API's per-order path.
+        self.send: Callable[[SubmitOrder], None] = publish
         self._frames = data
         self.instruments: tuple[str, ...] = tuple(data)
         self.primary = self.instruments[0]

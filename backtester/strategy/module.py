@@ -31,6 +31,7 @@ class StrategyModule:
         # Bound once: the per-bar path should not look up attributes it can hold.
         self._on_bar = strategy.on_bar
         self._last_bar = ctx.last_bar
+        self._open_orders = ctx.open_orders
         # Only a strategy that listens is told of every order answer.
         self._on_order = (
             strategy.on_order if type(strategy).on_order is not Strategy.on_order else None
@@ -65,7 +66,22 @@ class StrategyModule:
 
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order
-        self.ctx.open_orders[order.order_id] = _open_order(order, live=order.parent_id is None)
+        # `_open_order`, written out: one per accepted order.
+        self._open_orders[order.order_id] = OpenOrder(
+            order.order_id,
+            order.instrument,
+            order.side,
+            order.order_type,
+            order.quantity,
+            order.fraction,
+            order.limit_price,
+            order.stop_price,
+            order.tag,
+            0.0,
+            order.parent_id,
+            order.oco_id,
+            order.parent_id is None,
+        )
         if self._on_order is not None:
             self._on_order(event)
 
@@ -81,12 +97,13 @@ class StrategyModule:
 
     def on_filled(self, fill: OrderFilled) -> None:
         # The ledger books the fill into the account the context reads (adr/0023).
-        live = self.ctx.open_orders.get(fill.order_id)
-        if live is None:
+        open_orders = self._open_orders
+        order_id = fill.order_id
+        if order_id not in open_orders:
             return
-        live.filled_quantity += fill.quantity
+        open_orders[order_id].filled_quantity += fill.quantity
         if fill.leaves_quantity == 0.0:
-            del self.ctx.open_orders[fill.order_id]
+            del open_orders[order_id]
 
     def on_closed(self, event: OrderDenied | OrderCanceled | OrderExpired) -> None:
         self.ctx.open_orders.pop(event.order_id, None)
