@@ -20,6 +20,7 @@ path instead.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -39,7 +40,6 @@ from backtester.accounting.arithmetic import (
 from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach, position_room
 from backtester.accounting.marking import longest_under_water, mark_bar
 from backtester.compiled.jit import kernel
-from backtester.core.memory import columns
 from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
 from backtester.domain.touch import reach_price
 from backtester.domain.volume_share import volume_capacity, volume_share_price
@@ -193,6 +193,7 @@ def simulate(
     cap_limits: bool = False,
     ts: np.ndarray | None = None,
     unit_value: np.ndarray | None = None,
+    allocate: Callable[[int, int], np.ndarray] | None = None,
     compiled: bool = True,
 ) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
@@ -204,7 +205,8 @@ def simulate(
     With the bars' times `ts` (int64 nanoseconds) and the value of a unit of the position at each
     (`unit_value`: the close, or the mark times the contract size), the loop also marks the
     account to market after each bar, as `compiled.drawdown.mark_to_market` does over the cash and
-    position it writes (the same function per bar), and keeps the equity.
+    position it writes (the same function per bar), and keeps the equity. `allocate(rows,
+    length)` gives the block of per-bar columns (default `np.empty`).
     `compiled=False` runs the same loop as plain Python."""
     c = contract or Contract()
     # 0 stands for no grid in the loop; the scales are the grids' decimal places (domain.grid).
@@ -224,9 +226,10 @@ def simulate(
     order_floats[3] = math.nan
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
     fill_floats = np.zeros((4, capacity))  # price, quantity, fee, leaves
-    # One block per run for the per-bar columns, without huge-page advice (adr/0025).
+    # One block per run for the per-bar columns.
     marking = ts is not None and unit_value is not None
-    per_bar = columns((4 if c.margin else 2) + (1 if marking else 0), n)
+    rows = (4 if c.margin else 2) + (1 if marking else 0)
+    per_bar = np.empty((rows, n)) if allocate is None else allocate(rows, n)
     funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
     funding_floats = np.zeros((2, payments))  # quantity, amount
     money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, np.inf])

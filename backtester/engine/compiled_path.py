@@ -17,6 +17,7 @@ import polars as pl
 
 from backtester.compiled import signal_path
 from backtester.config import RiskConfig, StatsConfig
+from backtester.core.memory import columns
 from backtester.data.bars import RepairReport
 from backtester.domain.enums import BUY, SELL
 from backtester.domain.instrument import Instrument, InstrumentKind, MarginMode, MarginTier
@@ -170,6 +171,8 @@ def run_plan(
         # The loop marks the account to market after each bar, as build_result would have.
         ts=ts,
         unit_value=unit_values({instrument.symbol: mark.close}, multipliers)[instrument.symbol],
+        # Without huge-page advice, as the equity frame's columns (adr/0025).
+        allocate=columns,
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
