@@ -1,5 +1,6 @@
-"""The client-side ledger: books every fill and funding payment into its account, journals the state
-after each booking, and tells the other modules what changed.
+"""The client-side ledger: books every fill and funding payment into its account (a fill by taking
+what the venue's booking of it left, adr/0029), journals the state after each booking, and tells the
+other modules what changed.
 
 Money is float64 booked in a fixed order (see adr/0003): every booking is one deterministic expression
 (`accounting.arithmetic`), so the ledger replays bit for bit and reconciles exactly against the fills
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backtester.accounting.accounts import Account
+from backtester.accounting.accounts import Account, Bookings
 from backtester.accounting.arithmetic import position_value
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
@@ -117,8 +118,12 @@ class AccountLedger:
         clock: SimClock,
         account: Account,
         currency: str,
+        bookings: Bookings | None = None,
     ) -> None:
+        """`bookings`: the venue's, recorded as it books (adr/0029); a fill or funding payment
+        the venue recorded is taken from there instead of booked again."""
         self._bus = bus
+        self._bookings = bookings
         self._publish = bus.publisher()
         self._listening = bus.listening
         self._clock = clock
@@ -167,7 +172,14 @@ class AccountLedger:
     def on_filled(self, fill: OrderFilled) -> None:
         symbol = fill.instrument
         account = self.account
-        account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
+        bookings = self._bookings
+        if bookings and bookings[0][0] is fill:
+            state = bookings.popleft()[1]
+            assert state is not None
+            account.take_booked(symbol, state)
+        else:
+            self._out_of_step()
+            account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
         now = self._clock.now
         self.journal.record(now, account, after=now == self._scheduled_at)
         listening = self._listening
@@ -187,9 +199,27 @@ class AccountLedger:
             self._publish_state(fill)
 
     def on_funding(self, payment: FundingPaid) -> None:
+        bookings = self._bookings
+        if bookings and bookings[0][0] is payment:
+            bookings.popleft()
+        else:
+            self._out_of_step()
         self.account.apply_funding(payment.instrument, payment.amount)
         self.journal.record(self._clock.now, self.account, after=True)
         self._publish_state(None)
+
+    @property
+    def in_step(self) -> bool:
+        """Whether every fill and payment so far was one the venue recorded, so its bookings were
+        taken as they were (adr/0029)."""
+        return self._bookings is not None
+
+    def _out_of_step(self) -> None:
+        """A fill or payment the venue did not record: this account may differ from the venue's
+        from now on, so it books everything itself."""
+        if self._bookings is not None:
+            self._bookings.clear()
+            self._bookings = None
 
     def _publish_state(self, fill: OrderFilled | None) -> None:
         if not self._bus.listened(AccountState):

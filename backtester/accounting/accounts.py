@@ -4,13 +4,15 @@
 ever short. `MarginAccount` trades contracts: signed positions at a leverage, initial margin per
 position, maintenance margin from the instrument's brackets, funding, and liquidation prices in
 isolated or cross mode. The venue holds its own instance (as an exchange does); the client side (the
-ledger, which books, and the risk engine and the strategy context, which read) shares one (adr/0023);
-the booking arithmetic lives in `accounting.arithmetic` (adr/0017).
+ledger, which books, and the risk engine and the strategy context, which read) shares one (adr/0023),
+and takes what the venue's booking of each fill left (`booked`, `take_booked`: adr/0029); the booking
+arithmetic lives in `accounting.arithmetic` (adr/0017).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import ClassVar, NamedTuple
 
@@ -62,6 +64,13 @@ class FillBooking(NamedTuple):
 
 # A NamedTuple built without its generated `__new__`: four bookings per fill on the event path.
 _new_tuple = tuple.__new__
+
+# What a booked fill left in an account (`Account.booked`): the account's cash, fees and realized
+# profit, and the position's quantity, entry price, margin, realized profit and fees.
+Booked = tuple[float, float, float, float, float, float, float, float]
+# The venue's bookings the client-side account has not taken yet, oldest first (adr/0029): each
+# with the message that announces it (an `OrderFilled` with what it left, a `FundingPaid` alone).
+Bookings = deque[tuple[object, Booked | None]]
 
 
 class Account:
@@ -146,6 +155,37 @@ class Account:
             position.realized_pnl += realized
             self.realized_pnl += realized
         return _new_tuple(FillBooking, (closed, opened, realized))
+
+    def booked(self, symbol: str) -> Booked:
+        """Every value `book_fill` writes, as it stands now for `symbol`: for an account in step
+        with this one to take over (`take_booked`) instead of booking the same fill again."""
+        p = self.positions[symbol]
+        return (
+            self.cash,
+            self.fees_paid,
+            self.realized_pnl,
+            p.quantity,
+            p.avg_price,
+            p.margin,
+            p.realized_pnl,
+            p.fees,
+        )
+
+    def take_booked(self, symbol: str, state: Booked) -> None:
+        """Take what another account's booking of a fill left (`booked`). The same as booking
+        that fill here, bit for bit, when this account held what the other did before it."""
+        p = self.positions[symbol]
+        (
+            self.cash,
+            self.fees_paid,
+            self.realized_pnl,
+            p.quantity,
+            p.avg_price,
+            p.margin,
+            p.realized_pnl,
+            p.fees,
+        ) = state
+        self.quantities[symbol] = p.quantity
 
     def apply_funding(self, symbol: str, amount: float) -> None:
         """Book a funding payment: `amount` > 0 is paid by the account, < 0 received."""

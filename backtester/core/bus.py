@@ -167,6 +167,7 @@ class MessageBus:
         kind = type(message)
         handlers, settled = self._routes.get(kind, _NO_ROUTE)
         if handlers:
+            version = self._version
             for handler in handlers:
                 try:
                     handler(message)
@@ -174,8 +175,9 @@ class MessageBus:
                     raise
                 except Exception as exc:
                     raise self._failed(handler, message, exc) from exc
-            # The settled handlers as they are once the others ran.
-            settled = self._routes.get(kind, _NO_ROUTE)[1]
+            if self._version != version:
+                # The settled handlers as they are once the others ran.
+                settled = self._routes.get(kind, _NO_ROUTE)[1]
         if settled:
             if queue:
                 for handler in settled:

@@ -9,6 +9,7 @@ some module needs (signal). `run()` runs it once; the modules stay inspectable a
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from backtester.account.ledger import AccountLedger
-from backtester.accounting.accounts import Account, CashAccount, MarginAccount
+from backtester.accounting.accounts import Account, Bookings, CashAccount, MarginAccount
 from backtester.config import RunConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
@@ -129,6 +130,8 @@ class Engine:
 
     def _wire(self, bus: MessageBus, currency: str) -> EventModules:
         setup = self.setup
+        # The venue's bookings, which the ledger takes instead of booking each fill again.
+        bookings: Bookings = deque()
         modules = EventModules(
             bus=bus,
             strategy=StrategyModule(self.strategy, self.ctx),
@@ -151,10 +154,12 @@ class Engine:
                 module_rng(setup.seed, "execution"),
                 self._new_account(),
                 self.marks,
+                bookings,
             ),
-            # One client-side account: the ledger books it, risk and the strategy read it; the
-            # venue keeps its own, as an exchange does (adr/0023).
-            ledger=AccountLedger(bus, self.clock, self.ctx.account, currency),
+            # One client-side account: the ledger writes it, risk and the strategy read it; the
+            # venue keeps its own, as an exchange does (adr/0023), and hands its bookings over
+            # (adr/0029).
+            ledger=AccountLedger(bus, self.clock, self.ctx.account, currency, bookings),
             recorder=Recorder(),
         )
         # Delivery order within one message type is subscription order. The venue sees each bar before
@@ -511,7 +516,8 @@ def _next_row(active: np.ndarray, venue_wake: Callable[[int], int]) -> Callable[
     def next_row(i: int) -> int:
         k = bisect_right(rows, i)
         strategy_row = rows[k] if k < count else NEVER
-        return min(strategy_row, venue_wake(i))
+        venue_row = venue_wake(i)
+        return strategy_row if strategy_row < venue_row else venue_row
 
     return next_row
 

@@ -35,17 +35,18 @@ class MarginWatch(VenueState):
         self._liquidation_wake[symbol] = None
         self._levels.clear()
         self._guards.clear()
-        self._bus.publish(
-            FundingPaid(
-                instrument=symbol,
-                rate=event.rate,
-                mark_price=event.mark_price,
-                quantity=held,
-                amount=amount,
-                ts_event=event.ts_event,
-                ts_init=self._clock.now,
-            )
+        payment = FundingPaid(
+            instrument=symbol,
+            rate=event.rate,
+            mark_price=event.mark_price,
+            quantity=held,
+            amount=amount,
+            ts_event=event.ts_event,
+            ts_init=self._clock.now,
         )
+        if self._bookings is not None:
+            self._bookings.append((payment, None))
+        self._bus.publish(payment)
 
     def on_expired(self, event: ContractExpired) -> None:
         """A future's expiry: its orders are canceled and its position settles at the last mark."""
@@ -217,19 +218,18 @@ class MarginWatch(VenueState):
     ) -> None:
         """`ts_event`: the open time of the bar it executes on (default: now, a scheduled event's)."""
         assert order.quantity is not None
-        self._book(order.instrument, order.side is BUY, order.quantity, price, fee)
         now = self._clock.now
-        self._bus.publish(
-            OrderFilled(
-                order_id=order.order_id,
-                instrument=order.instrument,
-                side=order.side,
-                price=price,
-                quantity=order.quantity,
-                fee=fee,
-                liquidity=liquidity,
-                leaves_quantity=0.0,
-                ts_event=now if ts_event is None else ts_event,
-                ts_init=now,
-            )
+        fill = OrderFilled(
+            order_id=order.order_id,
+            instrument=order.instrument,
+            side=order.side,
+            price=price,
+            quantity=order.quantity,
+            fee=fee,
+            liquidity=liquidity,
+            leaves_quantity=0.0,
+            ts_event=now if ts_event is None else ts_event,
+            ts_init=now,
         )
+        self._book(fill)
+        self._bus.publish(fill)

@@ -4,8 +4,8 @@ funding, liquidates and settles positions.
 Like a real exchange it keeps its own account (`accounting`): it sizes fraction orders at the fill
 price, caps a fill at what the account can pay for and hold (spot: no negative cash, no short), and,
 on a margin account, charges funding and liquidates a position whose mark reaches its liquidation
-price along the bar's path. The client-side ledger (`account`) books the same fills from events; a
-test checks that both agree.
+price along the bar's path. The client-side ledger (`account`) takes what each of its bookings left
+when the fill's event reaches it (adr/0029); a test checks that both agree.
 
 Its parts, one job each: the state and the primitives of closing an order (`venue_state`), linked
 orders (`linked`), funding, settlement and liquidation (`margin`), the sizing of a fill (`sizing`);
@@ -173,10 +173,18 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         self, symbol: str, low: np.ndarray, high: np.ndarray, ts: np.ndarray | None = None
     ) -> None:
         """Signal mode: the bar ranges that `next_wake` scans to find where resting orders trigger,
-        and the bar times, where orders with an expiry time expire."""
+        and the bar times, where orders with an expiry time expire.
+
+        The venue then takes every bar visited: signal mode visits few bars besides those where
+        an order can fill, and on the others it has nothing to do, so pausing and resuming its
+        subscription around each order would cost more than the calls it saves."""
         self._ranges[symbol] = (low, high)
         if ts is not None:
             self._times[symbol] = ts
+        subscription = self._bar_subscription
+        if subscription is not None:
+            subscription.resume()
+            self._bar_subscription = None
 
     def next_wake(self, after: int) -> int:
         """The first row after `after` on which some resting order can fill (or must expire), or a
@@ -445,23 +453,22 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         order = live.order
         symbol = order.instrument
         held = self.account.positions[symbol].quantity
-        self._book(symbol, order.side is BUY, quantity, price, fee)
         # Positional, in OrderFilled's field order (order_id, instrument, side, price, quantity,
         # fee, liquidity, leaves_quantity, ts_event, ts_init).
-        self._publish(
-            OrderFilled(
-                order.order_id,
-                symbol,
-                order.side,
-                price,
-                quantity,
-                fee,
-                liquidity,
-                leaves,
-                ts_event,
-                self._clock.now,
-            )
+        fill = OrderFilled(
+            order.order_id,
+            symbol,
+            order.side,
+            price,
+            quantity,
+            fee,
+            liquidity,
+            leaves,
+            ts_event,
+            self._clock.now,
         )
+        self._book(fill)
+        self._publish(fill)
         if live.oco:
             self._cancel_others(live)
         after = self.account.positions[symbol].quantity

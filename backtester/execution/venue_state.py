@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from backtester.accounting.accounts import Account, MarginAccount
+from backtester.accounting.accounts import Account, Bookings, MarginAccount
 from backtester.config import FillConfig, IntrabarPath
 from backtester.core.bus import MessageBus, Subscription
 from backtester.core.clock import SimClock
+from backtester.domain.enums import BUY
 from backtester.domain.instrument import Instrument
 from backtester.domain.marks import MarkBars
-from backtester.domain.messages import Bar, OrderCanceled, OrderExpired
+from backtester.domain.messages import Bar, OrderCanceled, OrderExpired, OrderFilled
 from backtester.domain.models import FeeModel, SlippageModel
 from backtester.execution.book import OrderBook
 from backtester.execution.slippage import FixedBpsSlippage, NoSlippage
@@ -30,7 +31,9 @@ class VenueState:
         rng: np.random.Generator,
         account: Account,
         marks: dict[str, MarkBars],
+        bookings: Bookings | None = None,
     ) -> None:
+        """`bookings`: where each booking is recorded for the client-side account (adr/0029)."""
         self._bus = bus
         self._publish = bus.publisher()
         self._clock = clock
@@ -46,6 +49,7 @@ class VenueState:
         self._optimistic = fill.intrabar is IntrabarPath.OPTIMISTIC
         self._rng = rng
         self.account = account
+        self._bookings = bookings
         self._margin = account if isinstance(account, MarginAccount) else None
         self._marks = marks
         # Per-bar reads of the marks, as lists (an item of a list is cheaper than of an array).
@@ -91,10 +95,15 @@ class VenueState:
 
     # --- closing orders, booking -----------------------------------------------------------------
 
-    def _book(self, symbol: str, buy: bool, quantity: float, price: float, fee: float) -> None:
-        position = self.account.positions[symbol]
+    def _book(self, fill: OrderFilled) -> None:
+        """Book a fill, which is published next (adr/0029: what it left is recorded with it)."""
+        symbol = fill.instrument
+        account = self.account
+        position = account.positions[symbol]
         was_open = position.quantity != 0.0
-        self.account.book_fill(symbol, buy, quantity, price, fee)
+        account.book_fill(symbol, fill.side is BUY, fill.quantity, fill.price, fill.fee)
+        if self._bookings is not None:
+            self._bookings.append((fill, account.booked(symbol)))
         if self._margin is not None:
             self._liquidation_wake[symbol] = None
             self._levels.clear()

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backtester.accounting.accounts import Account, CashAccount, MarginAccount
-from backtester.domain.instrument import Instrument
+from backtester.domain.instrument import Instrument, MarginMode
 
 PERP = Instrument("ETH/USDT:USDT", leverage=5, contract_size=0.01)
 SPOT = Instrument("ETH/USDT")
@@ -119,3 +119,55 @@ def test_available_margin_counts_cross_profit_but_not_isolated_profit() -> None:
     # wallet 10,000 - isolated margin 1,000 + cross profit 200 - cross margin 1,000
     assert account.buying_power(marks) == pytest.approx(8_200.0)
     assert account.equity(marks) == pytest.approx(10_000.0 + 200.0 + 200.0)
+
+
+def _state(account: Account) -> dict[str, object]:
+    """Everything an account holds, its positions' every slot included."""
+    held = {k: v for k, v in vars(account).items() if k != "positions"}
+    for symbol, position in account.positions.items():
+        held[symbol] = {slot: getattr(position, slot) for slot in type(position).__slots__}
+    return held
+
+
+ISOLATED = Instrument("BTC/USDT:USDT", leverage=10)
+CROSS = Instrument("XRP/USDT:USDT", leverage=20, margin_mode=MarginMode.CROSS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps, st.sampled_from(["spot", "margin"]))
+def test_taking_a_booking_leaves_what_booking_the_fill_again_would(
+    sequence: list[tuple[object, ...]], kind: str
+) -> None:
+    """adr/0029: the client-side account takes what the venue's booking left instead of booking
+    the fill again; both must leave every field of the account and its positions the same."""
+    instruments = {SPOT.symbol: SPOT}
+    if kind == "margin":
+        instruments = {i.symbol: i for i in (PERP, ISOLATED, CROSS)}
+    symbols = list(instruments)
+
+    def make() -> Account:
+        if kind == "spot":
+            return CashAccount(instruments, 1e9)
+        return MarginAccount(instruments, 100_000.0)
+
+    venue, booked_again, taken = make(), make(), make()
+    for k, step in enumerate(sequence):
+        symbol = symbols[k % len(symbols)]
+        if step[0] == "fill":
+            _, buy, quantity, price, fee = step
+            assert isinstance(buy, bool) and isinstance(quantity, float)
+            assert isinstance(price, float) and isinstance(fee, float)
+            if kind == "spot" and not buy and quantity > venue.quantity(symbol):
+                quantity = venue.quantity(symbol)  # spot: never short
+                if quantity <= 0.0:
+                    continue
+            venue.book_fill(symbol, buy, quantity, price, fee)
+            booked_again.book_fill(symbol, buy, quantity, price, fee)
+            taken.take_booked(symbol, venue.booked(symbol))
+        else:
+            _, rate, at = step
+            assert isinstance(rate, float) and isinstance(at, float)
+            amount = rate * venue.quantity(symbol) * at
+            for account in (venue, booked_again, taken):
+                account.apply_funding(symbol, amount)
+        assert _state(taken) == _state(booked_again) == _state(venue)
