@@ -372,6 +372,25 @@ class DeferredOrders(NamedTuple):
     any_denied: bool
 
 
+class Marked(NamedTuple):
+    """A one-instrument account already marked to market after each bar (`mark_to_market` over the
+    books, as the compiled order path's loop does it): the equity, and what the statistics take
+    from the same pass."""
+
+    equity: np.ndarray
+    deepest_drawdown: float
+    longest_drawdown: int
+    exposed_bars: int
+
+
+def unit_values(
+    marks: dict[str, np.ndarray], multipliers: dict[str, float] | None
+) -> dict[str, np.ndarray]:
+    """Each position's value per unit of quantity: the mark times the contract size (1 on spot)."""
+    sizes = multipliers or {}
+    return {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
+
+
 class Books(NamedTuple):
     """The account sampled at every timeline point: cash, signed positions by instrument, and for
     margin accounts each position valued at its entry price and the funding paid so far."""
@@ -406,6 +425,7 @@ def build_result(
     fill_rows: np.ndarray | None = None,
     positions_given_away: bool = False,
     interval: int | None = None,
+    marked: Marked | None = None,
 ) -> RunResult:
     """`marks`: each instrument's mark at every timeline point (on spot, its close), which values the
     positions; `closes`: its last price, for buy-and-hold and the marking of open trades; `account`:
@@ -414,12 +434,12 @@ def build_result(
     times, highs and lows, for the trades' excursions; `fill_rows`: each fill's row there, when
     the caller knows it; `positions_given_away`: the caller no longer needs its position arrays,
     and the one instrument's becomes the position value column (a column-long array less);
-    `interval`: `bar_interval_ns(timeline)` when the caller took it already."""
+    `interval`: `bar_interval_ns(timeline)` when the caller took it already; `marked`: the one
+    instrument's account marked to market by the caller's loop (`unit_values` of these marks)."""
     cash, positions = books.cash, books.positions
     timeline_ns = np.ascontiguousarray(timeline, dtype=np.int64)
     sizes = multipliers or {}
-    # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
-    unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
+    units = unit_values(marks, multipliers)
     margin_basis = books.cost_basis if account == "margin" else None
     equity: pl.DataFrame | Later
     if len(positions) == 1:
@@ -428,10 +448,13 @@ def build_result(
         # profile and exposure from the same pass; the other columns are written when the equity
         # frame is first read, by the same pass over the same arrays. Without huge-page advice: a
         # fresh process's first run would wait for compaction (adr/0025).
-        (values,) = columns(1, len(timeline))
-        deepest, longest, exposed = mark_to_market(
-            timeline_ns, cash, held, unit_values[symbol], _NONE, values, _NONE, _NONE
-        )
+        if marked is None:
+            (values,) = columns(1, len(timeline))
+            deepest, longest, exposed = mark_to_market(
+                timeline_ns, cash, held, units[symbol], _NONE, values, _NONE, _NONE
+            )
+        else:
+            values, deepest, longest, exposed = marked
         profile: tuple[float, int] | None = (deepest, longest)
         exposure: np.ndarray | int = exposed
         equity = Later(
@@ -441,7 +464,7 @@ def build_result(
                 timeline_ns,
                 books,
                 held,
-                unit_values[symbol],
+                units[symbol],
                 values,
                 margin_basis,
                 positions_given_away,
@@ -451,8 +474,8 @@ def build_result(
         position_value = np.zeros(len(timeline))
         notional = np.zeros(len(timeline))
         for symbol, held in positions.items():
-            position_value += held * unit_values[symbol]
-            notional += np.abs(held) * unit_values[symbol]
+            position_value += held * units[symbol]
+            notional += np.abs(held) * units[symbol]
         profile = None
         holdings = iter(positions.values())
         exposure = next(holdings) != 0.0

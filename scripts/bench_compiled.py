@@ -12,9 +12,9 @@ alone, next to a plain numba loop over the same signals, all measured in one pro
 - **whole run, then every frame read**: the same, with the frames a run builds only when they are
   first read (fills, orders, trades, the equity curve) read once.
 - **its stages**, each timed alone on the same inputs: the signals (`sma_cross_signals`), the
-  simulation kernel (`signal_path.simulate`, allocation of its outputs included), the pass that
-  marks to market (the equity, with the statistics' drawdown profile and exposure; the equity
-  frame's other columns are written when it is first read), the
+  simulation kernel (`signal_path.simulate`, allocation of its outputs included), what marking
+  the account to market in the same loop adds (the equity, with the statistics' drawdown profile
+  and exposure; the equity frame's other columns are written when it is first read), the
   round trips as far as the statistics take them (the trades frame, with its MAE/MFE, is built
   when first read), the statistics and the digest; "the rest" is the whole run less
   those (frames, checks).
@@ -62,7 +62,6 @@ from synthetic import synthetic_bars  # noqa: E402
 
 from backtester import Backtest, Instrument  # noqa: E402
 from backtester.compiled import signal_path  # noqa: E402
-from backtester.compiled.drawdown import mark_to_market  # noqa: E402
 from backtester.compiled.jit import active_backend  # noqa: E402
 from backtester.metrics.stats import compute_stats  # noqa: E402
 from backtester.metrics.trades import fill_columns, round_trip_record  # noqa: E402
@@ -195,6 +194,7 @@ def main() -> None:
     stage_rows["signals (SMA cross on the tick grid)"] = (wall, cpu)
     nan = math.nan
     high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
+    ts = result.equity["ts"].dt.epoch("ns").to_numpy()
     wall, cpu, simulated = timed(
         lambda: signal_path.simulate(
             signal, open_, close, high, low, 1.0, 1.0, CASH, FEE, 0.0, nan, nan, False
@@ -203,18 +203,34 @@ def main() -> None:
     )
     kernel = (wall, cpu)
     stage_rows["simulation kernel (signal_path.simulate)"] = kernel
-    ts = result.equity["ts"].dt.epoch("ns").to_numpy()
-    values = np.empty(n)
-    none = np.zeros(0)
-
-    def marking() -> tuple[float, int, int]:
-        # As the run does it: the equity alone.
-        return mark_to_market(
-            ts, simulated.cash, simulated.position, close, none, values, none, none
-        )
-
-    wall, cpu, (deepest, longest, exposed) = timed(marking, calls)
-    stage_rows["mark to market (equity curve, drawdown profile, exposure)"] = (wall, cpu)
+    # As the run does it: the loop marks the account to market after each bar.
+    wall, cpu, simulated = timed(
+        lambda: signal_path.simulate(
+            signal,
+            open_,
+            close,
+            high,
+            low,
+            1.0,
+            1.0,
+            CASH,
+            FEE,
+            0.0,
+            nan,
+            nan,
+            False,
+            ts=ts,
+            unit_value=close,
+        ),
+        calls,
+    )
+    stage_rows["  with marking to market (equity, drawdown profile, exposure)"] = (
+        wall - kernel[0],
+        cpu - kernel[1],
+    )
+    values = simulated.equity
+    deepest, longest = simulated.deepest_drawdown, simulated.longest_drawdown
+    exposed = simulated.exposed_bars
     last_mark = {"BTC/USDT": (int(ts[-1]), float(close[-1]))}
     ranges = {"BTC/USDT": (ts, high, low)}
     wall, cpu, record = timed(

@@ -44,6 +44,7 @@ _NOT_KERNEL_MODULES = frozenset({"__init__", "jit", "aot"})
 ELSEWHERE = (
     "backtester.accounting.arithmetic",
     "backtester.accounting.limits",
+    "backtester.accounting.marking",
     "backtester.domain.grid",
     "backtester.domain.volume_share",
     "backtester.domain.touch",

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from backtester.accounting.marking import longest_under_water, mark_bar
 from backtester.compiled.jit import kernel
 
 
@@ -72,35 +73,15 @@ def mark_to_market(
     for i in range(n):
         h = held[i]
         c = close[i]
-        if h != 0.0:
-            exposed += 1
-        value = 0.0 + h * c
-        e = cash[i] + value
+        value, e, percent, peak, deepest, start, longest, exposed = mark_bar(
+            i, ts, cash[i], h, c, peak, deepest, start, longest, exposed
+        )
         equity[i] = e
         if every_column:
             position_value[i] = value
             notional[i] = 0.0 + abs(h) * c
-        if i == 0 or math.isnan(e) or (not math.isnan(peak) and e > peak):
-            peak = e
-        if peak == 0.0:
-            below = -np.inf if e < 0.0 else np.nan
-            percent = below
-        else:
-            below = e / peak - 1.0
-            percent = 100.0 * below
-        if every_column:
             drawdown[i] = percent
-        if math.isnan(below) or (not math.isnan(deepest) and below < deepest):
-            deepest = below
-        underwater = e < peak
-        if underwater and start < 0:
-            start = i
-        elif not underwater and start >= 0:
-            longest = max(longest, ts[i] - ts[start - 1])
-            start = -1
-    if start >= 0:
-        longest = max(longest, ts[n - 1] - ts[start - 1])
-    return deepest, longest, exposed
+    return deepest, longest_under_water(ts, start, longest), exposed
 
 
 @kernel("int64(int64[::1])")

@@ -20,6 +20,7 @@ path instead.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -37,6 +38,7 @@ from backtester.accounting.arithmetic import (
     realized_pnl,
 )
 from backtester.accounting.limits import WITHIN_LIMITS, max_position_breach, position_room
+from backtester.accounting.marking import longest_under_water, mark_bar
 from backtester.compiled.jit import kernel
 from backtester.domain.grid import floor_on_grid, nearest_on_grid, step_scale
 from backtester.domain.touch import reach_price
@@ -68,7 +70,8 @@ STOPPED_VOLUME_CAPPED = 3  # a bar's volume share would fill an order in part (o
 _ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _KIND = range(6)
 # The balances the loop books into: cash, signed position, fees paid, average entry price,
 # the position's initial margin, funding paid; the bar whose volume fills used, and how much;
-# the position's liquidation price and whether it is current (0 after a booking or a funding).
+# the position's liquidation price and whether it is current (0 after a booking or a funding); the
+# deepest drawdown of the equity marked after each bar.
 (
     _CASH,
     _HELD,
@@ -80,7 +83,8 @@ _ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _KIND = range(6)
     _VOLUME_USED,
     _LEVEL,
     _LEVEL_CURRENT,
-) = range(10)
+    _DEEPEST,
+) = range(11)
 
 
 class Contract(NamedTuple):
@@ -119,10 +123,13 @@ class Simulated(NamedTuple):
     `ENTRY`, `LIQUIDATION`), outcome, reason, the value a denial quotes, the row it closed on, filled
     quantity and notional, the quantity a capped order was cut to (NaN: a fraction order), a second
     value a denial quotes. Per fill: order index, row, price, quantity, fee. Per bar, after it:
-    cash, position, the position at its entry price (`position_value`), funding paid so far. Per
-    funding payment (of the contract's list): its index there, quantity, amount, fills before
-    it. Then the fees paid, the bars where two orders met at one price (the intrabar path
-    decided), and why and where the loop stopped."""
+    cash, position, the position at its entry price (`position_value`), funding paid so far, and
+    (when the loop marks to market) the equity. Per funding payment (of the contract's list): its
+    index there, quantity, amount, fills before it. Then the fees paid, what marking to market
+    gives the statistics (`compiled.drawdown.mark_to_market`: the deepest drawdown, the longest
+    time under water, the bars with a position held; inf, 0, 0 when the loop does not mark), the
+    bars where two orders met at one price (the intrabar path decided), and why and where the
+    loop stopped."""
 
     order_row: np.ndarray
     order_side: np.ndarray
@@ -145,11 +152,15 @@ class Simulated(NamedTuple):
     position: np.ndarray
     cost_basis: np.ndarray
     funding: np.ndarray
+    equity: np.ndarray
     funding_index: np.ndarray
     funding_quantity: np.ndarray
     funding_amount: np.ndarray
     funding_fills_before: np.ndarray
     fees_paid: float
+    deepest_drawdown: float
+    longest_drawdown: int
+    exposed_bars: int
     path_decided_bars: int
     liquidations: int
     stopped: int
@@ -180,6 +191,9 @@ def simulate(
     max_position_quantity: float = math.nan,
     max_position_notional: float = math.nan,
     cap_limits: bool = False,
+    ts: np.ndarray | None = None,
+    unit_value: np.ndarray | None = None,
+    allocate: Callable[[int, int], np.ndarray] | None = None,
     compiled: bool = True,
 ) -> Simulated:
     """Run the plan. `slip` is the fixed slippage as a fraction (bps * 1e-4, 0 for none); notional
@@ -188,6 +202,11 @@ def simulate(
     slippage is volume-share (`domain.volume_share`) on the bars' `volume`, in place of `slip`.
     The max-position limits (`accounting.limits`) are NaN when absent; they deny an order that
     would cross one, or with `cap_limits` cut it to the room left (`risk.on_limit = "cap"`).
+    With the bars' times `ts` (int64 nanoseconds) and the value of a unit of the position at each
+    (`unit_value`: the close, or the mark times the contract size), the loop also marks the
+    account to market after each bar, as `compiled.drawdown.mark_to_market` does over the cash and
+    position it writes (the same function per bar), and keeps the equity. `allocate(rows,
+    length)` gives the block of per-bar columns (default `np.empty`).
     `compiled=False` runs the same loop as plain Python."""
     c = contract or Contract()
     # 0 stands for no grid in the loop; the scales are the grids' decimal places (domain.grid).
@@ -207,14 +226,17 @@ def simulate(
     order_floats[3] = math.nan
     fill_ints = np.zeros((2, capacity), np.int64)  # order index, row
     fill_floats = np.zeros((4, capacity))  # price, quantity, fee, leaves
-    # One block per run for the per-bar columns (see results.build_result).
-    per_bar = np.empty((4 if c.margin else 2, n))
+    # One block per run for the per-bar columns.
+    marking = ts is not None and unit_value is not None
+    rows = (4 if c.margin else 2) + (1 if marking else 0)
+    per_bar = np.empty((rows, n)) if allocate is None else allocate(rows, n)
     funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
     funding_floats = np.zeros((2, payments))  # quantity, amount
-    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0])
+    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, np.inf])
     volumes = np.zeros(0) if volume is None else volume
-    # Orders, fills, payments, decided bars, stop reason, stop row, liquidations.
-    counts = np.zeros(7, np.int64)
+    # Orders, fills, payments, decided bars, stop reason, stop row, liquidations, the longest time
+    # under water, the bars with a position held.
+    counts = np.zeros(9, np.int64)
     marks = (
         (c.mark_open, c.mark_high, c.mark_low, c.mark_close)
         if c.margin
@@ -263,6 +285,9 @@ def simulate(
         np.ascontiguousarray(c.funding_row, dtype=np.int64),
         np.ascontiguousarray(c.funding_rate, dtype=np.float64),
         np.ascontiguousarray(c.funding_mark, dtype=np.float64),
+        np.ascontiguousarray(ts if marking else np.zeros(0, np.int64), dtype=np.int64),
+        np.ascontiguousarray(unit_value if marking else np.zeros(0), dtype=np.float64),
+        per_bar[-1] if marking else np.zeros(0),
         order_ints,
         order_floats,
         fill_ints,
@@ -298,11 +323,15 @@ def simulate(
         position=per_bar[1],
         cost_basis=per_bar[2] if c.margin else zeros,
         funding=per_bar[3] if c.margin else zeros,
+        equity=per_bar[-1] if marking else np.zeros(0),
         funding_index=funding_ints[0, :paid],
         funding_quantity=funding_floats[0, :paid],
         funding_amount=funding_floats[1, :paid],
         funding_fills_before=funding_ints[1, :paid],
         fees_paid=float(money[_FEES]),
+        deepest_drawdown=float(money[_DEEPEST]),
+        longest_drawdown=int(counts[7]),
+        exposed_bars=int(counts[8]),
         path_decided_bars=int(counts[3]),
         liquidations=int(counts[6]),
         stopped=int(counts[4]),
@@ -319,7 +348,8 @@ def simulate(
     "float64, "
     "float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], float64[::1], "
     "float64, float64[::1], float64[::1], float64[::1], float64[::1], int64[::1], "
-    "float64[::1], float64[::1], int64[:, ::1], float64[:, ::1], int64[:, ::1], "
+    "float64[::1], float64[::1], int64[::1], float64[::1], float64[::1], "
+    "int64[:, ::1], float64[:, ::1], int64[:, ::1], "
     "float64[:, ::1], float64[:, ::1], int64[:, ::1], float64[:, ::1], float64[::1], int64[::1]"
     ")"
 )
@@ -365,6 +395,9 @@ def _run_plan(
     funding_row: np.ndarray,
     funding_rate: np.ndarray,
     funding_mark: np.ndarray,
+    ts: np.ndarray,
+    unit_value: np.ndarray,
+    equity_at: np.ndarray,
     order_ints: np.ndarray,
     order_floats: np.ndarray,
     fill_ints: np.ndarray,
@@ -762,6 +795,13 @@ def _run_plan(
     position = money[_HELD]
     basis = 0.0
     funded = 0.0
+    # Marking to market after each bar (when asked): the drawdown state `mark_bar` carries.
+    marking = len(equity_at) == n
+    peak = 0.0
+    deepest = np.inf
+    under_since = -1
+    longest = 0
+    exposed = 0
     for i in range(n):
         s = signal[i]
         if (
@@ -857,6 +897,15 @@ def _run_plan(
         if margin:
             basis_at[i] = basis
             funding_at[i] = funded
+        if marking:
+            _, equity, _, peak, deepest, under_since, longest, exposed = mark_bar(
+                i, ts, cash, position, unit_value[i], peak, deepest, under_since, longest, exposed
+            )
+            equity_at[i] = equity
+    if marking:
+        money[_DEEPEST] = deepest
+        counts[7] = longest_under_water(ts, under_since, longest)
+        counts[8] = exposed
     for k in (pending_first, pending_second):
         if k >= 0:
             order_ints[_OUTCOME, k] = CANCELED

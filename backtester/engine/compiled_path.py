@@ -17,6 +17,7 @@ import polars as pl
 
 from backtester.compiled import signal_path
 from backtester.config import RiskConfig, StatsConfig
+from backtester.core.memory import columns
 from backtester.data.bars import RepairReport
 from backtester.domain.enums import BUY, SELL
 from backtester.domain.instrument import Instrument, InstrumentKind, MarginMode, MarginTier
@@ -33,8 +34,10 @@ from backtester.results import (
     DeferredFills,
     DeferredOrders,
     Later,
+    Marked,
     RunResult,
     build_result,
+    unit_values,
 )
 from backtester.risk import rules
 from backtester.strategy.signal import SignalPlan
@@ -143,6 +146,7 @@ def run_plan(
         if margin
         else None
     )
+    multipliers = {instrument.symbol: instrument.contract_size} if margin else None
     sim = signal_path.simulate(
         plan.signal,
         open_,
@@ -164,6 +168,11 @@ def run_plan(
         max_position_quantity=_limit(limits.max_position_quantity),
         max_position_notional=_limit(limits.max_position_notional),
         cap_limits=limits.on_limit == "cap",
+        # The loop marks the account to market after each bar, as build_result would have.
+        ts=ts,
+        unit_value=unit_values({instrument.symbol: mark.close}, multipliers)[instrument.symbol],
+        # Without huge-page advice, as the equity frame's columns (adr/0025).
+        allocate=columns,
     )
     if sim.stopped != signal_path.RAN_TO_THE_END:
         raise Declined(f"{_STOPPED[sim.stopped]} (bar {sim.stopped_row})")
@@ -248,13 +257,14 @@ def run_plan(
         repairs=repairs,
         stats=stats,
         account=account,
-        multipliers={symbol: instrument.contract_size} if margin else None,
+        multipliers=multipliers,
         funding=_funding_frame(symbol, funding, sim) if margin else None,
         liquidations=sim.liquidations,
         ranges={symbol: (ts, high, low)},
         fill_rows=sim.fill_row,
         positions_given_away=True,
         interval=interval,
+        marked=Marked(sim.equity, sim.deepest_drawdown, sim.longest_drawdown, sim.exposed_bars),
     )
 
 

@@ -15,7 +15,7 @@ import pytest
 import structlog.testing
 
 from backtester import Backtest
-from backtester.accounting import arithmetic, limits
+from backtester.accounting import arithmetic, limits, marking
 from backtester.compiled import aot, drawdown, indicators, signal_path
 from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
 from backtester.domain import grid, touch, volume_share
@@ -251,3 +251,13 @@ def test_the_order_path_kernel_liquidates_with_the_accounts_and_venues_rules() -
         assert twin.__globals__[name].__code__ is getattr(arithmetic, name).__code__
     assert twin.__globals__["reach_price"].__code__ is touch.reach_price.__code__
     assert "backtester.domain.touch" in aot.ELSEWHERE
+
+
+def test_the_order_path_kernel_marks_to_market_with_the_equity_curves_rule() -> None:
+    # The equity a compiled run digests (marked in its loop) and the equity frame it shows (the
+    # pass over the books) are one function's arithmetic.
+    for kernel in (signal_path._run_plan, drawdown.mark_to_market):
+        twin = with_numba_twins(kernel, lambda func: func)
+        for name in ("mark_bar", "longest_under_water"):
+            assert twin.__globals__[name].__code__ is getattr(marking, name).__code__
+    assert "backtester.accounting.marking" in aot.ELSEWHERE

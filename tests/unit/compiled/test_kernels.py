@@ -320,6 +320,24 @@ def test_signal_path_compiled_equals_its_python(
     python = signal_path.simulate(*args, *knobs, compiled=False)
     for a, b in zip(compiled, python, strict=True):
         assert same(np.asarray(a), np.asarray(b))
+    # Marking to market in the loop: the same record, and the equity and drawdown state the pass
+    # over the cash and position it wrote gives.
+    ts = np.arange(n, dtype=np.int64) * 60 * 10**9
+    unit = close * 0.5 if margin else close
+    for run in (True, False):
+        marked = signal_path.simulate(*args, *knobs, ts=ts, unit_value=unit, compiled=run)._asdict()
+        unmarked = (compiled if run else python)._asdict()
+        for name, value in unmarked.items():
+            if name not in ("equity", "deepest_drawdown", "longest_drawdown", "exposed_bars"):
+                assert same(np.asarray(marked[name]), np.asarray(value)), name
+        equity = np.zeros(n)
+        none = np.zeros(0)
+        profile = drawdown.mark_to_market(
+            ts, marked["cash"], marked["position"], unit, none, equity, none, none
+        )
+        assert same(marked["equity"], equity)
+        assert (marked["deepest_drawdown"], marked["longest_drawdown"]) == profile[:2]
+        assert marked["exposed_bars"] == profile[2]
 
 
 @settings(max_examples=60, deadline=None)
