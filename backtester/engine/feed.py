@@ -60,7 +60,7 @@ class Feed:
         self._times: list[int] | None = None
         # Signal mode's bars, built on demand: the times and the OHLCV rows (one row's five
         # floats read in one call).
-        self._columns: tuple[np.ndarray, np.ndarray] | None = None
+        self._columns: tuple[np.ndarray, np.ndarray, list[int]] | None = None
 
     def __len__(self) -> int:
         return self._merged.height
@@ -99,10 +99,10 @@ class Feed:
             ohlcv = np.column_stack(
                 [m[c].to_numpy().astype(np.float64, copy=False) for c in OHLCV_COLUMNS[1:]]
             )
-            columns = self._columns = (m["ts"].to_numpy(), ohlcv)
-        ts, ohlcv = columns
+            columns = self._columns = (m["ts"].to_numpy(), ohlcv, self._timestamps)
+        ts, ohlcv, closes = columns
         o, h, low, c, v = ohlcv[row].tolist()
-        return Bar(self.symbols[0], row, ts.item(row), o, h, low, c, v, self._timestamps[row])
+        return Bar(self.symbols[0], row, ts.item(row), o, h, low, c, v, closes[row])
 
     def scheduled_ticks(
         self, scheduled: Sequence[tuple[str, int, int, object]]
