@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import html
-import itertools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, overload
@@ -73,7 +73,7 @@ class RunResult:
         trades: pl.DataFrame | Callable[[], pl.DataFrame],
         fills: pl.DataFrame | Callable[[], pl.DataFrame],
         orders: pl.DataFrame | Callable[[], pl.DataFrame],
-        equity: pl.DataFrame,
+        equity: pl.DataFrame | Callable[[], pl.DataFrame],
         stats: Stats,
         digest: str,
         repairs: list[RepairReport],
@@ -111,6 +111,10 @@ class RunResult:
     fills = FrameBuiltWhenRead("Every fill, in the order booked (`FILL_SCHEMA`).")
     orders = FrameBuiltWhenRead(
         "Every order, in the order submitted (`ORDER_SCHEMA`, timestamps as UTC datetimes)."
+    )
+    equity = FrameBuiltWhenRead(
+        "The account at every bar: ts, cash, position_value, equity, drawdown_pct, funding and "
+        "notional (`equity_frame`)."
     )
 
     def __repr__(self) -> str:
@@ -286,8 +290,8 @@ def columns_digest(
     digest = Digest(algorithm)
     digest.add_array("fill.ts", fills.ts)
     digest.add_array("fill.order_id", fills.order_id)
-    digest.add_joined("fill.instrument", _joined_names(fills.symbols, fills.codes))
-    digest.add_joined("fill.side", _joined_sides(fills.buy))
+    digest.add_joined_utf8("fill.instrument", _joined_names(fills.symbols, fills.codes))
+    digest.add_joined_utf8("fill.side", _joined_sides(fills.buy))
     digest.add_array("fill.price", fills.price)
     digest.add_array("fill.quantity", fills.quantity)
     digest.add_array("fill.fee", fills.fee)
@@ -304,32 +308,36 @@ def denial_summary(denied: pl.DataFrame) -> str:
     return ", ".join(f"{code or 'denied'}={n}" for code, n in counts.iter_rows())
 
 
-def _joined_names(symbols: list[str], codes: np.ndarray) -> str:
-    """Each fill's instrument name, joined by the digest's separator."""
+_SEPARATOR = STRING_SEPARATOR.encode()
+
+
+def _joined_names(symbols: list[str], codes: np.ndarray) -> bytes:
+    """Each fill's instrument name, joined by the digest's separator, as UTF-8."""
     if len(symbols) == 1:
-        return STRING_SEPARATOR.join(itertools.repeat(symbols[0], len(codes)))
+        # One name: the bytes repeated (a join would visit a string a fill).
+        return ((symbols[0] + STRING_SEPARATOR).encode() * len(codes))[: -len(_SEPARATOR)]
     names = pl.Series(symbols, dtype=pl.String).gather(codes)
-    return str(names.str.join(STRING_SEPARATOR).item())
+    return str(names.str.join(STRING_SEPARATOR).item()).encode()
 
 
-# A fill's side as the fills frame writes it ("buy" or "sell"), with the separator after it.
-_SIDES = {True: ("buy" + STRING_SEPARATOR).encode(), False: ("sell" + STRING_SEPARATOR).encode()}
+# A fill's side as the fills frame writes it ("buy" or "sell"), with the separator after it: the
+# rows of a table padded to one width, and which of each row's bytes are the text.
+_SIDE_TEXT = [("sell" + STRING_SEPARATOR).encode(), ("buy" + STRING_SEPARATOR).encode()]
+_SIDE_WIDTH = max(map(len, _SIDE_TEXT))
+_SIDE_BYTES = np.array([list(t.ljust(_SIDE_WIDTH, b"\0")) for t in _SIDE_TEXT], dtype=np.uint8)
+_SIDE_USED = np.array([[k < len(t) for k in range(_SIDE_WIDTH)] for t in _SIDE_TEXT])
 
 
-def _joined_sides(buy: np.ndarray) -> str:
-    """Each fill's side ("buy" or "sell"), joined by the digest's separator: written byte by byte
-    into one buffer (a list of the strings would be a Python object a fill)."""
+def _joined_sides(buy: np.ndarray) -> bytes:
+    """Each fill's side ("buy" or "sell"), joined by the digest's separator, as UTF-8: each fill's
+    row of the table, less its padding (a list of the strings would be a Python object a fill)."""
     if len(buy) == 0:
-        return ""
-    width = np.where(buy, len(_SIDES[True]), len(_SIDES[False]))
-    end = np.cumsum(width)
-    start = end - width
-    out = np.empty(int(end[-1]), dtype=np.uint8)
-    for side, text in _SIDES.items():
-        at = start[buy == side]
-        for k, byte in enumerate(text):
-            out[at + k] = byte
-    return out[:-1].tobytes().decode()
+        return b""
+    # `take`, not fancy indexing: numpy's fast path for whole rows.
+    rows = buy.astype(np.intp)
+    text: np.ndarray = _SIDE_BYTES.take(rows, axis=0).ravel()
+    text = text[_SIDE_USED.take(rows, axis=0).ravel()]
+    return text[: -len(_SEPARATOR)].tobytes()
 
 
 class Later:
@@ -412,32 +420,33 @@ def build_result(
     sizes = multipliers or {}
     # Each position's value per unit of quantity: the mark times the contract size (1 on spot).
     unit_values = {s: m * sizes[s] if sizes.get(s, 1.0) != 1.0 else m for s, m in marks.items()}
-    paid = books.funding if books.funding is not None else np.zeros(len(timeline))
+    margin_basis = books.cost_basis if account == "margin" else None
+    equity: pl.DataFrame | Later
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
-        # One block for the four columns: freed and allocated again run after run (a sweep), one
-        # large block is reused by the allocator, while four separate ones are handed back to the
-        # system and faulted in afresh each time, which costs more than the pass itself. Without
-        # huge-page advice: a fresh process's first run would wait for compaction (adr/0025).
-        if positions_given_away:
-            marked, drawdown, notional = columns(3, len(timeline))
-            position_value = held
-        else:
-            position_value, marked, drawdown, notional = columns(4, len(timeline))
-        # The statistics' drawdown profile and exposure come from the same pass.
+        # The run takes the equity alone (the digest, the statistics), and the statistics' drawdown
+        # profile and exposure from the same pass; the other columns are written when the equity
+        # frame is first read, by the same pass over the same arrays. Without huge-page advice: a
+        # fresh process's first run would wait for compaction (adr/0025).
+        (values,) = columns(1, len(timeline))
         deepest, longest, exposed = mark_to_market(
-            timeline_ns,
-            cash,
-            held,
-            unit_values[symbol],
-            position_value,
-            marked,
-            drawdown,
-            notional,
+            timeline_ns, cash, held, unit_values[symbol], _NONE, values, _NONE, _NONE
         )
         profile: tuple[float, int] | None = (deepest, longest)
         exposure: np.ndarray | int = exposed
-        equity = equity_frame(timeline, cash, position_value, (marked, drawdown), paid, notional)
+        equity = Later(
+            functools.partial(
+                _marked_equity_frame,
+                timeline,
+                timeline_ns,
+                books,
+                held,
+                unit_values[symbol],
+                values,
+                margin_basis,
+                positions_given_away,
+            )
+        )
     else:
         position_value = np.zeros(len(timeline))
         notional = np.zeros(len(timeline))
@@ -449,14 +458,13 @@ def build_result(
         exposure = next(holdings) != 0.0
         for held in holdings:
             exposure |= held != 0.0
-        equity = equity_frame(timeline, cash, position_value, None, paid, notional)
-    if account == "margin" and books.cost_basis is not None:
-        basis = np.zeros(len(timeline))
-        for values in books.cost_basis.values():
-            basis += values
-        equity = equity.with_columns(
-            pl.Series("cash", cash + basis), pl.Series("position_value", position_value - basis)
+        equity = _with_margin_basis(
+            equity_frame(timeline, cash, position_value, None, _paid(books, timeline), notional),
+            cash,
+            position_value,
+            margin_basis,
         )
+        values = equity["equity"].to_numpy()
     last_mark = {s: (int(timeline[-1]), float(c[-1])) for s, c in marks.items()}
     funding_frame = funding if funding is not None else pl.DataFrame(schema=FUNDING_SCHEMA)
     # The statistics take a few columns of the trades; the whole frame is built when first read.
@@ -468,7 +476,7 @@ def build_result(
     trades = round_trip_record(taken, last_mark, sizes, funding_frame, ranges, fill_rows)
     primary = next(iter(closes.values()))
     computed = compute_stats(
-        equity,
+        None,
         trades.summary,
         initial_cash=initial_cash,
         fees_paid=fees_paid,
@@ -480,6 +488,7 @@ def build_result(
         drawdown=profile,
         interval=interval,
         timeline=timeline_ns,
+        values=values,
     )
     # Closed trades by side, in one query.
     closed = ~trades.summary["is_open"].to_numpy()
@@ -516,10 +525,68 @@ def build_result(
         orders=orders_source,
         equity=equity,
         stats=computed,
-        digest=columns_digest(taken, timeline_ns, equity["equity"].to_numpy()),
+        digest=columns_digest(taken, timeline_ns, values),
         repairs=repairs,
         funding=funding_frame,
         account=account,
+    )
+
+
+_NONE = np.zeros(0)
+
+
+def _marked_equity_frame(
+    timeline: np.ndarray,
+    timeline_ns: np.ndarray,
+    books: Books,
+    held: np.ndarray,
+    unit_value: np.ndarray,
+    values: np.ndarray,
+    margin_basis: dict[str, np.ndarray] | None,
+    positions_given_away: bool,
+) -> pl.DataFrame:
+    """The equity frame of one instrument's run, whose equity `values` the run took: every column
+    from the pass that wrote them (the equity again, the same bits). A position array given away
+    becomes the position value column."""
+    n = len(timeline)
+    if positions_given_away:
+        drawdown, notional = columns(2, n)
+        position_value = held
+    else:
+        position_value, drawdown, notional = columns(3, n)
+    mark_to_market(
+        timeline_ns, books.cash, held, unit_value, position_value, values, drawdown, notional
+    )
+    frame = equity_frame(
+        timeline,
+        books.cash,
+        position_value,
+        (values, drawdown),
+        _paid(books, timeline),
+        notional,
+    )
+    return _with_margin_basis(frame, books.cash, position_value, margin_basis)
+
+
+def _paid(books: Books, timeline: np.ndarray) -> np.ndarray:
+    return books.funding if books.funding is not None else np.zeros(len(timeline))
+
+
+def _with_margin_basis(
+    equity: pl.DataFrame,
+    cash: np.ndarray,
+    position_value: np.ndarray,
+    cost_basis: dict[str, np.ndarray] | None,
+) -> pl.DataFrame:
+    """A margin account's equity frame: the wallet plus the positions at their entry prices as
+    `cash`, the unrealized profit as `position_value` (the same equity)."""
+    if cost_basis is None:
+        return equity
+    basis = np.zeros(len(cash))
+    for values in cost_basis.values():
+        basis += values
+    return equity.with_columns(
+        pl.Series("cash", cash + basis), pl.Series("position_value", position_value - basis)
     )
 
 

@@ -10,10 +10,11 @@ alone, next to a plain numba loop over the same signals, all measured in one pro
 - **whole run**: `Backtest.run` on the compiled path (indicators, signals, simulation, trades,
   statistics, digest: what a user and a sweep point pay).
 - **whole run, then every frame read**: the same, with the frames a run builds only when they are
-  first read (orders, trades) read once.
+  first read (fills, orders, trades, the equity curve) read once.
 - **its stages**, each timed alone on the same inputs: the signals (`sma_cross_signals`), the
   simulation kernel (`signal_path.simulate`, allocation of its outputs included), the pass that
-  marks to market (the equity curve, with the statistics' drawdown profile and exposure), the
+  marks to market (the equity, with the statistics' drawdown profile and exposure; the equity
+  frame's other columns are written when it is first read), the
   round trips as far as the statistics take them (the trades frame, with its MAE/MFE, is built
   when first read), the statistics and the digest; "the rest" is the whole run less
   those (frames, checks).
@@ -64,8 +65,8 @@ from backtester.compiled import signal_path  # noqa: E402
 from backtester.compiled.drawdown import mark_to_market  # noqa: E402
 from backtester.compiled.jit import active_backend  # noqa: E402
 from backtester.metrics.stats import compute_stats  # noqa: E402
-from backtester.metrics.trades import round_trip_record  # noqa: E402
-from backtester.results import result_digest  # noqa: E402
+from backtester.metrics.trades import fill_columns, round_trip_record  # noqa: E402
+from backtester.results import columns_digest  # noqa: E402
 from backtester.strategies import SmaCross  # noqa: E402
 from backtester.strategy.library.sma_cross import sma_cross_signals  # noqa: E402
 
@@ -203,13 +204,14 @@ def main() -> None:
     kernel = (wall, cpu)
     stage_rows["simulation kernel (signal_path.simulate)"] = kernel
     ts = result.equity["ts"].dt.epoch("ns").to_numpy()
-    held = simulated.position.copy()
-    marked = np.empty((3, n))
+    values = np.empty(n)
+    none = np.zeros(0)
 
     def marking() -> tuple[float, int, int]:
-        # As the run does it: the position column becomes the position value column.
-        np.copyto(held, simulated.position)
-        return mark_to_market(ts, simulated.cash, held, close, held, *marked)
+        # As the run does it: the equity alone.
+        return mark_to_market(
+            ts, simulated.cash, simulated.position, close, none, values, none, none
+        )
 
     wall, cpu, (deepest, longest, exposed) = timed(marking, calls)
     stage_rows["mark to market (equity curve, drawdown profile, exposure)"] = (wall, cpu)
@@ -222,7 +224,7 @@ def main() -> None:
     stage_rows["round trips (what the statistics take; the frame waits to be read)"] = (wall, cpu)
     wall, cpu, _ = timed(
         lambda: compute_stats(
-            result.equity,
+            None,
             record.summary,
             initial_cash=CASH,
             fees_paid=float(result.stats["fees_paid"]),
@@ -230,11 +232,15 @@ def main() -> None:
             last_close=float(close[-1]),
             exposure=exposed,
             drawdown=(deepest, longest),
+            timeline=ts,
+            values=values,
         ),
         calls,
     )
     stage_rows["statistics"] = (wall, cpu)
-    wall, cpu, digest = timed(lambda: result_digest(result.fills, result.equity), calls)
+    # As the run does it: from the fills' columns and the equity values.
+    taken = fill_columns(result.fills)
+    wall, cpu, digest = timed(lambda: columns_digest(taken, ts, values), calls)
     stage_rows["digest (XXH3-128 of fills and equity curve)"] = (wall, cpu)
     whole = rows["whole run (Backtest.run, compiled path)"]
     stage_rows["the rest (frames, checks)"] = (

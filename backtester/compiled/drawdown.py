@@ -58,9 +58,12 @@ def mark_to_market(
     notional held (`0.0 + |held| * close`), in one pass, into the last four arrays (allocated by
     the caller: numpy backs large arrays with huge pages, while a kernel's own allocations fault in
     page by page). `position_value` may be `held` itself (each bar is read before it is written).
-    Returns what the statistics take from the same pass: `drawdown_profile(ts, equity)` and the
-    bars with a position held (`held != 0`)."""
+    With `position_value`, `drawdown` and `notional` empty, the equity alone is written (a run
+    takes only it; the other columns wait until its equity frame is read). Returns what the
+    statistics take from the same pass: `drawdown_profile(ts, equity)` and the bars with a
+    position held (`held != 0`)."""
     n = len(cash)
+    every_column = len(drawdown) == n
     peak = 0.0
     deepest = np.inf
     longest = 0
@@ -73,17 +76,20 @@ def mark_to_market(
             exposed += 1
         value = 0.0 + h * c
         e = cash[i] + value
-        position_value[i] = value
         equity[i] = e
-        notional[i] = 0.0 + abs(h) * c
+        if every_column:
+            position_value[i] = value
+            notional[i] = 0.0 + abs(h) * c
         if i == 0 or math.isnan(e) or (not math.isnan(peak) and e > peak):
             peak = e
         if peak == 0.0:
             below = -np.inf if e < 0.0 else np.nan
-            drawdown[i] = below
+            percent = below
         else:
             below = e / peak - 1.0
-            drawdown[i] = 100.0 * below
+            percent = 100.0 * below
+        if every_column:
+            drawdown[i] = percent
         if math.isnan(below) or (not math.isnan(deepest) and below < deepest):
             deepest = below
         underwater = e < peak

@@ -63,23 +63,27 @@ def crossover_signal(
         previous = diff
 
 
+# Bars whose ticks `sma_cross_in_ticks` converts at a time, ahead of summing them.
+_BLOCK = 2048
+
+
 @kernel("void(float64[::1], int64, int64, int64, int8[::1])")
 def sma_cross_in_ticks(
     prices: np.ndarray, fast: int, slow: int, scale: int, signal: np.ndarray
 ) -> None:
-    """`crossover_signal` of the `window_sums_in_ticks` of both windows, in one pass, into a
-    zeroed `signal`."""
+    """`crossover_signal` of the `window_sums_in_ticks` of both windows (each at least 1), in one
+    pass, into a zeroed `signal`."""
     n = len(prices)
+    width = max(fast, slow)
     fast_total = 0
     slow_total = 0
     slow_f = float(slow)
     fast_f = float(fast)
     previous = np.nan
-    for i in range(n):
+    for i in range(min(n, width)):
         tick = int(np.rint(prices[i] * scale))
         fast_total += tick
         slow_total += tick
-        # A price's ticks are computed again when it leaves a window: the same integer.
         if i >= fast:
             fast_total -= int(np.rint(prices[i - fast] * scale))
         if i >= slow:
@@ -93,3 +97,31 @@ def sma_cross_in_ticks(
             elif diff < 0 and previous >= 0:
                 signal[i] = -1
         previous = diff
+    # Both windows are full from here on (no NaN). The ticks are converted a block at a time, a
+    # loop the compiler vectorizes, behind the last `width` bars' (a price's ticks are the same
+    # integer whenever converted); the sums then index the block without a negative offset, which
+    # Python indexing would make a check per access.
+    ticks = np.empty(width + _BLOCK, np.int64)
+    for j in range(min(n, width)):
+        ticks[j] = int(np.rint(prices[j] * scale))
+    start = width
+    while start < n:
+        size = min(_BLOCK, n - start)
+        block = prices[start : start + size]
+        entering = ticks[width : width + size]
+        for j in range(size):
+            entering[j] = int(np.rint(block[j] * scale))
+        leaving_fast = ticks[width - fast :]
+        leaving_slow = ticks[width - slow :]
+        out = signal[start : start + size]
+        for j in range(size):
+            tick = entering[j]
+            fast_total += tick - leaving_fast[j]
+            slow_total += tick - leaving_slow[j]
+            diff = float(fast_total) * slow_f - float(slow_total) * fast_f
+            # Written for every bar, without branches: 0 where neither crosses.
+            out[j] = np.int8((diff > 0) & (previous <= 0)) - np.int8((diff < 0) & (previous >= 0))
+            previous = diff
+        for j in range(width):
+            ticks[j] = ticks[size + j]
+        start += size

@@ -62,7 +62,11 @@ class Digest:
     def add_joined(self, name: str, joined: str) -> None:
         """A list of strings joined by STRING_SEPARATOR (joined by the caller: a polars column
         joins itself far faster than a Python list would)."""
-        self._frame(name, joined.encode())
+        self.add_joined_utf8(name, joined.encode())
+
+    def add_joined_utf8(self, name: str, joined: bytes | memoryview) -> None:
+        """`add_joined` of a text the caller has as UTF-8 already (no decoding and encoding again)."""
+        self._frame(name, joined)
 
     def _frame(self, name: str, payload: bytes | memoryview) -> None:
         self._h.update(name.encode() + b"\x00" + len(payload).to_bytes(8, "little"))

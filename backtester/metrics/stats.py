@@ -64,7 +64,7 @@ def bar_interval_ns(timestamps: np.ndarray) -> int:
 
 
 def compute_stats(
-    equity: pl.DataFrame,
+    equity: pl.DataFrame | None,
     trades: pl.DataFrame,
     *,
     initial_cash: float,
@@ -77,16 +77,21 @@ def compute_stats(
     drawdown: tuple[float, int] | None = None,
     interval: int | None = None,
     timeline: np.ndarray | None = None,
+    values: np.ndarray | None = None,
 ) -> Stats:
     """`equity` has columns ts (UTC datetime) and equity; `trades` is a trades frame or its summary
     (`metrics.trades.SUMMARY_SCHEMA`: the columns taken here); `exposure` is True where a position
     is held (or the number of such bars). `periods_per_year`: of the returns the ratios use (trading days
     with daily returns, bars with bar returns); None infers it from the calendar. `drawdown`:
     `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`);
-    `interval`: `bar_interval_ns` of its timestamps when the caller took it already; `timeline`:
-    the same timestamps as int64 nanoseconds, when the caller has them."""
-    ts = equity["ts"].dt.epoch("ns").to_numpy() if timeline is None else timeline
-    values = equity["equity"].to_numpy()
+    `interval`: `bar_interval_ns` of its timestamps when the caller took it already; `timeline`
+    and `values`: the same timestamps as int64 nanoseconds and the equity, when the caller has
+    them (then `equity` may be None: the frame is not needed)."""
+    if timeline is None or values is None:
+        assert equity is not None, "the equity frame, or its timestamps and values"
+        timeline = equity["ts"].dt.epoch("ns").to_numpy()
+        values = equity["equity"].to_numpy()
+    ts = timeline
     if interval is None:
         interval = bar_interval_ns(ts)
     calendar = trading_calendar(ts)
@@ -129,9 +134,11 @@ def compute_stats(
     gross_loss = -float(losses.sum())
     durations = closed["duration"].to_numpy() if closed.height else np.zeros(0)
 
+    # As the equity frame's first and last times read (UTC datetimes).
+    start, end = pl.Series([ts[0], ts[-1]], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
     return Stats(
-        start=str(equity["ts"][0]),
-        end=str(equity["ts"][-1]),
+        start=str(start),
+        end=str(end),
         bars=len(values),
         bar_interval_s=interval / 1e9,
         calendar=calendar.kind,

@@ -1,5 +1,6 @@
-"""A run's fills, trades and orders frames are built when first read; what the run takes from the
-fills instead (their columns, for the round trips and the digest) gives the frame's own values."""
+"""A run's fills, trades, orders and equity frames are built when first read; what the run takes
+from the fills instead (their columns, for the round trips and the digest) gives the frame's own
+values, and the equity it takes is the equity frame's column."""
 
 from __future__ import annotations
 
@@ -31,6 +32,37 @@ def test_a_compiled_run_builds_its_frames_when_read_and_they_equal_the_event_pat
     assert compiled.fills.equals(events.fills)
     assert compiled.fills.height == compiled.stats["fills"] > 2
     assert compiled.digest == events.digest == result_digest(compiled.fills, compiled.equity)
+    assert compiled.equity.equals(events.equity)
+
+
+@pytest.mark.parametrize("mode", ["compiled", "signal", "dense"])
+def test_the_equity_frame_is_built_when_read_with_the_columns_it_had(mode: str) -> None:
+    result = run(mode)
+    assert not isinstance(result._equity, pl.DataFrame)
+    equity = result.equity
+    assert result.equity is equity
+    assert equity.columns == [
+        "ts",
+        "cash",
+        "position_value",
+        "equity",
+        "drawdown_pct",
+        "funding",
+        "notional",
+    ]
+    # The columns the one pass writes, against the numpy expressions they stand for (a long-only
+    # run: its notional is its position value).
+    value = equity["position_value"].to_numpy()
+    assert (value > 0).any()
+    assert np.array_equal(equity["equity"].to_numpy(), equity["cash"].to_numpy() + value)
+    peaks = np.maximum.accumulate(equity["equity"].to_numpy())
+    drawdown = 100.0 * (equity["equity"].to_numpy() / peaks - 1.0)
+    assert np.array_equal(equity["drawdown_pct"].to_numpy(), drawdown)
+    assert np.array_equal(equity["notional"].to_numpy(), np.abs(value))
+    assert result.stats["final_equity"] == equity["equity"][-1]
+    assert result.stats["max_drawdown_pct"] == float(drawdown.min())
+    assert result.stats["start"] == str(equity["ts"][0])
+    assert result.stats["end"] == str(equity["ts"][-1])
 
 
 @pytest.mark.parametrize(
@@ -39,7 +71,7 @@ def test_a_compiled_run_builds_its_frames_when_read_and_they_equal_the_event_pat
 def test_the_joined_sides_are_the_frames_side_column_joined(sides: list[bool]) -> None:
     column = pl.Series(["buy" if side else "sell" for side in sides], dtype=pl.String)
     expected = column.str.join(STRING_SEPARATOR).item()
-    assert _joined_sides(np.array(sides, dtype=bool)) == expected
+    assert _joined_sides(np.array(sides, dtype=bool)) == expected.encode()
 
 
 @pytest.mark.parametrize("names", [[], ["A"], ["A", "B", "A", "A"], ["BTC/USDT"] * 5])
@@ -57,5 +89,5 @@ def test_the_joined_names_are_the_frames_instrument_column_joined(names: list[st
     )
     columns = fill_columns(frame)
     expected = frame["instrument"].str.join(STRING_SEPARATOR).item()
-    assert _joined_names(columns.symbols, columns.codes) == expected
+    assert _joined_names(columns.symbols, columns.codes) == expected.encode()
     assert columns.tags() is None

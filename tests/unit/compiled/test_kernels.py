@@ -363,6 +363,20 @@ def test_indicator_kernels_compiled_equal_their_python(decimals: int) -> None:
     )
     assert same(signal[0][0], signal[1][0])
     assert same(signal[0][0], reference_crossovers(fast, 17, slow, 40))
+    # The fused loop converts ticks a block of bars at a time: these series span several blocks,
+    # and one ends a bar past a block.
+    for length in (n, 40 + 2 * 2048 + 1):
+        fused = compiled_and_python(
+            indicators.sma_cross_in_ticks,
+            prices[:length],
+            17,
+            40,
+            10**decimals,
+            outputs=((length, np.int8),),
+        )
+        expected = reference_crossovers(fast[:length], 17, slow[:length], 40)
+        assert same(fused[0][0], expected)
+        assert same(fused[1][0], expected)
 
 
 def reference_drawdown(ts: np.ndarray, values: np.ndarray) -> tuple[float, int]:
