@@ -23,7 +23,7 @@ from backtester.accounting.accounts import Account, Bookings, CashAccount, Margi
 from backtester.config import RunConfig
 from backtester.core.bus import MessageBus
 from backtester.core.clock import SimClock
-from backtester.core.loop import gc_paused, tick_and_drain, tick_and_drain_sparse
+from backtester.core.loop import gc_paused, tick_and_drain_sparse
 from backtester.core.rng import module_rng
 from backtester.data.bars import RepairReport
 from backtester.domain.instrument import Instrument
@@ -257,10 +257,8 @@ class Engine:
         active = self._active_rows()
         with gc_paused():
             if active is None:
-                timestamps, events = feed.events(placed)
-                tick_and_drain(
-                    clock, bus, timestamps, events if bar is None else bar.iterate(events)
-                )
+                ticks = feed.ticks(placed)
+                bus.deliver_each(clock, ticks if bar is None else bar.iterate(ticks))
             else:
                 (frame,) = self.data.values()
                 venue.attach_ranges(

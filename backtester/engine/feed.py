@@ -12,6 +12,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain, islice, repeat
+from operator import itemgetter
 
 import numpy as np
 import polars as pl
@@ -54,13 +55,22 @@ class Feed:
             self._merged = merged
             self._streams = merged["stream"].to_list()
             self._rows = merged["row"].to_list()
-        self._timestamps: list[int] = self._merged["ts_close"].to_list()
+        # The clock's times as one list, made when first asked for: a dense run takes them a
+        # block at a time with its bars (`ticks`), and never holds them all as Python ints.
+        self._times: list[int] | None = None
         # Signal mode's bars, built on demand: the times and the OHLCV rows (one row's five
         # floats read in one call).
-        self._columns: tuple[np.ndarray, np.ndarray] | None = None
+        self._columns: tuple[np.ndarray, np.ndarray, list[int]] | None = None
 
     def __len__(self) -> int:
-        return len(self._timestamps)
+        return self._merged.height
+
+    @property
+    def _timestamps(self) -> list[int]:
+        times = self._times
+        if times is None:
+            times = self._times = self._merged["ts_close"].to_list()
+        return times
 
     def timestamps(self) -> list[int]:
         """When each bar becomes known (its close), in delivery order: the clock's times."""
@@ -89,10 +99,10 @@ class Feed:
             ohlcv = np.column_stack(
                 [m[c].to_numpy().astype(np.float64, copy=False) for c in OHLCV_COLUMNS[1:]]
             )
-            columns = self._columns = (m["ts"].to_numpy(), ohlcv)
-        ts, ohlcv = columns
+            columns = self._columns = (m["ts"].to_numpy(), ohlcv, self._timestamps)
+        ts, ohlcv, closes = columns
         o, h, low, c, v = ohlcv[row].tolist()
-        return Bar(self.symbols[0], row, ts.item(row), o, h, low, c, v, self._timestamps[row])
+        return Bar(self.symbols[0], row, ts.item(row), o, h, low, c, v, closes[row])
 
     def scheduled_ticks(
         self, scheduled: Sequence[tuple[str, int, int, object]]
@@ -105,50 +115,44 @@ class Feed:
         placed.sort(key=lambda p: p[0])
         return placed
 
-    def events(
-        self, placed: Sequence[tuple[int, int, object]]
-    ) -> tuple[list[int], Iterator[object]]:
-        """Tick times and events of the whole run: the bars, with the placed events before theirs."""
+    def ticks(self, placed: Sequence[tuple[int, int, object]] = ()) -> Iterator[tuple[int, object]]:
+        """(tick time, event) of the whole run: each bar at its close, with the placed events
+        before theirs, chained in C: the Python below runs once per block and placed event, not
+        once per bar."""
+        bars = self._ticks()
         if not placed:
-            return self._timestamps, self.bars()
-        times: list[int] = []
-        start = 0
-        for at, tick, _ in placed:
-            times.extend(self._timestamps[start:at])
-            times.append(tick)
-            start = at
-        times.extend(self._timestamps[start:])
-        return times, self._interleaved(placed)
+            return bars
 
-    def _interleaved(self, placed: Sequence[tuple[int, int, object]]) -> Iterator[object]:
-        """The bars with the placed events among them, chained in C: the Python below runs once
-        per placed event, not once per bar."""
-        bars = self.bars()
-
-        def segments() -> Iterator[Iterable[object]]:
+        def segments() -> Iterator[Iterable[tuple[int, object]]]:
             start = 0
-            for at, _, event in placed:
+            for at, tick, event in placed:
                 yield islice(bars, at - start)
-                yield (event,)
+                yield ((tick, event),)
                 start = at
             yield bars
 
         return chain.from_iterable(segments())
 
     def bars(self) -> Iterator[Bar]:
-        """Every bar in delivery order, built a block of rows at a time: the floats of a block are
-        made, delivered and freed while they are in cache, and the columns of the whole series are
-        never held as Python objects at once (which costs more than the bars themselves)."""
+        """Every bar in delivery order."""
+        return map(itemgetter(1), self._ticks())
+
+    def _ticks(self) -> Iterator[tuple[int, Bar]]:
+        """Every bar in delivery order with its close, built a block of rows at a time: the
+        numbers of a block are made, delivered and freed while they are in cache, and the columns
+        of the whole series are never held as Python objects at once (which costs more than the
+        bars themselves). A bar's close is its tick time: one int serves both."""
         m = self._merged
         columns = [m[c].to_numpy() for c in OHLCV_COLUMNS]
-        times = self._timestamps
+        closes = m["ts_close"].to_numpy()
         rows = self._rows
         names = self.symbols
         streams = self._streams
         single = repeat(names[0])
+        count = m.height
 
-        def block(start: int) -> Iterator[Bar]:
-            end = min(start + BLOCK_ROWS, len(times))
+        def block(start: int) -> Iterator[tuple[int, Bar]]:
+            end = min(start + BLOCK_ROWS, count)
             symbols: Iterable[str]
             positions: Iterable[int]
             if streams is None or rows is None:
@@ -156,12 +160,10 @@ class Feed:
             else:
                 symbols = [names[k] for k in streams[start:end]]
                 positions = rows[start:end]
-            return map(
-                Bar,
-                symbols,
-                positions,
-                *(column[start:end].tolist() for column in columns),
-                times[start:end],
+            times = closes[start:end].tolist()
+            bars = map(
+                Bar, symbols, positions, *(column[start:end].tolist() for column in columns), times
             )
+            return zip(times, bars, strict=True)
 
-        return chain.from_iterable(map(block, range(0, len(times), BLOCK_ROWS)))
+        return chain.from_iterable(map(block, range(0, count, BLOCK_ROWS)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from backtester.core.bus import MessageBus
@@ -28,9 +29,8 @@ class StrategyModule:
     def __init__(self, strategy: Strategy[Any], ctx: StrategyContext) -> None:
         self.strategy = strategy
         self.ctx = ctx
-        # Bound once: the per-bar path should not look up attributes it can hold.
-        self._on_bar = strategy.on_bar
-        self._last_bar = ctx.last_bar
+        self.on_bar = _bar_handler(ctx.last_bar, strategy.on_bar)
+        # Held: the per-order handlers should not look up what they can hold.
         self._open_orders = ctx.open_orders
         # Only a strategy that listens is told of every order answer.
         self._on_order = (
@@ -59,10 +59,6 @@ class StrategyModule:
 
     def stop(self) -> None:
         self.strategy.on_stop()
-
-    def on_bar(self, bar: Bar) -> None:
-        self._last_bar[bar.instrument] = bar
-        self._on_bar(bar)
 
     def on_accepted(self, event: OrderAccepted) -> None:
         order = event.order
@@ -117,6 +113,20 @@ class StrategyModule:
         # After the ledger booked the fill: the hook sees the books as they stand after it.
         if event.fill is not None:
             self.strategy.on_fill(event.fill)
+
+
+def _bar_handler(last_bar: dict[str, Bar], on_bar: Callable[[Bar], None]) -> Callable[[Bar], None]:
+    """The strategy's bar handler: the context's latest bar, then the hook. A closure over both,
+    not a method: it runs for every bar, and a bound method's call and its two attribute loads
+    are about 6% of a dense run whose strategy does nothing."""
+
+    def handle(bar: Bar) -> None:
+        last_bar[bar.instrument] = bar
+        on_bar(bar)
+
+    # Named as the method it stands for, in a failing handler's report.
+    handle.__qualname__ = "StrategyModule.on_bar"
+    return handle
 
 
 def _open_order(order: SubmitOrder, live: bool) -> OpenOrder:

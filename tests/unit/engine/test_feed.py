@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from backtester.account.ledger import _booked_by
+from backtester.domain.messages import Bar
 from backtester.engine.feed import Feed
 
 MINUTE_NS = 60 * 10**9
@@ -44,10 +45,12 @@ def test_a_scheduled_event_comes_at_its_time_after_the_bars_closed_by_then() -> 
     # After the 00:59 minute and the 00:00 hour (both close at 01:00), before the 01:00 minute;
     # the second after the 01:00 minute (closes 01:01), before the 01:01 one (closes 01:02).
     assert placed == [(61, HOUR_NS, on_the_hour), (62, HOUR_NS + 90 * 10**9, inside)]
-    times, events = feed.events(placed)
-    delivered = list(events)
+    times, delivered = zip(*feed.ticks(placed), strict=True)
     assert delivered[61] is on_the_hour and delivered[63] is inside
-    assert times == sorted(times)
+    assert list(times) == sorted(times)
+    assert [t for t, e in zip(times, delivered, strict=True) if isinstance(e, Bar)] == [
+        bar.ts_init for bar in feed.bars()
+    ]
 
 
 def test_what_a_scheduled_event_books_at_a_close_belongs_to_the_next_state() -> None:
