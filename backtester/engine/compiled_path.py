@@ -181,7 +181,11 @@ def run_plan(
     kinds = sim.order_kind
     # The plan's orders are numbered 1, 2, ... and the venue's liquidations -1, -2, ...
     by_venue = kinds == signal_path.LIQUIDATION
-    order_ids = np.where(by_venue, -np.cumsum(by_venue), np.cumsum(~by_venue))
+    order_ids = (
+        np.where(by_venue, -np.cumsum(by_venue), np.cumsum(~by_venue))
+        if sim.liquidations
+        else np.arange(1, len(kinds) + 1)  # the same numbers: no order is the venue's
+    )
     # The fills frame too is built when first read: the round trips and the digest take its columns.
     fill_ts = ts[sim.fill_row]
     fill_ids = order_ids[sim.fill_order]
@@ -216,21 +220,21 @@ def run_plan(
         ),
     )
     # The orders frame is built when first read: a run's statistics need only how many orders there
-    # were and whether any was denied. It keeps the per-order record, not the bar-long columns.
+    # were and whether any was denied. It keeps the per-order record and the input's own times and
+    # closes (which the result keeps with its bars), not the loop's bar-long columns.
     empty = np.zeros(0)
     orders = DeferredOrders(
         functools.partial(
             _orders_frame,
             plan,
-            sim._replace(cash=empty, position=empty, cost_basis=empty, funding=empty),
+            sim._replace(cash=empty, position=empty, cost_basis=empty, funding=empty, equity=empty),
             symbol,
             instrument,
             margin,
             limits,
             order_ids,
-            ts[sim.order_row],
-            ts[sim.order_closed_row],
-            close[sim.order_row],
+            ts,
+            close,
             interval,
         ),
         len(order_ids),
@@ -321,13 +325,15 @@ def _orders_frame(
     margin: bool,
     limits: RiskConfig,
     order_ids: np.ndarray,
-    submitted_ts: np.ndarray,
-    closed_ts: np.ndarray,
-    submitted_close: np.ndarray,
+    ts: np.ndarray,
+    close: np.ndarray,
     interval: int,
 ) -> pl.DataFrame:
-    """`RunResult.orders` from the loop's per-order record; `submitted_ts`, `closed_ts`: the open
-    times of the bars each order was submitted and closed on, `submitted_close`: their closes."""
+    """`RunResult.orders` from the loop's per-order record; `ts`, `close`: the bars' open times and
+    closes (the input's own columns, which the result keeps with its bars anyway)."""
+    submitted_ts = ts[sim.order_row]
+    closed_ts = ts[sim.order_closed_row]
+    submitted_close = close[sim.order_row]
     buys = sim.order_side > 0
     kinds = sim.order_kind
     by_venue = kinds == signal_path.LIQUIDATION
