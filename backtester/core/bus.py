@@ -274,34 +274,47 @@ class MessageBus:
         queue = self._queue
         deferred = self._deferred
         routes = self._routes
+        popleft = queue.popleft
+        defer = deferred.append
         max_steps = self.max_steps
         steps = 0
-        while queue or deferred:
-            steps += 1
-            if steps > max_steps:
-                culprit = queue[0] if queue else deferred[0][1]
-                self._clear()
-                raise StepLimitExceeded(
-                    f"drain exceeded {self.max_steps} steps (last: {type(culprit).__name__}); "
-                    "a handler is probably re-publishing what it receives"
-                )
-            if queue:
-                message = queue.popleft()
+        while True:
+            # The queue first, to empty; then one deferred handler, which may queue more.
+            while queue:
+                steps += 1
+                if steps > max_steps:
+                    raise self._step_limit(queue[0])
+                message = popleft()
                 targets, settled = routes.get(type(message), _NO_ROUTE)
                 if settled:
                     for handler in settled:
-                        deferred.append((handler, message))
-            else:
-                handler, message = deferred.popleft()
-                targets = (handler,)
-            for handler in targets:
-                try:
-                    handler(message)
-                except BusError:
-                    raise
-                except Exception as exc:
-                    raise self._failed(handler, message, exc) from exc
-        return steps
+                        defer((handler, message))
+                for handler in targets:
+                    try:
+                        handler(message)
+                    except BusError:
+                        raise
+                    except Exception as exc:
+                        raise self._failed(handler, message, exc) from exc
+            if not deferred:
+                return steps
+            steps += 1
+            if steps > max_steps:
+                raise self._step_limit(deferred[0][1])
+            handler, message = deferred.popleft()
+            try:
+                handler(message)
+            except BusError:
+                raise
+            except Exception as exc:
+                raise self._failed(handler, message, exc) from exc
+
+    def _step_limit(self, culprit: object) -> StepLimitExceeded:
+        self._clear()
+        return StepLimitExceeded(
+            f"drain exceeded {self.max_steps} steps (last: {type(culprit).__name__}); "
+            "a handler is probably re-publishing what it receives"
+        )
 
     def _clear(self) -> None:
         self._queue.clear()

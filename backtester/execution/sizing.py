@@ -21,6 +21,7 @@ class FillSizing(VenueState):
         remaining: float,
         quantity: float,
         sized_now: bool,
+        reducible: float,
     ) -> tuple[float, float, float]:
         """The taker's price after slippage (no worse than a limit it has), and the fraction order
         sized again at it."""
@@ -34,7 +35,7 @@ class FillSizing(VenueState):
             price = min(price, hit.limit) if buy else max(price, hit.limit)
         if sized_now and buy and price != hit.price:
             # Size the cash fraction at the price actually paid, not the pre-slippage one.
-            remaining = self._size_fraction(order, instrument, price, hit.liquidity)
+            remaining = self._size_fraction(order, instrument, price, hit.liquidity, reducible)
             quantity = min(remaining, quantity)
         return price, remaining, quantity
 
@@ -54,12 +55,14 @@ class FillSizing(VenueState):
         if opening <= 0.0:
             return quantity, ""
         account = self.account
+        if sized_now and self._margin is None:
+            # A spot fraction sized just now at this price is affordable by construction, and
+            # opens exposure only where the account allows it (`_size_fraction` sized it from the
+            # buying power, asked only with nothing to reduce and no refusal).
+            return quantity, ""
         if account.opening_refusal(symbol, order.side is BUY) is not None:
             # Spot: a sell can only take what is held.
             return reducible, "insufficient position at fill"
-        if sized_now and self._margin is None:
-            # A spot fraction sized just now at this price is affordable by construction.
-            return quantity, ""
         affordable = account.affordable(
             symbol,
             price,
@@ -72,14 +75,19 @@ class FillSizing(VenueState):
         return reducible + affordable, reason
 
     def _size_fraction(
-        self, order: SubmitOrder, instrument: Instrument, price: float, liquidity: Liquidity
+        self,
+        order: SubmitOrder,
+        instrument: Instrument,
+        price: float,
+        liquidity: Liquidity,
+        reducible: float,
     ) -> float:
-        """A fraction of the position when the order reduces it (all of it is exactly what is held:
-        flooring a float sum of lots could leave one behind), else of the buying power."""
+        """A fraction of the position when the order reduces it (`reducible` of it: all of it is
+        exactly what is held, flooring a float sum of lots could leave one behind), else of the
+        buying power."""
         assert order.fraction is not None
         account = self.account
         symbol = order.instrument
-        reducible = account.reducible(symbol, order.side is BUY)
         if reducible > 0.0:
             return (
                 reducible

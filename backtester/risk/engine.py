@@ -319,8 +319,13 @@ class RiskEngine:
             cost = order.fraction * available
             balance_reason = None
         else:
-            cost = account.opening_cost(
-                symbol, opening * price * multiplier, self._fees.fee(notional, TAKER)
+            # What opening costs, only when something opens: check_balance reads it only then.
+            cost = (
+                account.opening_cost(
+                    symbol, opening * price * multiplier, self._fees.fee(notional, TAKER)
+                )
+                if opening > 0.0
+                else 0.0
             )
             balance_reason = rules.check_balance(
                 order.side, quantity, opening, cost, available, held, refusal, self._margin
