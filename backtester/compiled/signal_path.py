@@ -800,6 +800,7 @@ def _run_plan(
     peak = 0.0
     deepest = np.inf
     under_since = -1
+    since = 0
     longest = 0
     exposed = 0
     for i in range(n):
@@ -898,13 +899,24 @@ def _run_plan(
             basis_at[i] = basis
             funding_at[i] = funded
         if marking:
-            _, equity, _, peak, deepest, under_since, longest, exposed = mark_bar(
-                i, ts, cash, position, unit_value[i], peak, deepest, under_since, longest, exposed
+            _, equity, _, peak, deepest, under_since, since, longest, exposed = mark_bar(
+                i,
+                ts[i],
+                ts[i - 1] if i else ts[0],
+                cash,
+                position,
+                unit_value[i],
+                peak,
+                deepest,
+                under_since,
+                since,
+                longest,
+                exposed,
             )
             equity_at[i] = equity
     if marking:
         money[_DEEPEST] = deepest
-        counts[7] = longest_under_water(ts, under_since, longest)
+        counts[7] = longest_under_water(ts[n - 1] if n else 0, under_since, since, longest)
         counts[8] = exposed
     for k in (pending_first, pending_second):
         if k >= 0:
