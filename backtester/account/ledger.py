@@ -136,30 +136,6 @@ class AccountLedger:
         # the bars that closed at that time.
         self._scheduled_at: int | None = None
 
-    @property
-    def cash(self) -> float:
-        return self.account.cash
-
-    @property
-    def fees_paid(self) -> float:
-        return self.account.fees_paid
-
-    @property
-    def funding_paid(self) -> float:
-        return self.account.funding_paid
-
-    @property
-    def realized_pnl(self) -> float:
-        return self.account.realized_pnl
-
-    @property
-    def positions(self) -> dict[str, float]:
-        return {symbol: p.quantity for symbol, p in self.account.positions.items()}
-
-    @property
-    def avg_prices(self) -> dict[str, float]:
-        return {symbol: p.avg_price for symbol, p in self.account.positions.items()}
-
     def subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(OrderFilled, self.on_filled)
         bus.subscribe(FundingPaid, self.on_funding)

@@ -293,7 +293,7 @@ class Engine:
             marks=_known_on(known_at, self.data, {s: m.close for s, m in self.marks.items()}),
             closes=_known_on(known_at, self.data, _column(self.data, "close")),
             initial_cash=self.setup.initial_cash,
-            fees_paid=ledger.fees_paid,
+            fees_paid=ledger.account.fees_paid,
             intrabar_decisions=venue.path_decided_bars,
             repairs=self.repairs,
             stats=self.setup.stats,

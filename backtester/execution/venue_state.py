@@ -83,16 +83,6 @@ class VenueState:
         self.path_decided_bars = 0
         self.liquidations = 0
 
-    # --- the venue's own balances, as the account holds them -----------------------------------
-
-    @property
-    def cash(self) -> float:
-        return self.account.cash
-
-    @property
-    def positions(self) -> dict[str, float]:
-        return {symbol: p.quantity for symbol, p in self.account.positions.items()}
-
     # --- closing orders, booking -----------------------------------------------------------------
 
     def _book(self, fill: OrderFilled) -> None:

@@ -19,18 +19,13 @@ from tests.property._identity import (
     in_every_mode,
     in_every_mode_or_handed_back,
 )
-from tests.property.test_compiled_margin import Scripted
+from tests.property._scripted import Scripted, scripted, with_signal
 from tests.property.test_signal_mode import long_rows
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    long_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-        )
-    ),
+    with_signal(long_rows()),
     st.sampled_from(
         [
             Instrument("BTC/USDT"),
@@ -58,22 +53,17 @@ def test_compiled_runs_with_capping_limits_equal_the_event_driven_modes(
 ) -> None:
     rows, signal = rows_and_signal
     params = {"signal": signal, "exit": exit_, "short": instrument.is_contract}
-
-    def run(mode: str) -> RunResult:
-        return Backtest(
-            bars_frame(rows),
-            Scripted,
-            cash=1_000.0,
-            fees=FixedRateFee(rate=fee),
-            slippage=FixedBpsSlippage(bps=bps),
-            instrument=instrument,
-            trade_on_close=trade_on_close,
-            max_position_quantity=max_quantity,
-            max_position_notional=max_notional,
-            on_limit="cap",
-            mode=mode,
-        ).run(**params)  # type: ignore[arg-type]
-
+    run = scripted(
+        rows,
+        params,
+        fees=FixedRateFee(rate=fee),
+        slippage=FixedBpsSlippage(bps=bps),
+        instrument=instrument,
+        trade_on_close=trade_on_close,
+        max_position_quantity=max_quantity,
+        max_position_notional=max_notional,
+        on_limit="cap",
+    )
     results = in_every_mode_or_handed_back(run, "resting")
     if isinstance(results, str):
         event("a remainder would rest: the event path")

@@ -12,41 +12,31 @@ import polars as pl
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
-from backtester.engine import SetupError
+from backtester import Backtest, FixedBpsSlippage, Instrument
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
-from tests.engine_support import bars_frame
-from tests.property._identity import assert_same_as_dense
-from tests.property.test_compiled_liquidation import BRACKETS, SYMBOL, swinging_rows
-from tests.property.test_compiled_margin import Scripted, marks_for
-from tests.property.test_perpetual_runs import funding_series
+from tests.property._identity import (
+    assert_same_as_dense,
+    in_every_mode,
+    in_every_mode_or_handed_back,
+)
+from tests.property._scripted import (
+    PERPETUAL,
+    perpetual_instruments,
+    perpetual_knobs,
+    scripted,
+    with_signal_and_funding,
+)
+from tests.property.test_compiled_liquidation import BRACKETS, swinging_rows
 
-cross_perpetuals = st.builds(
-    lambda leverage, size, tiers, fee: Instrument(
-        SYMBOL,
-        leverage=leverage,
-        margin_mode="cross",
-        contract_size=size,
-        margin_tiers=BRACKETS if tiers else (),
-        liquidation_fee=fee,
-    ),
-    st.sampled_from([2.0, 5.0, 10.0, 20.0]),
-    st.sampled_from([1.0, 0.5]),
-    st.booleans(),
-    st.sampled_from([0.0, 0.0125]),
+cross_perpetuals = perpetual_instruments(
+    "cross", BRACKETS, [2.0, 5.0, 10.0, 20.0], liquidation_fee=[0.0, 0.0125]
 )
 
 
 @settings(max_examples=80, deadline=None)
 @given(
-    swinging_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-            funding_series(len(rows)),
-        )
-    ),
+    with_signal_and_funding(swinging_rows()),
     cross_perpetuals,
     st.sampled_from([0.0, 0.0004]),
     st.sampled_from([0, 20]),
@@ -70,31 +60,21 @@ def test_compiled_cross_margin_runs_equal_dense_mode(
     trade_on_close: bool,
 ) -> None:
     rows, signal, funding = case
-    knobs: dict[str, Any] = {
-        "instrument": instrument,
-        "fees": FixedRateFee(rate=fee),
-        "slippage": FixedBpsSlippage(bps=bps),
-        "trade_on_close": trade_on_close,
-    }
-    if with_funding:
-        knobs["funding"] = funding
-    if mark_skew is not None:
-        knobs["mark"] = marks_for(rows, mark_skew)
+    knobs = perpetual_knobs(
+        rows,
+        funding if with_funding else None,
+        mark_skew,
+        instrument=instrument,
+        fees=FixedRateFee(rate=fee),
+        slippage=FixedBpsSlippage(bps=bps),
+        trade_on_close=trade_on_close,
+    )
     params = {"signal": signal, "entry": entry, "exit": exit_, "short": short}
-
-    def run(mode: str) -> RunResult:
-        return Backtest(bars_frame(rows), Scripted, cash=1_000.0, mode=mode, **knobs).run(**params)  # type: ignore[arg-type]
-
-    dense = run("dense")
-    try:
-        compiled = run("compiled")
-    except SetupError as declined:
-        assert "resting" in str(declined), str(declined)
+    results = in_every_mode_or_handed_back(scripted(rows, params, **knobs), "resting")
+    if isinstance(results, str):
         event("a remainder would rest: the event path")
-        assert run("auto").digest == dense.digest
-        assert run("signal").digest == dense.digest
         return
-    results = {"compiled": compiled, "signal": run("signal")}
+    dense = results["dense"]
     event(
         f"liquidations: {min(dense.stats['liquidations'], 2)}; funding: {dense.funding.height > 0}"
     )
@@ -114,18 +94,10 @@ def test_signal_mode_reads_the_marks_dense_mode_reads_on_a_cross_account() -> No
         (108.0, 113.0, 107.0, 112.0, 1_000.0),
         (112.0, 112.0, 40.0, 45.0, 1_000.0),
     ]
-    instrument = Instrument(SYMBOL, leverage=2.0, margin_mode="cross")
-    results = {
-        mode: Backtest(
-            bars_frame(rows),
-            Scripted,
-            cash=1_000.0,
-            mode=mode,
-            instrument=instrument,
-            fee_rate=4e-4,
-        ).run(signal=[0, 0, 0, 1, 0, 0, 0])
-        for mode in ("dense", "signal", "compiled")
-    }
+    instrument = Instrument(PERPETUAL, leverage=2.0, margin_mode="cross")
+    results = in_every_mode(
+        scripted(rows, {"signal": [0, 0, 0, 1, 0, 0, 0]}, instrument=instrument, fee_rate=4e-4)
+    )
     dense = results["dense"]
     assert dense.stats["liquidations"] == 1
     assert dense.fills["price"].to_list() == [107.0, 53.714859437751]
@@ -139,12 +111,11 @@ def test_a_stop_and_reverse_sma_cross_at_50x_cross_margin_on_real_data_is_compil
         "instrument": Instrument("XRP/USDT:USDT", leverage=50.0, margin_mode="cross"),
         "fee_rate": 0.0004,
     }
-    results = {
-        mode: Backtest(
+    results = in_every_mode(
+        lambda mode: Backtest(
             "golden/data/freqtrade_XRP-USDT-USDT_1h_futures.csv", SmaCross, mode=mode, **knobs
         ).run(fast=2, slow=5, short=True)
-        for mode in ("dense", "signal", "compiled")
-    }
+    )
     dense = results["dense"]
     assert dense.stats["liquidations"] >= 1
     assert_same_as_dense(dense, results, "orders", "fills", "trades")

@@ -13,18 +13,17 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
+from backtester import Backtest, FixedBpsSlippage, Instrument
 from backtester.domain import grid
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import NoSlippage
 from backtester.strategies import SmaCross
-from tests.engine_support import bars_frame
 from tests.property._identity import (
     assert_identical,
     in_every_mode,
     in_every_mode_or_handed_back,
 )
-from tests.property.test_compiled_margin import Scripted
+from tests.property._scripted import scripted, with_signal
 from tests.property.test_signal_mode import long_rows
 
 STEPS = [1e-8, 1e-5, 0.001, 0.01, 0.1, 0.25, 0.3, 0.5, 1.0, 2.5, 10.0, 0.00025]
@@ -80,12 +79,7 @@ def gridded(perpetual: bool) -> st.SearchStrategy[Instrument]:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    long_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-        )
-    ),
+    with_signal(long_rows()),
     st.booleans().flatmap(lambda perpetual: st.tuples(st.just(perpetual), gridded(perpetual))),
     st.one_of(
         st.builds(FixedRateFee, rate=st.sampled_from([0.0, 0.001, 0.01])),
@@ -110,19 +104,15 @@ def test_compiled_runs_on_grids_equal_the_event_driven_modes(
     rows, signal = rows_and_signal
     perpetual, instrument = market
     params = {"signal": signal, "entry": entry, "exit": exit_, "short": perpetual}
-
-    def run(mode: str) -> RunResult:
-        return Backtest(
-            bars_frame(rows),
-            Scripted,
-            cash=cash,
-            fees=fees,
-            slippage=slippage,
-            instrument=instrument,
-            trade_on_close=trade_on_close,
-            mode=mode,
-        ).run(**params)  # type: ignore[arg-type]
-
+    run = scripted(
+        rows,
+        params,
+        cash=cash,
+        fees=fees,
+        slippage=slippage,
+        instrument=instrument,
+        trade_on_close=trade_on_close,
+    )
     # A fill that would leave a remainder resting for later bars: the event
     # path makes those runs.
     results = in_every_mode_or_handed_back(run, "resting")

@@ -12,18 +12,24 @@ import polars as pl
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
+from backtester import Backtest, FixedBpsSlippage, Instrument
 from backtester.domain.instrument import MarginTier
 from backtester.domain.touch import reach_price
 from backtester.execution.fees import FixedRateFee
 from backtester.orders.base import touch
 from backtester.strategies import SmaCross
-from tests.engine_support import bars_frame
-from tests.property._identity import assert_same_as_dense, in_every_mode_or_handed_back
-from tests.property.test_compiled_margin import Scripted, marks_for
-from tests.property.test_perpetual_runs import funding_series
+from tests.property._identity import (
+    assert_same_as_dense,
+    in_every_mode,
+    in_every_mode_or_handed_back,
+)
+from tests.property._scripted import (
+    perpetual_instruments,
+    perpetual_knobs,
+    scripted,
+    with_signal_and_funding,
+)
 
-SYMBOL = "BTC/USDT:USDT"
 BRACKETS = (
     MarginTier(max_notional=2_000.0, maintenance_rate=0.01, max_leverage=50.0),
     MarginTier(
@@ -52,31 +58,14 @@ def swinging_rows(draw: st.DrawFn) -> list[tuple[float, float, float, float, flo
     return rows
 
 
-perpetuals = st.builds(
-    lambda leverage, size, tiers, fee: Instrument(
-        SYMBOL,
-        leverage=leverage,
-        margin_mode="isolated",
-        contract_size=size,
-        margin_tiers=BRACKETS if tiers else (),
-        liquidation_fee=fee,
-    ),
-    st.sampled_from([5.0, 10.0, 20.0]),
-    st.sampled_from([1.0, 0.5]),
-    st.booleans(),
-    st.sampled_from([0.0, 0.0125]),
+perpetuals = perpetual_instruments(
+    "isolated", BRACKETS, [5.0, 10.0, 20.0], liquidation_fee=[0.0, 0.0125]
 )
 
 
 @settings(max_examples=50, deadline=None)
 @given(
-    swinging_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-            funding_series(len(rows)),
-        )
-    ),
+    with_signal_and_funding(swinging_rows()),
     perpetuals,
     st.sampled_from([0.0, 0.0004]),
     st.sampled_from([0, 20]),
@@ -98,22 +87,17 @@ def test_compiled_liquidations_equal_the_event_driven_modes(
     trade_on_close: bool,
 ) -> None:
     rows, signal, funding = case
-    knobs: dict[str, Any] = {
-        "instrument": instrument,
-        "fees": FixedRateFee(rate=fee),
-        "slippage": FixedBpsSlippage(bps=bps),
-        "trade_on_close": trade_on_close,
-    }
-    if with_funding:
-        knobs["funding"] = funding
-    if mark_skew is not None:
-        knobs["mark"] = marks_for(rows, mark_skew)
+    knobs = perpetual_knobs(
+        rows,
+        funding if with_funding else None,
+        mark_skew,
+        instrument=instrument,
+        fees=FixedRateFee(rate=fee),
+        slippage=FixedBpsSlippage(bps=bps),
+        trade_on_close=trade_on_close,
+    )
     params = {"signal": signal, "exit": exit_, "short": short}
-
-    def run(mode: str) -> RunResult:
-        return Backtest(bars_frame(rows), Scripted, cash=1_000.0, mode=mode, **knobs).run(**params)  # type: ignore[arg-type]
-
-    results = in_every_mode_or_handed_back(run, "resting")
+    results = in_every_mode_or_handed_back(scripted(rows, params, **knobs), "resting")
     if isinstance(results, str):
         event("a remainder would rest: the event path")
         return
@@ -155,12 +139,11 @@ def test_a_stop_and_reverse_sma_cross_at_50x_on_real_perpetual_data_is_liquidate
         "instrument": Instrument("XRP/USDT:USDT", leverage=50.0, margin_mode="isolated"),
         "fee_rate": 0.0004,
     }
-    results = {
-        mode: Backtest(
+    results = in_every_mode(
+        lambda mode: Backtest(
             "golden/data/freqtrade_XRP-USDT-USDT_1h_futures.csv", SmaCross, mode=mode, **knobs
         ).run(fast=2, slow=5, short=True)
-        for mode in ("dense", "signal", "compiled")
-    }
+    )
     dense = results["dense"]
     assert dense.stats["liquidations"] == 2
     assert dense.orders.filter(reason="position liquidated").height == 2

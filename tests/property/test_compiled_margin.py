@@ -8,25 +8,28 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import msgspec
-import numpy as np
 import polars as pl
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, FixedBpsSlippage, Instrument, RunResult
+from backtester import Backtest, FixedBpsSlippage, Instrument
 from backtester.domain.instrument import MarginTier
-from backtester.engine import SetupError
 from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import NoSlippage
 from backtester.strategies import SmaCross
-from backtester.strategy.signal import SignalStrategy
-from tests.engine_support import bars_frame
-from tests.property._identity import assert_same_as_dense
-from tests.property.test_perpetual_runs import funding_series
+from tests.property._identity import (
+    assert_same_as_dense,
+    in_every_mode,
+    in_every_mode_or_handed_back,
+)
+from tests.property._scripted import (
+    perpetual_instruments,
+    perpetual_knobs,
+    scripted,
+    with_signal_and_funding,
+)
 from tests.property.test_signal_mode import long_rows
 
-SYMBOL = "BTC/USDT:USDT"
 BRACKETS = (
     MarginTier(max_notional=600.0, maintenance_rate=0.01, max_leverage=25.0),
     MarginTier(
@@ -39,61 +42,14 @@ BRACKETS = (
 )
 
 
-class ScriptParams(msgspec.Struct, frozen=True):
-    signal: list[int] = []
-    entry: float = 1.0
-    exit: float = 1.0
-    short: bool = False
-
-
-class Scripted(SignalStrategy[ScriptParams]):
-    """Its signal, fractions and shorting come from the parameters."""
-
-    Params = ScriptParams
-
-    def on_start(self) -> None:
-        self.entry_fraction = self.params.entry
-        self.exit_fraction = self.params.exit
-        super().on_start()
-
-    def signals(self) -> np.ndarray:
-        return np.array(self.params.signal, dtype=np.int8)
-
-
-perpetuals = st.builds(
-    lambda leverage, size, tiers, minimum: Instrument(
-        SYMBOL,
-        leverage=leverage,
-        margin_mode="isolated",
-        contract_size=size,
-        margin_tiers=BRACKETS if tiers else (),
-        min_notional=minimum,
-    ),
-    st.sampled_from([1.0, 2.0, 5.0, 20.0]),
-    st.sampled_from([1.0, 0.5]),
-    st.booleans(),
-    st.sampled_from([None, 150.0]),
+perpetuals = perpetual_instruments(
+    "isolated", BRACKETS, [1.0, 2.0, 5.0, 20.0], min_notional=[None, 150.0]
 )
-
-
-def marks_for(rows: list[Any], skew: float) -> pl.DataFrame:
-    """A mark series a little off the bars (same times and timeframe)."""
-    return bars_frame([(o * skew, h * skew, low * skew, c * skew, v) for o, h, low, c, v in rows])
-
-
-def run(mode: str, rows: list[Any], knobs: dict[str, Any], params: dict[str, Any]) -> RunResult:
-    return Backtest(bars_frame(rows), Scripted, cash=1_000.0, mode=mode, **knobs).run(**params)  # type: ignore[arg-type]
 
 
 @settings(max_examples=120, deadline=None)
 @given(
-    long_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-            funding_series(len(rows)),
-        )
-    ),
+    with_signal_and_funding(long_rows()),
     perpetuals,
     st.one_of(
         st.builds(FixedRateFee, rate=st.sampled_from([0.0, 0.0005, 0.01])),
@@ -120,30 +76,25 @@ def test_compiled_perpetual_runs_equal_the_event_driven_modes(
     trade_on_close: bool,
 ) -> None:
     rows, signal, funding = case
-    knobs: dict[str, Any] = {
-        "instrument": instrument,
-        "fees": fees,
-        "slippage": slippage,
-        "trade_on_close": trade_on_close,
-    }
-    if with_funding:
-        knobs["funding"] = funding
-    if mark_skew is not None:
-        knobs["mark"] = marks_for(rows, mark_skew)
+    knobs = perpetual_knobs(
+        rows,
+        funding if with_funding else None,
+        mark_skew,
+        instrument=instrument,
+        fees=fees,
+        slippage=slippage,
+        trade_on_close=trade_on_close,
+    )
     params = {"signal": signal, "entry": entry, "exit": exit_, "short": short}
-    dense = run("dense", rows, knobs, params)
-    try:
-        compiled = run("compiled", rows, knobs, params)
-    except SetupError as declined:
-        assert "resting" in str(declined), str(declined)
+    results = in_every_mode_or_handed_back(scripted(rows, params, **knobs), "resting")
+    if isinstance(results, str):
         event("handed back to the event path")
-        assert run("auto", rows, knobs, params).digest == dense.digest
         return
+    dense = results["dense"]
     event(f"compiled; shorted: {bool((dense.trades['side'] == 'short').any())}")
     event(
         f"funding paid: {dense.funding.height > 0}; leverage denials: {dense.stats['fills'] < dense.stats['orders']}"
     )
-    results = {"signal": run("signal", rows, knobs, params), "compiled": compiled}
     assert_same_as_dense(dense, results, "orders", "fills", "trades", "equity", "funding")
 
 
@@ -159,10 +110,9 @@ def test_a_short_sma_cross_on_real_perpetual_data_is_compiled_with_its_funding()
         "mark": "tests/data/freqtrade_XRP-USDT-USDT_1h_mark.csv",
         "fee_rate": 0.0004,
     }
-    results = {
-        mode: Backtest(bars, SmaCross, mode=mode, **knobs).run(fast=2, slow=5, short=True)  # type: ignore[arg-type]
-        for mode in ("dense", "signal", "compiled")
-    }
+    results = in_every_mode(
+        lambda mode: Backtest(bars, SmaCross, mode=mode, **knobs).run(fast=2, slow=5, short=True)  # type: ignore[arg-type]
+    )
     dense = results["dense"]
     assert dense.stats["short_trades"] >= 3 and dense.funding.height >= 4
     assert_same_as_dense(dense, results, "orders", "funding")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -21,42 +20,17 @@ from backtester.execution.fees import FixedRateFee, MakerTakerFee
 from backtester.execution.slippage import NoSlippage
 from backtester.strategies import SmaCross
 from backtester.strategy.context import StrategyError
-from backtester.strategy.signal import SignalStrategy
 from tests.engine_support import bars_frame
 from tests.property._identity import assert_identical, in_every_mode
+from tests.property._scripted import Scripted, with_signal
 from tests.property.test_signal_mode import long_rows
 
 SYMBOL = "BTC/USDT"
 
 
-class ScriptParams(msgspec.Struct, frozen=True):
-    signal: list[int] = []
-    entry: float = 1.0
-    exit: float = 1.0
-
-
-class Scripted(SignalStrategy[ScriptParams]):
-    """Its signal and fractions come from the parameters."""
-
-    Params = ScriptParams
-
-    def on_start(self) -> None:
-        self.entry_fraction = self.params.entry
-        self.exit_fraction = self.params.exit
-        super().on_start()
-
-    def signals(self) -> np.ndarray:
-        return np.array(self.params.signal, dtype=np.int8)
-
-
 @settings(max_examples=150, deadline=None)
 @given(
-    long_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-        )
-    ),
+    with_signal(long_rows()),
     st.one_of(
         st.builds(FixedRateFee, rate=st.sampled_from([0.0, 0.001, 0.01])),
         st.builds(MakerTakerFee, maker=st.just(0.0002), taker=st.sampled_from([0.0, 0.001])),

@@ -9,27 +9,21 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, Instrument, RunResult
+from backtester import Backtest, Instrument
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
-from tests.engine_support import bars_frame
 from tests.property._identity import (
     assert_identical,
     in_every_mode,
     in_every_mode_or_handed_back,
 )
-from tests.property.test_compiled_margin import Scripted
+from tests.property._scripted import scripted, with_signal
 from tests.property.test_signal_mode import long_rows
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    long_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-        )
-    ),
+    with_signal(long_rows()),
     st.sampled_from(
         [
             Instrument("BTC/USDT"),
@@ -57,20 +51,15 @@ def test_compiled_runs_with_position_limits_equal_the_event_driven_modes(
 ) -> None:
     rows, signal = rows_and_signal
     params = {"signal": signal, "entry": entry, "exit": exit_, "short": instrument.is_contract}
-
-    def run(mode: str) -> RunResult:
-        return Backtest(
-            bars_frame(rows),
-            Scripted,
-            cash=1_000.0,
-            fees=FixedRateFee(rate=fee),
-            instrument=instrument,
-            trade_on_close=trade_on_close,
-            max_position_quantity=max_quantity,
-            max_position_notional=max_notional,
-            mode=mode,
-        ).run(**params)  # type: ignore[arg-type]
-
+    run = scripted(
+        rows,
+        params,
+        fees=FixedRateFee(rate=fee),
+        instrument=instrument,
+        trade_on_close=trade_on_close,
+        max_position_quantity=max_quantity,
+        max_position_notional=max_notional,
+    )
     results = in_every_mode_or_handed_back(run, "resting")
     if isinstance(results, str):
         event("a remainder would rest: the event path")

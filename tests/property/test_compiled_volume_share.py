@@ -11,16 +11,15 @@ import polars as pl
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from backtester import Backtest, Instrument, RunResult, VolumeShareSlippage
+from backtester import Backtest, Instrument, VolumeShareSlippage
 from backtester.execution.fees import FixedRateFee
 from backtester.strategies import SmaCross
-from tests.engine_support import bars_frame
 from tests.property._identity import (
     assert_identical,
     in_every_mode,
     in_every_mode_or_handed_back,
 )
-from tests.property.test_compiled_margin import Scripted
+from tests.property._scripted import scripted, with_signal
 
 half_units = st.integers(min_value=160, max_value=240).map(lambda k: k / 2)
 
@@ -39,12 +38,7 @@ def liquid_rows(draw: st.DrawFn) -> list[tuple[float, float, float, float, float
 
 @settings(max_examples=60, deadline=None)
 @given(
-    liquid_rows().flatmap(
-        lambda rows: st.tuples(
-            st.just(rows),
-            st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=len(rows), max_size=len(rows)),
-        )
-    ),
+    with_signal(liquid_rows()),
     st.builds(
         VolumeShareSlippage,
         volume_limit=st.sampled_from([0.025, 0.1, 1.0]),
@@ -74,19 +68,14 @@ def test_compiled_runs_with_volume_share_slippage_equal_the_event_driven_modes(
 ) -> None:
     rows, signal = rows_and_signal
     params = {"signal": signal, "entry": entry, "exit": exit_, "short": instrument.is_contract}
-
-    def run(mode: str) -> RunResult:
-        return Backtest(
-            bars_frame(rows),
-            Scripted,
-            cash=1_000.0,
-            fees=FixedRateFee(rate=fee),
-            slippage=slippage,
-            instrument=instrument,
-            trade_on_close=trade_on_close,
-            mode=mode,
-        ).run(**params)  # type: ignore[arg-type]
-
+    run = scripted(
+        rows,
+        params,
+        fees=FixedRateFee(rate=fee),
+        slippage=slippage,
+        instrument=instrument,
+        trade_on_close=trade_on_close,
+    )
     results = in_every_mode_or_handed_back(run, "volume share", "resting")
     if isinstance(results, str):
         event(

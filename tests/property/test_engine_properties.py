@@ -238,10 +238,11 @@ def test_random_order_streams_keep_books_balanced_and_answer_every_order_once(
     signed = 0.0
     for side, quantity in fills.select("side", "quantity").iter_rows():
         signed += quantity if side == "buy" else -quantity
-    assert ledger.positions[SYMBOL] == signed == position
-    assert venue.positions == ledger.positions
-    assert venue.cash == ledger.cash == cash
-    assert ledger.fees_paid == result.stats["fees_paid"] >= 0.0
+    books, venue_books = ledger.account, venue.account
+    assert books.quantities[SYMBOL] == books.positions[SYMBOL].quantity == signed == position
+    assert venue_books.quantities == books.quantities
+    assert venue_books.cash == books.cash == cash
+    assert books.fees_paid == result.stats["fees_paid"] >= 0.0
 
     # Every order the strategy submitted got exactly one terminal answer; nothing is left open.
     (strategy,) = _INSTANCES[-1:]
