@@ -14,21 +14,25 @@ import numpy as np
 
 def mark_bar(
     i: int,
-    ts: np.ndarray,
+    now: int,
+    before: int,
     cash: float,
     held: float,
     unit_value: float,
     peak: float,
     deepest: float,
     start: int,
+    since: int,
     longest: int,
     exposed: int,
-) -> tuple[float, float, float, float, float, int, int, int]:
-    """Bar `i` (at `ts[i]`) of an account holding `cash` and `held` units worth `unit_value`
-    each: (position value `0.0 + held * unit_value`, as summed over instruments from zero; equity
-    `cash + position value`; drawdown in percent `100 * (equity / running peak - 1)`) and the
-    drawdown state after it. The running peak is np.maximum.accumulate's (a NaN carries forward);
-    a peak of 0 gives numpy's x / 0.0."""
+) -> tuple[float, float, float, float, float, int, int, int, int]:
+    """Bar `i` (at time `now`, the bar before it at `before`) of an account holding `cash` and
+    `held` units worth `unit_value` each: (position value `0.0 + held * unit_value`, as summed over
+    instruments from zero; equity `cash + position value`; drawdown in percent
+    `100 * (equity / running peak - 1)`) and the drawdown state after it (`since`: the time of the
+    bar before `start`). The running peak is np.maximum.accumulate's (a NaN carries forward); a
+    peak of 0 gives numpy's x / 0.0. The times come as integers, not as the timeline: an array
+    passed per bar would be reference-counted per bar in a compiled loop."""
     if held != 0.0:
         exposed += 1
     value = 0.0 + held * unit_value
@@ -46,16 +50,16 @@ def mark_bar(
     underwater = equity < peak
     if underwater and start < 0:
         start = i
+        since = before
     elif not underwater and start >= 0:
-        longest = max(longest, ts[i] - ts[start - 1])
+        longest = max(longest, now - since)
         start = -1
-    return value, equity, percent, peak, deepest, start, longest, exposed
+    return value, equity, percent, peak, deepest, start, since, longest, exposed
 
 
-def longest_under_water(ts: np.ndarray, start: int, longest: int) -> int:
-    """The longest time from a peak to recovery once every bar is marked: a run still under water
-    counts to the last timestamp."""
+def longest_under_water(last: int, start: int, since: int, longest: int) -> int:
+    """The longest time from a peak to recovery once every bar is marked (`last`: the last
+    timestamp): a run still under water counts to it."""
     if start >= 0:
-        recovered: int = ts[len(ts) - 1] - ts[start - 1]
-        return max(longest, recovered)
+        return max(longest, last - since)
     return longest

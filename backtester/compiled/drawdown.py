@@ -69,19 +69,31 @@ def mark_to_market(
     deepest = np.inf
     longest = 0
     start = -1  # first underwater row of the current run
+    since = 0  # the time of the bar before it
     exposed = 0
     for i in range(n):
         h = held[i]
         c = close[i]
-        value, e, percent, peak, deepest, start, longest, exposed = mark_bar(
-            i, ts, cash[i], h, c, peak, deepest, start, longest, exposed
+        value, e, percent, peak, deepest, start, since, longest, exposed = mark_bar(
+            i,
+            ts[i],
+            ts[i - 1] if i else ts[0],
+            cash[i],
+            h,
+            c,
+            peak,
+            deepest,
+            start,
+            since,
+            longest,
+            exposed,
         )
         equity[i] = e
         if every_column:
             position_value[i] = value
             notional[i] = 0.0 + abs(h) * c
             drawdown[i] = percent
-    return deepest, longest_under_water(ts, start, longest), exposed
+    return deepest, longest_under_water(ts[n - 1] if n else 0, start, since, longest), exposed
 
 
 @kernel("int64(int64[::1])")

@@ -123,7 +123,8 @@ class Simulated(NamedTuple):
     `ENTRY`, `LIQUIDATION`), outcome, reason, the value a denial quotes, the row it closed on, filled
     quantity and notional, the quantity a capped order was cut to (NaN: a fraction order), a second
     value a denial quotes. Per fill: order index, row, price, quantity, fee. Per bar, after it:
-    cash, position, the position at its entry price (`position_value`), funding paid so far, and
+    cash, position, on a margin account the position at its entry price (`position_value`) and
+    the funding paid so far (empty on a cash account), and
     (when the loop marks to market) the equity. Per funding payment (of the contract's list): its
     index there, quantity, amount, fills before it. Then the fees paid, what marking to market
     gives the statistics (`compiled.drawdown.mark_to_market`: the deepest drawdown, the longest
@@ -300,7 +301,8 @@ def simulate(
     )
     orders, fills, paid = int(counts[0]), int(counts[1]), int(counts[2])
     ints, floats = order_ints[:, :orders], order_floats[:, :orders]
-    zeros = np.zeros(n)
+    # A cash account has no cost basis or funding: no column-long zeros (a memset a run).
+    none = np.zeros(0)
     return Simulated(
         order_row=ints[_ROW],
         order_side=ints[_SIDE],
@@ -321,8 +323,8 @@ def simulate(
         fill_leaves=fill_floats[3, :fills],
         cash=per_bar[0],
         position=per_bar[1],
-        cost_basis=per_bar[2] if c.margin else zeros,
-        funding=per_bar[3] if c.margin else zeros,
+        cost_basis=per_bar[2] if c.margin else none,
+        funding=per_bar[3] if c.margin else none,
         equity=per_bar[-1] if marking else np.zeros(0),
         funding_index=funding_ints[0, :paid],
         funding_quantity=funding_floats[0, :paid],
@@ -800,6 +802,7 @@ def _run_plan(
     peak = 0.0
     deepest = np.inf
     under_since = -1
+    since = 0
     longest = 0
     exposed = 0
     for i in range(n):
@@ -898,13 +901,24 @@ def _run_plan(
             basis_at[i] = basis
             funding_at[i] = funded
         if marking:
-            _, equity, _, peak, deepest, under_since, longest, exposed = mark_bar(
-                i, ts, cash, position, unit_value[i], peak, deepest, under_since, longest, exposed
+            _, equity, _, peak, deepest, under_since, since, longest, exposed = mark_bar(
+                i,
+                ts[i],
+                ts[i - 1] if i else ts[0],
+                cash,
+                position,
+                unit_value[i],
+                peak,
+                deepest,
+                under_since,
+                since,
+                longest,
+                exposed,
             )
             equity_at[i] = equity
     if marking:
         money[_DEEPEST] = deepest
-        counts[7] = longest_under_water(ts, under_since, longest)
+        counts[7] = longest_under_water(ts[n - 1] if n else 0, under_since, since, longest)
         counts[8] = exposed
     for k in (pending_first, pending_second):
         if k >= 0:

@@ -22,6 +22,7 @@ import polars as pl
 from backtester.data.atomic import check_writable
 from backtester.data.audit import audit_series
 from backtester.data.catalog import list_series
+from backtester.data.connection import Connection
 from backtester.data.errors import DataError
 from backtester.data.fetch import FetchOptions, fetch
 from backtester.data.fetch_markets import (
@@ -93,13 +94,7 @@ def _add_fetch(commands: Any) -> None:
         help="candles, a contract's mark-price candles, or funding rates",
     )
     _add_root(parser)
-    parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
-    parser.add_argument(
-        "--rate-limit-ms", type=int, help="ccxt rateLimit: ms between requests of unit cost"
-    )
-    parser.add_argument("--timeout-ms", type=int, help="HTTP timeout per request")
-    parser.add_argument("--max-retries", type=int, help="retries per request (default 8)")
-    parser.add_argument("--retry-base-ms", type=int, help="first backoff delay, doubled each retry")
+    _add_connection(parser)
     parser.add_argument("--page-limit", type=int, help="rows per request (default 1000)")
     parser.add_argument("--flush-rows", type=int, help="commit to the catalog every N rows")
     parser.add_argument("--spike-threshold", type=float, help="relative move reported as spike")
@@ -111,6 +106,35 @@ def _add_fetch(commands: Any) -> None:
         "--drop-invalid", action="store_true", default=None, help="drop bad rows, report them"
     )
     parser.set_defaults(handler=run_fetch)
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    # No defaults here: a flag left out takes Connection's default (or the config file's value).
+    parser.add_argument(
+        "--api-url", default=None, help="base URL replacing the exchange's API host"
+    )
+    parser.add_argument(
+        "--rate-limit-ms",
+        type=int,
+        default=None,
+        help="ccxt rateLimit: ms between requests of unit cost",
+    )
+    parser.add_argument(
+        "--timeout-ms", type=int, default=None, help="HTTP timeout per request (default 10000)"
+    )
+    parser.add_argument(
+        "--max-retries", type=int, default=None, help="retries per request (default 8)"
+    )
+    parser.add_argument(
+        "--retry-base-ms", type=int, default=None, help="first backoff delay, doubled each retry"
+    )
+
+
+def _connection_flags(args: argparse.Namespace) -> dict[str, Any]:
+    given = vars(args)
+    return {
+        name: given[name] for name in Connection.__struct_fields__ if given.get(name) is not None
+    }
 
 
 def fetch_options(args: argparse.Namespace) -> FetchOptions:
@@ -182,10 +206,7 @@ def _add_markets(commands: Any) -> None:
         help="spot markets, or every contract market (default: swap)",
     )
     _add_root(parser)
-    parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
-    parser.add_argument("--rate-limit-ms", type=int, help="ccxt rateLimit")
-    parser.add_argument("--timeout-ms", type=int, default=10_000, help="HTTP timeout per request")
-    parser.add_argument("--max-retries", type=int, default=8, help="retries per request")
+    _add_connection(parser)
     parser.add_argument(
         "--no-tiers",
         dest="tiers",
@@ -201,10 +222,7 @@ def run_markets(args: argparse.Namespace) -> int:
         market=args.market,
         root=str(_root(args)),
         tiers=args.tiers,
-        api_url=args.api_url,
-        rate_limit_ms=args.rate_limit_ms,
-        timeout_ms=args.timeout_ms,
-        max_retries=args.max_retries,
+        **_connection_flags(args),
     )
     credentials = credentials_from_env(args.exchange) if args.market == "swap" else None
     summary = fetch_markets(options, credentials=credentials)

@@ -28,13 +28,14 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import polars as pl
 import structlog
 
 from backtester.data.atomic import check_writable
+from backtester.data.connection import Connection
 from backtester.data.errors import DataError, FetchError
 from backtester.data.fetch_exchange import ExchangeClient, TransientError, UnreachableError
 from backtester.data.layout import DEFAULT_ROOT, FUNDING, Price, SeriesKey
@@ -48,7 +49,7 @@ T = TypeVar("T")
 log = structlog.get_logger("backtester.data.fetch")
 
 
-class FetchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class FetchOptions(Connection, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Everything a fetch needs; the command-line flags and a TOML `[fetch]` table map onto it."""
 
     exchange: str
@@ -59,16 +60,7 @@ class FetchOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     market: Literal["spot", "swap"] = "spot"
     kind: Literal["ohlcv", "mark", "funding"] = "ohlcv"
     root: str = DEFAULT_ROOT
-    api_url: str | None = None
-    rate_limit_ms: int | None = None
-    timeout_ms: int = 10_000
-    max_retries: int = 8
-    # A host that does not resolve or refuses connections: attempts before saying so.
-    unreachable_attempts: int = 2
     empty_page_retries: int = 2
-    retry_base_ms: int = 500
-    retry_max_ms: int = 60_000
-    max_retry_after_s: float = 900.0
     page_limit: int = 1000
     flush_rows: int = 50_000
     spike_threshold: float = DEFAULT_SPIKE_THRESHOLD
@@ -91,25 +83,10 @@ class FetchSummary(msgspec.Struct, frozen=True):
     empty_ranges: tuple[Range, ...] = ()
 
 
-class RetryPolicy(Protocol):
-    """The retry settings `Retrier` reads (of `FetchOptions`, or any command's options)."""
-
-    @property
-    def max_retries(self) -> int: ...
-    @property
-    def unreachable_attempts(self) -> int: ...
-    @property
-    def retry_base_ms(self) -> int: ...
-    @property
-    def retry_max_ms(self) -> int: ...
-    @property
-    def max_retry_after_s(self) -> float: ...
-
-
 class Retrier:
     """Exponential backoff for `TransientError` failures, honouring the server's Retry-After."""
 
-    def __init__(self, options: RetryPolicy, sleep: Callable[[float], None]) -> None:
+    def __init__(self, options: Connection, sleep: Callable[[float], None]) -> None:
         self.options = options
         self.sleep = sleep
         self.retries = 0
@@ -172,13 +149,7 @@ def fetch(
     step = timeframe_ms(interval)
     window, live = _window(options, step, now)  # bad dates fail here, before any request
     check_writable(Path(options.root), "catalog")  # so is a catalog that cannot be written
-    client = client or ExchangeClient(
-        options.exchange,
-        options.market,
-        api_url=options.api_url,
-        rate_limit_ms=options.rate_limit_ms,
-        timeout_ms=options.timeout_ms,
-    )
+    client = client or ExchangeClient.over(options.exchange, options.market, options)
     retry = Retrier(options, sleep)
     symbol = retry(lambda: client.resolve_symbol(options.symbol))
     if options.kind != "funding":

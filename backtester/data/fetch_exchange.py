@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import ccxt
 
+from backtester.data.connection import Connection
 from backtester.data.errors import FetchError
 from backtester.data.redaction import redact
 
@@ -118,6 +119,17 @@ class ExchangeClient:
         # ccxt's hook for every HTTP answer: the status, which its error mapping may hide behind
         # the body's own error code, decides whether a failure is worth retrying.
         self.exchange.on_rest_response = self._record_status
+
+    @classmethod
+    def over(cls, exchange_id: str, market: str, connection: Connection) -> ExchangeClient:
+        """A client reaching the exchange as a command's connection settings say."""
+        return cls(
+            exchange_id,
+            market,
+            api_url=connection.api_url,
+            rate_limit_ms=connection.rate_limit_ms,
+            timeout_ms=connection.timeout_ms,
+        )
 
     def resolve_symbol(self, symbol: str) -> str:
         """The unified symbol of the wanted market; `BTC/USDT` on a swap means `BTC/USDT:USDT`."""

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import msgspec
 import structlog
 
+from backtester.data.connection import Connection
 from backtester.data.errors import FetchError
 from backtester.data.fetch import Retrier
 from backtester.data.fetch_exchange import CCXT_VERSION, ExchangeClient
@@ -39,19 +40,11 @@ _TYPES = {"spot": ("spot",), "swap": ("swap", "future")}
 _PRECISION_MODES: dict[int, PrecisionMode] = {4: "tick_size", 2: "decimal_places"}
 
 
-class MarketsOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class MarketsOptions(Connection, frozen=True, forbid_unknown_fields=True, kw_only=True):
     exchange: str
     market: Literal["spot", "swap"] = "swap"
     root: str = DEFAULT_ROOT
     tiers: bool = True
-    api_url: str | None = None
-    rate_limit_ms: int | None = None
-    timeout_ms: int = 10_000
-    max_retries: int = 8
-    unreachable_attempts: int = 2
-    retry_base_ms: int = 500
-    retry_max_ms: int = 60_000
-    max_retry_after_s: float = 900.0
 
 
 class ApiCredentials(msgspec.Struct, frozen=True):
@@ -104,13 +97,7 @@ def fetch_markets(
     """Fetch the markets (and for contracts their tiers) and store them as one snapshot."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     snapshot_dir(options.root, options.exchange, options.market)  # a bad market fails first
-    client = client or ExchangeClient(
-        options.exchange,
-        options.market,
-        api_url=options.api_url,
-        rate_limit_ms=options.rate_limit_ms,
-        timeout_ms=options.timeout_ms,
-    )
+    client = client or ExchangeClient.over(options.exchange, options.market, options)
     retry = Retrier(options, sleep)
 
     def ask(method: Callable[..., Any], *args: Any) -> Any:
