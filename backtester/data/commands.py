@@ -109,25 +109,16 @@ def _add_fetch(commands: Any) -> None:
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
-    # No defaults here: a flag left out takes Connection's default (or the config file's value).
-    parser.add_argument(
-        "--api-url", default=None, help="base URL replacing the exchange's API host"
-    )
+    # No defaults of their own: a flag left out takes the config file's value or Connection's.
+    parser.add_argument("--api-url", help="base URL replacing the exchange's API host")
     parser.add_argument(
         "--rate-limit-ms",
         type=int,
-        default=None,
         help="ccxt rateLimit: ms between requests of unit cost",
     )
-    parser.add_argument(
-        "--timeout-ms", type=int, default=None, help="HTTP timeout per request (default 10000)"
-    )
-    parser.add_argument(
-        "--max-retries", type=int, default=None, help="retries per request (default 8)"
-    )
-    parser.add_argument(
-        "--retry-base-ms", type=int, default=None, help="first backoff delay, doubled each retry"
-    )
+    parser.add_argument("--timeout-ms", type=int, help="HTTP timeout per request (default 10000)")
+    parser.add_argument("--max-retries", type=int, help="retries per request (default 8)")
+    parser.add_argument("--retry-base-ms", type=int, help="first backoff delay, doubled each retry")
 
 
 def _connection_flags(args: argparse.Namespace) -> dict[str, Any]:

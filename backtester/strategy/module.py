@@ -83,11 +83,11 @@ class StrategyModule:
 
     def on_changed(self, event: OrderModified | OrderReleased) -> None:
         order = event.order
-        known = self.ctx.open_orders.get(order.order_id)
+        known = self._open_orders.get(order.order_id)
         if known is not None:
             view = _open_order(order, live=True)
             view.filled_quantity = known.filled_quantity
-            self.ctx.open_orders[order.order_id] = view
+            self._open_orders[order.order_id] = view
         if self._on_order is not None:
             self._on_order(event)
 
@@ -102,7 +102,7 @@ class StrategyModule:
             del open_orders[order_id]
 
     def on_closed(self, event: OrderDenied | OrderCanceled | OrderExpired) -> None:
-        self.ctx.open_orders.pop(event.order_id, None)
+        self._open_orders.pop(event.order_id, None)
         if self._on_order is not None:
             self._on_order(event)
 
