@@ -270,7 +270,9 @@ class Engine:
                 next_row = _next_row(active, venue.next_wake)
                 if bar is not None:
                     next_row = _reporting(next_row, bar, len(feed))
-                tick_and_drain_sparse(clock, bus, feed.timestamps(), feed.bar_at, next_row, placed)
+                tick_and_drain_sparse(
+                    clock, bus, feed.timestamps(), feed.bar_maker(), next_row, placed
+                )
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
                 clock.advance_to(max(clock.now, feed.timestamps()[-1]))
         modules.strategy.stop()
