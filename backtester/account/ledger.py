@@ -218,26 +218,28 @@ class AccountLedger:
     def sample(self, timestamps: np.ndarray) -> Sampled:
         """The journal as it stood at each timestamp, once the bars closing then were booked (and
         not what scheduled events booked at that same time)."""
-        journal = self.journal
-        journal_ts = np.asarray(journal.ts, dtype=np.int64)
-        at = _booked_by(journal_ts, np.asarray(journal.after, dtype=bool), timestamps)
-        booked = at >= 0
-        rows = at[booked]
-        cash = np.full(len(timestamps), self.initial_cash)
-        cash[booked] = np.asarray(journal.cash, dtype=np.float64)[rows]
-        funding = np.zeros(len(timestamps))
-        funding[booked] = np.asarray(journal.funding, dtype=np.float64)[rows]
+        rows = self.journal.rows
+        width = 4 + 2 * len(self.instruments)
+        # The journal's columns, transposed in one pass over its rows.
+        columns = list(zip(*rows, strict=True)) if rows else [()] * width
+        journal_ts = np.asarray(columns[0], dtype=np.int64)
+        at = _booked_by(journal_ts, np.asarray(columns[1], dtype=bool), timestamps)
+        # Each timestamp's entry, shifted by one: 0 is the state before the first booking.
+        pick = at + 1
+
+        def sampled(k: int, before: float) -> np.ndarray:
+            values = np.empty(len(rows) + 1)
+            values[0] = before
+            values[1:] = columns[k]
+            picked: np.ndarray = values[pick]
+            return picked
+
         positions: dict[str, np.ndarray] = {}
         cost_basis: dict[str, np.ndarray] = {}
-        held_of, basis_of = journal.positions, journal.cost_basis
-        for symbol in self.instruments:
-            held = np.zeros(len(timestamps))
-            held[booked] = np.asarray(held_of[symbol], dtype=np.float64)[rows]
-            positions[symbol] = held
-            basis = np.zeros(len(timestamps))
-            basis[booked] = np.asarray(basis_of[symbol], dtype=np.float64)[rows]
-            cost_basis[symbol] = basis
-        return Sampled(cash, positions, cost_basis, funding)
+        for k, symbol in enumerate(self.instruments):
+            positions[symbol] = sampled(4 + 2 * k, 0.0)
+            cost_basis[symbol] = sampled(5 + 2 * k, 0.0)
+        return Sampled(sampled(2, self.initial_cash), positions, cost_basis, sampled(3, 0.0))
 
 
 def _booked_by(ts: np.ndarray, after: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from backtester.engine.timeframes import timeframe_views
 from backtester.execution.venue import NEVER, SimulatedVenue
 from backtester.metrics.stats import bar_interval_ns
 from backtester.progress import Progress
-from backtester.results import Books, RunResult, build_result
+from backtester.results import Books, DeferredOrders, RunResult, build_result
 from backtester.risk.engine import RiskEngine
 from backtester.strategy.base import Strategy
 from backtester.strategy.context import StrategyContext, StrategyError
@@ -270,7 +270,9 @@ class Engine:
                 next_row = _next_row(active, venue.next_wake)
                 if bar is not None:
                     next_row = _reporting(next_row, bar, len(feed))
-                tick_and_drain_sparse(clock, bus, feed.timestamps(), feed.bar_at, next_row, placed)
+                tick_and_drain_sparse(
+                    clock, bus, feed.timestamps(), feed.bar_maker(), next_row, placed
+                )
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
                 clock.advance_to(max(clock.now, feed.timestamps()[-1]))
         modules.strategy.stop()
@@ -287,7 +289,9 @@ class Engine:
             params=self.params,
             seed=self.setup.seed,
             fills=recorder.fills_frame(),
-            orders=recorder.orders_frame(),
+            # Built when first read (adr/0026): the statistics need the count, and the frame
+            # only when an order was denied.
+            orders=DeferredOrders(recorder.orders_frame, len(recorder.orders), recorder.denied > 0),
             timeline=timeline,
             books=Books(sampled.cash, sampled.positions, sampled.cost_basis, sampled.funding),
             marks=_known_on(known_at, self.data, {s: m.close for s, m in self.marks.items()}),

@@ -10,7 +10,7 @@ one interval, that is the order of open times it always was.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, islice, repeat
 from operator import itemgetter
 
@@ -58,9 +58,8 @@ class Feed:
         # The clock's times as one list, made when first asked for: a dense run takes them a
         # block at a time with its bars (`ticks`), and never holds them all as Python ints.
         self._times: list[int] | None = None
-        # Signal mode's bars, built on demand: the times and the OHLCV rows (one row's five
-        # floats read in one call).
-        self._columns: tuple[np.ndarray, np.ndarray, list[int]] | None = None
+        # Signal mode's bars, built on demand (`bar_maker`).
+        self._maker: Callable[[int], Bar] | None = None
 
     def __len__(self) -> int:
         return self._merged.height
@@ -93,16 +92,29 @@ class Feed:
 
     def bar_at(self, row: int) -> Bar:
         """One bar of a single-stream feed, built on demand (signal mode visits few rows)."""
-        columns = self._columns
-        if columns is None:
+        return self.bar_maker()(row)
+
+    def bar_maker(self) -> Callable[[int], Bar]:
+        """`bar_at` as a function holding what it reads: signal mode calls it for every row it
+        visits. Each value is read from its own column (no copy of the columns is made: stacking
+        them cost more than a year of visits)."""
+        maker = self._maker
+        if maker is None:
             m = self._merged
-            ohlcv = np.column_stack(
-                [m[c].to_numpy().astype(np.float64, copy=False) for c in OHLCV_COLUMNS[1:]]
+            symbol = self.symbols[0]
+            ts = m["ts"].to_numpy().item
+            o, h, low, c, v = (
+                m[name].to_numpy().astype(np.float64, copy=False).item for name in OHLCV_COLUMNS[1:]
             )
-            columns = self._columns = (m["ts"].to_numpy(), ohlcv, self._timestamps)
-        ts, ohlcv, closes = columns
-        o, h, low, c, v = ohlcv[row].tolist()
-        return Bar(self.symbols[0], row, ts.item(row), o, h, low, c, v, closes[row])
+            closes = self._timestamps
+
+            def maker(row: int) -> Bar:
+                return Bar(
+                    symbol, row, ts(row), o(row), h(row), low(row), c(row), v(row), closes[row]
+                )
+
+            self._maker = maker
+        return maker
 
     def scheduled_ticks(
         self, scheduled: Sequence[tuple[str, int, int, object]]

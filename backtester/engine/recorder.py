@@ -50,6 +50,7 @@ class Recorder:
         self.fills: list[OrderFilled] = []
         # Each payment with the number of fills recorded before it.
         self.funding: list[tuple[FundingPaid, int]] = []
+        self.denied = 0
 
     def subscribe(self, bus: MessageBus) -> None:
         bus.subscribe(SubmitOrder, self.on_submit)
@@ -84,6 +85,7 @@ class Recorder:
         record.order = event.order
 
     def on_denied(self, event: OrderDenied) -> None:
+        self.denied += 1
         self._terminal(event.order_id, _DENIED, event.ts_event, event.reason)
         self.orders[event.order_id].code = event.code
 

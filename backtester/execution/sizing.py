@@ -47,19 +47,14 @@ class FillSizing(VenueState):
         reducible: float,
         price: float,
         liquidity: Liquidity,
-        sized_now: bool,
     ) -> tuple[float, str]:
-        """The quantity the account allows, and the reason when it is less than asked."""
+        """The quantity the account allows, and the reason when it is less than asked (not asked
+        of a spot fraction sized at this fill: `_execute`)."""
         symbol = order.instrument
         opening = quantity - reducible if quantity > reducible else 0.0
         if opening <= 0.0:
             return quantity, ""
         account = self.account
-        if sized_now and self._margin is None:
-            # A spot fraction sized just now at this price is affordable by construction, and
-            # opens exposure only where the account allows it (`_size_fraction` sized it from the
-            # buying power, asked only with nothing to reduce and no refusal).
-            return quantity, ""
         if account.opening_refusal(symbol, order.side is BUY) is not None:
             # Spot: a sell can only take what is held.
             return reducible, "insufficient position at fill"

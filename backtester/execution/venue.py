@@ -301,7 +301,14 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
             released = self._on_filled(live, filled, price) if live.children else _NONE
             if released:
                 taking_part.extend([(child, time) for child in released])
-            if time == 0.0 and self._pessimistic and self._low_first(bar) != low_first:
+            if (
+                time == 0.0
+                and self._pessimistic
+                # Nothing reads the path again when the one order taking part is done on a
+                # bar without a mark to watch.
+                and (len(taking_part) > 1 or not done or mark_path is not None)
+                and self._low_first(bar) != low_first
+            ):
                 # Still at the open: the position just changed, and with it the adverse extreme.
                 low_first = not low_first
                 path = bar_path(bar, low_first)
@@ -419,8 +426,13 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                 self._close(live, "reduce-only order: no position to reduce")
                 return True, 0.0, 0.0
             quantity = min(quantity, reducible)
-        quantity, shortfall = self._cap(
-            order, instrument, quantity, reducible, price, hit.liquidity, sized_now
+        # A spot fraction sized just now at this price is affordable by construction, and opens
+        # exposure only where the account allows it (`_size_fraction` sized it from the buying
+        # power, asked only with nothing to reduce and no refusal): nothing to cap.
+        quantity, shortfall = (
+            (quantity, "")
+            if sized_now and self._margin is None
+            else self._cap(order, instrument, quantity, reducible, price, hit.liquidity)
         )
         if quantity <= 0.0:
             self._close(live, shortfall or "order sized to zero at fill")

@@ -318,18 +318,17 @@ class RiskEngine:
             # float rounding.
             cost = order.fraction * available
             balance_reason = None
-        else:
-            # What opening costs, only when something opens: check_balance reads it only then.
-            cost = (
-                account.opening_cost(
-                    symbol, opening * price * multiplier, self._fees.fee(notional, TAKER)
-                )
-                if opening > 0.0
-                else 0.0
+        elif opening > 0.0:
+            cost = account.opening_cost(
+                symbol, opening * price * multiplier, self._fees.fee(notional, TAKER)
             )
             balance_reason = rules.check_balance(
                 order.side, quantity, opening, cost, available, held, refusal, self._margin
             )
+        else:
+            # Nothing opens: nothing to pay for (what check_balance passes at once).
+            cost = 0.0
+            balance_reason = None
         if instrument.min_notional is not None or instrument.max_notional is not None:
             reason = rules.check_notional(notional, instrument)
             if reason:

@@ -248,16 +248,16 @@ class Strategy(Generic[P]):
             and not reduce_only
             and type(self).order is Strategy.order
         ):
-            order = self.ctx.order(
+            order = self.ctx.new_order(
                 side,
-                instrument=instrument,
-                quantity=quantity,
-                fraction=fraction,
-                order_type=MARKET if limit is None and stop is None else _order_type(limit, stop),
-                limit_price=limit,
-                stop_price=stop,
-                time_in_force=time_in_force,
-                tag=tag,
+                instrument,
+                quantity,
+                fraction,
+                MARKET if limit is None and stop is None else _order_type(limit, stop),
+                limit,
+                stop,
+                time_in_force,
+                tag,
             )
         else:
             order = self.order(

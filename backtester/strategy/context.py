@@ -22,6 +22,9 @@ from backtester.domain.messages import (
 from backtester.strategy.causal import CausalFrames
 from backtester.strategy.timeframes import TimeframeView
 
+# No options: `StrategyContext.new_order`'s default, never written to.
+_NO_OPTIONS: Mapping[str, object] = {}
+
 
 class StrategyError(RuntimeError):
     """A strategy asked for something impossible (look-ahead, unknown instrument or order)."""
@@ -235,6 +238,34 @@ class StrategyContext:
         """A new order with the next id, priced from the latest bar; `options` are any other
         `SubmitOrder` fields (flags, trailing offsets, links). Not sent: `submit` or
         `submit_list` sends it."""
+        return self.new_order(
+            side,
+            instrument,
+            quantity,
+            fraction,
+            order_type,
+            limit_price,
+            stop_price,
+            time_in_force,
+            tag,
+            options,
+        )
+
+    def new_order(
+        self,
+        side: Side,
+        instrument: str | None,
+        quantity: float | None,
+        fraction: float | None,
+        order_type: str,
+        limit_price: float | None,
+        stop_price: float | None,
+        time_in_force: TimeInForce,
+        tag: str,
+        options: Mapping[str, object] = _NO_OPTIONS,
+    ) -> SubmitOrder:
+        """`order` with its arguments in order: the strategy API's per-order path (positional
+        arguments are bound faster than keywords, and it builds no dict of options)."""
         symbol = instrument or self.primary
         last = self.last_bar.get(symbol)
         if last is None:

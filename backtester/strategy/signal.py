@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import numpy as np
 
+from backtester.domain.enums import BUY, GTC, MARKET, SELL, Side
 from backtester.domain.messages import Bar
 from backtester.strategy.base import Strategy
 from backtester.strategy.context import StrategyError
@@ -74,6 +76,27 @@ class SignalStrategy(Strategy[P]):
         self._positions = self.ctx.positions
         self._symbol = symbol
         self._short = type(self).shorts(self.params)
+        self._market = self._market_order()
+
+    def _market_order(self) -> Callable[[Side, float, str], object]:
+        """How `on_bar` places a market order of a fraction with a tag: as `buy` and `sell` would
+        (an order without flags or exits goes straight to the context, `Strategy._place`), with
+        the calls between written out, unless a subclass has its own way of placing orders."""
+        cls = type(self)
+        if not (
+            cls.buy is Strategy.buy
+            and cls.sell is Strategy.sell
+            and cls._place is Strategy._place
+            and cls.order is Strategy.order
+        ):
+            buy, sell = self.buy, self.sell
+            return lambda side, fraction, tag: (
+                buy(fraction=fraction, tag=tag) if side is BUY else sell(fraction=fraction, tag=tag)
+            )
+        new_order, send = self.ctx.new_order, self.ctx.send
+        return lambda side, fraction, tag: send(
+            new_order(side, None, None, fraction, MARKET, None, None, GTC, tag)
+        )
 
     def active_bars(self) -> np.ndarray:
         return np.flatnonzero(self.signal)
@@ -86,19 +109,20 @@ class SignalStrategy(Strategy[P]):
         if signal == 0 or bar.instrument != self._symbol:
             return
         held = self._positions[self._symbol]
+        market = self._market
         if signal > 0:
             if held == 0.0:
-                self.buy(fraction=self.entry_fraction, tag=self.entry_tag)
+                market(BUY, self.entry_fraction, self.entry_tag)
             elif held < 0.0:
-                self.buy(fraction=self.exit_fraction, tag=self.exit_tag)
+                market(BUY, self.exit_fraction, self.exit_tag)
                 if self.exit_fraction == 1.0:
-                    self.buy(fraction=self.entry_fraction, tag=self.entry_tag)
+                    market(BUY, self.entry_fraction, self.entry_tag)
         elif held > 0.0:
-            self.sell(fraction=self.exit_fraction, tag=self.exit_tag)
+            market(SELL, self.exit_fraction, self.exit_tag)
             if self._short and self.exit_fraction == 1.0:
-                self.sell(fraction=self.entry_fraction, tag=self.entry_tag)
+                market(SELL, self.entry_fraction, self.entry_tag)
         elif held == 0.0 and self._short:
-            self.sell(fraction=self.entry_fraction, tag=self.entry_tag)
+            market(SELL, self.entry_fraction, self.entry_tag)
 
     def signal_plan(self) -> SignalPlan | None:
         """The plan after `on_start`; None when a subclass overrides a hook, since its behaviour is
