@@ -161,7 +161,9 @@ def with_numba_twins(kernel: Kernel[..., Any], njit: Callable[..., Any]) -> Call
             # wrappers around them, which must stay Python.
             if isinstance(value, types.FunctionType) and value.__module__ != own:
                 if value not in twins:
-                    twins[value] = njit(copy(value, None))
+                    # A hint (`compiled.hints`) brings its own twin: its Python body does nothing.
+                    own_twin = getattr(value, "numba_twin", None)
+                    twins[value] = own_twin() if own_twin is not None else njit(copy(value, None))
                 namespace[name] = twins[value]
         twin = types.FunctionType(
             func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__

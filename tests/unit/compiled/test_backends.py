@@ -16,7 +16,7 @@ import structlog.testing
 
 from backtester import Backtest
 from backtester.accounting import arithmetic, limits, marking
-from backtester.compiled import aot, drawdown, indicators, signal_path
+from backtester.compiled import aot, drawdown, hints, indicators, signal_path
 from backtester.compiled.jit import Backend, active_backend, parse_parameters, with_numba_twins
 from backtester.domain import grid, touch, volume_share
 from backtester.risk import rules
@@ -210,6 +210,14 @@ def test_every_module_a_kernel_calls_into_is_part_of_the_build_hash() -> None:
     for name in called:
         origin = sys.modules[name].__file__
         assert origin is not None and Path(origin).resolve() in hashed, name
+
+
+def test_a_hint_compiles_to_its_own_twin_not_its_python_body() -> None:
+    twin = with_numba_twins(signal_path._run_plan, lambda func: func)
+    compiled = twin.__globals__["prefetch"]
+    assert compiled is not hints.prefetch
+    assert getattr(compiled, "__code__", None) is not hints.prefetch.__code__
+    assert hints.prefetch(np.zeros(1), 5) is None  # as Python: nothing, even past the end
 
 
 def test_the_order_path_kernel_books_with_the_accounts_arithmetic() -> None:
