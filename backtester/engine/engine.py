@@ -288,7 +288,7 @@ class Engine:
             strategy=type(self.strategy).__name__,
             params=self.params,
             seed=self.setup.seed,
-            fills=recorder.fills_frame(),
+            fills=recorder.deferred_fills(),
             # Built when first read (adr/0026): the statistics need the count, and the frame
             # only when an order was denied.
             orders=DeferredOrders(recorder.orders_frame, len(recorder.orders), recorder.denied > 0),
