@@ -333,11 +333,22 @@ def _joined_sides(buy: np.ndarray) -> bytes:
     row of the table, less its padding (a list of the strings would be a Python object a fill)."""
     if len(buy) == 0:
         return b""
+    if buy[0] and buy[::2].all() and not buy[1::2].any():
+        # A buy then a sell, over and over (a long-only strategy's entries and exits): the pair's
+        # text repeated, without a row a fill.
+        pairs = _SIDE_TEXT[1] + _SIDE_TEXT[0]
+        return (pairs * ((len(buy) + 1) // 2))[: _side_length(buy) - len(_SEPARATOR)]
     # `take`, not fancy indexing: numpy's fast path for whole rows.
     rows = buy.astype(np.intp)
     text: np.ndarray = _SIDE_BYTES.take(rows, axis=0).ravel()
     text = text[_SIDE_USED.take(rows, axis=0).ravel()]
     return text[: -len(_SEPARATOR)].tobytes()
+
+
+def _side_length(buy: np.ndarray) -> int:
+    """The bytes of the sides' texts, each with its separator."""
+    buys = int(np.count_nonzero(buy))
+    return buys * len(_SIDE_TEXT[1]) + (len(buy) - buys) * len(_SIDE_TEXT[0])
 
 
 class Later:

@@ -31,11 +31,12 @@ class Calendar(NamedTuple):
     sessions: int  # trading days in the data
 
 
-def trading_calendar(ts_ns: np.ndarray) -> Calendar:
-    """The calendar of bars opening at `ts_ns` (int64 UTC nanoseconds, ascending)."""
+def trading_calendar(ts_ns: np.ndarray, spanned: Days | None = None) -> Calendar:
+    """The calendar of bars opening at `ts_ns` (int64 UTC nanoseconds, ascending); `spanned`:
+    `days_of(ts_ns)` when the caller took it already."""
     if not len(ts_ns):
         return Calendar("24/7", float(DAYS_PER_YEAR), 0)
-    days, counts, _ = _days_of(ts_ns)
+    days, counts, _ = spanned or days_of(ts_ns)
     span_days = len(days)
     weekend_share = float(counts[_weekday(days) >= 5].sum()) / len(ts_ns)
     if span_days < MIN_SPAN_DAYS or weekend_share > WEEKEND_SHARE:
@@ -52,11 +53,12 @@ def session_days(ts_ns: np.ndarray, kind: CalendarKind) -> np.ndarray:
     return _session_of(ts_ns // NS_PER_DAY, kind)
 
 
-def session_ends(ts_ns: np.ndarray, kind: CalendarKind) -> np.ndarray:
-    """The index of the last bar of each trading day (`ts_ns` ascending)."""
+def session_ends(ts_ns: np.ndarray, kind: CalendarKind, spanned: Days | None = None) -> np.ndarray:
+    """The index of the last bar of each trading day (`ts_ns` ascending); `spanned`:
+    `days_of(ts_ns)` when the caller took it already."""
     if not len(ts_ns):
         return np.zeros(0, dtype=np.int64)
-    days, counts, edges = _days_of(ts_ns)
+    days, counts, edges = spanned or days_of(ts_ns)
     traded = counts > 0
     sessions = _session_of(days, kind)[traded]
     last_bar = edges[1:][traded] - 1
@@ -64,14 +66,22 @@ def session_ends(ts_ns: np.ndarray, kind: CalendarKind) -> np.ndarray:
     return ends
 
 
-def _days_of(ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class Days(NamedTuple):
+    """`days_of` a series: its UTC days, the bars on each, and where each day's bars start."""
+
+    days: np.ndarray
+    counts: np.ndarray
+    edges: np.ndarray
+
+
+def days_of(ts_ns: np.ndarray) -> Days:
     """Every UTC day from the first bar's to the last's, the bars on each, and where each day's
     bars start (and, last, where the bars end). Computed over days, not bars: a year of minutes
     would otherwise take a few day-number arrays as long as the series."""
     first, last = int(ts_ns[0]) // NS_PER_DAY, int(ts_ns[-1]) // NS_PER_DAY
     days = np.arange(first, last + 1, dtype=np.int64)
     edges = np.searchsorted(ts_ns, np.append(days, last + 1) * NS_PER_DAY, side="left")
-    return days, np.diff(edges), edges
+    return Days(days, np.diff(edges), edges)
 
 
 def _weekday(days: np.ndarray) -> np.ndarray:

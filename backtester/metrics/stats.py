@@ -20,6 +20,8 @@ from backtester.compiled.drawdown import drawdown_profile, majority_step
 from backtester.metrics.calendar import (
     Calendar,
     CalendarKind,
+    Days,
+    days_of,
     session_ends,
     trading_calendar,
 )
@@ -94,9 +96,11 @@ def compute_stats(
     ts = timeline
     if interval is None:
         interval = bar_interval_ns(ts)
-    calendar = trading_calendar(ts)
+    # The days the series spans, searched for once: the calendar and the session ends take them.
+    spanned = days_of(ts) if len(ts) else None
+    calendar = trading_calendar(ts, spanned)
     if returns == "daily":
-        period_returns = _daily_returns(ts, values, initial_cash, calendar.kind)
+        period_returns = _daily_returns(ts, values, initial_cash, calendar.kind, spanned)
         inferred = calendar.sessions_per_year
     else:
         period_returns = _bar_returns(values)
@@ -121,18 +125,19 @@ def compute_stats(
     max_drawdown = float(deepest)
     calmar = cagr / -max_drawdown if max_drawdown < 0 else math.nan
 
-    # One query: the closed trades' columns.
-    is_closed = ~pl.col("is_open")
-    closed = trades.select(
-        pl.col("pnl").filter(is_closed),
-        pl.col("return_pct").filter(is_closed),
-        pl.col("duration").dt.total_seconds().filter(is_closed),
-    )
-    pnl = closed["pnl"].to_numpy()
+    # The closed trades' columns, filtered as Series: a query would cost a plan and a collect.
+    is_closed = ~trades["is_open"]
+    returns_pct = trades["return_pct"].filter(is_closed)
+    pnl = trades["pnl"].filter(is_closed).to_numpy()
+    closed_count = len(pnl)
     wins = pnl[pnl > 0]
     losses = pnl[pnl < 0]
     gross_loss = -float(losses.sum())
-    durations = closed["duration"].to_numpy() if closed.height else np.zeros(0)
+    durations = (
+        trades["duration"].filter(is_closed).dt.total_seconds().to_numpy()
+        if closed_count
+        else np.zeros(0)
+    )
 
     # As the equity frame's first and last times read (UTC datetimes).
     start, end = pl.Series([ts[0], ts[-1]], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
@@ -157,12 +162,12 @@ def compute_stats(
         max_drawdown_pct=100.0 * max_drawdown,
         max_drawdown_duration_days=dd_duration / NS_PER_DAY,
         exposure_time_pct=_exposure_pct(exposure, len(values)),
-        trades=int(closed.height),
-        open_trades=int(trades.height - closed.height),
+        trades=closed_count,
+        open_trades=int(trades.height - closed_count),
         win_rate_pct=100.0 * len(wins) / len(pnl) if len(pnl) else math.nan,
-        best_trade_pct=float(closed["return_pct"].max()) if closed.height else math.nan,  # type: ignore[arg-type]
-        worst_trade_pct=float(closed["return_pct"].min()) if closed.height else math.nan,  # type: ignore[arg-type]
-        avg_trade_pct=float(closed["return_pct"].mean()) if closed.height else math.nan,  # type: ignore[arg-type]
+        best_trade_pct=float(returns_pct.max()) if closed_count else math.nan,  # type: ignore[arg-type]
+        worst_trade_pct=float(returns_pct.min()) if closed_count else math.nan,  # type: ignore[arg-type]
+        avg_trade_pct=float(returns_pct.mean()) if closed_count else math.nan,  # type: ignore[arg-type]
         profit_factor=float(wins.sum()) / gross_loss if gross_loss > 0 else math.nan,
         expectancy=float(pnl.mean()) if len(pnl) else math.nan,
         avg_trade_duration_hours=float(durations.mean()) / 3600 if len(durations) else math.nan,
@@ -186,9 +191,9 @@ def _bar_returns(values: np.ndarray) -> np.ndarray:
 
 
 def _daily_returns(
-    ts: np.ndarray, values: np.ndarray, initial: float, kind: CalendarKind
+    ts: np.ndarray, values: np.ndarray, initial: float, kind: CalendarKind, spanned: Days | None
 ) -> np.ndarray:
-    closes = values[session_ends(ts, kind)]
+    closes = values[session_ends(ts, kind, spanned)]
     previous = np.concatenate(([initial], closes[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
         result: np.ndarray = closes / previous - 1.0

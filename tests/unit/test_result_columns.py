@@ -66,7 +66,19 @@ def test_the_equity_frame_is_built_when_read_with_the_columns_it_had(mode: str) 
 
 
 @pytest.mark.parametrize(
-    "sides", [[], [True], [False], [True, False, False, True, True], [False] * 7]
+    "sides",
+    [
+        [],
+        [True],
+        [False],
+        [True, False, False, True, True],
+        [False] * 7,
+        # A buy then a sell, over and over (the repeated pair), ending on either side, and nearly.
+        [True, False] * 4,
+        [True, False] * 4 + [True],
+        [True, False, True, True],
+        [False, True, False],
+    ],
 )
 def test_the_joined_sides_are_the_frames_side_column_joined(sides: list[bool]) -> None:
     column = pl.Series(["buy" if side else "sell" for side in sides], dtype=pl.String)
