@@ -21,21 +21,23 @@ def tick_and_drain(
 def tick_and_drain_sparse(
     clock: SimClock,
     bus: MessageBus,
-    timestamps: Sequence[int],
+    rows: int,
+    time_at: Callable[[int], int],
     event_at: Callable[[int], object],
     next_index: Callable[[int], int],
     scheduled: Sequence[tuple[int, int, object]] = (),
 ) -> int:
     """Visit only the rows some module needs: `next_index(i)` is the first row after `i` where a
-    subscriber can act (`len(timestamps)` or more: none). Each visit is a full tick-and-drain, so a
-    run that skips rows nobody needs is identical to one that visits them all.
+    subscriber can act (`rows` or more: none); row `i` happens at `time_at(i)` (non-decreasing).
+    Each visit is a full tick-and-drain, so a run that skips rows nobody needs is identical to one
+    that visits them all.
 
     `scheduled` holds (row, tick time, event), ascending by row: events that must be delivered just
     before row `row` (`len(timestamps)`: after the last), visited or not. What they change may make
     an earlier row needed, so the next row is asked again after them."""
     advance = clock.advance_to
     deliver = bus.deliver
-    end = len(timestamps)
+    end = rows
     count = 0
     done = -1  # every row up to here is handled
     k = 0
@@ -54,7 +56,7 @@ def tick_and_drain_sparse(
             continue
         if i >= end:
             return count
-        ts = timestamps[i]
+        ts = time_at(i)
         if ts < clock.now:
             advance(ts)  # refuses, with the clock's own error
         clock.now = ts

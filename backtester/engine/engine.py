@@ -270,11 +270,11 @@ class Engine:
                 next_row = _next_row(active, venue.next_wake)
                 if bar is not None:
                     next_row = _reporting(next_row, bar, len(feed))
-                tick_and_drain_sparse(
-                    clock, bus, feed.timestamps(), feed.bar_maker(), next_row, placed
-                )
+                time_at = feed.time_at()
+                rows = len(feed)
+                tick_and_drain_sparse(clock, bus, rows, time_at, feed.bar_maker(), next_row, placed)
                 # The end of data is the last bar's time, visited or not (dense mode ends there too).
-                clock.advance_to(max(clock.now, feed.timestamps()[-1]))
+                clock.advance_to(max(clock.now, time_at(rows - 1)))
         modules.strategy.stop()
         bus.drain()
         venue.cancel_all("end of data")
@@ -288,7 +288,7 @@ class Engine:
             strategy=type(self.strategy).__name__,
             params=self.params,
             seed=self.setup.seed,
-            fills=recorder.fills_frame(),
+            fills=recorder.deferred_fills(),
             # Built when first read (adr/0026): the statistics need the count, and the frame
             # only when an order was denied.
             orders=DeferredOrders(recorder.orders_frame, len(recorder.orders), recorder.denied > 0),

@@ -75,6 +75,15 @@ class Feed:
         """When each bar becomes known (its close), in delivery order: the clock's times."""
         return self._timestamps
 
+    def time_at(self) -> Callable[[int], int]:
+        """`timestamps()[row]` without the list: signal mode reads a few rows' times, and making
+        a year of them Python ints costs more than its visits."""
+        return self._closes().item
+
+    def _closes(self) -> np.ndarray:
+        closes: np.ndarray = self._merged["ts_close"].to_numpy()
+        return closes
+
     def timeline(self) -> np.ndarray:
         """Distinct bar open times, ascending: the points where equity is sampled."""
         ts = self._merged["ts"].to_numpy()
@@ -106,11 +115,11 @@ class Feed:
             o, h, low, c, v = (
                 m[name].to_numpy().astype(np.float64, copy=False).item for name in OHLCV_COLUMNS[1:]
             )
-            closes = self._timestamps
+            closes = self._closes().item
 
             def maker(row: int) -> Bar:
                 return Bar(
-                    symbol, row, ts(row), o(row), h(row), low(row), c(row), v(row), closes[row]
+                    symbol, row, ts(row), o(row), h(row), low(row), c(row), v(row), closes(row)
                 )
 
             self._maker = maker

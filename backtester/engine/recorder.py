@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
+import numpy as np
 import polars as pl
 
 from backtester.core.bus import MessageBus
-from backtester.domain.enums import OrderStatus
+from backtester.domain.enums import BUY, OrderStatus
 from backtester.domain.messages import (
     FundingPaid,
     OrderAccepted,
@@ -21,8 +24,8 @@ from backtester.domain.messages import (
     SubmitOrder,
     SubmitOrderList,
 )
-from backtester.metrics.trades import FUNDING_SCHEMA
-from backtester.results import FILL_SCHEMA, ORDER_SCHEMA, UTC_NS
+from backtester.metrics.trades import FUNDING_SCHEMA, FillColumns
+from backtester.results import FILL_SCHEMA, ORDER_SCHEMA, UTC_NS, DeferredFills, Later
 
 # Module constants: reading a member through its Enum class runs a descriptor on Python 3.11.
 _ACCEPTED, _DENIED, _FILLED = OrderStatus.ACCEPTED, OrderStatus.DENIED, OrderStatus.FILLED
@@ -142,6 +145,34 @@ class Recorder:
             schema={**FILL_SCHEMA, "ts": pl.Int64},
         ).with_columns(pl.col("ts").cast(UTC_NS))
 
+    def deferred_fills(self) -> DeferredFills:
+        """The fills as the round trips and the digest take them (the columns `fill_columns` reads
+        from `fills_frame`, in the same dtypes), with the frame built when first read (adr/0026)."""
+        fills = self.fills
+        names = [f.instrument for f in fills]
+        # The instruments in the order of their first fill (a dict keeps insertion order).
+        symbols = list(dict.fromkeys(names))
+        if len(symbols) <= 1:
+            codes = np.zeros(len(fills), dtype=np.int64)
+        else:
+            code = {symbol: k for k, symbol in enumerate(symbols)}
+            codes = np.array([code[name] for name in names], dtype=np.int64)
+        frame = Later(self.fills_frame)
+        return DeferredFills(
+            frame,
+            FillColumns(
+                ts=np.array([f.ts_event for f in fills], dtype=np.int64),
+                order_id=np.array([f.order_id for f in fills], dtype=np.int64),
+                symbols=symbols,
+                codes=codes,
+                buy=np.array([f.side is BUY for f in fills], dtype=np.bool_),
+                price=np.array([f.price for f in fills], dtype=np.float64),
+                quantity=np.array([f.quantity for f in fills], dtype=np.float64),
+                fee=np.array([f.fee for f in fills], dtype=np.float64),
+                tags=functools.partial(_tags, frame),
+            ),
+        )
+
     def funding_frame(self) -> pl.DataFrame:
         payments = self.funding
         return pl.DataFrame(
@@ -184,3 +215,7 @@ class Recorder:
             },
             schema=ORDER_SCHEMA,
         ).with_columns(pl.col("ts_submitted", "ts_closed").cast(UTC_NS))
+
+
+def _tags(fills: Later) -> pl.Series:
+    return fills()["tag"]

@@ -274,13 +274,19 @@ class RiskEngine:
         price = kind.expected_price(order)
         account = self.account
         buy = order.side is BUY
-        available = account.buying_power(self._marks_now)
-        reserved = self._reserved
-        if reserved:
-            available -= sum(reserved.values())
         held = account.positions[symbol].quantity
         reducible = account.reducible(symbol, buy)
-        refusal = account.opening_refusal(symbol, buy)
+        refusal: str | None
+        if order.quantity is None and reducible > 0.0:
+            # A fraction of the position it reduces opens nothing: what opening may spend, and
+            # whether the account may open at all, are never read for it.
+            available, refusal = 0.0, None
+        else:
+            available = account.buying_power(self._marks_now)
+            reserved = self._reserved
+            if reserved:
+                available -= sum(reserved.values())
+            refusal = account.opening_refusal(symbol, buy)
         if order.reduce_only and reducible <= 0.0:
             return Denial(
                 "reduce_only",
