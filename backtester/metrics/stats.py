@@ -133,11 +133,7 @@ def compute_stats(
     wins = pnl[pnl > 0]
     losses = pnl[pnl < 0]
     gross_loss = -float(losses.sum())
-    durations = (
-        trades["duration"].filter(is_closed).dt.total_seconds().to_numpy()
-        if closed_count
-        else np.zeros(0)
-    )
+    durations = whole_seconds(trades["duration"].filter(is_closed)) if closed_count else np.zeros(0)
 
     # As the equity frame's first and last times read (UTC datetimes).
     start, end = pl.Series([ts[0], ts[-1]], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
@@ -173,6 +169,20 @@ def compute_stats(
         avg_trade_duration_hours=float(durations.mean()) / 3600 if len(durations) else math.nan,
         fees_paid=fees_paid,
     )
+
+
+_PER_SECOND = {"ns": 10**9, "us": 10**6, "ms": 10**3}
+
+
+def whole_seconds(durations: pl.Series) -> np.ndarray:
+    """`durations.dt.total_seconds()` (whole seconds, toward zero) as numpy, from the integers
+    (polars makes a query of the method: a plan and a collect)."""
+    unit = getattr(durations.dtype, "time_unit", None)
+    if durations.null_count() or unit not in _PER_SECOND:
+        return durations.dt.total_seconds().to_numpy()
+    ticks = durations.cast(pl.Int64).to_numpy()
+    seconds: np.ndarray = np.abs(ticks) // _PER_SECOND[unit] * np.sign(ticks)
+    return seconds
 
 
 def _exposure_pct(exposure: np.ndarray | int, bars: int) -> float:

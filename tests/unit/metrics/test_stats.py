@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from backtester import Backtest
-from backtester.metrics.stats import compute_stats
+from backtester.metrics.stats import compute_stats, whole_seconds
 from backtester.metrics.trades import (
     FUNDING_SCHEMA,
     SUMMARY_SCHEMA,
@@ -322,3 +322,28 @@ def test_the_statistics_take_the_same_values_from_the_trades_summary_as_from_the
         }
         assert compute_stats(equity, summary, **knobs) == compute_stats(equity, frame, **knobs)
     assert result.trades is result.trades  # built once, when first read
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_whole_seconds_are_the_total_seconds_polars_gives(unit: str) -> None:
+    per = {"ns": 10**9, "us": 10**6, "ms": 10**3}[unit]
+    ticks = [
+        0,
+        1,
+        -1,
+        per - 1,
+        -(per - 1),
+        per,
+        -per,
+        3 * per + 7,
+        -3 * per - 7,
+        10**17 // per * per,
+    ]
+    durations = pl.Series(ticks, dtype=pl.Int64).cast(pl.Duration(unit))  # type: ignore[arg-type]
+    expected = durations.dt.total_seconds().to_numpy()
+    got = whole_seconds(durations)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    with_null = pl.Series([per, None], dtype=pl.Int64).cast(pl.Duration(unit))  # type: ignore[arg-type]
+    assert np.array_equal(
+        whole_seconds(with_null), with_null.dt.total_seconds().to_numpy(), equal_nan=True
+    )
