@@ -219,7 +219,8 @@ class MessageBus:
         version = -1
         before: tuple[Handler, ...] = ()
         only: Handler | None = None
-        for ts, message in ticks:
+        # Counted by `enumerate`, in C: a dense run's loop takes a line less per bar.
+        for count, (ts, message) in enumerate(ticks, 1):  # noqa: B007 (the count returned)
             if ts < now:
                 clock.advance_to(ts)  # refuses, with the clock's own error
             clock.now = now = ts
@@ -260,7 +261,6 @@ class MessageBus:
                                 raise self._failed(handler, message, exc) from exc
             if queue or deferred:
                 drain()
-            count += 1
         return count
 
     def _failed(self, handler: Handler, message: object, cause: Exception) -> HandlerFailed:

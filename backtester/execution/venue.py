@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import ClassVar
 
 import numpy as np
 
@@ -43,6 +44,9 @@ NEVER = sys.maxsize
 
 
 class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
+    # Whether a book of one order is matched by `_match_one` (a test turns it off to compare).
+    single_lane: ClassVar[bool] = True
+
     def subscribe(self, bus: MessageBus) -> None:
         if self._fill.trade_on_close:
             bus.subscribe(Bar, self.on_bar_on_close)
@@ -245,6 +249,11 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         ts = bar.ts_event
         if self._orders.timed:
             self._expire_due(book, ts)
+        elif len(book) == 1 and self.single_lane:
+            live = book[0]
+            if not live.children and not (self._exposed and self._margin is not None):
+                self._match_one(bar, live)
+                return
         # Eligible: accepted by the time the bar opened (the clock runs on bar closes, adr/0020: an
         # order placed at one bar's close is accepted when the next bar opens). Usually all are:
         # a copy of the book, as matching takes orders out of it.
@@ -351,6 +360,50 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                 )
                 self._orphan(live)
 
+    def _match_one(self, bar: Bar, live: LiveOrder) -> None:
+        """`_match` of a book holding one order whose fill releases nothing, on a bar without a
+        mark to watch (most bars an order fills on): the same steps on the one order, without the
+        lists that order several (`tests/property/test_venue_single_lane.py` pins it to them)."""
+        if live.accepted_ts > bar.ts_event:
+            return  # not eligible yet
+        index = bar.index
+        if live.seen < 0:
+            # As `_match`: its first bar, unless signal mode skipped bars since it was accepted.
+            times = self._times.get(bar.instrument) if self._times else None
+            live.fresh = times is None or index == 0 or times[index - 1] < live.accepted_ts
+        elif self._ranges and live.kind.tracks_bars and live.seen < index - 1:
+            ranges = self._ranges.get(bar.instrument)
+            if ranges is not None:
+                live.kind.skip(live, ranges[0], ranges[1], live.seen + 1, index)
+        low_first = self._low_first(bar)
+        path = bar_path(bar, low_first)
+        hit = live.kind.trigger(live, path, 0.0)
+        if hit is not None:
+            done, filled, _ = self._execute(live, hit, bar)
+            if done and not live.closed:
+                self._remove(live)
+            if (
+                filled
+                and not done
+                and hit.time == 0.0
+                and self._pessimistic
+                and self._low_first(bar) != low_first
+            ):
+                # Still at the open with the order left on the book: the position changed, and
+                # with it the adverse extreme the rest of the bar is read by.
+                path = bar_path(bar, not low_first)
+        if live.closed:
+            return
+        live.kind.settle(live, path, 0.0)
+        live.fresh = False
+        live.seen = index
+        tif = live.order.time_in_force
+        if tif is IOC or tif is FOK:
+            self._remove(live)
+            now = self._clock.now
+            self._bus.publish(OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now))
+            self._orphan(live)
+
     def _hits(
         self, lives: list[LiveOrder], path: Path, start: float
     ) -> list[tuple[float, int, LiveOrder, Trigger]]:
@@ -416,7 +469,11 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         if quantity <= 0.0:
             # Nothing fills on this bar: a fraction order stays unsized until the bar where it fills.
             return False, 0.0, 0.0
-        if hit.slips:
+        if hit.slips and not (
+            # `_slipped` would return the three as they are: no model to move the price, no
+            # limit to keep it within and no tick grid to round it to.
+            self._no_slippage and hit.limit is None and instrument.tick_size is None
+        ):
             price, remaining, quantity = self._slipped(
                 order, instrument, hit, bar, remaining, quantity, sized_now, reducible
             )
@@ -491,7 +548,11 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
             self._cancel_others(live)
         after = self.account.positions[symbol].quantity
         if held and (after == 0.0 or (after > 0.0) != (held > 0.0)):
-            self._position_closed(symbol, live)
+            book = self._books[symbol]
+            # Only other orders of the instrument can be exits to void (the one filling is
+            # often all its book holds).
+            if len(book) > 1 or (book and book[0] is not live):
+                self._position_closed(symbol, live)
 
 
 _NONE: list[LiveOrder] = []  # never appended to

@@ -1,0 +1,109 @@
+"""The venue's lane for a book of one order (`SimulatedVenue._match_one`) is `_match` on that
+book: on random order streams (market, limit, stop and stop-limit orders, GTC and IOC, quantities
+and fractions, cancels), fees, slippage, grids, intrabar policies, fills at the open or the close,
+dense and signal mode, every message the bus delivers, in order, and the result's digest are the
+same with the lane as without it."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backtester import Backtest, Strategy
+from backtester.domain import messages
+from backtester.execution.venue import SimulatedVenue
+from tests.engine_support import bars_frame, scripted
+from tests.property.test_engine_properties import (
+    CASH,
+    PROPERTY_SETTINGS,
+    bar_rows,
+    fee_models,
+    instruments,
+    scripts,
+    slippage_models,
+)
+
+MESSAGE_TYPES = [
+    t
+    for _, t in inspect.getmembers(messages, inspect.isclass)
+    if issubclass(t, messages.Message) and t is not messages.Message
+]
+
+
+@pytest.fixture(autouse=True)
+def _lane_restored() -> Iterator[None]:
+    yield
+    SimulatedVenue.single_lane = True
+
+
+def _declared(script: dict[int, list[Any]]) -> type[Strategy[Any]]:
+    """The scripted strategy with ids kept and its scripted bars declared (for signal mode)."""
+    base = scripted(script)
+
+    class Declared(base):  # type: ignore[misc, valid-type]
+        def on_start(self) -> None:
+            super().on_start()
+            self.ids: list[int] = []
+
+        def active_bars(self) -> np.ndarray:
+            return np.array(sorted(i for i, actions in script.items() if actions), dtype=np.int64)
+
+    return Declared
+
+
+def _stream(case: dict[str, Any], lane: bool) -> tuple[int, str, str]:
+    """(messages delivered, hash of them in delivery order, the result's digest)."""
+    SimulatedVenue.single_lane = lane
+    engine = Backtest(
+        bars_frame(case["rows"]),
+        _declared(case["script"]),
+        cash=CASH,
+        fees=case["fees"],
+        slippage=case["slippage"],
+        instrument=case["instrument"],
+        intrabar=case["intrabar"],
+        trade_on_close=case["trade_on_close"],
+        mode=case["mode"],
+    ).engine()
+    digest = hashlib.sha256()
+    encode = msgspec.msgpack.Encoder().encode
+    count = 0
+
+    def seen(message: object) -> None:
+        nonlocal count
+        count += 1
+        digest.update(encode(message))
+
+    for message_type in MESSAGE_TYPES:
+        engine.events.bus.subscribe(message_type, seen)
+    result = engine.run()
+    return count, digest.hexdigest(), result.digest
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict[str, Any]:
+    rows = draw(bar_rows())
+    return {
+        "rows": rows,
+        "script": draw(scripts(len(rows))),
+        "fees": draw(fee_models),
+        "slippage": draw(slippage_models),
+        "instrument": draw(instruments),
+        "intrabar": draw(st.sampled_from(["ohlc", "pessimistic", "optimistic"])),
+        "trade_on_close": draw(st.booleans()),
+        "mode": draw(st.sampled_from(["dense", "signal"])),
+    }
+
+
+@PROPERTY_SETTINGS
+@given(cases())
+def test_the_single_order_lane_delivers_what_the_general_match_does(case: dict[str, Any]) -> None:
+    assert _stream(case, lane=True) == _stream(case, lane=False)
