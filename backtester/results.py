@@ -392,6 +392,8 @@ class Marked(NamedTuple):
     deepest_drawdown: float
     longest_drawdown: int
     exposed_bars: int
+    # The running peak after the last bar (`accounting.marking.mark_bar`'s).
+    peak: float
 
 
 def unit_values(
@@ -453,6 +455,7 @@ def build_result(
     units = unit_values(marks, multipliers)
     margin_basis = books.cost_basis if account == "margin" else None
     equity: pl.DataFrame | Later
+    peak: float | None = None  # the equity's running peak, where the caller's loop kept it
     if len(positions) == 1:
         ((symbol, held),) = positions.items()
         # The run takes the equity alone (the digest, the statistics), and the statistics' drawdown
@@ -465,7 +468,7 @@ def build_result(
                 timeline_ns, cash, held, units[symbol], _NONE, values, _NONE, _NONE
             )
         else:
-            values, deepest, longest, exposed = marked
+            values, deepest, longest, exposed, peak = marked
         profile: tuple[float, int] | None = (deepest, longest)
         exposure: np.ndarray | int = exposed
         equity = Later(
@@ -523,6 +526,7 @@ def build_result(
         interval=interval,
         timeline=timeline_ns,
         values=values,
+        peak=peak,
     )
     # Closed trades by side, in one query.
     closed = ~trades.summary["is_open"].to_numpy()

@@ -111,7 +111,10 @@ def _group(
             is_open[s] = True
             side[s] = direction
             opened_at[s] = i
-            state[s, :] = 0.0
+            # Cell by cell, here and below: a slice of a row would be an array made, reference
+            # counted and broadcast into for each fill.
+            for c in range(8):
+                state[s, c] = 0.0
         rest = 0.0
         closing_fee = 0.0
         if direction == side[s]:
@@ -141,14 +144,16 @@ def _group(
             out_ints[1, trades] = side[s]
             out_ints[2, trades] = opened_at[s]
             out_ints[3, trades] = i
-            out_state[trades, :] = state[s, :]
+            for c in range(8):
+                out_state[trades, c] = state[s, c]
             trades += 1
             is_open[s] = False
             if rest > 0.0:
                 is_open[s] = True
                 side[s] = direction
                 opened_at[s] = i
-                state[s, :] = 0.0
+                for c in range(8):
+                    state[s, c] = 0.0
                 state[s, HELD] = rest if buy[i] else -rest
                 state[s, ENTRY_QTY] = rest
                 state[s, ENTRY_VALUE] = rest * p * size
@@ -162,7 +167,8 @@ def _group(
             out_ints[1, trades] = side[s]
             out_ints[2, trades] = opened_at[s]
             out_ints[3, trades] = -1
-            out_state[trades, :] = state[s, :]
+            for c in range(8):
+                out_state[trades, c] = state[s, c]
             trades += 1
     return trades
 

@@ -74,7 +74,7 @@ _ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _KIND = range(6)
 # The balances the loop books into: cash, signed position, fees paid, average entry price,
 # the position's initial margin, funding paid; the bar whose volume fills used, and how much;
 # the position's liquidation price and whether it is current (0 after a booking or a funding); the
-# deepest drawdown of the equity marked after each bar.
+# deepest drawdown of the equity marked after each bar, and its running peak after the last.
 (
     _CASH,
     _HELD,
@@ -87,7 +87,8 @@ _ROW, _SIDE, _OUTCOME, _REASON, _CLOSED, _KIND = range(6)
     _LEVEL,
     _LEVEL_CURRENT,
     _DEEPEST,
-) = range(11)
+    _PEAK,
+) = range(12)
 
 
 class Contract(NamedTuple):
@@ -130,8 +131,9 @@ class Simulated(NamedTuple):
     the funding paid so far (empty on a cash account), and
     (when the loop marks to market) the equity. Per funding payment (of the contract's list): its
     index there, quantity, amount, fills before it. Then the fees paid, what marking to market
-    gives the statistics (`compiled.drawdown.mark_to_market`: the deepest drawdown, the longest
-    time under water, the bars with a position held; inf, 0, 0 when the loop does not mark), the
+    gives the statistics (`compiled.drawdown.mark_to_market`: the deepest drawdown, the running
+    peak of the equity after the last bar, the longest time under water, the bars with a position
+    held; inf, NaN, 0, 0 when the loop does not mark), the
     bars where two orders met at one price (the intrabar path decided), and why and where the
     loop stopped."""
 
@@ -163,6 +165,7 @@ class Simulated(NamedTuple):
     funding_fills_before: np.ndarray
     fees_paid: float
     deepest_drawdown: float
+    peak_equity: float
     longest_drawdown: int
     exposed_bars: int
     path_decided_bars: int
@@ -236,7 +239,7 @@ def simulate(
     per_bar = np.empty((rows, n)) if allocate is None else allocate(rows, n)
     funding_ints = np.zeros((2, payments), np.int64)  # index in the contract's list, fills before
     funding_floats = np.zeros((2, payments))  # quantity, amount
-    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, np.inf])
+    money = np.array([initial_cash, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, np.inf, np.nan])
     volumes = np.zeros(0) if volume is None else volume
     # Orders, fills, payments, decided bars, stop reason, stop row, liquidations, the longest time
     # under water, the bars with a position held.
@@ -335,6 +338,7 @@ def simulate(
         funding_fills_before=funding_ints[1, :paid],
         fees_paid=float(money[_FEES]),
         deepest_drawdown=float(money[_DEEPEST]),
+        peak_equity=float(money[_PEAK]),
         longest_drawdown=int(counts[7]),
         exposed_bars=int(counts[8]),
         path_decided_bars=int(counts[3]),
@@ -926,6 +930,7 @@ def _run_plan(
             equity_at[i] = equity
     if marking:
         money[_DEEPEST] = deepest
+        money[_PEAK] = peak
         counts[7] = longest_under_water(ts[n - 1] if n else 0, under_since, since, longest)
         counts[8] = exposed
     for k in (pending_first, pending_second):

@@ -268,7 +268,13 @@ def run_plan(
         fill_rows=sim.fill_row,
         positions_given_away=True,
         interval=interval,
-        marked=Marked(sim.equity, sim.deepest_drawdown, sim.longest_drawdown, sim.exposed_bars),
+        marked=Marked(
+            sim.equity,
+            sim.deepest_drawdown,
+            sim.longest_drawdown,
+            sim.exposed_bars,
+            sim.peak_equity,
+        ),
     )
 
 

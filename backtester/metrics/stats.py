@@ -80,6 +80,7 @@ def compute_stats(
     interval: int | None = None,
     timeline: np.ndarray | None = None,
     values: np.ndarray | None = None,
+    peak: float | None = None,
 ) -> Stats:
     """`equity` has columns ts (UTC datetime) and equity; `trades` is a trades frame or its summary
     (`metrics.trades.SUMMARY_SCHEMA`: the columns taken here); `exposure` is True where a position
@@ -88,7 +89,9 @@ def compute_stats(
     `drawdown_profile` of the equity when a pass over it already took it (`mark_to_market`);
     `interval`: `bar_interval_ns` of its timestamps when the caller took it already; `timeline`
     and `values`: the same timestamps as int64 nanoseconds and the equity, when the caller has
-    them (then `equity` may be None: the frame is not needed)."""
+    them (then `equity` may be None: the frame is not needed); `peak`: the running peak of the
+    equity after its last value when a pass over it took it (`accounting.marking.mark_bar`'s,
+    which carries a NaN as `np.maximum.reduce` does)."""
     if timeline is None or values is None:
         assert equity is not None, "the equity frame, or its timestamps and values"
         timeline = equity["ts"].dt.epoch("ns").to_numpy()
@@ -147,7 +150,7 @@ def compute_stats(
         ratio_returns=returns,
         initial_equity=initial_cash,
         final_equity=final,
-        peak_equity=float(np.maximum.reduce(values)),
+        peak_equity=_peak(values, peak),
         total_return_pct=100.0 * total_return,
         buy_and_hold_return_pct=100.0 * (last_close / first_close - 1.0),
         cagr_pct=100.0 * cagr,
@@ -183,6 +186,14 @@ def whole_seconds(durations: pl.Series) -> np.ndarray:
     ticks = durations.cast(pl.Int64).to_numpy()
     seconds: np.ndarray = np.abs(ticks) // _PER_SECOND[unit] * np.sign(ticks)
     return seconds
+
+
+def _peak(values: np.ndarray, peak: float | None) -> float:
+    """The highest equity, as `np.maximum.reduce` gives it. A pass's running peak is the same
+    number but for the sign of a zero (of equal values, it keeps the first): a zero is taken again."""
+    if peak is None or peak == 0.0:
+        return float(np.maximum.reduce(values))
+    return peak
 
 
 def _exposure_pct(exposure: np.ndarray | int, bars: int) -> float:

@@ -370,7 +370,8 @@ def test_signal_path_compiled_equals_its_python(
         marked = signal_path.simulate(*args, *knobs, ts=ts, unit_value=unit, compiled=run)._asdict()
         unmarked = (compiled if run else python)._asdict()
         for name, value in unmarked.items():
-            if name not in ("equity", "deepest_drawdown", "longest_drawdown", "exposed_bars"):
+            marking_only = ("equity", "deepest_drawdown", "peak_equity", "longest_drawdown")
+            if name not in (*marking_only, "exposed_bars"):
                 assert same(np.asarray(marked[name]), np.asarray(value)), name
         equity = np.zeros(n)
         none = np.zeros(0)
@@ -380,6 +381,8 @@ def test_signal_path_compiled_equals_its_python(
         assert same(marked["equity"], equity)
         assert (marked["deepest_drawdown"], marked["longest_drawdown"]) == profile[:2]
         assert marked["exposed_bars"] == profile[2]
+        # The running peak the statistics take: the highest equity, as numpy's maximum gives it.
+        assert same(np.asarray(marked["peak_equity"]), np.maximum.reduce(equity))
 
 
 @settings(max_examples=60, deadline=None)

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from backtester import Backtest
-from backtester.metrics.stats import compute_stats, whole_seconds
+from backtester.metrics.stats import _peak, compute_stats, whole_seconds
 from backtester.metrics.trades import (
     FUNDING_SCHEMA,
     SUMMARY_SCHEMA,
@@ -346,4 +346,17 @@ def test_whole_seconds_are_the_total_seconds_polars_gives(unit: str) -> None:
     with_null = pl.Series([per, None], dtype=pl.Int64).cast(pl.Duration(unit))  # type: ignore[arg-type]
     assert np.array_equal(
         whole_seconds(with_null), with_null.dt.total_seconds().to_numpy(), equal_nan=True
+    )
+
+
+def test_a_running_peak_given_is_numpys_maximum_but_for_a_zeros_sign() -> None:
+    """`compute_stats` takes the peak a pass over the equity kept; of equal zeros a pass keeps the
+    first, numpy's maximum may not: a zero peak is taken from the values again."""
+    values = np.array([100.0, 120.0, np.nextafter(120.0, 0.0)])
+    assert _peak(values, 120.0) == float(np.maximum.reduce(values)) == 120.0
+    assert math.isnan(_peak(np.array([1.0, np.nan]), math.nan))
+    assert _peak(values, None) == 120.0
+    zeros = np.array([-0.0, 0.0, -1.0])
+    assert math.copysign(1.0, _peak(zeros, -0.0)) == math.copysign(
+        1.0, float(np.maximum.reduce(zeros))
     )
