@@ -7,25 +7,32 @@ import numpy as np
 
 from backtester.compiled.jit import kernel
 
+# Prices `grid_decimals` checks at a time: a failing block ends the check of its decimals.
+_GRID_BLOCK = 1024
+
 
 @kernel("int64(float64[::1], int64)")
 def grid_decimals(prices: np.ndarray, max_decimals: int) -> int:
-    """The fewest decimals that put every price on an integer grid (within 1e-6), or -1."""
-    largest = 0.0
-    for p in prices:
-        largest = max(largest, abs(p))
+    """The fewest decimals that put every price on an integer grid (within 1e-6), or -1; -1 too
+    where the largest price so scaled is 2**50 or more (checked price by price: rounding a product
+    is monotone in |p|, so no scaled price reaches 2**50 exactly when the largest does not, and no
+    decimals below the fewest on the grid pass, so where they are too fine, every one is)."""
+    n = len(prices)
     scale = 1
     for decimals in range(max_decimals + 1):
-        # max |p * scale| is |max p| * scale: rounding a product is monotone in |p|.
-        if largest * scale >= 2.0**50:
-            return -1
-        on_grid = True
-        for p in prices:
-            scaled = p * scale
-            if not abs(scaled - np.rint(scaled)) < 1e-6:
-                on_grid = False
+        # A block at a time, each price's test without a branch (a loop the compiler vectorizes);
+        # a NaN or an infinity fails both.
+        start = 0
+        while start < n:
+            block = prices[start : start + _GRID_BLOCK]
+            off = 0
+            for i in range(len(block)):
+                scaled = block[i] * scale
+                off += not ((abs(scaled - np.rint(scaled)) < 1e-6) & (abs(scaled) < 2.0**50))
+            if off:
                 break
-        if on_grid:
+            start += len(block)
+        if start >= n:
             return decimals
         scale *= 10
     return -1
@@ -97,31 +104,75 @@ def sma_cross_in_ticks(
             elif diff < 0 and previous >= 0:
                 signal[i] = -1
         previous = diff
-    # Both windows are full from here on (no NaN). The ticks are converted a block at a time, a
-    # loop the compiler vectorizes, behind the last `width` bars' (a price's ticks are the same
-    # integer whenever converted); the sums then index the block without a negative offset, which
-    # Python indexing would make a check per access.
-    ticks = np.empty(width + _BLOCK, np.int64)
+    # Both windows are full from here on (no NaN). The ticks are converted a block at a time
+    # (kept as the integers they are, in floats), behind the last `width` bars' (a price's ticks
+    # are the same integer whenever converted); the loops index the block without a negative
+    # offset, which Python indexing would make a check per access.
+    #
+    # Where every tick a block's sums take is below `small` in size, `diff` and each of its terms
+    # are integers below 2**50 in size: the float products and differences are exact. Its
+    # change from bar to bar, slow * (entering - leaving fast) - fast * (entering - leaving slow),
+    # is then computed for the whole block at once, and `diff` is their running sum in integers
+    # (one addition a bar on the loop-carried path), compared for the crossings in a third loop:
+    # three loops the compiler vectorizes or keeps short, with the same `diff` at every bar. A
+    # block with a larger tick, or after one within `width` bars, takes the bar-by-bar sums.
+    small = 2.0**49 / (fast_f * slow_f + fast_f + slow_f)
+    ticks = np.empty(width + _BLOCK)
+    last_large = -1  # the last bar whose tick is not below `small` (or that of its block's end)
     for j in range(min(n, width)):
-        ticks[j] = int(np.rint(prices[j] * scale))
+        ticks[j] = np.rint(prices[j] * scale)
+        if not abs(ticks[j]) < small:
+            last_large = j
+    steps = np.empty(_BLOCK)
+    sums = np.empty(_BLOCK, np.int64)
     start = width
     while start < n:
-        size = min(_BLOCK, n - start)
-        block = prices[start : start + size]
+        block = prices[start : start + _BLOCK]
+        size = len(block)
         entering = ticks[width : width + size]
-        for j in range(size):
-            entering[j] = int(np.rint(block[j] * scale))
-        leaving_fast = ticks[width - fast :]
-        leaving_slow = ticks[width - slow :]
+        large = 0
+        for j in range(len(entering)):
+            tick = np.rint(block[j] * scale)
+            entering[j] = tick
+            large += not abs(tick) < small
+        if large:
+            last_large = start + size - 1
+        leaving_fast = ticks[width - fast : width - fast + size]
+        leaving_slow = ticks[width - slow : width - slow + size]
         out = signal[start : start + size]
-        for j in range(size):
-            tick = entering[j]
-            fast_total += tick - leaving_fast[j]
-            slow_total += tick - leaving_slow[j]
-            diff = float(fast_total) * slow_f - float(slow_total) * fast_f
-            # Written for every bar, without branches: 0 where neither crosses.
-            out[j] = np.int8((diff > 0) & (previous <= 0)) - np.int8((diff < 0) & (previous >= 0))
-            previous = diff
+        if last_large < start - width:
+            step = steps[:size]
+            for j in range(len(step)):
+                tick = entering[j]
+                step[j] = slow_f * (tick - leaving_fast[j]) - fast_f * (tick - leaving_slow[j])
+            summed = sums[:size]
+            running = int(previous)
+            for j in range(len(summed)):
+                running += int(step[j])
+                summed[j] = running
+            before = int(previous)
+            for j in range(len(summed)):
+                now = summed[j]
+                # Written for every bar, without branches: 0 where neither crosses.
+                out[j] = np.int8((now > 0) & (before <= 0)) - np.int8((now < 0) & (before >= 0))
+                before = now
+            previous = float(before)
+        else:
+            fast_total = 0
+            for j in range(width - fast, width):
+                fast_total += int(ticks[j])
+            slow_total = 0
+            for j in range(width - slow, width):
+                slow_total += int(ticks[j])
+            for j in range(size):
+                tick_now = int(entering[j])
+                fast_total += tick_now - int(leaving_fast[j])
+                slow_total += tick_now - int(leaving_slow[j])
+                diff = float(fast_total) * slow_f - float(slow_total) * fast_f
+                out[j] = np.int8((diff > 0) & (previous <= 0)) - np.int8(
+                    (diff < 0) & (previous >= 0)
+                )
+                previous = diff
         for j in range(width):
             ticks[j] = ticks[size + j]
         start += size

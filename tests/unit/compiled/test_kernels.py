@@ -226,6 +226,48 @@ def test_indicator_kernels_equal_the_numpy_code_they_replaced(
     assert same(fused[1][0], expected)
 
 
+@pytest.mark.parametrize(("fast", "slow"), [(17, 40), (1, 2), (40, 17), (3, 2_500)])
+def test_fused_sma_cross_where_ticks_are_too_large_for_block_sums(fast: int, slow: int) -> None:
+    """Blocks of small ticks take their sums a block at once, blocks with (or within the windows
+    of) a tick too large for that take them bar by bar; in between, either hands the other the
+    same state. Long series of both, compiled and as Python, give the numpy reference's signal."""
+    rng = np.random.Generator(np.random.PCG64(fast * slow))
+    n = slow + 5 * 2048 + 3
+    prices = rng.integers(1, 5_000_000, n).astype(np.float64)
+    prices[2_100:2_200] *= 2.0**26  # larger than the block sums take, smaller than 2**50
+    prices[40 + 3 * 2048 - 5] = 2.0**45  # a few bars before a block begins
+    prices[-1] = 2.0**40  # the last bar
+    assert tick_scale(prices) == 1
+    fused = compiled_and_python(
+        indicators.sma_cross_in_ticks, prices, fast, slow, 1, outputs=((n, np.int8),)
+    )
+    expected = reference_crossovers(
+        reference_window_sums(prices, fast, 1), fast, reference_window_sums(prices, slow, 1), slow
+    )
+    assert np.count_nonzero(expected) > 100
+    assert same(fused[0][0], expected)
+    assert same(fused[1][0], expected)
+
+
+def test_tick_scale_checks_every_block_of_prices() -> None:
+    """The grid and the 2**50 bound are checked a block of prices at a time: a price off the grid,
+    too large or NaN in a later block, or at the very end, decides as it would in the first."""
+    rng = np.random.Generator(np.random.PCG64(5))
+    prices = np.round(rng.uniform(10, 50_000, 3 * 1024 + 7), 2)
+    assert tick_scale(prices) == reference_tick_scale(prices) == 100
+    for where in (1024, 2 * 1024 + 500, len(prices) - 1):
+        for value, expected in ((0.125, 1000), (1 / 3, None), (np.nan, None), (2.0**44, None)):
+            changed = prices.copy()
+            changed[where] = value
+            assert tick_scale(changed) == reference_tick_scale(changed) == expected
+            assert indicators.grid_decimals.py_func(changed, 8) == indicators.grid_decimals(
+                changed, 8
+            )
+    # At the bound: 2**50 ticks is too many, one fewer is not.
+    for edge, expected in ((np.array([1.5, 2.0**50]), None), (np.array([1.0, 2.0**50 - 1]), 1)):
+        assert tick_scale(edge) == reference_tick_scale(edge) == expected
+
+
 def test_tick_scale_of_real_prices_and_of_prices_off_every_grid() -> None:
     close = pl.read_parquet("golden/data/binance_BTC-USDT_1m.parquet")["close"].to_numpy()
     assert tick_scale(close) == reference_tick_scale(close) == 100
