@@ -224,7 +224,12 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
 
     def _scan(self, live: LiveOrder, start: int) -> int:
         order = live.order
-        if order.time_in_force is IOC or order.time_in_force is FOK:
+        if (
+            order.time_in_force is IOC
+            or order.time_in_force is FOK
+            # A type that can fill on any bar (a market order) wakes on the next, expiring or not.
+            or type(live.kind).wake is OrderKind.wake
+        ):
             return start  # its first eligible bar decides
         low, high = self._ranges[order.instrument]
         wake = live.kind.wake(live, low, high, start)

@@ -23,13 +23,22 @@ from backtester.domain.messages import (
 )
 from backtester.strategy.base import OrderEvent, Strategy
 from backtester.strategy.context import OpenOrder, StrategyContext
+from backtester.strategy.signal import SignalStrategy
 
 
 class StrategyModule:
     def __init__(self, strategy: Strategy[Any], ctx: StrategyContext) -> None:
         self.strategy = strategy
         self.ctx = ctx
-        self.on_bar = _bar_handler(ctx.last_bar, strategy.on_bar)
+        # A signal strategy's `on_bar` does nothing on a bar whose signal is 0 (most bars): its
+        # signal, set at `start`, tells the bar handler which bars to call it on.
+        self._signals: list[int] | None = (
+            []
+            if isinstance(strategy, SignalStrategy)
+            and type(strategy).on_bar is SignalStrategy.on_bar
+            else None
+        )
+        self.on_bar = _bar_handler(ctx.last_bar, strategy.on_bar, self._signals)
         # Held: the per-order handlers should not look up what they can hold.
         self._open_orders = ctx.open_orders
         # Only a strategy that listens is told of every order answer.
@@ -56,6 +65,9 @@ class StrategyModule:
 
     def start(self) -> None:
         self.strategy.on_start()
+        if self._signals is not None:
+            assert isinstance(self.strategy, SignalStrategy)
+            self._signals[:] = self.strategy.bar_signals()
 
     def stop(self) -> None:
         self.strategy.on_stop()
@@ -115,14 +127,26 @@ class StrategyModule:
             self.strategy.on_fill(event.fill)
 
 
-def _bar_handler(last_bar: dict[str, Bar], on_bar: Callable[[Bar], None]) -> Callable[[Bar], None]:
-    """The strategy's bar handler: the context's latest bar, then the hook. A closure over both,
-    not a method: it runs for every bar, and a bound method's call and its two attribute loads
-    are about 6% of a dense run whose strategy does nothing."""
+def _bar_handler(
+    last_bar: dict[str, Bar], on_bar: Callable[[Bar], None], signals: list[int] | None = None
+) -> Callable[[Bar], None]:
+    """The strategy's bar handler: the context's latest bar, then the hook (with `signals`, a
+    signal strategy's per bar: only on a bar whose signal is not 0, where it does something). A
+    closure over them, not a method: it runs for every bar, and a bound method's call and its
+    two attribute loads are about 6% of a dense run whose strategy does nothing."""
 
-    def handle(bar: Bar) -> None:
-        last_bar[bar.instrument] = bar
-        on_bar(bar)
+    if signals is not None:
+        # Indexed as `SignalStrategy.on_bar` indexes it (a bar past its end fails the same way).
+        def handle(bar: Bar) -> None:
+            last_bar[bar.instrument] = bar
+            if signals[bar.index]:
+                on_bar(bar)
+
+    else:
+
+        def handle(bar: Bar) -> None:
+            last_bar[bar.instrument] = bar
+            on_bar(bar)
 
     # Named as the method it stands for, in a failing handler's report.
     handle.__qualname__ = "StrategyModule.on_bar"

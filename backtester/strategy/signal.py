@@ -101,10 +101,19 @@ class SignalStrategy(Strategy[P]):
     def active_bars(self) -> np.ndarray:
         return np.flatnonzero(self.signal)
 
-    def on_bar(self, bar: Bar) -> None:
+    def bar_signals(self) -> list[int]:
+        """The signal as a list, one value per bar (made once, after `on_start`): `on_bar` does
+        nothing on a bar whose value is 0, so the strategy module calls it only on the others
+        (`StrategyModule`)."""
         signals = self._signal
         if signals is None:
             signals = self._signal = self.signal.tolist()
+        return signals
+
+    def on_bar(self, bar: Bar) -> None:
+        signals = self._signal
+        if signals is None:
+            signals = self.bar_signals()
         signal = signals[bar.index]
         if signal == 0 or bar.instrument != self._symbol:
             return
