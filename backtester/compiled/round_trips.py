@@ -40,9 +40,10 @@ def group_round_trips(
     n = len(symbol)
     # Allocated by numpy, not in the kernel, whose own allocations fault in page by page. A fill
     # closes at most one trade, and opens at most one. Not zeroed: the loop writes every cell of
-    # the trades it returns, and the rows past them are never read (nor touched, when fresh).
+    # the trades it returns, and the cells past them are never read (nor touched, when fresh).
+    # A row per value, a column per trade: each value's row is returned as it is, no copy.
     ints = np.empty((4, n + 1), np.int64)
-    state = np.empty((n + 1, 8))
+    state = np.empty((8, n + 1))
     loop = _group if compiled else _group.py_func
     trades = loop(
         symbol,
@@ -57,10 +58,9 @@ def group_round_trips(
         ints,
         state,
     )
-    result = state[:trades]
     return (
         *ints[:, :trades],
-        *(result[:, column].copy() for column in (1, 2, 3, 4, 5, 6, 7, 0)),
+        *(state[value, :trades] for value in (1, 2, 3, 4, 5, 6, 7, 0)),
     )
 
 
@@ -145,7 +145,7 @@ def _group(
             out_ints[2, trades] = opened_at[s]
             out_ints[3, trades] = i
             for c in range(8):
-                out_state[trades, c] = state[s, c]
+                out_state[c, trades] = state[s, c]
             trades += 1
             is_open[s] = False
             if rest > 0.0:
@@ -168,7 +168,7 @@ def _group(
             out_ints[2, trades] = opened_at[s]
             out_ints[3, trades] = -1
             for c in range(8):
-                out_state[trades, c] = state[s, c]
+                out_state[c, trades] = state[s, c]
             trades += 1
     return trades
 
