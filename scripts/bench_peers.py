@@ -9,7 +9,9 @@ Protocol, identical for every row:
   pulls in: pandas for the peers, polars and numpy for us), then builds the data in memory (not
   timed), then times the framework's first call, then >= 5 more calls: "warm" is their median.
 - A call is what a user calls per parameter set once the data is loaded: ours `Backtest.run`
-  (indicators, signals, simulation, trades, statistics, digest); backtesting.py `Backtest.run`
+  (indicators, signals, simulation, trades, statistics, digest; in dense mode once as SmaCross,
+  whose signal hook is called only on bars whose signal is not 0, and once with an `on_bar` of
+  its own, called on every bar as backtesting.py calls `next`); backtesting.py `Backtest.run`
   (its progress bar switched off, as without tqdm installed); backtrader a Cerebro built, fed and
   run (it cannot run twice); vectorbt `Portfolio.from_signals` with the final value and the trade
   records, once on pandas Series and once on numpy arrays. The peers get the crossover signal
@@ -62,6 +64,7 @@ FAST, SLOW = 10, 30
 FIVE_YEARS = 5 * 525_600
 ROWS = (
     "backtester dense",
+    "backtester dense, on_bar every bar",
     "backtester signal mode",
     "backtester compiled path",
     "backtesting.py",
@@ -71,6 +74,7 @@ ROWS = (
 )
 FRAMEWORK_OF = {
     "backtester dense": "backtester",
+    "backtester dense, on_bar every bar": "backtester",
     "backtester signal mode": "backtester",
     "backtester compiled path": "backtester",
     "backtesting.py": "backtesting",
@@ -122,8 +126,19 @@ def ours(row: str, frame: Any, fee: float) -> tuple[Callable[[], Any], Callable[
     from backtester import Backtest
     from backtester.strategies import SmaCross
 
-    mode = {"dense": "dense", "signal": "signal", "compiled": "compiled"}[row.split()[1]]
-    bt = Backtest(frame, SmaCross, cash=CASH, fee_rate=fee, mode=mode)  # type: ignore[arg-type]
+    mode = {"dense": "dense", "signal": "signal", "compiled": "compiled"}[
+        row.split()[1].rstrip(",")
+    ]
+    strategy: Any = SmaCross
+    if row.endswith("on_bar every bar"):
+        # A hook of its own is called on every bar, as backtesting.py calls `next`; SmaCross's
+        # inherited hook is called only on the bars whose signal is not 0 (StrategyModule).
+        class SmaCrossEveryBar(SmaCross):  # type: ignore[misc]
+            def on_bar(self, bar: Any) -> None:
+                super().on_bar(bar)
+
+        strategy = SmaCrossEveryBar
+    bt = Backtest(frame, strategy, cash=CASH, fee_rate=fee, mode=mode)
     t0 = int(bt.data["BTC/USDT"]["ts"][0])
 
     def summary(result: Any) -> tuple[Trips, float]:
@@ -401,7 +416,7 @@ def run_size(n: int, rows: list[str], rounds: int, calls: int) -> dict[str, Row]
 
     peer = results.get("backtesting.py")
     if peer is not None:
-        for ours_ in ("backtester dense", "backtester signal mode", "backtester compiled path"):
+        for ours_ in (r for r in ROWS if FRAMEWORK_OF[r] == "backtester"):
             if ours_ in results:
                 mine = results[ours_]
                 print(
