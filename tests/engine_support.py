@@ -2,18 +2,23 @@
 
 A scripted strategy runs given actions at given bar indices; each action receives the strategy and may
 submit or cancel orders. `observed_engine` builds the real engine and keeps its bus, venue, ledger and recorder at hand, with a
-count of every terminal answer on the bus.
+count of every terminal answer on the bus. `message_stream` runs an engine with an observer of every
+message type and hashes what it saw, in delivery order.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import msgspec
 import polars as pl
 
 from backtester import Backtest, RunResult, Strategy
+from backtester.domain import messages
 from backtester.domain.messages import (
     Bar,
     OrderCanceled,
@@ -113,3 +118,30 @@ def observed_engine(
     frame = rows if isinstance(rows, pl.DataFrame) else bars_frame(rows)
     bt = Backtest(frame, strategy, **backtest)
     return Observed(bt.engine(**(params or {})))
+
+
+MESSAGE_TYPES = [
+    t
+    for _, t in inspect.getmembers(messages, inspect.isclass)
+    if issubclass(t, messages.Message) and t is not messages.Message
+]
+
+
+def message_stream(engine: Engine) -> tuple[int, str, RunResult]:
+    """Run the engine with one more subscriber to every message type (the last in each type's
+    order): the number of messages it saw, the SHA-256 of their encodings in that order, and the
+    run's result."""
+    digest = hashlib.sha256()
+    encode = msgspec.msgpack.Encoder().encode
+    count = 0
+
+    def seen(message: object) -> None:
+        nonlocal count
+        count += 1
+        digest.update(encode(message))
+
+    bus = engine.events.bus
+    for message_type in MESSAGE_TYPES:
+        bus.subscribe(message_type, seen)
+    result = engine.run()
+    return count, digest.hexdigest(), result

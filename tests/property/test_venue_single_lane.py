@@ -6,36 +6,18 @@ same with the lane as without it."""
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from backtester import Backtest, Strategy
-from backtester.domain import messages
 from backtester.execution.venue import SimulatedVenue
-from tests.engine_support import bars_frame, scripted
-from tests.property.test_engine_properties import (
-    CASH,
-    PROPERTY_SETTINGS,
-    bar_rows,
-    fee_models,
-    instruments,
-    scripts,
-    slippage_models,
-)
-
-MESSAGE_TYPES = [
-    t
-    for _, t in inspect.getmembers(messages, inspect.isclass)
-    if issubclass(t, messages.Message) and t is not messages.Message
-]
+from tests.engine_support import bars_frame, message_stream, scripted
+from tests.property.test_engine_properties import CASH, PROPERTY_SETTINGS, runs
 
 
 @pytest.fixture(autouse=True)
@@ -73,34 +55,17 @@ def _stream(case: dict[str, Any], lane: bool) -> tuple[int, str, str]:
         trade_on_close=case["trade_on_close"],
         mode=case["mode"],
     ).engine()
-    digest = hashlib.sha256()
-    encode = msgspec.msgpack.Encoder().encode
-    count = 0
-
-    def seen(message: object) -> None:
-        nonlocal count
-        count += 1
-        digest.update(encode(message))
-
-    for message_type in MESSAGE_TYPES:
-        engine.events.bus.subscribe(message_type, seen)
-    result = engine.run()
-    return count, digest.hexdigest(), result.digest
+    count, stream, result = message_stream(engine)
+    return count, stream, result.digest
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> dict[str, Any]:
-    rows = draw(bar_rows())
-    return {
-        "rows": rows,
-        "script": draw(scripts(len(rows))),
-        "fees": draw(fee_models),
-        "slippage": draw(slippage_models),
-        "instrument": draw(instruments),
-        "intrabar": draw(st.sampled_from(["ohlc", "pessimistic", "optimistic"])),
-        "trade_on_close": draw(st.booleans()),
-        "mode": draw(st.sampled_from(["dense", "signal"])),
-    }
+    """The engine properties' runs, with every intrabar policy and either event-path mode."""
+    case: dict[str, Any] = draw(runs())
+    case["intrabar"] = draw(st.sampled_from(["ohlc", "pessimistic", "optimistic"]))
+    case["mode"] = draw(st.sampled_from(["dense", "signal"]))
+    return case
 
 
 @PROPERTY_SETTINGS

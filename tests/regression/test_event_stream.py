@@ -5,13 +5,11 @@ linked orders on a synthetic series), in dense and signal mode.
 
 The result digests pin the books; this pins the conversation that produced them. A change to how
 modules hand orders to each other must leave both alone. If the stream changes on purpose, the
-new digests come from `python tests/regression/test_event_stream.py`.
+new digests come from `python -m tests.regression.test_event_stream`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ import pytest
 from backtester import Strategy, TimeInForce
 from backtester.config import FillConfig, IntrabarPath, RunConfig, VolumeShareSlippageSpec
 from backtester.config_file import load_config
-from backtester.domain import messages
 from backtester.domain.enums import BUY, SELL
 from backtester.domain.instrument import Instrument, MarginMode
 from backtester.domain.messages import Bar
@@ -35,34 +32,18 @@ from backtester.execution.fees import MakerTakerFee
 from backtester.execution.slippage import FixedBpsSlippage
 from backtester.runs.inputs import load_data
 from backtester.strategy.base import NoParams
+from tests.engine_support import message_stream
 
 ROOT = Path(__file__).resolve().parents[2] if __name__ != "__main__" else Path.cwd()
-MESSAGE_TYPES = [
-    t
-    for _, t in inspect.getmembers(messages, inspect.isclass)
-    if issubclass(t, messages.Message) and t is not messages.Message
-]
 
 
 def observed(engine: Engine) -> tuple[int, str]:
-    """Run the engine with one more subscriber to every message type (the last in each type's
-    order); the number of messages it saw and the hash of their encodings in that order."""
-    digest = hashlib.sha256()
-    encode = msgspec.msgpack.Encoder().encode
-    count = 0
-
-    def seen(message: object) -> None:
-        nonlocal count
-        count += 1
-        digest.update(encode(message))
-
-    bus = engine.events.bus
-    for message_type in MESSAGE_TYPES:
-        bus.subscribe(message_type, seen)
-    engine.run()
+    """The number of messages an observer of every type saw and the hash of them in delivery order
+    (`message_stream`)."""
+    count, digest, _ = message_stream(engine)
     # Every booking of the venue's was taken over by the client-side account (adr/0029).
     assert engine.events.ledger.in_step
-    return count, digest.hexdigest()[:20]
+    return count, digest[:20]
 
 
 Variant = Callable[[RunConfig, dict[str, Instrument]], tuple[RunConfig, dict[str, Instrument]]]
