@@ -277,11 +277,7 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         ranges = self._ranges.get(bar.instrument) if self._ranges else None
         times = self._times.get(bar.instrument) if self._times else None
         for live in eligible:
-            if live.seen < 0:
-                # Its first bar, unless signal mode skipped bars since it was accepted.
-                live.fresh = times is None or index == 0 or times[index - 1] < live.accepted_ts
-            elif ranges is not None and live.kind.tracks_bars and live.seen < index - 1:
-                live.kind.skip(live, ranges[0], ranges[1], live.seen + 1, index)
+            self._catch_up(live, index, ranges, times)
         low_first = self._low_first(bar)
         path = bar_path(bar, low_first)
         # (live order, the path time it became live at on this bar): every eligible order from
@@ -351,19 +347,36 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         if mark_path is not None:
             self._watch(bar, mark_path, elapsed, END)
         for live, start in taking_part:
-            if live.closed:
-                continue
-            live.kind.settle(live, path, start)
-            live.fresh = False
-            live.seen = index
-            tif = live.order.time_in_force
-            if tif is IOC or tif is FOK:
-                self._remove(live)
-                now = self._clock.now
-                self._bus.publish(
-                    OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now)
-                )
-                self._orphan(live)
+            if not live.closed:
+                self._bar_done(live, path, start, index)
+
+    def _catch_up(
+        self,
+        live: LiveOrder,
+        index: int,
+        ranges: tuple[np.ndarray, np.ndarray] | None,
+        times: np.ndarray | None,
+    ) -> None:
+        """Before an order is matched on bar `index`: whether that bar is its first (unless signal
+        mode skipped bars since it was accepted), or, for a type that tracks the bars, the range of
+        those signal mode skipped since it last saw one (`ranges`, `times`: signal mode's)."""
+        if live.seen < 0:
+            live.fresh = times is None or index == 0 or times[index - 1] < live.accepted_ts
+        elif ranges is not None and live.kind.tracks_bars and live.seen < index - 1:
+            live.kind.skip(live, ranges[0], ranges[1], live.seen + 1, index)
+
+    def _bar_done(self, live: LiveOrder, path: Path, start: float, index: int) -> None:
+        """An order still open after a bar's matching: its type settles the bar (from `start`, the
+        path time it became live at), and an immediate-or-cancel or fill-or-kill order expires."""
+        live.kind.settle(live, path, start)
+        live.fresh = False
+        live.seen = index
+        tif = live.order.time_in_force
+        if tif is IOC or tif is FOK:
+            self._remove(live)
+            now = self._clock.now
+            self._bus.publish(OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now))
+            self._orphan(live)
 
     def _match_one(self, bar: Bar, live: LiveOrder) -> None:
         """`_match` of a book holding one order whose fill releases nothing, on a bar without a
@@ -372,14 +385,12 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
         if live.accepted_ts > bar.ts_event:
             return  # not eligible yet
         index = bar.index
-        if live.seen < 0:
-            # As `_match`: its first bar, unless signal mode skipped bars since it was accepted.
-            times = self._times.get(bar.instrument) if self._times else None
-            live.fresh = times is None or index == 0 or times[index - 1] < live.accepted_ts
-        elif self._ranges and live.kind.tracks_bars and live.seen < index - 1:
-            ranges = self._ranges.get(bar.instrument)
-            if ranges is not None:
-                live.kind.skip(live, ranges[0], ranges[1], live.seen + 1, index)
+        self._catch_up(
+            live,
+            index,
+            self._ranges.get(bar.instrument) if self._ranges else None,
+            self._times.get(bar.instrument) if self._times else None,
+        )
         low_first = self._low_first(bar)
         path = bar_path(bar, low_first)
         hit = live.kind.trigger(live, path, 0.0)
@@ -397,17 +408,8 @@ class SimulatedVenue(LinkedOrders, MarginWatch, FillSizing):
                 # Still at the open with the order left on the book: the position changed, and
                 # with it the adverse extreme the rest of the bar is read by.
                 path = bar_path(bar, not low_first)
-        if live.closed:
-            return
-        live.kind.settle(live, path, 0.0)
-        live.fresh = False
-        live.seen = index
-        tif = live.order.time_in_force
-        if tif is IOC or tif is FOK:
-            self._remove(live)
-            now = self._clock.now
-            self._bus.publish(OrderExpired(order_id=live.order.order_id, ts_event=now, ts_init=now))
-            self._orphan(live)
+        if not live.closed:
+            self._bar_done(live, path, 0.0, index)
 
     def _hits(
         self, lives: list[LiveOrder], path: Path, start: float

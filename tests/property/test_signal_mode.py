@@ -56,6 +56,7 @@ def sparse_scripts(draw: st.DrawFn, bars: int) -> dict[int, list[Action]]:
 
 
 def with_active_bars(script: dict[int, list[Action]]) -> type[Strategy[Any]]:
+    """The scripted strategy, keeping the ids it submitted, with the bars it acts on declared."""
     base = scripted(script)
 
     class Declared(base):  # type: ignore[misc, valid-type]
@@ -64,7 +65,7 @@ def with_active_bars(script: dict[int, list[Action]]) -> type[Strategy[Any]]:
             self.ids: list[int] = []
 
         def active_bars(self) -> np.ndarray:
-            return np.array(sorted(script), dtype=np.int64)
+            return np.array(sorted(i for i, actions in script.items() if actions), dtype=np.int64)
 
     return Declared
 

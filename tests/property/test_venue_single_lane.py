@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backtester import Backtest, Strategy
+from backtester import Backtest
 from backtester.execution.venue import SimulatedVenue
-from tests.engine_support import bars_frame, message_stream, scripted
+from tests.engine_support import bars_frame, message_stream
 from tests.property.test_engine_properties import CASH, PROPERTY_SETTINGS, runs
+from tests.property.test_signal_mode import with_active_bars
 
 
 @pytest.fixture(autouse=True)
@@ -26,27 +26,12 @@ def _lane_restored() -> Iterator[None]:
     SimulatedVenue.single_lane = True
 
 
-def _declared(script: dict[int, list[Any]]) -> type[Strategy[Any]]:
-    """The scripted strategy with ids kept and its scripted bars declared (for signal mode)."""
-    base = scripted(script)
-
-    class Declared(base):  # type: ignore[misc, valid-type]
-        def on_start(self) -> None:
-            super().on_start()
-            self.ids: list[int] = []
-
-        def active_bars(self) -> np.ndarray:
-            return np.array(sorted(i for i, actions in script.items() if actions), dtype=np.int64)
-
-    return Declared
-
-
 def _stream(case: dict[str, Any], lane: bool) -> tuple[int, str, str]:
     """(messages delivered, hash of them in delivery order, the result's digest)."""
     SimulatedVenue.single_lane = lane
     engine = Backtest(
         bars_frame(case["rows"]),
-        _declared(case["script"]),
+        with_active_bars(case["script"]),
         cash=CASH,
         fees=case["fees"],
         slippage=case["slippage"],
